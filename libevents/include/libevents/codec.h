@@ -1,0 +1,169 @@
+/*
+ * libevents codec: Avro schemas, single-object encoding, schema resolution
+ * and the Avro JSON encoding.
+ *
+ * Wire format of a value (Avro single-object encoding):
+ *   C3 01 | CRC-64-AVRO fingerprint of the schema's Parsing Canonical Form,
+ *           8 bytes little-endian | Avro binary body
+ * Decoding finds the writer schema by fingerprint among the loaded schemas,
+ * validates the body against it with bounds (never trusting lengths, counts,
+ * enum ordinals or union indexes), and resolves it to the reader schema.
+ */
+#ifndef LIBEVENTS_CODEC_H
+#define LIBEVENTS_CODEC_H
+
+#include <avro.h>
+#include <jansson.h>
+#include <libevents/common.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ======================================================================
+ * Canonical form and fingerprint (pure functions)
+ * ====================================================================== */
+
+/* The Parsing Canonical Form of a schema given as JSON text, as defined by
+ * the Avro specification. Returns a malloc'd string the caller frees, or
+ * NULL with err filled. */
+LEV_API char *lev_avro_canonical_form(const char *schema_json, size_t len, lev_error_t *err);
+
+/* CRC-64-AVRO (Rabin) fingerprint of a byte string. */
+LEV_API uint64_t lev_avro_fingerprint64(const void *data, size_t len);
+
+/* ======================================================================
+ * Schema sets
+ * ====================================================================== */
+
+typedef struct lev_schema_s lev_schema_t;
+typedef struct lev_schemas_s lev_schemas_t;
+
+/* Flag for loading: the schema is an older version, known as a writer (so
+ * events written with it decode) but never the current (reader) version of
+ * its name. */
+#define LEV_SCHEMA_WRITER_ONLY 0x1
+
+LEV_API lev_schemas_t *lev_schemas_new(void);
+LEV_API void lev_schemas_destroy(lev_schemas_t *schemas);
+
+/* Loads every *.avsc file of `dir` (not recursive), in name order. A
+ * malformed schema fails the whole call with err->where naming the file.
+ * Two current schemas with one full name are an error. */
+LEV_API int lev_schemas_load_dir(lev_schemas_t *schemas, const char *dir, int flags,
+                                 lev_error_t *err);
+
+/* Loads one schema file. */
+LEV_API int lev_schemas_load_file(lev_schemas_t *schemas, const char *path, int flags,
+                                  lev_error_t *err);
+
+/* Adds a schema from JSON text; `origin` names it in errors (may be NULL).
+ * On success *out (if not NULL) points at the schema, owned by the set.
+ * Adding a schema whose fingerprint is already loaded returns the existing one. */
+LEV_API int lev_schemas_add(lev_schemas_t *schemas, const char *json, size_t len,
+                            const char *origin, int flags, const lev_schema_t **out,
+                            lev_error_t *err);
+
+/* Loads a colon-separated list of directories (LEV_SCHEMA_DIRS), each as
+ * current schemas, plus each one's `history/` subdirectory, if present, as
+ * writer-only versions. */
+LEV_API int lev_schemas_load_path(lev_schemas_t *schemas, const char *dirs, lev_error_t *err);
+
+/* The current version of a full name ("shop.order.OrderPlaced"), or NULL. */
+LEV_API const lev_schema_t *lev_schemas_find(const lev_schemas_t *schemas, const char *fullname);
+/* Any loaded version by fingerprint, or NULL. */
+LEV_API const lev_schema_t *lev_schemas_find_fingerprint(const lev_schemas_t *schemas,
+                                                         uint64_t fingerprint);
+LEV_API size_t lev_schemas_count(const lev_schemas_t *schemas);
+LEV_API const lev_schema_t *lev_schemas_at(const lev_schemas_t *schemas, size_t i);
+
+LEV_API const char *lev_schema_name(const lev_schema_t *schema);      /* full name */
+LEV_API const char *lev_schema_origin(const lev_schema_t *schema);    /* file or NULL */
+LEV_API const char *lev_schema_canonical(const lev_schema_t *schema); /* parsing canonical form */
+LEV_API uint64_t lev_schema_fingerprint(const lev_schema_t *schema);
+LEV_API int lev_schema_is_current(const lev_schema_t *schema);
+/* The avro-c schema; borrowed, owned by the set. */
+LEV_API avro_schema_t lev_schema_avro(const lev_schema_t *schema);
+
+/* ======================================================================
+ * Codec: encode, decode, JSON. A codec caches value interfaces and schema
+ * resolutions; it is not thread-safe (one per thread). It borrows the schema
+ * set, which must outlive it.
+ * ====================================================================== */
+
+typedef struct lev_codec_s lev_codec_t;
+
+/* Bounds applied to untrusted bytes before avro-c sees them. */
+typedef struct lev_codec_limits_s {
+    size_t max_value_size; /* whole framed value; default 1 MiB */
+    size_t max_bytes_len;  /* one string/bytes; default: max_value_size */
+    size_t max_items;      /* array items + map entries in one value; default 100000 */
+    size_t max_depth;      /* nesting of records/arrays/maps/unions; default 64 */
+} lev_codec_limits_t;
+
+/* Fills the defaults above. */
+LEV_API void lev_codec_limits_default(lev_codec_limits_t *limits);
+
+/* limits may be NULL for the defaults. */
+LEV_API lev_codec_t *lev_codec_new(const lev_schemas_t *schemas, const lev_codec_limits_t *limits);
+LEV_API void lev_codec_destroy(lev_codec_t *codec);
+LEV_API const lev_schemas_t *lev_codec_schemas(const lev_codec_t *codec);
+
+/* A new empty generic value of `schema`. The caller releases it with
+ * avro_value_decref(). */
+LEV_API int lev_codec_new_value(lev_codec_t *codec, const lev_schema_t *schema, avro_value_t *out);
+
+/* Encodes `value` (of `schema`) framed in single-object encoding into a
+ * malloc'd buffer the caller frees. */
+LEV_API int lev_codec_encode(lev_codec_t *codec, const lev_schema_t *schema, avro_value_t *value,
+                             void **buf, size_t *len, lev_error_t *err);
+
+/* Reads the fingerprint of a framed value: 0, or LEV_ERR_DECODE when the
+ * buffer is not single-object encoded. */
+LEV_API int lev_codec_peek_fingerprint(const void *buf, size_t len, uint64_t *fingerprint);
+
+/* Decodes a framed value. `reader` is the schema the caller expects; NULL
+ * means the current version of the writer's full name. On success *out is a
+ * new value of the reader schema (release with avro_value_decref) and
+ * *writer (if not NULL) the writer schema. Errors: LEV_ERR_DECODE (bad
+ * framing or body), LEV_ERR_UNKNOWN_SCHEMA, LEV_ERR_RESOLVE. Never aborts,
+ * whatever the bytes. */
+LEV_API int lev_codec_decode(lev_codec_t *codec, const void *buf, size_t len,
+                             const lev_schema_t *reader, avro_value_t *out,
+                             const lev_schema_t **writer, lev_error_t *err);
+
+/* Checks an unframed Avro binary body against a writer schema with the
+ * codec's limits, without decoding it (what decode does first). */
+LEV_API int lev_codec_validate_body(lev_codec_t *codec, const lev_schema_t *writer,
+                                    const void *body, size_t len, lev_error_t *err);
+
+/* JSON (Avro JSON encoding: unions as {"type": value} or null, bytes and
+ * fixed as ISO-8859-1 strings) to a new value of `schema`. Errors name the
+ * field path in err->where. */
+LEV_API int lev_codec_from_json(lev_codec_t *codec, const lev_schema_t *schema, json_t *json,
+                                avro_value_t *out, lev_error_t *err);
+
+/* A value to JSON (Avro JSON encoding). Returns a new reference or NULL. */
+LEV_API json_t *lev_codec_to_json(avro_value_t *value, lev_error_t *err);
+
+/* Field helpers for handlers: look a record field up by name (dotted paths
+ * such as "customer.id" go through nested records; a union holding a
+ * non-null branch is entered). Return 0, LEV_ERR_NOT_FOUND, or LEV_ERR_ARG on
+ * a type mismatch. Strings are borrowed from the value. */
+LEV_API int lev_value_get_string(avro_value_t *rec, const char *path, const char **out,
+                                 size_t *len);
+LEV_API int lev_value_get_long(avro_value_t *rec, const char *path, int64_t *out);
+LEV_API int lev_value_get_int(avro_value_t *rec, const char *path, int32_t *out);
+LEV_API int lev_value_get_bool(avro_value_t *rec, const char *path, int *out);
+LEV_API int lev_value_get_field(avro_value_t *rec, const char *path, avro_value_t *out);
+LEV_API int lev_value_set_string(avro_value_t *rec, const char *path, const char *s);
+LEV_API int lev_value_set_long(avro_value_t *rec, const char *path, int64_t v);
+LEV_API int lev_value_set_int(avro_value_t *rec, const char *path, int32_t v);
+LEV_API int lev_value_set_enum(avro_value_t *rec, const char *path, const char *symbol);
+/* Sets a ["null", T] union field to null (branch 0) or selects T and returns it. */
+LEV_API int lev_value_set_null(avro_value_t *rec, const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

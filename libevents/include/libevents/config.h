@@ -1,0 +1,79 @@
+/*
+ * libevents configuration: environment variables (12-factor) with defaults
+ * that work against the local stack (tools/stack). The README lists them.
+ */
+#ifndef LIBEVENTS_CONFIG_H
+#define LIBEVENTS_CONFIG_H
+
+#include <libevents/codec.h>
+#include <libevents/common.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LEV_RETRY_LEVELS_MAX 8
+
+/* Retry policy: in-process attempts with exponential backoff and full
+ * jitter, then one retry topic per delay level, then the dead-letter topic. */
+typedef struct lev_retry_policy_s {
+    int attempts;                            /* in-process attempts, the first included (>= 1) */
+    int backoff_ms;                          /* first backoff */
+    int backoff_max_ms;                      /* cap of the exponential backoff */
+    int levels;                              /* number of retry topics (0..LEV_RETRY_LEVELS_MAX) */
+    int64_t delays_ms[LEV_RETRY_LEVELS_MAX]; /* delay of each retry topic */
+} lev_retry_policy_t;
+
+typedef struct lev_config_s {
+    char *service;             /* LEV_SERVICE: name in logs, ce_source and DLQ headers */
+    char *bootstrap;           /* KAFKA_BOOTSTRAP: 127.0.0.1:19092 */
+    char *group_id;            /* LEV_GROUP_ID: the service name */
+    char *client_id;           /* LEV_CLIENT_ID: <service>-<hostname>-<pid> */
+    char *redis_url;           /* REDIS_URL: redis://127.0.0.1:16379/0; "" turns idempotency off */
+    char *schema_dirs;         /* LEV_SCHEMA_DIRS: schemas:<install dir> */
+    char *source;              /* LEV_SOURCE: ce_source of emitted events, /<service> */
+    lev_log_level_t log_level; /* LEV_LOG_LEVEL: info */
+    int batch_size;            /* LEV_BATCH_SIZE: max messages handled per batch, 500 */
+    int batch_wait_ms;         /* LEV_BATCH_WAIT_MS: max wait to fill a batch, 20 */
+    int delivery_timeout_ms;   /* LEV_DELIVERY_TIMEOUT_MS: produce ack deadline, 30000 */
+    int shutdown_timeout_ms;   /* LEV_SHUTDOWN_TIMEOUT_MS: bound on a graceful stop, 15000 */
+    int64_t lease_ms;          /* LEV_IDEMPOTENCY_LEASE_MS: claim lease, 60000 */
+    int64_t done_ttl_ms;       /* LEV_IDEMPOTENCY_TTL_MS: done-key life, 7 days */
+    lev_retry_policy_t retry;  /* LEV_RETRY_ATTEMPTS (3), LEV_RETRY_BACKOFF_MS (200),
+                                  LEV_RETRY_BACKOFF_MAX_MS (5000),
+                                  LEV_RETRY_DELAYS ("5s,30s,5m": one topic per delay) */
+    lev_codec_limits_t limits; /* LEV_MAX_VALUE_BYTES (1 MiB), LEV_MAX_ITEMS (100000) */
+    lev_kv_t *kafka;           /* KAFKA_<NAME>=v becomes librdkafka property name.lower */
+    size_t nkafka;             /*   (KAFKA_SECURITY_PROTOCOL -> security.protocol) */
+} lev_config_t;
+
+/* Fills defaults only (no environment). `service` is required. */
+LEV_API int lev_config_init(lev_config_t *conf, const char *service, lev_error_t *err);
+
+/* Defaults, then the environment. A bad value fails naming the variable. */
+LEV_API int lev_config_from_env(lev_config_t *conf, const char *service, lev_error_t *err);
+
+/* Frees what the configuration owns; the struct can be reused after. */
+LEV_API void lev_config_clear(lev_config_t *conf);
+
+/* Replaces a string field (copies value). */
+LEV_API int lev_config_set_str(char **field, const char *value);
+
+/* Adds or replaces a librdkafka property passed through to every client. */
+LEV_API int lev_config_set_kafka(lev_config_t *conf, const char *name, const char *value);
+
+/* Parses a duration: "250ms", "5s", "2m", "1h", "7d", or bare milliseconds. */
+LEV_API int lev_duration_parse(const char *s, int64_t *ms);
+
+/* Parses a retry delay list ("5s,30s,5m", or "" for no retry topics). */
+LEV_API int lev_retry_delays_parse(const char *s, lev_retry_policy_t *policy, lev_error_t *err);
+
+/* Writes the environment variables above, their defaults and meaning, one
+ * per line, for a program's --help. */
+LEV_API void lev_config_print_help(FILE *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

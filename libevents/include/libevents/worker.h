@@ -1,0 +1,138 @@
+/*
+ * libevents worker: a consumer-group worker that decodes events, dispatches
+ * them by type to handlers and finishes each message before storing its
+ * offset.
+ *
+ * A message is finished when its handler succeeded and every event it
+ * emitted was acknowledged by the broker, or it was moved to a retry topic
+ * (acknowledged), or dead-lettered (acknowledged), or its idempotency key
+ * says it was handled before. Offsets are stored per partition only up to
+ * the first unfinished message; an unfinished message is fetched again.
+ * Offsets are committed on partition revoke and at shutdown.
+ */
+#ifndef LIBEVENTS_WORKER_H
+#define LIBEVENTS_WORKER_H
+
+#include <libevents/codec.h>
+#include <libevents/common.h>
+#include <libevents/config.h>
+#include <libevents/producer.h>
+#include <libevents/store.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Dead-letter and retry headers (version 1). Each hop replaces them. */
+#define LEV_H_DLQ_VERSION "lev_dlq_version" /* "1" */
+#define LEV_H_ORIG_TOPIC "lev_original_topic"
+#define LEV_H_ORIG_PARTITION "lev_original_partition"
+#define LEV_H_ORIG_OFFSET "lev_original_offset"
+#define LEV_H_ORIG_TIMESTAMP "lev_original_timestamp"
+#define LEV_H_GROUP "lev_group"
+#define LEV_H_SERVICE "lev_service"
+#define LEV_H_ERROR_CLASS "lev_error_class"
+#define LEV_H_ERROR_MESSAGE "lev_error_message"
+#define LEV_H_ATTEMPTS "lev_attempts"
+#define LEV_H_FIRST_FAILURE "lev_first_failure"
+#define LEV_H_LAST_FAILURE "lev_last_failure"
+#define LEV_H_DUE "lev_due" /* retry topics: not before this time (ms since epoch) */
+
+typedef struct lev_worker_s lev_worker_t;
+typedef struct lev_ctx_s lev_ctx_t;
+
+/* What a handler returns. */
+typedef enum lev_result_e {
+    LEV_RESULT_OK = 0,        /* done; emitted events are produced */
+    LEV_RESULT_TRANSIENT = 1, /* try again later (emitted events are dropped) */
+    LEV_RESULT_PERMANENT = 2, /* will never succeed: dead-letter it */
+} lev_result_t;
+
+/* A decoded input event, valid during the handler call. */
+typedef struct lev_event_s {
+    const char *topic; /* the topic it was read from (a retry topic: the original) */
+    int32_t partition;
+    int64_t offset;
+    int64_t timestamp_ms;
+    const char *key;  /* NUL-terminated copy of the key ("" when none) */
+    const char *id;   /* ce_id */
+    const char *type; /* full schema name of the reader schema */
+    const char *source;
+    const char *correlation_id;
+    const char *traceparent;
+    int attempt;        /* 1 on the first try, counting every earlier try */
+    avro_value_t value; /* resolved to the current schema of `type` */
+} lev_event_t;
+
+typedef lev_result_t (*lev_handler_fn)(lev_ctx_t *ctx, const lev_event_t *ev, void *opaque);
+
+/* Creates a worker: loads the schemas of conf->schema_dirs, connects the
+ * producer, the consumer (group conf->group_id) and, when conf->redis_url is
+ * not empty, the idempotency store. The worker copies what it needs of conf. */
+LEV_API lev_worker_t *lev_worker_new(const lev_config_t *conf, lev_error_t *err);
+LEV_API void lev_worker_destroy(lev_worker_t *w);
+
+/* Registers the handler of an event type (full schema name). Unregistered
+ * types read from a subscribed topic are finished without a handler. */
+LEV_API int lev_worker_on(lev_worker_t *w, const char *type, lev_handler_fn fn, void *opaque,
+                          lev_error_t *err);
+
+/* Overrides the retry policy for one event type. */
+LEV_API int lev_worker_retry_policy(lev_worker_t *w, const char *type,
+                                    const lev_retry_policy_t *policy);
+
+/* Adds a topic to consume (call before run). */
+LEV_API int lev_worker_subscribe(lev_worker_t *w, const char *topic, lev_error_t *err);
+
+/* Runs until lev_worker_stop, then stops fetching, finishes what it holds,
+ * flushes, commits, leaves the group. Returns 0 after a clean stop. */
+LEV_API int lev_worker_run(lev_worker_t *w);
+
+/* Asks run to stop. Async-signal-safe. */
+LEV_API void lev_worker_stop(lev_worker_t *w);
+
+/* Installs SIGTERM and SIGINT handlers that call lev_worker_stop(w). */
+LEV_API int lev_worker_stop_on_signals(lev_worker_t *w);
+
+LEV_API const lev_schemas_t *lev_worker_schemas(const lev_worker_t *w);
+LEV_API lev_codec_t *lev_worker_codec(lev_worker_t *w);
+LEV_API lev_store_t *lev_worker_store(lev_worker_t *w); /* NULL without Redis */
+
+/* The retry and dead-letter topics of a group: "<group>.retry.<level>"
+ * (level from 1) and "<group>.dlq". */
+LEV_API void lev_retry_topic_name(const char *group, int level, char *out, size_t size);
+LEV_API void lev_dlq_topic_name(const char *group, char *out, size_t size);
+
+/* Counters, for tests and metrics. */
+typedef struct lev_worker_stats_s {
+    uint64_t received, handled, skipped_duplicates, emitted, retried_inprocess, sent_to_retry,
+        dead_lettered, batches, store_round_trips;
+} lev_worker_stats_t;
+LEV_API void lev_worker_stats(const lev_worker_t *w, lev_worker_stats_t *out);
+
+/* ---- inside a handler ---- */
+
+/* A new empty value of the current schema of `type`, owned by the context
+ * (released after the handler returns). */
+LEV_API int lev_ctx_new_value(lev_ctx_t *ctx, const char *type, avro_value_t *out);
+
+/* Emits an event: `value` (from lev_ctx_new_value) goes to `topic` keyed by
+ * `key`, with an id derived from the input id and type (lev_uuid_derive), the
+ * input's correlation id and trace. The events are produced only when the
+ * handler returns LEV_RESULT_OK; the input finishes when all are acknowledged. */
+LEV_API int lev_ctx_emit(lev_ctx_t *ctx, const char *topic, const char *key, avro_value_t *value,
+                         lev_error_t *err);
+
+/* Says why the handler failed (goes to logs and dead-letter headers). */
+LEV_API void lev_ctx_set_error(lev_ctx_t *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* The store (NULL without Redis) and the service name, for side-effect keys. */
+LEV_API lev_store_t *lev_ctx_store(lev_ctx_t *ctx);
+LEV_API const char *lev_ctx_service(const lev_ctx_t *ctx);
+LEV_API lev_codec_t *lev_ctx_codec(lev_ctx_t *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

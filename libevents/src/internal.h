@@ -1,0 +1,30 @@
+/* Private helpers shared by the files of libevents (not installed). */
+#ifndef LEV_INTERNAL_H
+#define LEV_INTERNAL_H
+
+#include <libevents.h>
+#include <stdarg.h>
+
+/* Fills err (if not NULL) and returns code, so callers can write
+ * `return lev_error_set(err, LEV_ERR_ARG, NULL, "bad %s", x);`. */
+int lev_error_set(lev_error_t *err, int code, const char *where, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Like lev_error_set but keeps err->where if `where` is NULL and prefixes
+ * nothing; used to pass an error up unchanged except for its code. */
+void lev_error_clear(lev_error_t *err);
+
+/* Logging from inside the library with a va_list of key, value pairs. */
+int lev_log_enabled(lev_log_level_t level);
+void lev_logv(lev_log_level_t level, const char *msg, va_list ap);
+
+/* Random bytes from the kernel (getrandom), never fails silently: aborts
+ * only if the kernel has no entropy source at all. */
+void lev_random_bytes(void *buf, size_t len);
+/* A uniformly random integer in [0, bound). */
+uint64_t lev_random_below(uint64_t bound);
+
+/* strdup that returns NULL for NULL. */
+char *lev_strdup(const char *s);
+
+#endif

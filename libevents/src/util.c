@@ -1,0 +1,205 @@
+/* Randomness, ids and time. */
+#include "internal.h"
+
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+void lev_random_bytes(void *buf, size_t len)
+{
+    unsigned char *p = buf;
+    while (len > 0) {
+        ssize_t n = getrandom(p, len, 0);
+        if (n < 0)
+            abort(); /* no entropy source at all: nothing sane to do */
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+uint64_t lev_random_below(uint64_t bound)
+{
+    if (bound <= 1)
+        return 0;
+    uint64_t limit = UINT64_MAX - UINT64_MAX % bound, r;
+    do {
+        lev_random_bytes(&r, sizeof r);
+    } while (r >= limit);
+    return r % bound;
+}
+
+char *lev_strdup(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static void uuid_format(const unsigned char u[16], char out[LEV_UUID_STR_LEN])
+{
+    snprintf(out, LEV_UUID_STR_LEN,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1],
+             u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14],
+             u[15]);
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static int uuid_parse(const char *s, unsigned char u[16])
+{
+    if (!s || strlen(s) != 36)
+        return -1;
+    for (int i = 0, j = 0; i < 36;) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-')
+                return -1;
+            i++;
+            continue;
+        }
+        int hi = hexval((unsigned char)s[i]), lo = hexval((unsigned char)s[i + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        u[j++] = (unsigned char)(hi << 4 | lo);
+        i += 2;
+    }
+    return 0;
+}
+
+void lev_uuid4(char out[LEV_UUID_STR_LEN])
+{
+    unsigned char u[16];
+    lev_random_bytes(u, sizeof u);
+    u[6] = (unsigned char)((u[6] & 0x0f) | 0x40);
+    u[8] = (unsigned char)((u[8] & 0x3f) | 0x80);
+    uuid_format(u, out);
+}
+
+int lev_uuid5(const char *ns, const char *name, size_t name_len, char out[LEV_UUID_STR_LEN])
+{
+    unsigned char nsb[16], digest[EVP_MAX_MD_SIZE];
+    if (uuid_parse(ns, nsb) != 0 || (!name && name_len))
+        return LEV_ERR_ARG;
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    if (!c)
+        return LEV_ERR_NOMEM;
+    int ok = EVP_DigestInit_ex(c, EVP_sha1(), NULL) && EVP_DigestUpdate(c, nsb, sizeof nsb) &&
+             EVP_DigestUpdate(c, name, name_len) && EVP_DigestFinal_ex(c, digest, NULL);
+    EVP_MD_CTX_free(c);
+    if (!ok)
+        return LEV_ERR_NOMEM;
+    digest[6] = (unsigned char)((digest[6] & 0x0f) | 0x50);
+    digest[8] = (unsigned char)((digest[8] & 0x3f) | 0x80);
+    uuid_format(digest, out);
+    return LEV_OK;
+}
+
+/* Namespace for ids derived from inputs whose id is not itself a UUID. */
+static const char lev_uuid_ns[] = "6f0d3b8e-2c1a-5e7b-9a44-1c0e8f3d2b71";
+
+int lev_uuid_derive(const char *input_id, const char *output_type, unsigned n,
+                    char out[LEV_UUID_STR_LEN])
+{
+    if (!input_id || !output_type)
+        return LEV_ERR_ARG;
+    char name[512];
+    int len = snprintf(name, sizeof name, "%s/%s/%u", input_id, output_type, n);
+    if (len < 0 || (size_t)len >= sizeof name)
+        return LEV_ERR_ARG;
+    unsigned char probe[16];
+    const char *ns = uuid_parse(input_id, probe) == 0 ? input_id : lev_uuid_ns;
+    return lev_uuid5(ns, name, (size_t)len, out);
+}
+
+int64_t lev_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t lev_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void lev_time_format(int64_t ms, char out[32])
+{
+    time_t secs = (time_t)(ms / 1000);
+    int frac = (int)(ms % 1000);
+    if (frac < 0) {
+        frac += 1000;
+        secs -= 1;
+    }
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 32 - n, ".%03dZ", frac);
+}
+
+/* Days from 1970-01-01 to y-m-d (proleptic Gregorian). */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+int lev_time_parse(const char *s, int64_t *ms)
+{
+    int y, mo, d, h, mi, sec, n = 0;
+    if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 ||
+        n != 19)
+        return LEV_ERR_ARG;
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+        return LEV_ERR_ARG;
+    const char *p = s + n;
+    int64_t frac_ms = 0;
+    if (*p == '.') {
+        int digits = 0;
+        p++;
+        while (*p >= '0' && *p <= '9') {
+            if (digits < 3)
+                frac_ms = frac_ms * 10 + (*p - '0');
+            digits++;
+            p++;
+        }
+        if (digits == 0)
+            return LEV_ERR_ARG;
+        for (int i = digits; i < 3; i++)
+            frac_ms *= 10;
+    }
+    int64_t offset_min = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int oh, om, k = 0;
+        if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &k) != 2 || k != 5)
+            return LEV_ERR_ARG;
+        offset_min = (int64_t)oh * 60 + om;
+        if (*p == '-')
+            offset_min = -offset_min;
+        p += 6;
+    } else {
+        return LEV_ERR_ARG;
+    }
+    if (*p != '\0')
+        return LEV_ERR_ARG;
+    int64_t days = days_from_civil(y, mo, d);
+    *ms = ((days * 86400 + h * 3600 + mi * 60 + sec) - offset_min * 60) * 1000 + frac_ms;
+    return LEV_OK;
+}

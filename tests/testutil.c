@@ -1,0 +1,261 @@
+#define _GNU_SOURCE
+#include "testutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+const char *lev_test_env(const char *name, const char *def)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : def;
+}
+
+void lev_test_unique(const char *prefix, char *out, size_t size)
+{
+    char u[LEV_UUID_STR_LEN];
+    lev_uuid4(u);
+    snprintf(out, size, "%s-%d-%.8s", prefix, (int)getpid(), u);
+}
+
+void lev_test_config(lev_config_t *conf, const char *service)
+{
+    lev_error_t err;
+    if (lev_config_from_env(conf, service, &err) != 0) {
+        char buf[600];
+        fprintf(stderr, "config: %s\n", lev_error_format(&err, buf, sizeof buf));
+        exit(2);
+    }
+    char group[128];
+    lev_test_unique(service, group, sizeof group);
+    lev_config_set_str(&conf->group_id, group);
+    conf->batch_wait_ms = 20;
+    conf->shutdown_timeout_ms = 10000;
+}
+
+void lev_test_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+static rd_kafka_t *client(rd_kafka_type_t type, const char *group)
+{
+    char errstr[512];
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    rd_kafka_conf_set(c, "bootstrap.servers", lev_test_env("KAFKA_BOOTSTRAP", "127.0.0.1:39092"),
+                      errstr, sizeof errstr);
+    if (group) {
+        rd_kafka_conf_set(c, "group.id", group, errstr, sizeof errstr);
+        rd_kafka_conf_set(c, "enable.auto.commit", "false", errstr, sizeof errstr);
+    }
+    rd_kafka_conf_set(c, "enable.partition.eof", "true", errstr, sizeof errstr);
+    rd_kafka_conf_set(c, "log_level", "3", errstr, sizeof errstr);
+    rd_kafka_t *rk = rd_kafka_new(type, c, errstr, sizeof errstr);
+    if (!rk) {
+        fprintf(stderr, "rd_kafka_new: %s\n", errstr);
+        exit(2);
+    }
+    return rk;
+}
+
+static int partition_count(rd_kafka_t *rk, const char *topic)
+{
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    int n = -1;
+    if (rd_kafka_metadata(rk, 0, rkt, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (md->topic_cnt == 1 && md->topics[0].err == 0) {
+            n = md->topics[0].partition_cnt;
+            for (int i = 0; i < md->topics[0].partition_cnt; i++)
+                if (md->topics[0].partitions[i].leader < 0)
+                    n = -1;
+        }
+        rd_kafka_metadata_destroy(md);
+    }
+    rd_kafka_topic_destroy(rkt);
+    return n;
+}
+
+int lev_test_create_topic(const char *topic, int partitions)
+{
+    rd_kafka_t *rk = client(RD_KAFKA_PRODUCER, NULL);
+    char errstr[512];
+    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, 1, errstr, sizeof errstr);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
+    int rc = -1;
+    if (ev) {
+        const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
+        size_t cnt;
+        const rd_kafka_topic_result_t **tr = rd_kafka_CreateTopics_result_topics(res, &cnt);
+        if (cnt == 1 &&
+            (rd_kafka_topic_result_error(tr[0]) == RD_KAFKA_RESP_ERR_NO_ERROR ||
+             rd_kafka_topic_result_error(tr[0]) == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS))
+            rc = 0;
+        else if (cnt == 1)
+            fprintf(stderr, "create topic %s: %s\n", topic,
+                    rd_kafka_topic_result_error_string(tr[0]));
+        rd_kafka_event_destroy(ev);
+    }
+    rd_kafka_NewTopic_destroy(nt);
+    rd_kafka_queue_destroy(q);
+    for (int i = 0; rc == 0 && i < 100; i++) {
+        if (partition_count(rk, topic) == partitions)
+            break;
+        lev_test_sleep_ms(100);
+        if (i == 99)
+            rc = -1;
+    }
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
+size_t lev_test_read_topic(const char *topic, size_t min, int timeout_ms, lev_test_record_t **out)
+{
+    rd_kafka_t *rk = client(RD_KAFKA_CONSUMER, "lev-test-reader");
+    int np = -1;
+    for (int i = 0; i < 50 && np < 0; i++) {
+        np = partition_count(rk, topic);
+        if (np < 0)
+            lev_test_sleep_ms(100);
+    }
+    size_t n = 0, cap = 64;
+    lev_test_record_t *recs = calloc(cap, sizeof *recs);
+    if (np <= 0) {
+        rd_kafka_destroy(rk);
+        *out = recs;
+        return 0;
+    }
+    rd_kafka_topic_partition_list_t *tl = rd_kafka_topic_partition_list_new(np);
+    for (int p = 0; p < np; p++)
+        rd_kafka_topic_partition_list_add(tl, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_assign(rk, tl);
+    rd_kafka_topic_partition_list_destroy(tl);
+    int *eof = calloc((size_t)np, sizeof *eof);
+    int64_t deadline = lev_mono_ms() + timeout_ms;
+    while (lev_mono_ms() < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (!m) {
+            int all = 1;
+            for (int p = 0; p < np; p++)
+                all &= eof[p];
+            if (all && n >= min)
+                break;
+            continue;
+        }
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            eof[m->partition] = 1;
+        } else if (!m->err) {
+            eof[m->partition] = 0;
+            if (n == cap) {
+                cap *= 2;
+                recs = realloc(recs, cap * sizeof *recs);
+            }
+            lev_test_record_t *r = &recs[n++];
+            memset(r, 0, sizeof *r);
+            r->partition = m->partition;
+            r->offset = m->offset;
+            r->timestamp = rd_kafka_message_timestamp(m, NULL);
+            r->key = strndup(m->key ? (const char *)m->key : "", m->key ? m->key_len : 0);
+            r->value = malloc(m->len ? m->len : 1);
+            if (m->len)
+                memcpy(r->value, m->payload, m->len);
+            r->value_len = m->len;
+            rd_kafka_headers_t *h = NULL;
+            if (rd_kafka_message_headers(m, &h) == 0 && h)
+                r->headers = rd_kafka_headers_copy(h);
+        }
+        rd_kafka_message_destroy(m);
+    }
+    free(eof);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    *out = recs;
+    return n;
+}
+
+void lev_test_records_free(lev_test_record_t *recs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(recs[i].key);
+        free(recs[i].value);
+        if (recs[i].headers)
+            rd_kafka_headers_destroy(recs[i].headers);
+    }
+    free(recs);
+}
+
+const char *lev_test_header(const lev_test_record_t *r, const char *name, char *buf, size_t size)
+{
+    const void *v;
+    size_t len;
+    buf[0] = '\0';
+    if (r->headers && rd_kafka_header_get_last(r->headers, name, &v, &len) == 0 && v) {
+        if (len >= size)
+            len = size - 1;
+        memcpy(buf, v, len);
+        buf[len] = '\0';
+    }
+    return buf;
+}
+
+int lev_test_committed(const char *group, const char *topic, int n, int64_t *out)
+{
+    rd_kafka_t *rk = client(RD_KAFKA_CONSUMER, group);
+    rd_kafka_topic_partition_list_t *tl = rd_kafka_topic_partition_list_new(n);
+    for (int p = 0; p < n; p++)
+        rd_kafka_topic_partition_list_add(tl, topic, p);
+    int rc = rd_kafka_committed(rk, tl, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
+    for (int p = 0; p < n && rc == 0; p++)
+        out[p] = tl->elems[p].offset;
+    rd_kafka_topic_partition_list_destroy(tl);
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
+pid_t lev_test_spawn(char *const argv[], char *const env[], const char *log_path)
+{
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    for (size_t i = 0; env && env[i]; i++)
+        putenv(env[i]);
+    if (log_path) {
+        int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+    }
+    execv(argv[0], argv);
+    _exit(127);
+}
+
+int lev_test_wait(pid_t pid, int timeout_ms, int *status)
+{
+    int64_t deadline = lev_mono_ms() + timeout_ms;
+    for (;;) {
+        pid_t r = waitpid(pid, status, WNOHANG);
+        if (r == pid)
+            return 0;
+        if (lev_mono_ms() >= deadline)
+            return -1;
+        lev_test_sleep_ms(20);
+    }
+}
+
+void lev_test_bin(const char *rel, char *out, size_t size)
+{
+    snprintf(out, size, "%s/%s", lev_test_env("LEV_BINARY_DIR", "."), rel);
+}
