@@ -1,0 +1,322 @@
+/* Configuration from environment variables, with defaults for the local stack. */
+#include "internal.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define DEFAULT_BOOTSTRAP "127.0.0.1:19092"
+#define DEFAULT_REDIS_URL "redis://127.0.0.1:16379/0"
+#define DEFAULT_RETRY_DELAYS "5s,30s,5m"
+
+int lev_config_set_str(char **field, const char *value)
+{
+    char *copy = NULL;
+    if (value && !(copy = strdup(value)))
+        return LEV_ERR_NOMEM;
+    free(*field);
+    *field = copy;
+    return LEV_OK;
+}
+
+int lev_duration_parse(const char *s, int64_t *ms)
+{
+    if (!s || !*s)
+        return LEV_ERR_CONFIG;
+    errno = 0;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || v < 0)
+        return LEV_ERR_CONFIG;
+    static const struct {
+        const char *unit;
+        int64_t mult;
+    } units[] = {{"", 1}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (strcmp(end, units[i].unit) == 0) {
+            if (v > INT64_MAX / units[i].mult)
+                return LEV_ERR_CONFIG;
+            *ms = (int64_t)v * units[i].mult;
+            return LEV_OK;
+        }
+    }
+    return LEV_ERR_CONFIG;
+}
+
+int lev_retry_delays_parse(const char *s, lev_retry_policy_t *policy, lev_error_t *err)
+{
+    int levels = 0;
+    int64_t delays[LEV_RETRY_LEVELS_MAX];
+    const char *p = s ? s : "";
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        char item[32];
+        if (len == 0 || len >= sizeof item)
+            return lev_error_set(err, LEV_ERR_CONFIG, "LEV_RETRY_DELAYS",
+                                 "expected durations separated by commas, got \"%s\"", s);
+        memcpy(item, p, len);
+        item[len] = '\0';
+        if (levels == LEV_RETRY_LEVELS_MAX)
+            return lev_error_set(err, LEV_ERR_CONFIG, "LEV_RETRY_DELAYS", "at most %d retry levels",
+                                 LEV_RETRY_LEVELS_MAX);
+        if (lev_duration_parse(item, &delays[levels]) != 0)
+            return lev_error_set(err, LEV_ERR_CONFIG, "LEV_RETRY_DELAYS",
+                                 "\"%s\" is not a duration (like 500ms, 5s, 2m)", item);
+        levels++;
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    policy->levels = levels;
+    memcpy(policy->delays_ms, delays, sizeof(int64_t) * (size_t)levels);
+    return LEV_OK;
+}
+
+int lev_config_set_kafka(lev_config_t *conf, const char *name, const char *value)
+{
+    for (size_t i = 0; i < conf->nkafka; i++) {
+        if (strcmp(conf->kafka[i].key, name) == 0) {
+            char *v = strdup(value);
+            if (!v)
+                return LEV_ERR_NOMEM;
+            free((char *)conf->kafka[i].value);
+            conf->kafka[i].value = v;
+            return LEV_OK;
+        }
+    }
+    lev_kv_t *kv = realloc(conf->kafka, (conf->nkafka + 1) * sizeof *kv);
+    if (!kv)
+        return LEV_ERR_NOMEM;
+    conf->kafka = kv;
+    char *k = strdup(name), *v = strdup(value);
+    if (!k || !v) {
+        free(k);
+        free(v);
+        return LEV_ERR_NOMEM;
+    }
+    kv[conf->nkafka].key = k;
+    kv[conf->nkafka].value = v;
+    conf->nkafka++;
+    return LEV_OK;
+}
+
+void lev_config_clear(lev_config_t *conf)
+{
+    if (!conf)
+        return;
+    free(conf->service);
+    free(conf->bootstrap);
+    free(conf->group_id);
+    free(conf->client_id);
+    free(conf->redis_url);
+    free(conf->schema_dirs);
+    free(conf->source);
+    for (size_t i = 0; i < conf->nkafka; i++) {
+        free((char *)conf->kafka[i].key);
+        free((char *)conf->kafka[i].value);
+    }
+    free(conf->kafka);
+    memset(conf, 0, sizeof *conf);
+}
+
+int lev_config_init(lev_config_t *conf, const char *service, lev_error_t *err)
+{
+    memset(conf, 0, sizeof *conf);
+    if (!service || !*service)
+        return lev_error_set(err, LEV_ERR_ARG, NULL, "a service name is required");
+    char host[64] = "localhost", client_id[256], source[256];
+    gethostname(host, sizeof host - 1);
+    host[sizeof host - 1] = '\0';
+    snprintf(client_id, sizeof client_id, "%s-%s-%d", service, host, (int)getpid());
+    snprintf(source, sizeof source, "/%s", service);
+    int rc = lev_config_set_str(&conf->service, service) |
+             lev_config_set_str(&conf->bootstrap, DEFAULT_BOOTSTRAP) |
+             lev_config_set_str(&conf->group_id, service) |
+             lev_config_set_str(&conf->client_id, client_id) |
+             lev_config_set_str(&conf->redis_url, DEFAULT_REDIS_URL) |
+             lev_config_set_str(&conf->schema_dirs, "schemas:" LEV_SCHEMA_INSTALL_DIR) |
+             lev_config_set_str(&conf->source, source);
+    if (rc) {
+        lev_config_clear(conf);
+        return lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
+    }
+    conf->log_level = LEV_LOG_INFO;
+    conf->batch_size = 500;
+    conf->batch_wait_ms = 20;
+    conf->delivery_timeout_ms = 30000;
+    conf->shutdown_timeout_ms = 15000;
+    conf->lease_ms = 60000;
+    conf->done_ttl_ms = 7LL * 86400000;
+    conf->retry.attempts = 3;
+    conf->retry.backoff_ms = 200;
+    conf->retry.backoff_max_ms = 5000;
+    lev_retry_delays_parse(DEFAULT_RETRY_DELAYS, &conf->retry, NULL);
+    lev_codec_limits_default(&conf->limits);
+    return LEV_OK;
+}
+
+/* ---- environment ---- */
+
+typedef enum { T_STR, T_INT, T_DURATION, T_SIZE, T_LEVEL, T_DELAYS } var_type_t;
+
+typedef struct {
+    const char *name;
+    var_type_t type;
+    size_t offset;
+    const char *def;
+    const char *doc;
+} var_t;
+
+#define OFF(f) offsetof(lev_config_t, f)
+
+static const var_t vars[] = {
+    {"LEV_SERVICE", T_STR, OFF(service), "<program name>",
+     "service name in logs, ce_source, DLQ headers"},
+    {"KAFKA_BOOTSTRAP", T_STR, OFF(bootstrap), DEFAULT_BOOTSTRAP, "Kafka bootstrap servers"},
+    {"LEV_GROUP_ID", T_STR, OFF(group_id), "<service>", "consumer group id"},
+    {"LEV_CLIENT_ID", T_STR, OFF(client_id), "<service>-<host>-<pid>", "Kafka client id"},
+    {"REDIS_URL", T_STR, OFF(redis_url), DEFAULT_REDIS_URL,
+     "Redis for idempotency keys; empty turns idempotency off"},
+    {"LEV_SCHEMA_DIRS", T_STR, OFF(schema_dirs), "schemas:" LEV_SCHEMA_INSTALL_DIR,
+     "colon-separated schema directories (each one's history/ holds older versions)"},
+    {"LEV_SOURCE", T_STR, OFF(source), "/<service>", "ce_source of emitted events"},
+    {"LEV_LOG_LEVEL", T_LEVEL, OFF(log_level), "info", "debug, info, warn or error"},
+    {"LEV_BATCH_SIZE", T_INT, OFF(batch_size), "500", "max messages handled per batch"},
+    {"LEV_BATCH_WAIT_MS", T_INT, OFF(batch_wait_ms), "20", "max wait to fill a batch (ms)"},
+    {"LEV_DELIVERY_TIMEOUT_MS", T_INT, OFF(delivery_timeout_ms), "30000",
+     "deadline for the broker to acknowledge a produced event (ms)"},
+    {"LEV_SHUTDOWN_TIMEOUT_MS", T_INT, OFF(shutdown_timeout_ms), "15000",
+     "bound on a graceful stop (ms)"},
+    {"LEV_IDEMPOTENCY_LEASE_MS", T_DURATION, OFF(lease_ms), "60s", "lease of an idempotency claim"},
+    {"LEV_IDEMPOTENCY_TTL_MS", T_DURATION, OFF(done_ttl_ms), "7d",
+     "how long a handled event id is remembered"},
+    {"LEV_RETRY_ATTEMPTS", T_INT, OFF(retry.attempts), "3",
+     "in-process attempts of a transient failure, the first included"},
+    {"LEV_RETRY_BACKOFF_MS", T_INT, OFF(retry.backoff_ms), "200",
+     "first in-process backoff (ms), doubled each attempt, full jitter"},
+    {"LEV_RETRY_BACKOFF_MAX_MS", T_INT, OFF(retry.backoff_max_ms), "5000",
+     "cap of the in-process backoff (ms)"},
+    {"LEV_RETRY_DELAYS", T_DELAYS, 0, DEFAULT_RETRY_DELAYS,
+     "delay of each retry topic <group>.retry.<n>; empty: straight to the DLQ"},
+    {"LEV_MAX_VALUE_BYTES", T_SIZE, OFF(limits.max_value_size), "1048576",
+     "largest event value accepted"},
+    {"LEV_MAX_ITEMS", T_SIZE, OFF(limits.max_items), "100000",
+     "most array items and map entries in one event"},
+};
+
+static int parse_int(const char *s, long long min, long long max, long long *out)
+{
+    errno = 0;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int apply_var(lev_config_t *conf, const var_t *v, const char *val, lev_error_t *err)
+{
+    char *base = (char *)conf;
+    long long n;
+    int64_t ms;
+    switch (v->type) {
+    case T_STR:
+        return lev_config_set_str((char **)(void *)(base + v->offset), val);
+    case T_INT:
+        if (parse_int(val, 0, INT32_MAX, &n) != 0)
+            return lev_error_set(err, LEV_ERR_CONFIG, v->name,
+                                 "expected a non-negative integer, got \"%s\"", val);
+        *(int *)(void *)(base + v->offset) = (int)n;
+        return LEV_OK;
+    case T_SIZE:
+        if (parse_int(val, 1, INT64_MAX, &n) != 0)
+            return lev_error_set(err, LEV_ERR_CONFIG, v->name,
+                                 "expected a positive integer, got \"%s\"", val);
+        *(size_t *)(void *)(base + v->offset) = (size_t)n;
+        return LEV_OK;
+    case T_DURATION:
+        if (lev_duration_parse(val, &ms) != 0)
+            return lev_error_set(err, LEV_ERR_CONFIG, v->name,
+                                 "expected a duration like 500ms, 30s, 7d, got \"%s\"", val);
+        *(int64_t *)(void *)(base + v->offset) = ms;
+        return LEV_OK;
+    case T_LEVEL:
+        if (lev_log_level_parse(val, &conf->log_level) != 0)
+            return lev_error_set(err, LEV_ERR_CONFIG, v->name,
+                                 "expected debug, info, warn or error, got \"%s\"", val);
+        return LEV_OK;
+    case T_DELAYS:
+        return lev_retry_delays_parse(val, &conf->retry, err);
+    }
+    return LEV_ERR_CONFIG;
+}
+
+/* KAFKA_SECURITY_PROTOCOL -> security.protocol; KAFKA_BOOTSTRAP is ours. */
+static int apply_kafka_passthrough(lev_config_t *conf, const char *entry, lev_error_t *err)
+{
+    const char *eq = strchr(entry, '=');
+    if (!eq || strncmp(entry, "KAFKA_", 6) != 0)
+        return LEV_OK;
+    size_t nlen = (size_t)(eq - entry) - 6;
+    if (nlen == 0 || nlen >= 128 || strncmp(entry, "KAFKA_BOOTSTRAP=", 16) == 0)
+        return LEV_OK;
+    char name[128];
+    for (size_t i = 0; i < nlen; i++) {
+        char c = entry[6 + i];
+        name[i] = c == '_' ? '.' : (char)tolower((unsigned char)c);
+    }
+    name[nlen] = '\0';
+    if (lev_config_set_kafka(conf, name, eq + 1) != 0)
+        return lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
+    return LEV_OK;
+}
+
+int lev_config_from_env(lev_config_t *conf, const char *service, lev_error_t *err)
+{
+    const char *svc = getenv("LEV_SERVICE");
+    int rc = lev_config_init(conf, svc && *svc ? svc : service, err);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *val = getenv(vars[i].name);
+        if (!val || i == 0) /* LEV_SERVICE was read above */
+            continue;
+        /* An empty REDIS_URL means "no Redis"; other empty values keep defaults. */
+        if (!*val && strcmp(vars[i].name, "REDIS_URL") != 0 &&
+            strcmp(vars[i].name, "LEV_RETRY_DELAYS") != 0)
+            continue;
+        if ((rc = apply_var(conf, &vars[i], val, err)) != 0)
+            goto fail;
+    }
+    if (conf->batch_size < 1) {
+        rc = lev_error_set(err, LEV_ERR_CONFIG, "LEV_BATCH_SIZE", "must be at least 1");
+        goto fail;
+    }
+    if (conf->retry.attempts < 1) {
+        rc = lev_error_set(err, LEV_ERR_CONFIG, "LEV_RETRY_ATTEMPTS", "must be at least 1");
+        goto fail;
+    }
+    for (char **e = environ; e && *e; e++)
+        if ((rc = apply_kafka_passthrough(conf, *e, err)) != 0)
+            goto fail;
+    return LEV_OK;
+fail:
+    lev_config_clear(conf);
+    return rc;
+}
+
+void lev_config_print_help(FILE *out)
+{
+    fprintf(out, "Environment:\n");
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        fprintf(out, "  %-26s %s (default: %s)\n", vars[i].name, vars[i].doc, vars[i].def);
+    fprintf(out, "  %-26s %s\n", "KAFKA_<NAME>",
+            "any librdkafka property, e.g. KAFKA_SECURITY_PROTOCOL=ssl -> security.protocol");
+}

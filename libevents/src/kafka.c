@@ -1,0 +1,73 @@
+/* Shared librdkafka setup: configuration, log routing, headers. */
+#include "kafka_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int lev_kafka_conf_set(rd_kafka_conf_t *kc, const char *name, const char *value, lev_error_t *err)
+{
+    char errstr[512];
+    if (rd_kafka_conf_set(kc, name, value, errstr, sizeof errstr) != RD_KAFKA_CONF_OK)
+        return lev_error_set(err, LEV_ERR_CONFIG, name, "%s", errstr);
+    return LEV_OK;
+}
+
+void lev_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    lev_log_level_t l = level <= 3   ? LEV_LOG_ERROR
+                        : level == 4 ? LEV_LOG_WARN
+                        : level <= 6 ? LEV_LOG_INFO
+                                     : LEV_LOG_DEBUG;
+    lev_log(l, buf, "component", "librdkafka", "facility", fac, "client", rd_kafka_name(rk), NULL);
+}
+
+static int apply(rd_kafka_conf_t *kc, const lev_kv_t *kv, lev_error_t *err)
+{
+    for (; kv && kv->key; kv++)
+        if (lev_kafka_conf_set(kc, kv->key, kv->value, err) != 0)
+            return LEV_ERR_CONFIG;
+    return LEV_OK;
+}
+
+rd_kafka_conf_t *lev_kafka_conf_new(const lev_config_t *conf, const lev_kv_t *defaults,
+                                    const lev_kv_t *extra, lev_error_t *err)
+{
+    rd_kafka_conf_t *kc = rd_kafka_conf_new();
+    if (!kc) {
+        lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
+        return NULL;
+    }
+    rd_kafka_conf_set_log_cb(kc, lev_kafka_log_cb);
+    if (lev_kafka_conf_set(kc, "bootstrap.servers", conf->bootstrap, err) ||
+        (conf->client_id && lev_kafka_conf_set(kc, "client.id", conf->client_id, err)) ||
+        apply(kc, defaults, err))
+        goto fail;
+    for (size_t i = 0; i < conf->nkafka; i++) {
+        if (lev_kafka_conf_set(kc, conf->kafka[i].key, conf->kafka[i].value, err) != 0) {
+            /* name the environment variable the operator set */
+            char var[160];
+            snprintf(var, sizeof var, "KAFKA_%s", conf->kafka[i].key);
+            for (char *c = var; *c; c++)
+                *c = *c == '.' ? '_' : (char)(*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
+            if (err)
+                snprintf(err->where, sizeof err->where, "%s", var);
+            goto fail;
+        }
+    }
+    if (apply(kc, extra, err))
+        goto fail;
+    return kc;
+fail:
+    rd_kafka_conf_destroy(kc);
+    return NULL;
+}
+
+rd_kafka_headers_t *lev_kafka_headers_new(const lev_header_t *h, size_t n)
+{
+    if (n == 0)
+        return NULL;
+    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(n);
+    for (size_t i = 0; i < n; i++)
+        rd_kafka_header_add(hdrs, h[i].name, -1, h[i].value, h[i].value ? (ssize_t)h[i].size : 0);
+    return hdrs;
+}

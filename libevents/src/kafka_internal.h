@@ -1,0 +1,24 @@
+/* Private helpers shared by the Kafka clients of libevents. */
+#ifndef LEV_KAFKA_INTERNAL_H
+#define LEV_KAFKA_INTERNAL_H
+
+#include "internal.h"
+
+#include <librdkafka/rdkafka.h>
+
+/* A librdkafka configuration with bootstrap, client id, logging routed to
+ * lev_log, the KAFKA_* passthrough of conf, then `extra` (NULL-ended, may be
+ * NULL). Returns NULL with err filled when a property is rejected. */
+rd_kafka_conf_t *lev_kafka_conf_new(const lev_config_t *conf, const lev_kv_t *defaults,
+                                    const lev_kv_t *extra, lev_error_t *err);
+
+/* Sets one property or fills err naming it. */
+int lev_kafka_conf_set(rd_kafka_conf_t *kc, const char *name, const char *value, lev_error_t *err);
+
+/* librdkafka's log lines, to lev_log. */
+void lev_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
+
+/* Copies lev headers into a new librdkafka header list (NULL when n is 0). */
+rd_kafka_headers_t *lev_kafka_headers_new(const lev_header_t *h, size_t n);
+
+#endif
