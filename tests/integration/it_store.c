@@ -1,0 +1,924 @@
+/*
+ * The Redis store against a real redis-server (REDIS_URL), plus a small fake
+ * server in a thread for the failures a real one does not produce on demand
+ * (replies of the wrong type, silence, a closed connection, a password
+ * echoed in an error).
+ *
+ * Every key starts with a prefix unique to this run, so runs sharing a
+ * server do not see each other. The real server is shared with other tests:
+ * connections are killed one by one (by the name the store gives its
+ * connection), never all normal clients at once.
+ */
+#include "check.h"
+#include "store_internal.h"
+#include "testutil.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <libevents.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define TIMEOUT_MS 2000
+
+static const char *redis_url;
+static char prefix[128];
+static redisContext *raw_ctx; /* an independent client, to look and to meddle */
+
+/* ======================================================================
+ * Helpers
+ * ====================================================================== */
+
+/* A store on REDIS_URL; fails the case when it cannot connect. */
+static lev_store_t *store_open(void)
+{
+    lev_error_t err = {0};
+    lev_store_t *s = lev_store_new(redis_url, TIMEOUT_MS, &err);
+    if (!s)
+        fprintf(stderr, "  lev_store_new: %s: %s\n", err.where, err.text);
+    CHECK(s != NULL);
+    return s;
+}
+
+/* Fills keys[0..n) with "<prefix>:<tag>:<i>" (malloc'd). */
+static void keys_make(char **keys, size_t n, const char *tag)
+{
+    for (size_t i = 0; i < n; i++) {
+        keys[i] = malloc(strlen(prefix) + strlen(tag) + 32);
+        sprintf(keys[i], "%s:%s:%zu", prefix, tag, i);
+    }
+}
+
+static void keys_free(char **keys, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(keys[i]);
+}
+
+/* Runs a command on the independent connection (reconnecting it if needed);
+ * the caller frees the reply. */
+static redisReply *raw(const char *fmt, ...)
+{
+    if (!raw_ctx || raw_ctx->err) {
+        lev_store_url_t u;
+        lev_error_t err;
+        if (raw_ctx)
+            redisFree(raw_ctx);
+        raw_ctx = NULL;
+        if (lev_store_url_parse(redis_url, &u, &err) != 0)
+            return NULL;
+        struct timeval tv = {2, 0};
+        raw_ctx = u.is_unix ? redisConnectUnixWithTimeout(u.host, tv)
+                            : redisConnectWithTimeout(u.host, u.port, tv);
+        if (raw_ctx && !raw_ctx->err && u.password) {
+            redisReply *r = u.user ? redisCommand(raw_ctx, "AUTH %s %s", u.user, u.password)
+                                   : redisCommand(raw_ctx, "AUTH %s", u.password);
+            if (r)
+                freeReplyObject(r);
+        }
+        if (raw_ctx && !raw_ctx->err && u.db) {
+            redisReply *r = redisCommand(raw_ctx, "SELECT %d", u.db);
+            if (r)
+                freeReplyObject(r);
+        }
+        lev_store_url_free(&u);
+        if (!raw_ctx || raw_ctx->err)
+            return NULL;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(raw_ctx, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+/* The integer reply of a command, or LLONG_MIN. */
+static long long raw_int(const char *cmd, const char *key)
+{
+    redisReply *r = raw("%s %s", cmd, key);
+    long long v = r && r->type == REDIS_REPLY_INTEGER ? r->integer : LLONG_MIN;
+    if (r)
+        freeReplyObject(r);
+    return v;
+}
+
+/* GET key into buf ("(nil)" when absent). */
+static const char *raw_get(const char *key, char *buf, size_t size)
+{
+    redisReply *r = raw("GET %s", key);
+    if (r && r->type == REDIS_REPLY_STRING)
+        snprintf(buf, size, "%s", r->str);
+    else
+        snprintf(buf, size, "(nil)");
+    if (r)
+        freeReplyObject(r);
+    return buf;
+}
+
+/* The id of the connection named "lev:<token>" in CLIENT LIST, or -1. */
+static long long client_id_of(const lev_store_t *s)
+{
+    char needle[96];
+    long long id = -1;
+    snprintf(needle, sizeof needle, " name=lev:%s ", lev_store_token(s));
+    redisReply *r = raw("CLIENT LIST");
+    if (r && r->type == REDIS_REPLY_STRING) {
+        for (char *line = r->str; line && *line;) {
+            char *nl = strchr(line, '\n');
+            if (nl)
+                *nl = '\0';
+            if (strstr(line, needle))
+                sscanf(line, "id=%lld", &id);
+            line = nl ? nl + 1 : NULL;
+        }
+    }
+    if (r)
+        freeReplyObject(r);
+    return id;
+}
+
+/* ======================================================================
+ * A fake Redis: answers the connection handshake like Redis and every
+ * other command as its mode says.
+ * ====================================================================== */
+
+typedef enum fake_mode_e {
+    FAKE_NIL,       /* $-1 to everything */
+    FAKE_ARRAY,     /* an array where a scalar is expected */
+    FAKE_SILENT,    /* no answer at all */
+    FAKE_CLOSE,     /* closes the connection */
+    FAKE_AUTH_ECHO, /* refuses AUTH quoting the password it was given */
+} fake_mode_t;
+
+typedef struct fake_s {
+    int listen_fd;
+    int port;
+    fake_mode_t mode;
+    atomic_int stop;
+    atomic_int accepted;
+    pthread_t thread;
+} fake_t;
+
+/* Parses one RESP command at buf[0..len): its first two arguments into
+ * a0/a1 (truncated). Returns the bytes it takes, or 0 when incomplete. */
+static size_t fake_parse(const char *buf, size_t len, char *a0, char *a1, size_t asize)
+{
+    const char *p = buf, *end = buf + len;
+    char *eol;
+    long n;
+    a0[0] = a1[0] = '\0';
+    if (len < 4 || *p != '*' || !(eol = memchr(p, '\n', len)))
+        return 0;
+    n = strtol(p + 1, NULL, 10);
+    p = eol + 1;
+    for (long i = 0; i < n; i++) {
+        if (p >= end || *p != '$' || !(eol = memchr(p, '\n', (size_t)(end - p))))
+            return 0;
+        long alen = strtol(p + 1, NULL, 10);
+        p = eol + 1;
+        if (end - p < alen + 2)
+            return 0;
+        if (i < 2) {
+            char *dst = i == 0 ? a0 : a1;
+            size_t c = (size_t)alen < asize - 1 ? (size_t)alen : asize - 1;
+            memcpy(dst, p, c);
+            dst[c] = '\0';
+        }
+        p += alen + 2;
+    }
+    return (size_t)(p - buf);
+}
+
+/* Serves one connection until the peer closes it or the test stops. */
+static void fake_serve(fake_t *f, int fd)
+{
+    static char buf[1 << 16];
+    size_t len = 0;
+    while (!atomic_load(&f->stop)) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        if (poll(&pfd, 1, 50) <= 0)
+            continue;
+        ssize_t r = read(fd, buf + len, sizeof buf - len);
+        if (r <= 0)
+            return;
+        len += (size_t)r;
+        for (;;) {
+            char a0[64], a1[64], out[256];
+            size_t used = fake_parse(buf, len, a0, a1, sizeof a0);
+            if (used == 0)
+                break;
+            memmove(buf, buf + used, len - used);
+            len -= used;
+            const char *reply = NULL;
+            if (strcasecmp(a0, "SCRIPT") == 0) {
+                reply = "$40\r\n0123456789abcdef0123456789abcdef01234567\r\n";
+            } else if (strcasecmp(a0, "CLIENT") == 0 || strcasecmp(a0, "SELECT") == 0) {
+                reply = "+OK\r\n";
+            } else if (strcasecmp(a0, "AUTH") == 0) {
+                if (f->mode == FAKE_AUTH_ECHO) {
+                    snprintf(out, sizeof out, "-WRONGPASS password '%s' is wrong\r\n", a1);
+                    reply = out;
+                } else {
+                    reply = "+OK\r\n";
+                }
+            } else if (f->mode == FAKE_NIL) {
+                reply = "$-1\r\n";
+            } else if (f->mode == FAKE_ARRAY) {
+                reply = "*2\r\n:1\r\n$1\r\nD\r\n";
+            } else if (f->mode == FAKE_CLOSE) {
+                return;
+            }
+            if (reply && write(fd, reply, strlen(reply)) < 0)
+                return;
+        }
+    }
+}
+
+static void *fake_main(void *arg)
+{
+    fake_t *f = arg;
+    while (!atomic_load(&f->stop)) {
+        struct pollfd pfd = {f->listen_fd, POLLIN, 0};
+        if (poll(&pfd, 1, 50) <= 0)
+            continue;
+        int fd = accept(f->listen_fd, NULL, NULL);
+        if (fd < 0)
+            continue;
+        atomic_fetch_add(&f->accepted, 1);
+        fake_serve(f, fd);
+        close(fd);
+    }
+    return NULL;
+}
+
+/* Starts a fake server on a free port of 127.0.0.1. */
+static int fake_start(fake_t *f, fake_mode_t mode)
+{
+    struct sockaddr_in a = {0};
+    socklen_t alen = sizeof a;
+    memset(f, 0, sizeof *f);
+    f->mode = mode;
+    f->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (f->listen_fd < 0 || bind(f->listen_fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        listen(f->listen_fd, 8) != 0 || getsockname(f->listen_fd, (struct sockaddr *)&a, &alen))
+        return -1;
+    f->port = ntohs(a.sin_port);
+    return pthread_create(&f->thread, NULL, fake_main, f);
+}
+
+static void fake_stop(fake_t *f)
+{
+    atomic_store(&f->stop, 1);
+    pthread_join(f->thread, NULL);
+    close(f->listen_fd);
+}
+
+/* ======================================================================
+ * Leases
+ * ====================================================================== */
+
+static void claim_of_new_keys_is_owned(void)
+{
+    char *keys[3], buf[128], want[64];
+    lev_claim_t out[3] = {LEV_CLAIM_BUSY, LEV_CLAIM_BUSY, LEV_CLAIM_BUSY};
+    lev_error_t err = {0};
+    lev_store_t *s = store_open();
+    REQUIRE(s);
+    keys_make(keys, 3, "new");
+    CHECK_INT(lev_store_claim(s, (const char *const *)keys, 3, 30000, out, &err), ==, 0);
+    snprintf(want, sizeof want, "P:%s", lev_store_token(s));
+    CHECK_INT(strlen(lev_store_token(s)), ==, 32);
+    for (int i = 0; i < 3; i++) {
+        CHECK_INT(out[i], ==, LEV_CLAIM_OWNED);
+        CHECK_STR(raw_get(keys[i], buf, sizeof buf), want);
+        long long pttl = raw_int("PTTL", keys[i]);
+        CHECK(pttl > 25000 && pttl <= 30000);
+    }
+    keys_free(keys, 3);
+    lev_store_destroy(s);
+}
+
+static void claim_of_completed_keys_is_done(void)
+{
+    char *keys[2];
+    lev_claim_t out[2];
+    int ok[2] = {0, 0};
+    lev_store_t *a = store_open(), *b = store_open();
+    REQUIRE(a && b);
+    keys_make(keys, 2, "done");
+    CHECK_INT(lev_store_claim(a, (const char *const *)keys, 2, 30000, out, NULL), ==, 0);
+    CHECK_INT(lev_store_complete(a, (const char *const *)keys, 2, 60000, ok, NULL), ==, 0);
+    CHECK(ok[0] == 1 && ok[1] == 1);
+    CHECK_INT(lev_store_claim(a, (const char *const *)keys, 2, 30000, out, NULL), ==, 0);
+    CHECK(out[0] == LEV_CLAIM_DONE && out[1] == LEV_CLAIM_DONE);
+    CHECK_INT(lev_store_claim(b, (const char *const *)keys, 2, 30000, out, NULL), ==, 0);
+    CHECK(out[0] == LEV_CLAIM_DONE && out[1] == LEV_CLAIM_DONE);
+    keys_free(keys, 2);
+    lev_store_destroy(a);
+    lev_store_destroy(b);
+}
+
+static void claim_of_key_held_by_another_store_is_busy(void)
+{
+    char *keys[1], buf[128], want[64];
+    lev_claim_t out[1];
+    lev_store_t *a = store_open(), *b = store_open();
+    REQUIRE(a && b);
+    CHECK(strcmp(lev_store_token(a), lev_store_token(b)) != 0);
+    keys_make(keys, 1, "held");
+    CHECK_INT(lev_store_claim(a, (const char *const *)keys, 1, 30000, out, NULL), ==, 0);
+    CHECK_INT(out[0], ==, LEV_CLAIM_OWNED);
+    CHECK_INT(lev_store_claim(b, (const char *const *)keys, 1, 30000, out, NULL), ==, 0);
+    CHECK_INT(out[0], ==, LEV_CLAIM_BUSY);
+    /* a second claim by the holder is a concurrent copy: busy as well */
+    CHECK_INT(lev_store_claim(a, (const char *const *)keys, 1, 30000, out, NULL), ==, 0);
+    CHECK_INT(out[0], ==, LEV_CLAIM_BUSY);
+    snprintf(want, sizeof want, "P:%s", lev_store_token(a));
+    CHECK_STR(raw_get(keys[0], buf, sizeof buf), want);
+    keys_free(keys, 1);
+    lev_store_destroy(a);
+    lev_store_destroy(b);
+}
+
+static void repeated_key_in_one_claim_first_owned_rest_busy(void)
+{
+    char *keys[3];
+    lev_claim_t out[6];
+    lev_store_t *s = store_open();
+    REQUIRE(s);
+    keys_make(keys, 3, "dup");
+    /* keys[2] is done before the batch */
+    CHECK_INT(lev_store_claim(s, (const char *const *)keys + 2, 1, 30000, out, NULL), ==, 0);
+    CHECK_INT(lev_store_complete(s, (const char *const *)keys + 2, 1, 60000, NULL, NULL), ==, 0);
+    const char *batch[6] = {keys[0], keys[1], keys[0], keys[2], keys[0], keys[2]};
+    uint64_t rt = lev_store_round_trips(s);
+    CHECK_INT(lev_store_claim(s, batch, 6, 30000, out, NULL), ==, 0);
+    CHECK_INT(lev_store_round_trips(s) - rt, ==, 1);
+    CHECK_INT(out[0], ==, LEV_CLAIM_OWNED);
+    CHECK_INT(out[1], ==, LEV_CLAIM_OWNED);
+    CHECK_INT(out[2], ==, LEV_CLAIM_BUSY);
+    CHECK_INT(out[3], ==, LEV_CLAIM_DONE);
+    CHECK_INT(out[4], ==, LEV_CLAIM_BUSY);
+    CHECK_INT(out[5], ==, LEV_CLAIM_DONE);
+    keys_free(keys, 3);
+    lev_store_destroy(s);
+}
+
+static void complete_turns_owned_into_done_with_ttl(void)
+{
+    char *keys[2], buf[128];
+    lev_claim_t out[2];
+    int ok[2] = {0, 0};
+    lev_store_t *s = store_open();
+    REQUIRE(s);
+    keys_make(keys, 2, "complete");
+    CHECK_INT(lev_store_claim(s, (const char *const *)keys, 2, 30000, out, NULL), ==, 0);
+    CHECK_INT(lev_store_complete(s, (const char *const *)keys, 2, 600000, ok, NULL), ==, 0);
+    for (int i = 0; i < 2; i++) {
+        CHECK_INT(ok[i], ==, 1);
+        CHECK_STR(raw_get(keys[i], buf, sizeof buf), "D");
+        long long pttl = raw_int("PTTL", keys[i]);
+        CHECK(pttl > 590000 && pttl <= 600000);
+    }
+    /* completing again: the key no longer holds our claim */
+    CHECK_INT(lev_store_complete(s, (const char *const *)keys, 2, 600000, ok, NULL), ==, 0);
+    CHECK(ok[0] == 0 && ok[1] == 0);
+    /* ok may be NULL */
+    CHECK_INT(lev_store_complete(s, (const char *const *)keys, 2, 600000, NULL, NULL), ==, 0);
+    keys_free(keys, 2);
+    lev_store_destroy(s);
+}
+
+static void complete_after_lease_lost_reports_not_ok_and_does_not_overwrite(void)
+{
+    char *keys[1], buf[128], want[64];
+    lev_claim_t out[1];
+    int ok[1] = {1};
+    lev_store_t *a = store_open(), *b = store_open();
+    REQUIRE(a && b);
+    keys_make(keys, 1, "lost");
+    CHECK_INT(lev_store_claim(a, (const char *const *)keys, 1, 50, out, NULL), ==, 0);
+    CHECK_INT(out[0], ==, LEV_CLAIM_OWNED);
+    lev_test_sleep_ms(150);
+    CHECK_INT(lev_store_claim(b, (const char *const *)keys, 1, 30000, out, NULL), ==, 0);
+    CHECK_INT(out[0], ==, LEV_CLAIM_OWNED);
+    CHECK_INT(lev_store_complete(a, (const char *const *)keys, 1, 600000, ok, NULL), ==, 0);
+    CHECK_INT(ok[0], ==, 0);
+    snprintf(want, sizeof want, "P:%s", lev_store_token(b));
+    CHECK_STR(raw_get(keys[0], buf, sizeof buf), want);
+    long long pttl = raw_int("PTTL", keys[0]);
+    CHECK(pttl > 0 && pttl <= 30000);
+    keys_free(keys, 1);
+    lev_store_destroy(a);
+    lev_store_destroy(b);
+}
+
+static void release_deletes_only_our_claim(void)
+{
+    char *keys[3], buf[128], want[64];
+    lev_claim_t out[1];
+    lev_store_t *a = store_open(), *b = store_open();
+    REQUIRE(a && b);
+    keys_make(keys, 3, "release");
+    CHECK_INT(lev_store_claim(a, (const char *const *)keys, 1, 30000, out, NULL), ==, 0);
+    CHECK_INT(lev_store_claim(b, (const char *const *)keys + 1, 1, 30000, out, NULL), ==, 0);
+    CHECK_INT(lev_store_claim(a, (const char *const *)keys + 2, 1, 30000, out, NULL), ==, 0);
+    CHECK_INT(lev_store_complete(a, (const char *const *)keys + 2, 1, 60000, NULL, NULL), ==, 0);
+
+    CHECK_INT(lev_store_release(a, (const char *const *)keys, 3, NULL), ==, 0);
+    CHECK_INT(raw_int("EXISTS", keys[0]), ==, 0);
+    snprintf(want, sizeof want, "P:%s", lev_store_token(b));
+    CHECK_STR(raw_get(keys[1], buf, sizeof buf), want);
+    CHECK_STR(raw_get(keys[2], buf, sizeof buf), "D");
+    /* released: free to claim again */
+    CHECK_INT(lev_store_claim(b, (const char *const *)keys, 1, 30000, out, NULL), ==, 0);
+    CHECK_INT(out[0], ==, LEV_CLAIM_OWNED);
+    keys_free(keys, 3);
+    lev_store_destroy(a);
+    lev_store_destroy(b);
+}
+
+static void lease_expiry_lets_another_owner_claim(void)
+{
+    char *keys[1];
+    lev_claim_t out[1];
+    lev_store_t *a = store_open(), *b = store_open();
+    REQUIRE(a && b);
+    keys_make(keys, 1, "expiry");
+    CHECK_INT(lev_store_claim(a, (const char *const *)keys, 1, 100, out, NULL), ==, 0);
+    CHECK_INT(out[0], ==, LEV_CLAIM_OWNED);
+    CHECK_INT(lev_store_claim(b, (const char *const *)keys, 1, 30000, out, NULL), ==, 0);
+    CHECK_INT(out[0], ==, LEV_CLAIM_BUSY);
+    lev_test_sleep_ms(200);
+    CHECK_INT(lev_store_claim(b, (const char *const *)keys, 1, 30000, out, NULL), ==, 0);
+    CHECK_INT(out[0], ==, LEV_CLAIM_OWNED);
+    keys_free(keys, 1);
+    lev_store_destroy(a);
+    lev_store_destroy(b);
+}
+
+static void batch_of_500_costs_one_round_trip_per_call(void)
+{
+    enum { N = 500 };
+    char *done[N], *dropped[N];
+    lev_claim_t out[N];
+    int ok[N];
+    lev_store_t *s = store_open();
+    REQUIRE(s);
+    keys_make(done, N, "b500done");
+    keys_make(dropped, N, "b500drop");
+    uint64_t rt = lev_store_round_trips(s);
+
+    CHECK_INT(lev_store_claim(s, (const char *const *)done, N, 30000, out, NULL), ==, 0);
+    CHECK_INT(lev_store_round_trips(s) - rt, ==, 1);
+    CHECK_INT(lev_store_complete(s, (const char *const *)done, N, 60000, ok, NULL), ==, 0);
+    CHECK_INT(lev_store_round_trips(s) - rt, ==, 2);
+    CHECK_INT(lev_store_claim(s, (const char *const *)dropped, N, 30000, out, NULL), ==, 0);
+    CHECK_INT(lev_store_round_trips(s) - rt, ==, 3);
+    CHECK_INT(lev_store_release(s, (const char *const *)dropped, N, NULL), ==, 0);
+    CHECK_INT(lev_store_round_trips(s) - rt, ==, 4);
+
+    int owned = 0, oks = 0, gone = 0;
+    for (int i = 0; i < N; i++) {
+        owned += out[i] == LEV_CLAIM_OWNED;
+        oks += ok[i] == 1;
+        gone += raw_int("EXISTS", dropped[i]) == 0;
+    }
+    CHECK_INT(owned, ==, N);
+    CHECK_INT(oks, ==, N);
+    CHECK_INT(gone, ==, N);
+    CHECK_INT(lev_store_claim(s, (const char *const *)done, N, 30000, out, NULL), ==, 0);
+    int dones = 0;
+    for (int i = 0; i < N; i++)
+        dones += out[i] == LEV_CLAIM_DONE;
+    CHECK_INT(dones, ==, N);
+    keys_free(done, N);
+    keys_free(dropped, N);
+    lev_store_destroy(s);
+}
+
+static void empty_batches_cost_nothing(void)
+{
+    lev_store_t *s = store_open();
+    REQUIRE(s);
+    uint64_t rt = lev_store_round_trips(s);
+    CHECK_INT(lev_store_claim(s, NULL, 0, 1000, NULL, NULL), ==, 0);
+    CHECK_INT(lev_store_complete(s, NULL, 0, 1000, NULL, NULL), ==, 0);
+    CHECK_INT(lev_store_release(s, NULL, 0, NULL), ==, 0);
+    CHECK_INT(lev_store_round_trips(s), ==, rt);
+    lev_store_destroy(s);
+}
+
+static void bad_arguments_are_refused(void)
+{
+    const char *keys[2] = {"k", NULL};
+    lev_claim_t out[2];
+    lev_store_t *s = store_open();
+    REQUIRE(s);
+    CHECK_INT(lev_store_claim(s, keys, 2, 1000, out, NULL), ==, LEV_ERR_ARG);
+    CHECK_INT(lev_store_claim(s, keys, 1, 0, out, NULL), ==, LEV_ERR_ARG);
+    CHECK_INT(lev_store_claim(s, keys, 1, 1000, NULL, NULL), ==, LEV_ERR_ARG);
+    CHECK_INT(lev_store_claim(NULL, keys, 1, 1000, out, NULL), ==, LEV_ERR_ARG);
+    CHECK_INT(lev_store_complete(s, keys, 1, 0, NULL, NULL), ==, LEV_ERR_ARG);
+    CHECK_INT(lev_store_release(s, NULL, 1, NULL), ==, LEV_ERR_ARG);
+    CHECK_INT(lev_store_set(s, "k", NULL, 0, NULL), ==, LEV_ERR_ARG);
+    CHECK_INT(lev_store_set(s, "k", "v", -1, NULL), ==, LEV_ERR_ARG);
+    CHECK_INT(lev_store_ping(NULL, NULL), ==, LEV_ERR_ARG);
+    CHECK(lev_store_token(NULL) == NULL);
+    CHECK_INT(lev_store_round_trips(NULL), ==, 0);
+    lev_store_destroy(NULL);
+    lev_store_destroy(s);
+}
+
+/* ======================================================================
+ * Plain keys
+ * ====================================================================== */
+
+static void set_once_get_set_cas_semantics(void)
+{
+    char key[256], other[256];
+    char *v = NULL;
+    int flag = -1;
+    lev_store_t *s = store_open();
+    REQUIRE(s);
+    snprintf(key, sizeof key, "%s:kv", prefix);
+    snprintf(other, sizeof other, "%s:kv-absent", prefix);
+
+    CHECK_INT(lev_store_get(s, key, &v, NULL), ==, 0);
+    CHECK(v == NULL);
+    CHECK_INT(lev_store_set_once(s, key, "first", 0, &flag, NULL), ==, 0);
+    CHECK_INT(flag, ==, 1);
+    CHECK_INT(raw_int("PTTL", key), ==, -1);
+    CHECK_INT(lev_store_set_once(s, key, "second", 0, &flag, NULL), ==, 0);
+    CHECK_INT(flag, ==, 0);
+    CHECK_INT(lev_store_get(s, key, &v, NULL), ==, 0);
+    CHECK_STR(v, "first");
+    free(v);
+
+    CHECK_INT(lev_store_set(s, key, "third", 60000, NULL), ==, 0);
+    CHECK_INT(lev_store_get(s, key, &v, NULL), ==, 0);
+    CHECK_STR(v, "third");
+    free(v);
+    long long pttl = raw_int("PTTL", key);
+    CHECK(pttl > 50000 && pttl <= 60000);
+    CHECK_INT(lev_store_set(s, key, "fourth", 0, NULL), ==, 0);
+    CHECK_INT(raw_int("PTTL", key), ==, -1);
+
+    CHECK_INT(lev_store_cas(s, key, "wrong", "fifth", 0, &flag, NULL), ==, 0);
+    CHECK_INT(flag, ==, 0);
+    CHECK_INT(lev_store_cas(s, key, "fourth", "fifth", 30000, &flag, NULL), ==, 0);
+    CHECK_INT(flag, ==, 1);
+    CHECK_INT(lev_store_get(s, key, &v, NULL), ==, 0);
+    CHECK_STR(v, "fifth");
+    free(v);
+    pttl = raw_int("PTTL", key);
+    CHECK(pttl > 20000 && pttl <= 30000);
+    CHECK_INT(lev_store_cas(s, key, "fifth", "sixth", 0, &flag, NULL), ==, 0);
+    CHECK_INT(flag, ==, 1);
+    CHECK_INT(raw_int("PTTL", key), ==, -1);
+    /* NULL expect: only when absent */
+    CHECK_INT(lev_store_cas(s, key, NULL, "seventh", 0, &flag, NULL), ==, 0);
+    CHECK_INT(flag, ==, 0);
+    CHECK_INT(lev_store_cas(s, other, NULL, "new", 5000, &flag, NULL), ==, 0);
+    CHECK_INT(flag, ==, 1);
+    pttl = raw_int("PTTL", other);
+    CHECK(pttl > 0 && pttl <= 5000);
+    /* an expected value on an absent key does not create it */
+    raw_int("DEL", other);
+    CHECK_INT(lev_store_cas(s, other, "x", "y", 0, &flag, NULL), ==, 0);
+    CHECK_INT(flag, ==, 0);
+    CHECK_INT(raw_int("EXISTS", other), ==, 0);
+
+    /* set_once with a TTL */
+    CHECK_INT(lev_store_set_once(s, other, "ttl", 5000, &flag, NULL), ==, 0);
+    CHECK_INT(flag, ==, 1);
+    pttl = raw_int("PTTL", other);
+    CHECK(pttl > 0 && pttl <= 5000);
+    lev_store_destroy(s);
+}
+
+static void wrong_type_key_is_a_redis_error_and_store_stays_usable(void)
+{
+    char key[256];
+    char *v = NULL;
+    lev_claim_t out[1];
+    lev_error_t err = {0};
+    lev_store_t *s = store_open();
+    REQUIRE(s);
+    snprintf(key, sizeof key, "%s:list", prefix);
+    redisReply *r = raw("RPUSH %s x", key);
+    if (r)
+        freeReplyObject(r);
+    const char *keys[] = {key};
+    CHECK_INT(lev_store_claim(s, keys, 1, 1000, out, &err), ==, LEV_ERR_REDIS);
+    CHECK(strstr(err.text, "WRONGTYPE") != NULL);
+    CHECK_INT(lev_store_get(s, key, &v, &err), ==, LEV_ERR_REDIS);
+    CHECK(v == NULL);
+    CHECK_INT(lev_store_ping(s, NULL), ==, 0);
+    raw_int("DEL", key);
+    lev_store_destroy(s);
+}
+
+/* ======================================================================
+ * Connection loss, script cache loss, errors
+ * ====================================================================== */
+
+static void reconnects_after_connection_killed(void)
+{
+    char *keys[4];
+    lev_claim_t out[4];
+    lev_error_t err = {0};
+    lev_store_t *s = store_open();
+    REQUIRE(s);
+    keys_make(keys, 4, "kill");
+
+    long long id = client_id_of(s);
+    REQUIRE(id > 0);
+    redisReply *r = raw("CLIENT KILL ID %lld", id);
+    CHECK(r && r->type == REDIS_REPLY_INTEGER && r->integer == 1);
+    if (r)
+        freeReplyObject(r);
+    lev_test_sleep_ms(50);
+    /* the closed connection is noticed before anything is sent on it */
+    CHECK_INT(lev_store_claim(s, (const char *const *)keys, 2, 30000, out, &err), ==, 0);
+    CHECK(out[0] == LEV_CLAIM_OWNED && out[1] == LEV_CLAIM_OWNED);
+    long long id2 = client_id_of(s);
+    CHECK(id2 > 0 && id2 != id);
+
+    /* ping reconnects as well */
+    r = raw("CLIENT KILL ID %lld", id2);
+    if (r)
+        freeReplyObject(r);
+    lev_test_sleep_ms(50);
+    CHECK_INT(lev_store_ping(s, &err), ==, 0);
+    CHECK(client_id_of(s) > id2);
+
+    /* the claims made before survive reconnection: same token */
+    CHECK_INT(lev_store_complete(s, (const char *const *)keys, 2, 60000, (int[2]){0}, NULL), ==, 0);
+    CHECK_INT(lev_store_claim(s, (const char *const *)keys, 4, 30000, out, NULL), ==, 0);
+    CHECK(out[0] == LEV_CLAIM_DONE && out[1] == LEV_CLAIM_DONE && out[2] == LEV_CLAIM_OWNED &&
+          out[3] == LEV_CLAIM_OWNED);
+    keys_free(keys, 4);
+    lev_store_destroy(s);
+}
+
+static void noscript_after_script_flush_falls_back_to_eval(void)
+{
+    char *keys[10];
+    lev_claim_t out[10];
+    int ok[10];
+    lev_error_t err = {0};
+    lev_store_t *s = store_open();
+    REQUIRE(s);
+    keys_make(keys, 10, "noscript");
+    redisReply *r = raw("SCRIPT FLUSH");
+    CHECK(r && r->type == REDIS_REPLY_STATUS);
+    if (r)
+        freeReplyObject(r);
+
+    uint64_t rt = lev_store_round_trips(s);
+    CHECK_INT(lev_store_claim(s, (const char *const *)keys, 10, 30000, out, &err), ==, 0);
+    CHECK_INT(lev_store_round_trips(s) - rt, ==, 2); /* EVALSHA, then EVAL */
+    for (int i = 0; i < 10; i++)
+        CHECK_INT(out[i], ==, LEV_CLAIM_OWNED);
+    /* EVAL put the script back: the next call needs one round trip */
+    rt = lev_store_round_trips(s);
+    CHECK_INT(lev_store_claim(s, (const char *const *)keys, 10, 30000, out, NULL), ==, 0);
+    CHECK_INT(lev_store_round_trips(s) - rt, ==, 1);
+    CHECK_INT(out[0], ==, LEV_CLAIM_BUSY);
+
+    r = raw("SCRIPT FLUSH");
+    if (r)
+        freeReplyObject(r);
+    CHECK_INT(lev_store_complete(s, (const char *const *)keys, 10, 60000, ok, NULL), ==, 0);
+    for (int i = 0; i < 10; i++)
+        CHECK_INT(ok[i], ==, 1);
+    r = raw("SCRIPT FLUSH");
+    if (r)
+        freeReplyObject(r);
+    int swapped = 0;
+    CHECK_INT(lev_store_cas(s, keys[0], "D", "x", 0, &swapped, NULL), ==, 0);
+    CHECK_INT(swapped, ==, 1);
+    keys_free(keys, 10);
+    lev_store_destroy(s);
+}
+
+static void unreachable_server_and_bad_url_errors(void)
+{
+    lev_error_t err = {0};
+    CHECK(lev_store_new("redis://127.0.0.1:1/0", 500, &err) == NULL);
+    CHECK_INT(err.code, ==, LEV_ERR_REDIS);
+    CHECK(strstr(err.where, "127.0.0.1:1") != NULL);
+    CHECK(lev_store_new("nope://h", 500, &err) == NULL);
+    CHECK_INT(err.code, ==, LEV_ERR_CONFIG);
+    CHECK(lev_store_new(NULL, 500, &err) == NULL);
+    CHECK_INT(err.code, ==, LEV_ERR_CONFIG);
+    CHECK(lev_store_new("unix:///nonexistent/redis.sock", 500, &err) == NULL);
+    CHECK_INT(err.code, ==, LEV_ERR_REDIS);
+}
+
+static void password_not_in_error_text(void)
+{
+    lev_store_url_t u;
+    lev_error_t err = {0};
+    char url[512], text[1024];
+    REQUIRE(lev_store_url_parse(redis_url, &u, NULL) == 0);
+    /* the real server refuses this password (it has none, or another one) */
+    snprintf(url, sizeof url, "redis://:hunter2pw@%s%s%s:%d/0", strchr(u.host, ':') ? "[" : "",
+             u.host, strchr(u.host, ':') ? "]" : "", u.port);
+    if (!u.is_unix) {
+        CHECK(lev_store_new(url, TIMEOUT_MS, &err) == NULL);
+        CHECK_INT(err.code, ==, LEV_ERR_REDIS);
+        lev_error_format(&err, text, sizeof text);
+        fprintf(stderr, "  %s\n", text);
+        CHECK(strstr(text, "hunter2pw") == NULL);
+        CHECK(strstr(text, "AUTH") != NULL);
+        snprintf(url, sizeof url, "redis://bob:hunter2pw@%s%s%s:%d/0",
+                 strchr(u.host, ':') ? "[" : "", u.host, strchr(u.host, ':') ? "]" : "", u.port);
+        CHECK(lev_store_new(url, TIMEOUT_MS, &err) == NULL);
+        lev_error_format(&err, text, sizeof text);
+        CHECK(strstr(text, "hunter2pw") == NULL);
+    }
+    lev_store_url_free(&u);
+
+    /* unreachable */
+    CHECK(lev_store_new("redis://:hunter2pw@127.0.0.1:1/0", 500, &err) == NULL);
+    lev_error_format(&err, text, sizeof text);
+    CHECK(strstr(text, "hunter2pw") == NULL);
+
+    /* a server that quotes the password back */
+    fake_t f;
+    REQUIRE(fake_start(&f, FAKE_AUTH_ECHO) == 0);
+    snprintf(url, sizeof url, "redis://:hunter2pw@127.0.0.1:%d/0", f.port);
+    CHECK(lev_store_new(url, TIMEOUT_MS, &err) == NULL);
+    lev_error_format(&err, text, sizeof text);
+    fprintf(stderr, "  %s\n", text);
+    CHECK(strstr(text, "WRONGPASS") != NULL);
+    CHECK(strstr(text, "hunter2pw") == NULL);
+    fake_stop(&f);
+}
+
+/* Every call on a store whose server answers in the wrong shape fails with
+ * LEV_ERR_REDIS, and the store connects again for the next call. A nil is
+ * a valid answer to GET (absent) and SET NX (not set), nowhere else. */
+static void replies_of_unexpected_type_are_errors(fake_mode_t mode)
+{
+    int nil = mode == FAKE_NIL;
+    fake_t f;
+    char url[128], *v = NULL;
+    const char *keys[2] = {"a", "b"};
+    lev_claim_t out[2];
+    int ok[2], flag;
+    lev_error_t err = {0};
+    REQUIRE(fake_start(&f, mode) == 0);
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", f.port);
+    lev_store_t *s = lev_store_new(url, TIMEOUT_MS, &err);
+    CHECK(s != NULL);
+    if (s) {
+        CHECK_INT(lev_store_claim(s, keys, 2, 1000, out, &err), ==, LEV_ERR_REDIS);
+        CHECK_INT(lev_store_complete(s, keys, 2, 1000, ok, &err), ==, LEV_ERR_REDIS);
+        CHECK_INT(lev_store_release(s, keys, 2, &err), ==, LEV_ERR_REDIS);
+        CHECK_INT(lev_store_ping(s, &err), ==, LEV_ERR_REDIS);
+        CHECK_INT(lev_store_get(s, "k", &v, &err), ==, nil ? 0 : LEV_ERR_REDIS);
+        CHECK(v == NULL);
+        CHECK_INT(lev_store_set(s, "k", "v", 0, &err), ==, LEV_ERR_REDIS);
+        flag = -1;
+        CHECK_INT(lev_store_set_once(s, "k", "v", 0, &flag, &err), ==, nil ? 0 : LEV_ERR_REDIS);
+        if (nil)
+            CHECK_INT(flag, ==, 0);
+        CHECK_INT(lev_store_cas(s, "k", "a", "b", 0, &flag, &err), ==, LEV_ERR_REDIS);
+        CHECK(atomic_load(&f.accepted) >= 2); /* dropped and made again */
+    }
+    lev_store_destroy(s);
+    fake_stop(&f);
+}
+
+static void nil_replies_are_errors_not_crashes(void)
+{
+    replies_of_unexpected_type_are_errors(FAKE_NIL);
+}
+
+static void array_replies_are_errors_not_crashes(void)
+{
+    replies_of_unexpected_type_are_errors(FAKE_ARRAY);
+}
+
+static void silent_server_times_out(void)
+{
+    fake_t f;
+    char url[128];
+    const char *keys[1] = {"a"};
+    lev_claim_t out[1];
+    lev_error_t err = {0};
+    REQUIRE(fake_start(&f, FAKE_SILENT) == 0);
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", f.port);
+    lev_store_t *s = lev_store_new(url, 300, &err);
+    CHECK(s != NULL);
+    if (s) {
+        int64_t t0 = lev_mono_ms();
+        CHECK_INT(lev_store_claim(s, keys, 1, 1000, out, &err), ==, LEV_ERR_REDIS);
+        int64_t took = lev_mono_ms() - t0;
+        CHECK(took >= 250 && took < 2000);
+        CHECK(strstr(err.text, "300 ms") != NULL);
+        t0 = lev_mono_ms();
+        CHECK_INT(lev_store_ping(s, &err), ==, LEV_ERR_REDIS);
+        CHECK(lev_mono_ms() - t0 < 2000);
+    }
+    lev_store_destroy(s);
+    fake_stop(&f);
+}
+
+static void server_closing_mid_call_is_an_error_then_reconnects(void)
+{
+    fake_t f;
+    char url[128];
+    const char *keys[3] = {"a", "b", "c"};
+    lev_claim_t out[3];
+    lev_error_t err = {0};
+    REQUIRE(fake_start(&f, FAKE_CLOSE) == 0);
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", f.port);
+    lev_store_t *s = lev_store_new(url, TIMEOUT_MS, &err);
+    CHECK(s != NULL);
+    if (s) {
+        for (int i = 0; i < 3; i++)
+            CHECK_INT(lev_store_claim(s, keys, 3, 1000, out, &err), ==, LEV_ERR_REDIS);
+        CHECK(atomic_load(&f.accepted) >= 3);
+
+        /* a pipeline too big for one write: the server resets the
+         * connection while we still write, and SIGPIPE must not kill us */
+        enum { BIG = 20000 };
+        char **big = malloc(BIG * sizeof *big);
+        lev_claim_t *bout = malloc(BIG * sizeof *bout);
+        REQUIRE(big && bout);
+        for (int i = 0; i < BIG; i++) {
+            big[i] = malloc(200);
+            snprintf(big[i], 200, "%0180d", i);
+        }
+        CHECK_INT(lev_store_claim(s, (const char *const *)big, BIG, 1000, bout, &err), ==,
+                  LEV_ERR_REDIS);
+        for (int i = 0; i < BIG; i++)
+            free(big[i]);
+        free(big);
+        free(bout);
+    }
+    lev_store_destroy(s);
+    fake_stop(&f);
+}
+
+static void cleanup_keys(void)
+{
+    /* everything this run wrote carries the prefix */
+    char pattern[160];
+    snprintf(pattern, sizeof pattern, "%s:*", prefix);
+    redisReply *r = raw("KEYS %s", pattern);
+    if (r && r->type == REDIS_REPLY_ARRAY)
+        for (size_t i = 0; i < r->elements; i++)
+            raw_int("DEL", r->element[i]->str);
+    if (r)
+        freeReplyObject(r);
+    CHECK(1);
+}
+
+int main(int argc, char **argv)
+{
+    static const check_case_t cases[] = {
+        CASE(claim_of_new_keys_is_owned),
+        CASE(claim_of_completed_keys_is_done),
+        CASE(claim_of_key_held_by_another_store_is_busy),
+        CASE(repeated_key_in_one_claim_first_owned_rest_busy),
+        CASE(complete_turns_owned_into_done_with_ttl),
+        CASE(complete_after_lease_lost_reports_not_ok_and_does_not_overwrite),
+        CASE(release_deletes_only_our_claim),
+        CASE(lease_expiry_lets_another_owner_claim),
+        CASE(batch_of_500_costs_one_round_trip_per_call),
+        CASE(empty_batches_cost_nothing),
+        CASE(bad_arguments_are_refused),
+        CASE(set_once_get_set_cas_semantics),
+        CASE(wrong_type_key_is_a_redis_error_and_store_stays_usable),
+        CASE(reconnects_after_connection_killed),
+        CASE(noscript_after_script_flush_falls_back_to_eval),
+        CASE(unreachable_server_and_bad_url_errors),
+        CASE(password_not_in_error_text),
+        CASE(nil_replies_are_errors_not_crashes),
+        CASE(array_replies_are_errors_not_crashes),
+        CASE(silent_server_times_out),
+        CASE(server_closing_mid_call_is_an_error_then_reconnects),
+        CASE(cleanup_keys),
+    };
+    redis_url = lev_test_env("REDIS_URL", "redis://127.0.0.1:39379/0");
+    lev_test_unique("it-store", prefix, sizeof prefix);
+    int rc = check_run(cases, sizeof cases / sizeof cases[0], argc, argv);
+    if (raw_ctx)
+        redisFree(raw_ctx);
+    return rc;
+}
