@@ -259,3 +259,191 @@ void lev_test_bin(const char *rel, char *out, size_t size)
 {
     snprintf(out, size, "%s/%s", lev_test_env("LEV_BINARY_DIR", "."), rel);
 }
+
+/* ---- orders ---- */
+
+const lev_schemas_t *lev_test_schemas(void)
+{
+    static lev_schemas_t *schemas;
+    if (!schemas) {
+        lev_error_t err;
+        char buf[800];
+        schemas = lev_schemas_new();
+        if (lev_schemas_load_path(schemas, lev_test_env("LEV_SCHEMA_DIRS", "schemas"), &err)) {
+            fprintf(stderr, "schemas: %s\n", lev_error_format(&err, buf, sizeof buf));
+            exit(2);
+        }
+    }
+    return schemas;
+}
+
+json_t *lev_test_order_json(const char *order_id, int i)
+{
+    return json_pack("{s:s, s:s, s:n, s:[{s:s, s:i, s:I}], s:s, s:I, s:s, s:I}", "order_id",
+                     order_id, "customer_id", "customer-1", "customer_email", "items", "sku",
+                     "sku-plain", "quantity", 1 + i % 3, "unit_price_minor", (json_int_t)250,
+                     "currency", "EUR", "total_minor", (json_int_t)(250 * (1 + i % 3)),
+                     "payment_token", "tok_visa", "placed_at", (json_int_t)lev_now_ms());
+}
+
+static void count_ack(void *opaque, int err, const char *errstr, int32_t p, int64_t o)
+{
+    (void)errstr;
+    (void)p;
+    (void)o;
+    if (err)
+        (*(int *)opaque)++;
+}
+
+int lev_test_publish_orders(const char *topic, size_t n, char (*ids)[LEV_UUID_STR_LEN],
+                            const char *(*sku_of)(size_t i))
+{
+    lev_config_t conf;
+    lev_error_t err;
+    char buf[800];
+    lev_test_config(&conf, "test-publisher");
+    const lev_kv_t extra[] = {{"linger.ms", "20"}, {NULL, NULL}};
+    lev_producer_t *p = lev_producer_new(&conf, extra, &err);
+    lev_config_clear(&conf);
+    lev_codec_t *codec = lev_codec_new(lev_test_schemas(), NULL);
+    const lev_schema_t *s = lev_schemas_find(lev_test_schemas(), "shop.order.OrderPlaced");
+    if (!p || !codec || !s) {
+        fprintf(stderr, "publisher: %s\n", lev_error_format(&err, buf, sizeof buf));
+        exit(2);
+    }
+    int failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        lev_uuid4(ids[i]);
+        json_t *j = lev_test_order_json(ids[i], (int)i);
+        if (sku_of) {
+            json_t *item = json_array_get(json_object_get(j, "items"), 0);
+            json_object_set_new(item, "sku", json_string(sku_of(i)));
+        }
+        avro_value_t v;
+        if (lev_codec_from_json(codec, s, j, &v, &err) != 0) {
+            fprintf(stderr, "order json: %s\n", lev_error_format(&err, buf, sizeof buf));
+            exit(2);
+        }
+        lev_event_meta_t meta = {.id = ids[i], .source = "/tests"};
+        if (lev_producer_send_event(p, codec, topic, ids[i], s, &v, &meta, count_ack, &failed,
+                                    &err) != 0) {
+            fprintf(stderr, "send: %s\n", lev_error_format(&err, buf, sizeof buf));
+            exit(2);
+        }
+        avro_value_decref(&v);
+        json_decref(j);
+        if (i % 1000 == 999)
+            lev_producer_poll(p, 0);
+    }
+    int rc = lev_producer_flush(p, 30000) == 0 && failed == 0 ? 0 : -1;
+    lev_producer_destroy(p);
+    lev_codec_destroy(codec);
+    return rc;
+}
+
+char **lev_test_read_order_ids(const char *topic, size_t min, int timeout_ms, size_t *n)
+{
+    lev_test_record_t *recs;
+    size_t nr = lev_test_read_topic(topic, min, timeout_ms, &recs);
+    char **out = calloc(nr ? nr : 1, sizeof *out);
+    lev_codec_t *codec = lev_codec_new(lev_test_schemas(), NULL);
+    size_t k = 0;
+    for (size_t i = 0; i < nr; i++) {
+        avro_value_t v;
+        const char *id;
+        if (lev_codec_decode(codec, recs[i].value, recs[i].value_len, NULL, &v, NULL, NULL) != 0)
+            continue;
+        if (lev_value_get_string(&v, "order_id", &id, NULL) == 0)
+            out[k++] = strdup(id);
+        avro_value_decref(&v);
+    }
+    lev_codec_destroy(codec);
+    lev_test_records_free(recs, nr);
+    *n = k;
+    return out;
+}
+
+void lev_test_strings_free(char **s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(s[i]);
+    free(s);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+size_t lev_test_missing(char (*want)[LEV_UUID_STR_LEN], size_t nwant, char **have, size_t nhave)
+{
+    qsort(have, nhave, sizeof *have, cmp_str);
+    size_t missing = 0;
+    for (size_t i = 0; i < nwant; i++) {
+        const char *key = want[i];
+        if (!bsearch(&key, have, nhave, sizeof *have, cmp_str))
+            missing++;
+    }
+    return missing;
+}
+
+/* ---- child workers ---- */
+
+pid_t lev_test_start_worker(char *const env[], const char *log_path)
+{
+    char bin[512];
+    lev_test_bin("tests/lev_test_worker", bin, sizeof bin);
+    char *argv[] = {bin, NULL};
+    return lev_test_spawn(argv, env, log_path);
+}
+
+char **lev_test_effect_ids(const char *path, size_t *n)
+{
+    size_t cap = 256, k = 0;
+    char **out = malloc(cap * sizeof *out);
+    FILE *f = fopen(path, "r");
+    char line[512];
+    while (f && fgets(line, sizeof line, f)) {
+        char *sp = strchr(line, ' ');
+        if (!sp)
+            continue;
+        *sp = '\0';
+        if (k == cap) {
+            cap *= 2;
+            out = realloc(out, cap * sizeof *out);
+        }
+        out[k++] = strdup(line);
+    }
+    if (f)
+        fclose(f);
+    *n = k;
+    return out;
+}
+
+size_t lev_test_distinct(char **s, size_t n)
+{
+    qsort(s, n, sizeof *s, cmp_str);
+    size_t d = 0;
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || strcmp(s[i], s[i - 1]) != 0)
+            d++;
+    return d;
+}
+
+size_t lev_test_wait_lines(const char *path, size_t lines, int timeout_ms)
+{
+    int64_t deadline = lev_mono_ms() + timeout_ms;
+    size_t n = 0;
+    for (;;) {
+        n = 0;
+        FILE *f = fopen(path, "r");
+        int c;
+        while (f && (c = fgetc(f)) != EOF)
+            n += c == '\n';
+        if (f)
+            fclose(f);
+        if (n >= lines || lev_mono_ms() >= deadline)
+            return n;
+        lev_test_sleep_ms(50);
+    }
+}

@@ -4,10 +4,12 @@
 #ifndef LEV_TESTUTIL_H
 #define LEV_TESTUTIL_H
 
+#include <jansson.h>
 #include <libevents.h>
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 /* getenv with a default. */
 const char *lev_test_env(const char *name, const char *def);
@@ -61,3 +63,41 @@ void lev_test_sleep_ms(int ms);
 void lev_test_bin(const char *rel, char *out, size_t size);
 
 #endif
+
+/* ---- orders for the runtime tests ---- */
+
+/* An OrderPlaced as Avro JSON with the given order id; sku "sku-<i>". */
+json_t *lev_test_order_json(const char *order_id, int i);
+
+/* Publishes n OrderPlaced events to topic, keyed by fresh order ids that
+ * are written to ids[i] (and ce_id = order id). Waits for every ack.
+ * `sku_of` (may be NULL) picks the sku of the i-th order. Returns 0. */
+int lev_test_publish_orders(const char *topic, size_t n, char (*ids)[LEV_UUID_STR_LEN],
+                            const char *(*sku_of)(size_t i));
+
+/* Reads `topic` and collects the order_id of each decoded record into a
+ * malloc'd array of strings (count in *n). */
+char **lev_test_read_order_ids(const char *topic, size_t min, int timeout_ms, size_t *n);
+void lev_test_strings_free(char **s, size_t n);
+
+/* How many of `want` ids are missing from `have`. */
+size_t lev_test_missing(char (*want)[LEV_UUID_STR_LEN], size_t nwant, char **have, size_t nhave);
+
+/* The schema set of LEV_SCHEMA_DIRS (loaded once, never freed). */
+const lev_schemas_t *lev_test_schemas(void);
+
+/* ---- child workers ---- */
+
+/* Starts tests' lev_test_worker with extra environment entries (NULL-ended)
+ * and its log at log_path. */
+pid_t lev_test_start_worker(char *const env[], const char *log_path);
+
+/* Lines of an effect log (see tests/tools/test_worker.c): the first word of
+ * each line in a malloc'd array (count in *n). Missing file: 0 lines. */
+char **lev_test_effect_ids(const char *path, size_t *n);
+
+/* Counts distinct strings in a (sorted in place) array. */
+size_t lev_test_distinct(char **s, size_t n);
+
+/* Waits until `path` has at least `lines` lines or timeout; returns the count. */
+size_t lev_test_wait_lines(const char *path, size_t lines, int timeout_ms);

@@ -1,0 +1,11 @@
+# The worker the runtime integration tests start, stop and kill.
+add_executable(lev_test_worker ${CMAKE_CURRENT_SOURCE_DIR}/tools/test_worker.c)
+target_link_libraries(lev_test_worker PRIVATE levents_static lev_flags)
+foreach(t it_worker_delivery it_worker_crash it_worker_failures)
+  if(TARGET ${t})
+    add_dependencies(${t} lev_test_worker)
+  endif()
+endforeach()
+if(TEST integration.it_worker_failures)
+  set_tests_properties(integration.it_worker_failures PROPERTIES TIMEOUT 900)
+endif()

@@ -1,0 +1,234 @@
+/*
+ * The worker against a real broker and Redis: delivery, group sharing,
+ * graceful stop.
+ */
+#include "check.h"
+#include "testutil.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+/* ---- produce N, consume with a group in this process ---- */
+
+typedef struct {
+    size_t n;
+    char (*ids)[LEV_UUID_STR_LEN];
+    char **sent;     /* JSON text of what was sent, by index */
+    char **received; /* JSON text of what the handler saw, by index */
+    size_t got;
+    lev_worker_t *w;
+    int rc;
+} delivery_t;
+
+static lev_result_t record_event(lev_ctx_t *ctx, const lev_event_t *ev, void *opaque)
+{
+    delivery_t *d = opaque;
+    (void)ctx;
+    for (size_t i = 0; i < d->n; i++) {
+        if (strcmp(d->ids[i], ev->id) != 0)
+            continue;
+        if (!d->received[i]) {
+            json_t *j = lev_codec_to_json((avro_value_t *)&ev->value, NULL);
+            d->received[i] = j ? json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT) : strdup("null");
+            json_decref(j);
+            d->got++;
+        }
+        break;
+    }
+    if (d->got == d->n)
+        lev_worker_stop(d->w);
+    return LEV_RESULT_OK;
+}
+
+static void *run_worker(void *arg)
+{
+    delivery_t *d = arg;
+    d->rc = lev_worker_run(d->w);
+    return NULL;
+}
+
+static void produced_events_all_arrive_decoded_equal_and_offsets_are_committed(void)
+{
+    enum { N = 300 };
+    char topic[128];
+    lev_test_unique("it-delivery", topic, sizeof topic);
+    REQUIRE(lev_test_create_topic(topic, 3) == 0);
+
+    static char ids[N][LEV_UUID_STR_LEN];
+    delivery_t d = {.n = N, .ids = ids};
+    d.sent = calloc(N, sizeof *d.sent);
+    d.received = calloc(N, sizeof *d.received);
+
+    /* publish, keeping the JSON of each event */
+    lev_config_t conf;
+    lev_error_t err;
+    lev_test_config(&conf, "it-delivery");
+    lev_producer_t *p = lev_producer_new(&conf, NULL, &err);
+    lev_codec_t *codec = lev_codec_new(lev_test_schemas(), NULL);
+    const lev_schema_t *s = lev_schemas_find(lev_test_schemas(), "shop.order.OrderPlaced");
+    REQUIRE(p && codec && s);
+    for (int i = 0; i < N; i++) {
+        lev_uuid4(ids[i]);
+        json_t *j = lev_test_order_json(ids[i], i);
+        d.sent[i] = json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT);
+        avro_value_t v;
+        REQUIRE(lev_codec_from_json(codec, s, j, &v, &err) == 0);
+        lev_event_meta_t meta = {.id = ids[i]};
+        CHECK(lev_producer_send_event(p, codec, topic, ids[i], s, &v, &meta, NULL, NULL, &err) ==
+              0);
+        avro_value_decref(&v);
+        json_decref(j);
+    }
+    CHECK(lev_producer_flush(p, 30000) == 0);
+    lev_producer_destroy(p);
+    lev_codec_destroy(codec);
+
+    /* consume with a group */
+    d.w = lev_worker_new(&conf, &err);
+    REQUIRE(d.w);
+    CHECK(lev_worker_on(d.w, "shop.order.OrderPlaced", record_event, &d, &err) == 0);
+    CHECK(lev_worker_subscribe(d.w, topic, &err) == 0);
+    pthread_t th;
+    pthread_create(&th, NULL, run_worker, &d);
+    int64_t deadline = lev_mono_ms() + 90000;
+    while (d.got < N && lev_mono_ms() < deadline)
+        lev_test_sleep_ms(50);
+    lev_worker_stop(d.w);
+    pthread_join(th, NULL);
+    CHECK_INT(d.rc, ==, 0);
+    CHECK_INT(d.got, ==, N);
+    size_t equal = 0;
+    for (int i = 0; i < N; i++)
+        equal += d.received[i] && strcmp(d.sent[i], d.received[i]) == 0;
+    CHECK_INT(equal, ==, N);
+
+    /* the graceful stop committed every handled offset */
+    int64_t committed[3];
+    CHECK(lev_test_committed(conf.group_id, topic, 3, committed) == 0);
+    CHECK_INT(committed[0] + committed[1] + committed[2], ==, N);
+
+    lev_worker_destroy(d.w);
+    lev_config_clear(&conf);
+    for (int i = 0; i < N; i++) {
+        free(d.sent[i]);
+        free(d.received[i]);
+    }
+    free(d.sent);
+    free(d.received);
+}
+
+/* ---- child workers ---- */
+
+typedef struct {
+    char in[128], out[128], group[128], effect[256], log[256];
+    char env_in[160], env_out[160], env_group[160], env_effect[300];
+} run_t;
+
+static void run_init(run_t *r, const char *name)
+{
+    lev_test_unique(name, r->in, sizeof r->in);
+    snprintf(r->out, sizeof r->out, "%s-out", r->in);
+    snprintf(r->group, sizeof r->group, "%s-group", r->in);
+    snprintf(r->effect, sizeof r->effect, "%s/%s.effects", lev_test_env("TMPDIR", "/tmp"), r->in);
+    snprintf(r->log, sizeof r->log, "%s/%s.log", lev_test_env("TMPDIR", "/tmp"), r->in);
+    snprintf(r->env_in, sizeof r->env_in, "IN_TOPIC=%s", r->in);
+    snprintf(r->env_out, sizeof r->env_out, "OUT_TOPIC=%s", r->out);
+    snprintf(r->env_group, sizeof r->env_group, "LEV_GROUP_ID=%s", r->group);
+    snprintf(r->env_effect, sizeof r->env_effect, "EFFECT_LOG=%s", r->effect);
+    unlink(r->effect);
+}
+
+static pid_t run_start(run_t *r, const char *delay)
+{
+    char *env[] = {r->env_in, r->env_out, r->env_group, r->env_effect, (char *)delay, NULL};
+    return lev_test_start_worker(env, r->log);
+}
+
+static void two_consumers_share_partitions_and_one_takes_over_when_the_other_leaves(void)
+{
+    enum { N = 1500 };
+    run_t r;
+    run_init(&r, "it-share");
+    REQUIRE(lev_test_create_topic(r.in, 4) == 0);
+    REQUIRE(lev_test_create_topic(r.out, 3) == 0);
+    static char ids[N][LEV_UUID_STR_LEN];
+    REQUIRE(lev_test_publish_orders(r.in, N, ids, NULL) == 0);
+
+    pid_t a = run_start(&r, "HANDLE_DELAY_MS=4");
+    pid_t b = run_start(&r, "HANDLE_DELAY_MS=4");
+    /* both work for a while */
+    CHECK(lev_test_wait_lines(r.effect, 400, 60000) >= 400);
+    kill(a, SIGTERM);
+    int status = -1;
+    CHECK(lev_test_wait(a, 30000, &status) == 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* the other one finishes the whole topic */
+    lev_test_wait_lines(r.effect, N, 120000);
+    size_t nout;
+    char **out = lev_test_read_order_ids(r.out, N, 60000, &nout);
+    CHECK_INT(lev_test_missing(ids, N, out, nout), ==, 0);
+
+    /* both handled some: the partitions were shared */
+    FILE *f = fopen(r.effect, "r");
+    char line[512];
+    int by_a = 0, by_b = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        int pid = atoi(strrchr(line, ' ') + 1);
+        by_a += pid == a;
+        by_b += pid == b;
+    }
+    if (f)
+        fclose(f);
+    CHECK(by_a > 0);
+    CHECK(by_b > 0);
+    kill(b, SIGTERM);
+    CHECK(lev_test_wait(b, 30000, &status) == 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    lev_test_strings_free(out, nout);
+}
+
+static void sigterm_under_load_exits_zero_commits_and_redelivers_nothing(void)
+{
+    enum { N = 2000 };
+    run_t r;
+    run_init(&r, "it-sigterm");
+    REQUIRE(lev_test_create_topic(r.in, 3) == 0);
+    REQUIRE(lev_test_create_topic(r.out, 3) == 0);
+    static char ids[N][LEV_UUID_STR_LEN];
+    REQUIRE(lev_test_publish_orders(r.in, N, ids, NULL) == 0);
+
+    pid_t a = run_start(&r, "HANDLE_DELAY_MS=2");
+    CHECK(lev_test_wait_lines(r.effect, 300, 60000) >= 300);
+    int64_t t0 = lev_mono_ms();
+    kill(a, SIGTERM);
+    int status = -1;
+    CHECK(lev_test_wait(a, 30000, &status) == 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(lev_mono_ms() - t0 < 20000);
+
+    /* what was handled is exactly what was committed */
+    size_t nh;
+    char **handled = lev_test_effect_ids(r.effect, &nh);
+    int64_t committed[3];
+    CHECK(lev_test_committed(r.group, r.in, 3, committed) == 0);
+    int64_t sum = 0;
+    for (int p = 0; p < 3; p++)
+        sum += committed[p] > 0 ? committed[p] : 0;
+    CHECK_INT(sum, ==, nh);
+    lev_test_strings_free(handled, nh);
+
+    /* a restart handles the rest, and nothing twice */
+    pid_t b = run_start(&r, "HANDLE_DELAY_MS=0");
+    lev_test_wait_lines(r.effect, N, 120000);
+    kill(b, SIGTERM);
+    CHECK(lev_test_wait(b, 30000, &status) == 0);
+    handled = lev_test_effect_ids(r.effect, &nh);
+    CHECK_INT(nh, ==, N);
+    CHECK_INT(lev_test_distinct(handled, nh), ==, N);
+    lev_test_strings_free(handled, nh);
+}
+
+CHECK_MAIN(CASE(produced_events_all_arrive_decoded_equal_and_offsets_are_committed),
+           CASE(two_consumers_share_partitions_and_one_takes_over_when_the_other_leaves),
+           CASE(sigterm_under_load_exits_zero_commits_and_redelivers_nothing))
