@@ -1,0 +1,122 @@
+/*
+ * Private interfaces between the codec files of libevents: canonical form
+ * (canon.c), schema sets (schema.c), the bounded validator (validate.c), the
+ * Avro JSON encoding (json.c) and encode/decode (codec.c). Not installed.
+ *
+ * The "normalized schema" used throughout is a jansson tree produced by
+ * lev_canon_normalize():
+ *   - a primitive is the JSON string of its name ("int");
+ *   - a named type is defined (as an object) at its first occurrence and
+ *     referenced later by the JSON string of its full name;
+ *   - a record is {"type":"record","name":<full name>,"fields":[{"name":..,
+ *     "type":<normalized>[,"default":<json>]}...]};
+ *   - an enum is {"type":"enum","name":..,"symbols":[..][,"default":".."]};
+ *   - a fixed is {"type":"fixed","name":..,"size":n};
+ *   - an array is {"type":"array","items":..}, a map {"type":"map","values":..};
+ *   - a union is a JSON array of normalized schemas.
+ * Every other attribute (doc, aliases, order, logicalType, namespace) is gone.
+ */
+#ifndef LEV_CODEC_INTERNAL_H
+#define LEV_CODEC_INTERNAL_H
+
+#include "internal.h"
+
+#include <stdint.h>
+
+/* ======================================================================
+ * canon.c
+ * ====================================================================== */
+
+/* Normalizes a parsed schema (see above): resolves every name to its full
+ * name, checks names, symbols, sizes, duplicate definitions, unknown type
+ * references and union rules. Returns a new tree, or NULL with err filled
+ * (LEV_ERR_SCHEMA). */
+json_t *lev_canon_normalize(const json_t *schema, lev_error_t *err);
+
+/* Writes the Parsing Canonical Form of a normalized schema. Returns a
+ * malloc'd string, or NULL when out of memory. */
+char *lev_canon_write(const json_t *norm);
+
+/* Adds every named definition of a normalized schema to `names` (an
+ * object: full name -> definition, borrowed from `norm`). */
+void lev_canon_index_names(json_t *norm, json_t *names);
+
+/* The type name of a normalized node ("int", "record", "union", ...) after
+ * following a named reference through `names`; *def receives the node that
+ * defines it (the union array, the named definition, or the primitive
+ * string). Returns NULL for a dangling reference. */
+const char *lev_canon_kind(const json_t *node, const json_t *names, const json_t **def);
+
+/* ======================================================================
+ * validate.c: a compiled form of a writer schema for bounded validation
+ * ====================================================================== */
+
+typedef struct lev_vplan_s lev_vplan_t;
+
+/* Compiles an avro-c schema (records, recursion through links included).
+ * Returns NULL when out of memory or the schema has a type avro-c cannot
+ * encode. */
+lev_vplan_t *lev_vplan_new(avro_schema_t schema);
+void lev_vplan_destroy(lev_vplan_t *plan);
+
+/* Walks `body` against the plan with `limits`: 0, or LEV_ERR_DECODE with a
+ * field path in err->where and what is wrong (and at which byte) in
+ * err->text. Never reads outside body[0..len). */
+int lev_vplan_validate(const lev_vplan_t *plan, const void *body, size_t len,
+                       const lev_codec_limits_t *limits, lev_error_t *err);
+
+/* The depth limit is applied on the C stack: values above this are
+ * treated as this. */
+#define LEV_CODEC_MAX_DEPTH_CAP 1000
+
+/* ======================================================================
+ * schema.c: what a loaded schema carries besides the public accessors
+ * ====================================================================== */
+
+/* The normalized schema and its name index (object: full name -> def). */
+const json_t *lev_schema_norm(const lev_schema_t *schema);
+const json_t *lev_schema_names(const lev_schema_t *schema);
+/* The validation plan of the schema. */
+const lev_vplan_t *lev_schema_plan(const lev_schema_t *schema);
+/* Position of the schema in its set (stable, dense from 0). */
+size_t lev_schema_index(const lev_schema_t *schema);
+/* The current version of the schema's full name (itself when current), or
+ * NULL when only writer-only versions of the name are loaded. */
+const lev_schema_t *lev_schema_current_version(const lev_schema_t *schema);
+
+/* ======================================================================
+ * codec.c
+ * ====================================================================== */
+
+/* The codec's limits, with defaults filled in. */
+const lev_codec_limits_t *lev_codec_limits(const lev_codec_t *codec);
+
+/* ======================================================================
+ * json.c
+ * ====================================================================== */
+
+/* How lev_json_to_value reads unions. */
+typedef enum lev_json_mode_e {
+    LEV_JSON_AVRO = 0,    /* Avro JSON encoding: null or {"<branch>": value};
+                             a bare value that fits exactly one branch too */
+    LEV_JSON_DEFAULT = 1, /* a schema default: unions take a bare value,
+                             first fitting branch (the first branch per spec) */
+} lev_json_mode_t;
+
+/* Fills `dst` (a value of the schema `node` describes; NULL for a dry run
+ * that only checks) from `json`. `names` indexes the named types of the
+ * schema. `path` is the field path of `dst` for errors ("" at the top).
+ * Returns 0, or LEV_ERR_JSON with err->where the path of the fault. */
+int lev_json_to_value(json_t *json, const json_t *node, const json_t *names, avro_value_t *dst,
+                      lev_json_mode_t mode, size_t max_depth, const char *path, lev_error_t *err);
+
+/* ======================================================================
+ * UTF-8
+ * ====================================================================== */
+
+/* 1 if s[0..len) is well-formed UTF-8 (RFC 3629: no overlong forms, no
+ * surrogates, nothing above U+10FFFF), else 0; *bad gets the offset of the
+ * first bad byte. U+0000 is allowed. */
+int lev_utf8_valid(const uint8_t *s, size_t len, size_t *bad);
+
+#endif
