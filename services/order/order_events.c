@@ -1,0 +1,192 @@
+/* order-service rules: Avro event values to and from the rule structs. */
+#include "order_rules.h"
+
+#include "svc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ======================================================================
+ * Field access
+ * ====================================================================== */
+
+/* Reads string field `name` of rec into *out (borrowed). */
+static int get_str(avro_value_t *rec, const char *name, const char **out, lev_error_t *err)
+{
+    size_t len;
+    if (lev_value_get_string(rec, name, out, &len) != 0)
+        return svc_error(err, LEV_ERR_DECODE, name, "missing or not a string");
+    return LEV_OK;
+}
+
+static int get_long(avro_value_t *rec, const char *name, int64_t *out, lev_error_t *err)
+{
+    if (lev_value_get_long(rec, name, out) != 0)
+        return svc_error(err, LEV_ERR_DECODE, name, "missing or not a long");
+    return LEV_OK;
+}
+
+/* Reads a ["null","string"] field: *out is NULL for the null branch. */
+static int get_opt_str(avro_value_t *rec, const char *name, const char **out, lev_error_t *err)
+{
+    avro_value_t u, branch;
+    int disc;
+    size_t size;
+    *out = NULL;
+    if (avro_value_get_by_name(rec, name, &u, NULL) != 0 ||
+        avro_value_get_discriminant(&u, &disc) != 0 ||
+        avro_value_get_current_branch(&u, &branch) != 0)
+        return svc_error(err, LEV_ERR_DECODE, name, "missing or not a union");
+    if (avro_value_get_type(&branch) == AVRO_NULL)
+        return LEV_OK;
+    if (avro_value_get_string(&branch, out, &size) != 0)
+        return svc_error(err, LEV_ERR_DECODE, name, "not a string");
+    return LEV_OK;
+}
+
+/* Sets a ["null","string"] field to s, or to null when s is NULL. */
+static int set_opt_str(avro_value_t *rec, const char *name, const char *s)
+{
+    avro_value_t u, branch;
+    if (avro_value_get_by_name(rec, name, &u, NULL) != 0)
+        return LEV_ERR_ARG;
+    if (!s)
+        return avro_value_set_branch(&u, 0, &branch) == 0 && avro_value_set_null(&branch) == 0
+                   ? LEV_OK
+                   : LEV_ERR_ARG;
+    return avro_value_set_branch(&u, 1, &branch) == 0 && avro_value_set_string(&branch, s) == 0
+               ? LEV_OK
+               : LEV_ERR_ARG;
+}
+
+/* ======================================================================
+ * Inputs
+ * ====================================================================== */
+
+void ord_order_clear(ord_order_t *o)
+{
+    if (!o)
+        return;
+    free(o->items);
+    memset(o, 0, sizeof *o);
+}
+
+int ord_order_from_value(avro_value_t *v, ord_order_t *o, lev_error_t *err)
+{
+    int rc;
+    avro_value_t arr;
+    size_t n = 0;
+    memset(o, 0, sizeof *o);
+    if ((rc = get_str(v, "order_id", &o->order_id, err)) ||
+        (rc = get_str(v, "customer_id", &o->customer_id, err)) ||
+        (rc = get_opt_str(v, "customer_email", &o->customer_email, err)) ||
+        (rc = get_str(v, "currency", &o->currency, err)) ||
+        (rc = get_long(v, "total_minor", &o->total_minor, err)) ||
+        (rc = get_str(v, "payment_token", &o->payment_token, err)) ||
+        (rc = get_long(v, "placed_at", &o->placed_at, err)))
+        goto fail;
+    if (avro_value_get_by_name(v, "items", &arr, NULL) != 0 || avro_value_get_size(&arr, &n) != 0) {
+        rc = svc_error(err, LEV_ERR_DECODE, "items", "missing or not an array");
+        goto fail;
+    }
+    if (n > 0 && !(o->items = calloc(n, sizeof *o->items))) {
+        rc = svc_error(err, LEV_ERR_NOMEM, "items", "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < n; i++) {
+        avro_value_t el;
+        ord_item_t *it = &o->items[i];
+        if (avro_value_get_by_index(&arr, i, &el, NULL) != 0 ||
+            lev_value_get_string(&el, "sku", &it->sku, &(size_t){0}) != 0 ||
+            lev_value_get_int(&el, "quantity", &it->quantity) != 0 ||
+            lev_value_get_long(&el, "unit_price_minor", &it->unit_price_minor) != 0) {
+            rc = svc_error(err, LEV_ERR_DECODE, "items", "item %zu is not an Item record", i);
+            goto fail;
+        }
+    }
+    o->nitems = n;
+    return LEV_OK;
+fail:
+    ord_order_clear(o);
+    return rc;
+}
+
+int ord_payment_from_value(avro_value_t *v, int succeeded, ord_payment_t *p, lev_error_t *err)
+{
+    int rc;
+    memset(p, 0, sizeof *p);
+    p->succeeded = succeeded;
+    if ((rc = get_str(v, "order_id", &p->order_id, err)) ||
+        (rc = get_str(v, "customer_id", &p->customer_id, err)) ||
+        (rc = get_str(v, "currency", &p->currency, err)) ||
+        (rc = get_long(v, "amount_minor", &p->amount_minor, err)))
+        return rc;
+    if (succeeded)
+        return get_str(v, "payment_id", &p->payment_id, err);
+    if ((rc = get_str(v, "reason_code", &p->reason_code, err)) ||
+        (rc = get_str(v, "reason", &p->reason, err)))
+        return rc;
+    return LEV_OK;
+}
+
+/* ======================================================================
+ * Outputs
+ * ====================================================================== */
+
+int ord_accepted_fill(avro_value_t *out, const ord_order_t *o, int64_t at)
+{
+    if (lev_value_set_string(out, "order_id", o->order_id) ||
+        lev_value_set_string(out, "customer_id", o->customer_id) ||
+        lev_value_set_string(out, "currency", o->currency) ||
+        lev_value_set_long(out, "total_minor", o->total_minor) ||
+        lev_value_set_string(out, "payment_token", o->payment_token) ||
+        lev_value_set_long(out, "accepted_at", at))
+        return LEV_ERR_ENCODE;
+    return LEV_OK;
+}
+
+int ord_rejected_fill(avro_value_t *out, const ord_order_t *o, const ord_reasons_t *r, int64_t at)
+{
+    avro_value_t arr, el;
+    if (lev_value_set_string(out, "order_id", o->order_id) ||
+        lev_value_set_string(out, "customer_id", o->customer_id) ||
+        set_opt_str(out, "customer_email", o->customer_email) ||
+        lev_value_set_long(out, "rejected_at", at) ||
+        avro_value_get_by_name(out, "reasons", &arr, NULL) != 0)
+        return LEV_ERR_ENCODE;
+    for (size_t i = 0; i < r->n; i++) {
+        if (avro_value_append(&arr, &el, NULL) != 0 ||
+            lev_value_set_string(&el, "code", r->r[i].code) ||
+            lev_value_set_string(&el, "field", r->r[i].field) ||
+            lev_value_set_string(&el, "message", r->r[i].message))
+            return LEV_ERR_ENCODE;
+    }
+    return LEV_OK;
+}
+
+int ord_confirmed_fill(avro_value_t *out, const char *order_id, const ord_state_t *st,
+                       const ord_payment_t *p)
+{
+    if (lev_value_set_string(out, "order_id", order_id) ||
+        lev_value_set_string(out, "customer_id", st->customer_id) ||
+        set_opt_str(out, "customer_email", st->customer_email) ||
+        lev_value_set_string(out, "payment_id", p->payment_id) ||
+        lev_value_set_string(out, "currency", p->currency) ||
+        lev_value_set_long(out, "total_minor", p->amount_minor) ||
+        lev_value_set_long(out, "confirmed_at", st->changed_at))
+        return LEV_ERR_ENCODE;
+    return LEV_OK;
+}
+
+int ord_cancelled_fill(avro_value_t *out, const char *order_id, const ord_state_t *st,
+                       const ord_payment_t *p)
+{
+    if (lev_value_set_string(out, "order_id", order_id) ||
+        lev_value_set_string(out, "customer_id", st->customer_id) ||
+        set_opt_str(out, "customer_email", st->customer_email) ||
+        lev_value_set_string(out, "reason_code", p->reason_code ? p->reason_code : "") ||
+        lev_value_set_string(out, "reason", p->reason ? p->reason : "") ||
+        lev_value_set_long(out, "cancelled_at", st->changed_at))
+        return LEV_ERR_ENCODE;
+    return LEV_OK;
+}
