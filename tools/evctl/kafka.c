@@ -1,0 +1,141 @@
+/* Kafka clients for evctl: a group-less consumer for metadata and reading
+ * by assignment, the libevents producer, and header helpers. */
+#include "evctl.h"
+
+#include "kafka_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+rd_kafka_t *evctl_consumer_new(evctl_ctx_t *ctx, const char *group, int *code)
+{
+    const lev_kv_t defaults[] = {
+        {"enable.auto.commit", "false"},       {"enable.auto.offset.store", "false"},
+        {"enable.partition.eof", "true"},      {"auto.offset.reset", "earliest"},
+        {"allow.auto.create.topics", "false"}, {NULL, NULL},
+    };
+    lev_error_t err;
+    char errstr[512], buf[800];
+    rd_kafka_t *rk = NULL;
+    rd_kafka_conf_t *kc = lev_kafka_conf_new(&ctx->conf, defaults, NULL, &err);
+    if (!kc) {
+        *code = evctl_fail(EVCTL_EXIT_USAGE, "Kafka configuration: %s",
+                           lev_error_format(&err, buf, sizeof buf));
+        return NULL;
+    }
+    /* librdkafka's assign needs a group id even when nothing joins or commits */
+    if (lev_kafka_conf_set(kc, "group.id", group ? group : "evctl-reader", &err) != 0) {
+        rd_kafka_conf_destroy(kc);
+        *code = evctl_fail(EVCTL_EXIT_USAGE, "group \"%s\": %s", group ? group : "evctl-reader",
+                           lev_error_format(&err, buf, sizeof buf));
+        return NULL;
+    }
+    rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, errstr, sizeof errstr);
+    if (!rk) {
+        rd_kafka_conf_destroy(kc);
+        *code = evctl_fail(EVCTL_EXIT_INTERNAL, "cannot create a Kafka client: %s", errstr);
+        return NULL;
+    }
+    rd_kafka_poll_set_consumer(rk);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, NULL, &md, ctx->timeout_ms);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        *code = evctl_fail(EVCTL_EXIT_UNAVAILABLE, "Kafka at %s did not answer: %s",
+                           ctx->conf.bootstrap, rd_kafka_err2str(e));
+        rd_kafka_destroy(rk);
+        return NULL;
+    }
+    rd_kafka_metadata_destroy(md);
+    *code = 0;
+    return rk;
+}
+
+void evctl_consumer_destroy(rd_kafka_t *rk)
+{
+    if (!rk)
+        return;
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+}
+
+int evctl_topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms)
+{
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    if (!rkt)
+        return -1;
+    const struct rd_kafka_metadata *md = NULL;
+    int n = -1;
+    /* a freshly created topic can answer "leader not available" for a moment */
+    int64_t deadline = lev_mono_ms() + timeout_ms;
+    for (;;) {
+        rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
+        if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+            break;
+        rd_kafka_resp_err_t te = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR__FAIL;
+        if (te == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            n = md->topics[0].partition_cnt;
+        } else if (te == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+                   te == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) {
+            n = 0;
+        } else if (te == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE && lev_mono_ms() < deadline) {
+            rd_kafka_metadata_destroy(md);
+            md = NULL;
+            rd_kafka_poll(rk, 200);
+            continue;
+        }
+        break;
+    }
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    return n;
+}
+
+lev_producer_t *evctl_producer_new(evctl_ctx_t *ctx)
+{
+    const lev_kv_t extra[] = {{"linger.ms", "20"}, {NULL, NULL}};
+    lev_error_t err;
+    char buf[800];
+    lev_producer_t *p = lev_producer_new(&ctx->conf, extra, &err);
+    if (!p)
+        evctl_fail(err.code == LEV_ERR_CONFIG ? EVCTL_EXIT_USAGE : EVCTL_EXIT_INTERNAL,
+                   "cannot create a producer: %s", lev_error_format(&err, buf, sizeof buf));
+    return p;
+}
+
+void evctl_producer_poll_cb(void *opaque, int ms)
+{
+    lev_producer_poll(opaque, ms);
+}
+
+size_t evctl_headers_get(const rd_kafka_message_t *m, lev_header_t *out, size_t max)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR || !hdrs)
+        return 0;
+    size_t n = 0;
+    const char *name;
+    const void *value;
+    size_t size;
+    for (size_t i = 0; n < max && rd_kafka_header_get_all(hdrs, i, &name, &value, &size) ==
+                                      RD_KAFKA_RESP_ERR_NO_ERROR;
+         i++)
+        out[n++] = (lev_header_t){name, value, value ? size : 0};
+    return n;
+}
+
+const char *evctl_header_str(const rd_kafka_message_t *m, const char *name, char *buf, size_t size)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    const void *value = NULL;
+    size_t len = 0;
+    if (size == 0 || rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR || !hdrs ||
+        rd_kafka_header_get_last(hdrs, name, &value, &len) != RD_KAFKA_RESP_ERR_NO_ERROR || !value)
+        return NULL;
+    if (len >= size)
+        len = size - 1;
+    memcpy(buf, value, len);
+    buf[len] = '\0';
+    /* a header holding a NUL byte is cut there: names and numbers never hold one */
+    return buf;
+}

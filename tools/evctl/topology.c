@@ -1,0 +1,285 @@
+/*
+ * The declarative description of the workflow's topics (tools/topics.json):
+ * loading, checking and expanding it into the full list of topics, retry
+ * and dead-letter topics included.
+ */
+#include "evctl.h"
+
+#include <fnmatch.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef EVCTL_TOPICS_INSTALL_PATH
+#define EVCTL_TOPICS_INSTALL_PATH "/usr/local/share/libevents/topics.json"
+#endif
+
+/* Kafka's rule: 1..249 characters of [a-zA-Z0-9._-]. */
+static int topic_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    return n > 0 && n <= 249 &&
+           strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n &&
+           strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
+}
+
+/* Picks the file: --topics-file, LEV_TOPICS_FILE, ./tools/topics.json, the
+ * installed copy. */
+static const char *topics_path(const evctl_ctx_t *ctx)
+{
+    if (ctx->topics_file)
+        return ctx->topics_file;
+    const char *env = getenv("LEV_TOPICS_FILE");
+    if (env && *env)
+        return env;
+    if (access("tools/topics.json", R_OK) == 0)
+        return "tools/topics.json";
+    return EVCTL_TOPICS_INSTALL_PATH;
+}
+
+int evctl_topology_available(const evctl_ctx_t *ctx)
+{
+    const char *env = getenv("LEV_TOPICS_FILE");
+    return ctx->topics_file || (env && *env) || access(topics_path(ctx), R_OK) == 0;
+}
+
+static int positive(json_t *obj, const char *key, int def, int *out)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v) {
+        *out = def;
+        return 0;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 100000)
+        return -1;
+    *out = (int)json_integer_value(v);
+    return 0;
+}
+
+static int config_ok(json_t *config)
+{
+    if (!config)
+        return 1;
+    if (!json_is_object(config))
+        return 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach(config, k, v) if (!json_is_string(v)) return 0;
+    return 1;
+}
+
+static int add_topic(evctl_topology_t *t, const char *name, int partitions, int replication,
+                     json_t *config, const char *kind, const char *group)
+{
+    for (size_t i = 0; i < t->ntopics; i++)
+        if (strcmp(t->topics[i].name, name) == 0)
+            return 0; /* listed twice (a group reading its own retry topic, say) */
+    evctl_topic_spec_t *n = realloc(t->topics, (t->ntopics + 1) * sizeof *n);
+    if (!n)
+        return -1;
+    t->topics = n;
+    char *copy = strdup(name);
+    if (!copy)
+        return -1;
+    t->topics[t->ntopics++] =
+        (evctl_topic_spec_t){copy, partitions, replication, config, kind, group};
+    return 0;
+}
+
+int evctl_topology_load(evctl_topology_t *t, evctl_ctx_t *ctx, int partitions, int replication,
+                        int retry_levels)
+{
+    memset(t, 0, sizeof *t);
+    snprintf(t->path, sizeof t->path, "%s", topics_path(ctx));
+    json_error_t jerr;
+    t->doc = json_load_file(t->path, JSON_REJECT_DUPLICATES, &jerr);
+    if (!t->doc)
+        return evctl_fail(EVCTL_EXIT_DATA, "%s:%d: %s", t->path, jerr.line, jerr.text);
+    int rc = 0, def_parts, def_repl;
+    char where[128] = "";
+    json_t *defaults = json_object_get(t->doc, "defaults");
+    json_t *topics = json_object_get(t->doc, "topics");
+    json_t *groups = json_object_get(t->doc, "groups");
+    json_t *retry = json_object_get(t->doc, "retry_topics");
+    json_t *dlq = json_object_get(t->doc, "dlq_topics");
+    json_t *retry_conf = retry ? json_object_get(retry, "config") : NULL;
+    json_t *dlq_conf = dlq ? json_object_get(dlq, "config") : NULL;
+    if (!json_is_object(t->doc)) {
+        snprintf(where, sizeof where, "(document): expected an object");
+        goto bad;
+    }
+    if (positive(defaults, "partitions", 3, &def_parts) != 0) {
+        snprintf(where, sizeof where, "defaults.partitions: expected a positive integer");
+        goto bad;
+    }
+    if (positive(defaults, "replication_factor", 1, &def_repl) != 0) {
+        snprintf(where, sizeof where, "defaults.replication_factor: expected a positive integer");
+        goto bad;
+    }
+    int doc_levels = -1;
+    if (json_object_get(t->doc, "retry_levels") &&
+        positive(t->doc, "retry_levels", 0, &doc_levels) != 0) {
+        snprintf(where, sizeof where, "retry_levels: expected a positive integer");
+        goto bad;
+    }
+    if (!config_ok(retry_conf) || !config_ok(dlq_conf)) {
+        snprintf(where, sizeof where,
+                 "retry_topics/dlq_topics.config: expected an object of strings");
+        goto bad;
+    }
+    if (!json_is_array(topics) || json_array_size(topics) == 0) {
+        snprintf(where, sizeof where, "topics: expected a non-empty array");
+        goto bad;
+    }
+    size_t i;
+    json_t *it;
+    json_array_foreach(topics, i, it)
+    {
+        const char *name = json_string_value(json_object_get(it, "name"));
+        int parts, repl;
+        json_t *types = json_object_get(it, "types");
+        if (!name || !topic_name_ok(name)) {
+            snprintf(where, sizeof where, "topics[%zu].name: expected a topic name", i);
+            goto bad;
+        }
+        if (positive(it, "partitions", def_parts, &parts) ||
+            positive(it, "replication_factor", def_repl, &repl)) {
+            snprintf(where, sizeof where,
+                     "topics[%zu]: partitions and replication_factor must be positive integers", i);
+            goto bad;
+        }
+        if (!config_ok(json_object_get(it, "config"))) {
+            snprintf(where, sizeof where, "topics[%zu].config: expected an object of strings", i);
+            goto bad;
+        }
+        if (types && !json_is_array(types)) {
+            snprintf(where, sizeof where, "topics[%zu].types: expected an array of patterns", i);
+            goto bad;
+        }
+        if (add_topic(t, name, partitions > 0 ? partitions : parts,
+                      replication > 0 ? replication : repl, json_object_get(it, "config"), "topic",
+                      NULL) != 0)
+            goto nomem;
+    }
+    if (groups && !json_is_array(groups)) {
+        snprintf(where, sizeof where, "groups: expected an array");
+        goto bad;
+    }
+    json_array_foreach(groups, i, it)
+    {
+        const char *name = json_string_value(json_object_get(it, "name"));
+        json_t *reads = json_object_get(it, "reads");
+        int levels = retry_levels >= 0 ? retry_levels
+                     : doc_levels >= 0 ? doc_levels
+                                       : ctx->conf.retry.levels;
+        if (!name || !*name || strlen(name) > 200 || !topic_name_ok(name)) {
+            snprintf(where, sizeof where,
+                     "groups[%zu].name: expected a group name usable in topic names", i);
+            goto bad;
+        }
+        if (retry_levels < 0 && json_object_get(it, "retry_levels") &&
+            positive(it, "retry_levels", 0, &levels) != 0) {
+            snprintf(where, sizeof where, "groups[%zu].retry_levels: expected a positive integer",
+                     i);
+            goto bad;
+        }
+        if (levels > LEV_RETRY_LEVELS_MAX) {
+            snprintf(where, sizeof where, "groups[%zu]: at most %d retry levels", i,
+                     LEV_RETRY_LEVELS_MAX);
+            goto bad;
+        }
+        /* retry and dead-letter topics get as many partitions as the widest input */
+        int parts = 0, repl = def_repl;
+        size_t k;
+        json_t *r;
+        if (!json_is_array(reads)) {
+            snprintf(where, sizeof where, "groups[%zu].reads: expected an array of topic names", i);
+            goto bad;
+        }
+        json_array_foreach(reads, k, r)
+        {
+            const char *rn = json_string_value(r);
+            size_t j;
+            for (j = 0; rn && j < t->ntopics; j++)
+                if (strcmp(t->topics[j].name, rn) == 0)
+                    break;
+            if (!rn || j == t->ntopics) {
+                snprintf(where, sizeof where,
+                         "groups[%zu].reads[%zu]: not a topic listed in topics", i, k);
+                goto bad;
+            }
+            if (t->topics[j].partitions > parts)
+                parts = t->topics[j].partitions;
+            repl = t->topics[j].replication;
+        }
+        if (parts == 0)
+            parts = partitions > 0 ? partitions : def_parts;
+        char topic[256];
+        for (int level = 1; level <= levels; level++) {
+            lev_retry_topic_name(name, level, topic, sizeof topic);
+            if (add_topic(t, topic, parts, repl, retry_conf, "retry", name) != 0)
+                goto nomem;
+        }
+        lev_dlq_topic_name(name, topic, sizeof topic);
+        if (add_topic(t, topic, parts, repl, dlq_conf, "dlq", name) != 0)
+            goto nomem;
+    }
+    return 0;
+nomem:
+    rc = evctl_fail(EVCTL_EXIT_INTERNAL, "out of memory");
+    evctl_topology_clear(t);
+    return rc;
+bad:
+    rc = evctl_fail(EVCTL_EXIT_DATA, "%s: %s", t->path, where);
+    evctl_topology_clear(t);
+    return rc;
+}
+
+void evctl_topology_clear(evctl_topology_t *t)
+{
+    for (size_t i = 0; i < t->ntopics; i++)
+        free(t->topics[i].name);
+    free(t->topics);
+    json_decref(t->doc);
+    t->topics = NULL;
+    t->ntopics = 0;
+    t->doc = NULL;
+}
+
+const char *evctl_topology_topic_for_type(const evctl_topology_t *t, const char *type)
+{
+    size_t i, k;
+    json_t *it, *pat;
+    json_array_foreach(json_object_get(t->doc, "topics"), i, it)
+    {
+        json_array_foreach(json_object_get(it, "types"), k, pat)
+        {
+            const char *p = json_string_value(pat);
+            if (p && fnmatch(p, type, 0) == 0)
+                return json_string_value(json_object_get(it, "name"));
+        }
+    }
+    return NULL;
+}
+
+size_t evctl_topology_group_topics(const evctl_topology_t *t, const char *group, const char **out,
+                                   size_t max)
+{
+    size_t n = 0, i, k;
+    json_t *it, *r;
+    json_array_foreach(json_object_get(t->doc, "groups"), i, it)
+    {
+        if (!json_is_string(json_object_get(it, "name")) ||
+            strcmp(json_string_value(json_object_get(it, "name")), group) != 0)
+            continue;
+        json_array_foreach(json_object_get(it, "reads"), k, r) if (n < max && json_is_string(r))
+            out[n++] = json_string_value(r);
+    }
+    if (n == 0)
+        return 0;
+    for (i = 0; i < t->ntopics && n < max; i++)
+        if (t->topics[i].group && strcmp(t->topics[i].group, group) == 0 &&
+            strcmp(t->topics[i].kind, "retry") == 0)
+            out[n++] = t->topics[i].name;
+    return n;
+}
