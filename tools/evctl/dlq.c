@@ -1,0 +1,441 @@
+/*
+ * evctl dlq list | show | redrive: a consumer group's dead-letter topic
+ * (<group>.dlq). Dead-letter records carry the original key, value and
+ * headers plus the lev_* headers of libevents/worker.h.
+ */
+#include "evctl.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int dlq_topic(const char *group, char *out, size_t size)
+{
+    if (!*group || strlen(group) > 200)
+        return evctl_fail(EVCTL_EXIT_USAGE, "\"%s\" is not a consumer group name", group);
+    lev_dlq_topic_name(group, out, size);
+    return 0;
+}
+
+/* ======================================================================
+ * dlq list
+ * ====================================================================== */
+
+static const evctl_opt_t list_opts[] = {
+    {"since", "TIME", "only records dead-lettered at or after TIME (RFC 3339 or now-<duration>)",
+     0},
+    {"until", "TIME", "only records dead-lettered before TIME", 0},
+    {"format", "json|table", "JSON lines (default) or a table for people", 0},
+    {NULL, NULL, NULL, 0},
+};
+
+typedef struct bucket_s {
+    char *cls, *msg;
+    uint64_t count;
+    int64_t first_ms, last_ms;
+    int32_t first_partition, last_partition;
+    int64_t first_offset, last_offset;
+    json_t *types, *topics; /* name -> count */
+} bucket_t;
+
+typedef struct list_s {
+    evctl_ctx_t *ctx;
+    json_t *index; /* "<class>\n<message>" -> bucket number */
+    bucket_t *b;
+    size_t n;
+    uint64_t total;
+} list_t;
+
+static void count_in(json_t *obj, const char *name)
+{
+    json_t *c = json_object_get(obj, name);
+    json_object_set_new(obj, name, json_integer(c ? json_integer_value(c) + 1 : 1));
+}
+
+static int list_record(void *opaque, evctl_scan_t *s, const rd_kafka_message_t *m)
+{
+    list_t *l = opaque;
+    char cls[128], msg[1024], topic[256], type[256], key[1280];
+    (void)s;
+    if (!evctl_header_str(m, LEV_H_ERROR_CLASS, cls, sizeof cls))
+        snprintf(cls, sizeof cls, "(none)");
+    if (!evctl_header_str(m, LEV_H_ERROR_MESSAGE, msg, sizeof msg))
+        msg[0] = '\0';
+    if (!evctl_header_str(m, LEV_H_ORIG_TOPIC, topic, sizeof topic))
+        snprintf(topic, sizeof topic, "(none)");
+    evctl_record_type(l->ctx, m, type, sizeof type);
+    snprintf(key, sizeof key, "%s\n%s", cls, msg);
+    rd_kafka_timestamp_type_t tt;
+    int64_t ts = rd_kafka_message_timestamp(m, &tt);
+    json_t *idx = json_object_get(l->index, key);
+    bucket_t *b;
+    if (idx) {
+        b = &l->b[json_integer_value(idx)];
+    } else {
+        bucket_t *grown = realloc(l->b, (l->n + 1) * sizeof *grown);
+        if (!grown)
+            return evctl_fail(EVCTL_EXIT_INTERNAL, "out of memory");
+        l->b = grown;
+        b = &l->b[l->n];
+        memset(b, 0, sizeof *b);
+        b->cls = strdup(cls);
+        b->msg = strdup(msg);
+        b->types = json_object();
+        b->topics = json_object();
+        b->first_ms = ts;
+        b->first_partition = m->partition;
+        b->first_offset = m->offset;
+        b->last_ms = ts;
+        b->last_partition = m->partition;
+        b->last_offset = m->offset;
+        if (!b->cls || !b->msg || !b->types || !b->topics) {
+            free(b->cls);
+            free(b->msg);
+            json_decref(b->types);
+            json_decref(b->topics);
+            return evctl_fail(EVCTL_EXIT_INTERNAL, "out of memory");
+        }
+        json_object_set_new(l->index, key, json_integer((json_int_t)l->n));
+        l->n++;
+    }
+    b->count++;
+    l->total++;
+    if (ts < b->first_ms) {
+        b->first_ms = ts;
+        b->first_partition = m->partition;
+        b->first_offset = m->offset;
+    }
+    if (ts >= b->last_ms) {
+        b->last_ms = ts;
+        b->last_partition = m->partition;
+        b->last_offset = m->offset;
+    }
+    count_in(b->types, type[0] ? type : "(unknown)");
+    count_in(b->topics, topic);
+    return 0;
+}
+
+static int by_count(const void *a, const void *b)
+{
+    const bucket_t *x = a, *y = b;
+    if (x->count != y->count)
+        return x->count > y->count ? -1 : 1;
+    return x->last_ms > y->last_ms ? -1 : x->last_ms < y->last_ms;
+}
+
+static json_t *time_json(int64_t ms)
+{
+    char t[32];
+    if (ms < 0)
+        return json_null();
+    lev_time_format(ms, t);
+    return json_string(t);
+}
+
+static void print_table(const list_t *l, const char *group)
+{
+    printf("%-7s  %-16s  %-24s  %-24s  %s\n", "COUNT", "CLASS", "FIRST", "LAST", "MESSAGE");
+    for (size_t i = 0; i < l->n; i++) {
+        const bucket_t *b = &l->b[i];
+        char first[32] = "-", last[32] = "-";
+        if (b->first_ms >= 0)
+            lev_time_format(b->first_ms, first);
+        if (b->last_ms >= 0)
+            lev_time_format(b->last_ms, last);
+        printf("%-7llu  %-16.16s  %-24s  %-24s  %.100s\n", (unsigned long long)b->count, b->cls,
+               first, last, b->msg);
+    }
+    printf("%llu dead letter%s in %s.dlq\n", (unsigned long long)l->total, l->total == 1 ? "" : "s",
+           group);
+    fflush(stdout);
+}
+
+static int list_run(evctl_ctx_t *ctx, const evctl_args_t *args)
+{
+    list_t l = {.ctx = ctx, .index = json_object()};
+    evctl_scan_t scan;
+    evctl_progress_t prog;
+    rd_kafka_t *rk = NULL;
+    char topic[256];
+    const char *format = evctl_opt(args, "format");
+    const char *since = evctl_opt(args, "since"), *until = evctl_opt(args, "until");
+    int64_t ms;
+    int rc;
+    memset(&scan, 0, sizeof scan);
+    if (format && strcmp(format, "json") != 0 && strcmp(format, "table") != 0) {
+        rc = evctl_fail(EVCTL_EXIT_USAGE, "--format: expected json or table, got \"%s\"", format);
+        goto out;
+    }
+    if ((since && evctl_time_parse(since, &ms) != 0) ||
+        (until && evctl_time_parse(until, &ms) != 0)) {
+        rc = evctl_fail(EVCTL_EXIT_USAGE,
+                        "--%s: expected an RFC 3339 time or now-<duration>, got \"%s\"",
+                        since && evctl_time_parse(since, &ms) != 0 ? "since" : "until",
+                        since && evctl_time_parse(since, &ms) != 0 ? since : until);
+        goto out;
+    }
+    if ((rc = dlq_topic(args->pos[0], topic, sizeof topic)) != 0 || (rc = evctl_load_schemas(ctx)))
+        goto out;
+    if (!(rk = evctl_consumer_new(ctx, NULL, &rc)))
+        goto out;
+    if ((rc = evctl_scan_plan(&scan, ctx, rk, topic, NULL, since ? since : "beginning", NULL, until,
+                              0)))
+        goto out;
+    evctl_progress_init(&prog, ctx, "dlq list");
+    rc = evctl_scan_run(&scan, list_record, &l, &prog, NULL);
+    evctl_progress_end(&prog);
+    if (rc)
+        goto out;
+    qsort(l.b, l.n, sizeof *l.b, by_count);
+    if (format && strcmp(format, "table") == 0) {
+        print_table(&l, args->pos[0]);
+        goto out;
+    }
+    for (size_t i = 0; i < l.n; i++) {
+        bucket_t *b = &l.b[i];
+        json_t *j = json_pack(
+            "{s:s,s:o,s:o,s:I,s:o,s:o,s:{s:i,s:I},s:{s:i,s:I},s:O,s:O}", "group", args->pos[0],
+            "class", evctl_json_bytes(b->cls, strlen(b->cls)), "message",
+            evctl_json_bytes(b->msg, strlen(b->msg)), "count", (json_int_t)b->count, "first",
+            time_json(b->first_ms), "last", time_json(b->last_ms), "first_record", "partition",
+            (int)b->first_partition, "offset", (json_int_t)b->first_offset, "last_record",
+            "partition", (int)b->last_partition, "offset", (json_int_t)b->last_offset, "types",
+            b->types, "original_topics", b->topics);
+        if (evctl_out(j) != 0)
+            break;
+    }
+    evctl_note(ctx, "%llu dead letter%s in %s, %zu distinct error%s", (unsigned long long)l.total,
+               l.total == 1 ? "" : "s", topic, l.n, l.n == 1 ? "" : "s");
+out:
+    for (size_t i = 0; i < l.n; i++) {
+        free(l.b[i].cls);
+        free(l.b[i].msg);
+        json_decref(l.b[i].types);
+        json_decref(l.b[i].topics);
+    }
+    free(l.b);
+    json_decref(l.index);
+    evctl_scan_clear(&scan);
+    evctl_consumer_destroy(rk);
+    return rc;
+}
+
+const evctl_cmd_t evctl_cmd_dlq_list = {
+    "dlq list",
+    "GROUP [options]",
+    "count a group's dead letters by error class and message",
+    "Reads <GROUP>.dlq from the beginning to its current end and groups the records by\n"
+    "their lev_error_class and lev_error_message headers. One JSON line per group of\n"
+    "errors, most frequent first:\n"
+    "  {\"group\",\"class\",\"message\",\"count\",\"first\",\"last\" (dead-letter times),\n"
+    "   \"first_record\"/\"last_record\":{\"partition\",\"offset\"} (for dlq show),\n"
+    "   \"types\":{type: count},\"original_topics\":{topic: count}}\n",
+    list_opts,
+    1,
+    1,
+    list_run,
+};
+
+/* ======================================================================
+ * dlq show
+ * ====================================================================== */
+
+static const evctl_opt_t show_opts[] = {
+    {"partition", "P", "partition of the dead-letter record (required)", 0},
+    {"offset", "O", "offset of the dead-letter record (required)", 0},
+    {NULL, NULL, NULL, 0},
+};
+
+typedef struct show_s {
+    evctl_ctx_t *ctx;
+    int64_t offset;
+    int found;
+} show_t;
+
+static int show_record(void *opaque, evctl_scan_t *s, const rd_kafka_message_t *m)
+{
+    show_t *sh = opaque;
+    (void)s;
+    if (m->offset != sh->offset)
+        return 1; /* the offset holds no record (compacted, or a transaction marker) */
+    json_t *j = evctl_record_json(sh->ctx, m, NULL, 0);
+    if (!j)
+        return evctl_fail(EVCTL_EXIT_INTERNAL, "out of memory");
+    /* the dead-letter headers, by their meaning */
+    static const struct {
+        const char *header, *field;
+    } dl[] = {
+        {LEV_H_DLQ_VERSION, "version"},
+        {LEV_H_ORIG_TOPIC, "original_topic"},
+        {LEV_H_ORIG_PARTITION, "original_partition"},
+        {LEV_H_ORIG_OFFSET, "original_offset"},
+        {LEV_H_ORIG_TIMESTAMP, "original_timestamp"},
+        {LEV_H_GROUP, "group"},
+        {LEV_H_SERVICE, "service"},
+        {LEV_H_ERROR_CLASS, "error_class"},
+        {LEV_H_ERROR_MESSAGE, "error_message"},
+        {LEV_H_ATTEMPTS, "attempts"},
+        {LEV_H_FIRST_FAILURE, "first_failure"},
+        {LEV_H_LAST_FAILURE, "last_failure"},
+    };
+    json_t *d = json_object();
+    char buf[2048];
+    for (size_t i = 0; i < sizeof dl / sizeof dl[0]; i++)
+        if (evctl_header_str(m, dl[i].header, buf, sizeof buf))
+            json_object_set_new(d, dl[i].field, evctl_json_bytes(buf, strlen(buf)));
+    json_object_set_new(j, "dead_letter", d);
+    sh->found = 1;
+    if (isatty(fileno(stdout)))
+        evctl_out_pretty(j);
+    else
+        evctl_out(j);
+    return 1;
+}
+
+static int show_run(evctl_ctx_t *ctx, const evctl_args_t *args)
+{
+    show_t sh = {.ctx = ctx};
+    evctl_scan_t scan;
+    rd_kafka_t *rk = NULL;
+    char topic[256], from[64];
+    long long partition, offset;
+    int rc;
+    memset(&scan, 0, sizeof scan);
+    if (!evctl_opt(args, "partition") || !evctl_opt(args, "offset"))
+        return evctl_fail(EVCTL_EXIT_USAGE, "dlq show: --partition and --offset are required "
+                                            "(dlq list prints them)");
+    if ((rc = evctl_opt_long(args, "partition", 0, INT32_MAX, 0, &partition)) ||
+        (rc = evctl_opt_long(args, "offset", 0, INT64_MAX, 0, &offset)))
+        return rc;
+    if ((rc = dlq_topic(args->pos[0], topic, sizeof topic)) || (rc = evctl_load_schemas(ctx)))
+        return rc;
+    if (!(rk = evctl_consumer_new(ctx, NULL, &rc)))
+        return rc;
+    snprintf(from, sizeof from, "%lld:%lld", partition, offset);
+    if ((rc = evctl_scan_plan(&scan, ctx, rk, topic, NULL, from, NULL, NULL, 0)))
+        goto out;
+    sh.offset = offset;
+    if (scan.n != 1 || scan.ranges[0].start != offset) {
+        rc = evctl_fail(EVCTL_EXIT_DATA, "%s [%lld] has no offset %lld (it holds %lld..%lld)",
+                        topic, partition, offset, scan.n ? (long long)scan.ranges[0].low : 0,
+                        scan.n ? (long long)scan.ranges[0].high - 1 : -1);
+        goto out;
+    }
+    rc = evctl_scan_run(&scan, show_record, &sh, NULL, NULL);
+    if (!rc && !sh.found)
+        rc = evctl_fail(EVCTL_EXIT_DATA, "%s [%lld] offset %lld holds no record", topic, partition,
+                        offset);
+out:
+    evctl_scan_clear(&scan);
+    evctl_consumer_destroy(rk);
+    return rc;
+}
+
+const evctl_cmd_t evctl_cmd_dlq_show = {
+    "dlq show",
+    "GROUP --partition P --offset O",
+    "print one dead-letter record in full",
+    "Prints the record at <GROUP>.dlq [P] offset O with all its headers, its decoded\n"
+    "value (or the decode error and the raw bytes in base64), and \"dead_letter\": the\n"
+    "lev_* headers by meaning (original topic, partition, offset, timestamp, group,\n"
+    "service, error class and message, attempts, first and last failure). Indented when\n"
+    "stdout is a terminal, one line otherwise.\n",
+    show_opts,
+    1,
+    1,
+    show_run,
+};
+
+/* ======================================================================
+ * dlq redrive
+ * ====================================================================== */
+
+static const evctl_opt_t redrive_opts[] = {
+    {"class", "CLASS", "only this error class (decode, unknown-schema, handler, ...)", 1},
+    {"type", "TYPE", "only events of this type", 1},
+    {"key", "KEY", "only records with this key", 1},
+    {"since", "TIME", "only records dead-lettered at or after TIME", 0},
+    {"until", "POS", "stop before this time (or offset position)", 0},
+    {"from", "POS", "start here (default: beginning; resume with the printed value)", 0},
+    {"partition", "P[,P...]", "only these partitions of the dead-letter topic", 0},
+    {"to", "TOPIC", "send there instead of each record's lev_original_topic", 0},
+    {"rate", "N/s", "at most N records per second (default 100/s; 0: unlimited)", 0},
+    {"max", "N", "redrive at most N records", 0},
+    {"dry-run", NULL, "print what would be sent; send nothing", 0},
+    {NULL, NULL, NULL, 0},
+};
+
+static int redrive_run(evctl_ctx_t *ctx, const evctl_args_t *args)
+{
+    evctl_copy_t copy = {
+        .verb = "redrive",
+        .from_header = "evctl_redrive_from",
+        .at_header = "evctl_redrive_at",
+        .to = evctl_opt(args, "to"),
+        .strip_dead_letter = 1,
+        .dry_run = evctl_flag(args, "dry-run"),
+        .rate = 100,
+    };
+    evctl_filter_t filter;
+    evctl_scan_t scan;
+    rd_kafka_t *rk = NULL;
+    char topic[256];
+    const char *since = evctl_opt(args, "since"), *from = evctl_opt(args, "from");
+    int64_t since_ms = -1;
+    int rc;
+    memset(&scan, 0, sizeof scan);
+    copy.classes = evctl_opt_all(args, "class", &copy.nclasses);
+    if (since && evctl_time_parse(since, &since_ms) != 0)
+        return evctl_fail(EVCTL_EXIT_USAGE,
+                          "--since: expected an RFC 3339 time or now-<duration>, got \"%s\"",
+                          since);
+    if (evctl_opt(args, "rate") && evctl_rate_parse(evctl_opt(args, "rate"), &copy.rate) != 0)
+        return evctl_fail(EVCTL_EXIT_USAGE, "--rate: expected N, N/s, N/m or N/h, got \"%s\"",
+                          evctl_opt(args, "rate"));
+    if ((rc = evctl_opt_long(args, "max", 1, INT64_MAX, 0, &copy.max)) != 0)
+        return rc;
+    evctl_filter_init(&filter, args);
+    if ((rc = dlq_topic(args->pos[0], topic, sizeof topic)) || (rc = evctl_load_schemas(ctx)))
+        return rc;
+    if (!(rk = evctl_consumer_new(ctx, NULL, &rc)))
+        return rc;
+    if ((rc = evctl_scan_plan(&scan, ctx, rk, topic, evctl_opt(args, "partition"),
+                              from    ? from
+                              : since ? since
+                                      : "beginning",
+                              NULL, evctl_opt(args, "until"), 0)))
+        goto out;
+    if (since_ms >= 0)
+        scan.since_ms = since_ms; /* --from positions plus a --since time window */
+    rc = evctl_copy_run(ctx, &scan, &filter, &copy);
+out:
+    evctl_scan_clear(&scan);
+    evctl_consumer_destroy(rk);
+    return rc;
+}
+
+const evctl_cmd_t evctl_cmd_dlq_redrive = {
+    "dlq redrive",
+    "GROUP [--class C] [--type T] [--since T] [--until T] [--rate N/s] [--dry-run]",
+    "send dead letters back to the topic they failed on",
+    "Sends the records of <GROUP>.dlq that pass the filters back to their original topic\n"
+    "(the lev_original_topic header; --to overrides), with the original key, value and\n"
+    "headers, every lev_* dead-letter header removed, and the provenance headers\n"
+    "evctl_redrive_from=<dlq topic>/<partition>/<offset> and evctl_redrive_at=<time>.\n"
+    "The key decides the partition, so a redriven event lands where it was first read.\n"
+    "Run it with --dry-run first; deploy the fix before redriving.\n"
+    "\n"
+    "The event keeps its ce_id: other consumer groups of the original topic have handled\n"
+    "it already and skip it as a duplicate; the group that failed never finished it, so it\n"
+    "handles it now. The dead-letter topic itself is not changed (Kafka has no delete):\n"
+    "use --since, or --from with the value printed by an earlier redrive, to avoid sending\n"
+    "the same records twice.\n"
+    "\n"
+    "At the end one JSON summary line is printed. Ctrl-C stops cleanly: flushes, prints the\n"
+    "last redriven offset per partition and the --from value to resume with (exit 130).\n",
+    redrive_opts,
+    1,
+    1,
+    redrive_run,
+};
