@@ -1,0 +1,25 @@
+/* billing-service handlers: glue between the worker, Redis, the gateway and
+ * the rules of billing_rules.h. */
+#ifndef BILLING_HANDLERS_H
+#define BILLING_HANDLERS_H
+
+#include "svc.h"
+
+#include <libevents.h>
+
+/* The service's own settings (environment, see main.c). */
+typedef struct bill_service_s {
+    const char *orders_topic;   /* ORDERS_TOPIC */
+    const char *payments_topic; /* PAYMENTS_TOPIC */
+    const char *gateway_url;    /* BILLING_GATEWAY_URL, NULL: built-in rules and Redis ledger */
+    const char *gateway_auth;   /* BILLING_GATEWAY_AUTH, Authorization header value, or NULL */
+    char gateway_host[128];     /* the URL's host, for events and logs */
+    int64_t amount_limit_minor; /* BILLING_AMOUNT_LIMIT_MINOR (built-in rules only) */
+    svc_http_t *http;           /* client for the gateway, NULL without one */
+} bill_service_t;
+
+/* shop.order.OrderAccepted: charge the order once and emit PaymentSucceeded
+ * or PaymentFailed. opaque is the bill_service_t. */
+lev_result_t bill_handle_accepted(lev_ctx_t *ctx, const lev_event_t *ev, void *opaque);
+
+#endif

@@ -1,0 +1,147 @@
+/*
+ * billing-service: charges accepted orders once, through a payment gateway
+ * or a Redis ledger. Wiring only: configuration, logging, the worker and
+ * its handler.
+ */
+#include "billing_handlers.h"
+#include "billing_rules.h"
+#include "svc.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define SERVICE "billing-service"
+#define DEFAULT_LIMIT_MINOR 1000000
+#define DEFAULT_TIMEOUT_MS 10000
+#define DEFAULT_CONNECT_TIMEOUT_MS 3000
+
+static void usage(FILE *out)
+{
+    fprintf(out, "Usage: " SERVICE " [--help]\n"
+                 "\n"
+                 "Charges accepted orders, once per order. Consumes " BILL_T_ACCEPTED "\n"
+                 "from ORDERS_TOPIC; emits " BILL_T_SUCCEEDED " or " BILL_T_FAILED "\n"
+                 "to PAYMENTS_TOPIC, keyed by the order id.\n"
+                 "\n"
+                 "With BILLING_GATEWAY_URL, POSTs the charge as JSON to the gateway with an\n"
+                 "Idempotency-Key header (the payment id, derived from the order id): 2xx is a\n"
+                 "charge, 402 or a 2xx body {\"status\":\"declined\"} a decline, 5xx, 408, 429,\n"
+                 "timeouts and connection errors are retried, other statuses dead-letter the\n"
+                 "event. Without it, the built-in rules decide: a payment_token starting with\n"
+                 "\"" BILL_DECLINE_TOKEN_PREFIX "\" is declined (CARD_DECLINED), an amount above\n"
+                 "BILLING_AMOUNT_LIMIT_MINOR is declined (AMOUNT_LIMIT). Either way the outcome\n"
+                 "is recorded once in Redis under <service>:charge:<order id> and a redelivered\n"
+                 "order gets the recorded outcome, never a second charge.\n"
+                 "\n"
+                 "Service environment:\n");
+    svc_help_var(out, "ORDERS_TOPIC", "topic of the order events", "orders");
+    svc_help_var(out, "PAYMENTS_TOPIC", "topic the payment results go to", "payments");
+    svc_help_var(out, "BILLING_GATEWAY_URL",
+                 "http(s) URL of the payment gateway; unset: built-in rules and Redis ledger",
+                 "unset");
+    svc_help_var(out, "BILLING_GATEWAY_AUTH",
+                 "value of the Authorization header sent to the gateway (never logged)", "unset");
+    svc_help_var(out, "BILLING_GATEWAY_TIMEOUT_MS", "whole gateway request timeout", "10s");
+    svc_help_var(out, "BILLING_GATEWAY_CONNECT_TIMEOUT_MS", "gateway connect timeout", "3s");
+    svc_help_var(out, "BILLING_AMOUNT_LIMIT_MINOR",
+                 "largest amount the built-in rules charge, in minor units", "1000000");
+    fprintf(out, "\nShared libevents settings. ");
+    lev_config_print_help(out);
+    fprintf(out, "\nExit status: 0 after a clean stop (SIGTERM, SIGINT), 1 on a runtime failure,\n"
+                 "2 on bad configuration or usage.\n");
+}
+
+/* Logs a configuration error and returns SVC_EXIT_CONFIG. */
+static int config_error(const lev_error_t *err)
+{
+    char buf[800];
+    lev_log(LEV_LOG_ERROR, "bad configuration", "error", lev_error_format(err, buf, sizeof buf),
+            NULL);
+    return SVC_EXIT_CONFIG;
+}
+
+/* Reads the service's own variables into svc. */
+static int settings_from_env(bill_service_t *svc, const lev_config_t *conf, lev_error_t *err)
+{
+    int64_t timeout_ms, connect_ms;
+    int rc;
+    svc->orders_topic = svc_env_str("ORDERS_TOPIC", "orders");
+    svc->payments_topic = svc_env_str("PAYMENTS_TOPIC", "payments");
+    svc->gateway_url = svc_env_str("BILLING_GATEWAY_URL", NULL);
+    svc->gateway_auth = svc_env_str("BILLING_GATEWAY_AUTH", NULL);
+    if ((rc = svc_env_int64("BILLING_AMOUNT_LIMIT_MINOR", DEFAULT_LIMIT_MINOR, 0, INT64_MAX,
+                            &svc->amount_limit_minor, err)) != 0 ||
+        (rc = svc_env_duration("BILLING_GATEWAY_TIMEOUT_MS", DEFAULT_TIMEOUT_MS, &timeout_ms,
+                               err)) != 0 ||
+        (rc = svc_env_duration("BILLING_GATEWAY_CONNECT_TIMEOUT_MS", DEFAULT_CONNECT_TIMEOUT_MS,
+                               &connect_ms, err)) != 0)
+        return rc;
+    if (!svc->gateway_url) {
+        if (!conf->redis_url || !*conf->redis_url)
+            return svc_error(err, LEV_ERR_CONFIG, "REDIS_URL",
+                             "without BILLING_GATEWAY_URL the ledger lives in Redis");
+        return LEV_OK;
+    }
+    if (svc_url_host(svc->gateway_url, svc->gateway_host, sizeof svc->gateway_host) != 0)
+        return svc_error(err, LEV_ERR_CONFIG, "BILLING_GATEWAY_URL", "not an http(s) URL");
+    if (svc_http_global_init() != 0 || !(svc->http = svc_http_new(connect_ms, timeout_ms)))
+        return svc_error(err, LEV_ERR_NOMEM, NULL, "cannot set up the HTTP client");
+    return LEV_OK;
+}
+
+int main(int argc, char **argv)
+{
+    lev_config_t conf;
+    lev_error_t err = {0};
+    bill_service_t svc = {0};
+    lev_worker_t *w = NULL;
+    int rc = SVC_EXIT_RUNTIME;
+
+    if (argc > 1) {
+        int help = strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0;
+        usage(help ? stdout : stderr);
+        return help && argc == 2 ? SVC_EXIT_OK : SVC_EXIT_CONFIG;
+    }
+    lev_log_set_service(SERVICE);
+    lev_log_set(lev_log_json, NULL, LEV_LOG_INFO);
+    if (lev_config_from_env(&conf, SERVICE, &err) != 0)
+        return config_error(&err);
+    lev_log_set_service(conf.service);
+    lev_log_set(lev_log_json, NULL, conf.log_level);
+    if (settings_from_env(&svc, &conf, &err) != 0) {
+        rc = err.code == LEV_ERR_NOMEM ? SVC_EXIT_RUNTIME : config_error(&err);
+        goto done;
+    }
+
+    if (!(w = lev_worker_new(&conf, &err))) {
+        char buf[800];
+        lev_log(LEV_LOG_ERROR, "cannot start the worker", "error",
+                lev_error_format(&err, buf, sizeof buf), NULL);
+        rc = svc_exit_code_for(err.code);
+        goto done;
+    }
+    if (lev_worker_on(w, BILL_T_ACCEPTED, bill_handle_accepted, &svc, &err) != 0 ||
+        lev_worker_subscribe(w, svc.orders_topic, &err) != 0) {
+        rc = config_error(&err);
+        goto done;
+    }
+    if (lev_worker_stop_on_signals(w) != 0) {
+        lev_log(LEV_LOG_ERROR, "cannot install signal handlers", NULL);
+        goto done;
+    }
+    lev_log(LEV_LOG_INFO, "starting", "group", conf.group_id, "bootstrap", conf.bootstrap,
+            "orders_topic", svc.orders_topic, "payments_topic", svc.payments_topic, "charging",
+            svc.gateway_url ? svc.gateway_host : "ledger", NULL);
+    if (lev_worker_run(w) == 0) {
+        lev_log(LEV_LOG_INFO, "stopped", NULL);
+        rc = SVC_EXIT_OK;
+    } else {
+        lev_log(LEV_LOG_ERROR, "worker failed", NULL);
+        rc = SVC_EXIT_RUNTIME;
+    }
+done:
+    lev_worker_destroy(w);
+    svc_http_destroy(svc.http);
+    lev_config_clear(&conf);
+    return rc;
+}
