@@ -1,0 +1,143 @@
+/*
+ * notification-service: tells the customer how an order ended, through a
+ * signed webhook or a JSON-lines sink file. Wiring only: configuration,
+ * logging, the worker and its handler.
+ */
+#include "notification_handlers.h"
+#include "notification_rules.h"
+#include "svc.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define SERVICE "notification-service"
+#define DEFAULT_TIMEOUT_MS 10000
+#define DEFAULT_CONNECT_TIMEOUT_MS 3000
+
+static void usage(FILE *out)
+{
+    fprintf(out, "Usage: " SERVICE " [--help]\n"
+                 "\n"
+                 "Notifies the customer of every order's end. Consumes " NTF_T_REJECTED
+                 ",\n" NTF_T_CONFIRMED " and " NTF_T_CANCELLED " from ORDERS_TOPIC;\n"
+                 "emits " NTF_T_SENT " to NOTIFICATIONS_TOPIC, keyed by the order id.\n"
+                 "\n"
+                 "With NOTIFY_WEBHOOK_URL, POSTs the notification (JSON) with the headers\n"
+                 "X-Event-Id (the notification id, derived from the event's id: the same on\n"
+                 "every redelivery, for the receiver's dedup) and X-Signature:\n"
+                 "sha256=<hex HMAC-SHA256 of the body keyed with NOTIFY_WEBHOOK_SECRET>.\n"
+                 "2xx is delivered; 5xx, 408, 429, timeouts and connection errors are retried;\n"
+                 "other statuses dead-letter the event. Without it, appends one JSON line per\n"
+                 "notification to NOTIFY_SINK_FILE.\n"
+                 "\n"
+                 "Service environment:\n");
+    svc_help_var(out, "ORDERS_TOPIC", "topic of the order events", "orders");
+    svc_help_var(out, "NOTIFICATIONS_TOPIC", "topic NotificationSent goes to", "notifications");
+    svc_help_var(out, "NOTIFY_WEBHOOK_URL", "http(s) URL notifications are POSTed to",
+                 "unset: sink file");
+    svc_help_var(out, "NOTIFY_WEBHOOK_SECRET",
+                 "HMAC-SHA256 key of X-Signature; required with a webhook (never logged)", "unset");
+    svc_help_var(out, "NOTIFY_WEBHOOK_TIMEOUT_MS", "whole webhook request timeout", "10s");
+    svc_help_var(out, "NOTIFY_WEBHOOK_CONNECT_TIMEOUT_MS", "webhook connect timeout", "3s");
+    svc_help_var(out, "NOTIFY_SINK_FILE", "file notifications are appended to without a webhook",
+                 "notifications.jsonl");
+    fprintf(out, "\nShared libevents settings. ");
+    lev_config_print_help(out);
+    fprintf(out, "\nExit status: 0 after a clean stop (SIGTERM, SIGINT), 1 on a runtime failure,\n"
+                 "2 on bad configuration or usage.\n");
+}
+
+/* Logs a configuration error and returns SVC_EXIT_CONFIG. */
+static int config_error(const lev_error_t *err)
+{
+    char buf[800];
+    lev_log(LEV_LOG_ERROR, "bad configuration", "error", lev_error_format(err, buf, sizeof buf),
+            NULL);
+    return SVC_EXIT_CONFIG;
+}
+
+/* Reads the service's own variables into svc. */
+static int settings_from_env(ntf_service_t *svc, lev_error_t *err)
+{
+    int64_t timeout_ms, connect_ms;
+    int rc;
+    svc->orders_topic = svc_env_str("ORDERS_TOPIC", "orders");
+    svc->notifications_topic = svc_env_str("NOTIFICATIONS_TOPIC", "notifications");
+    svc->webhook_url = svc_env_str("NOTIFY_WEBHOOK_URL", NULL);
+    svc->secret = svc_env_str("NOTIFY_WEBHOOK_SECRET", NULL);
+    svc->sink_path = svc_env_str("NOTIFY_SINK_FILE", "notifications.jsonl");
+    if ((rc = svc_env_duration("NOTIFY_WEBHOOK_TIMEOUT_MS", DEFAULT_TIMEOUT_MS, &timeout_ms,
+                               err)) != 0 ||
+        (rc = svc_env_duration("NOTIFY_WEBHOOK_CONNECT_TIMEOUT_MS", DEFAULT_CONNECT_TIMEOUT_MS,
+                               &connect_ms, err)) != 0)
+        return rc;
+    if (!svc->webhook_url)
+        return LEV_OK;
+    if (svc_url_host(svc->webhook_url, svc->webhook_host, sizeof svc->webhook_host) != 0)
+        return svc_error(err, LEV_ERR_CONFIG, "NOTIFY_WEBHOOK_URL", "not an http(s) URL");
+    if (!svc->secret)
+        return svc_error(err, LEV_ERR_CONFIG, "NOTIFY_WEBHOOK_SECRET",
+                         "a webhook needs a secret to sign notifications with");
+    if (svc_http_global_init() != 0 || !(svc->http = svc_http_new(connect_ms, timeout_ms)))
+        return svc_error(err, LEV_ERR_NOMEM, NULL, "cannot set up the HTTP client");
+    return LEV_OK;
+}
+
+int main(int argc, char **argv)
+{
+    lev_config_t conf;
+    lev_error_t err = {0};
+    ntf_service_t svc = {0};
+    lev_worker_t *w = NULL;
+    int rc = SVC_EXIT_RUNTIME;
+
+    if (argc > 1) {
+        int help = strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0;
+        usage(help ? stdout : stderr);
+        return help && argc == 2 ? SVC_EXIT_OK : SVC_EXIT_CONFIG;
+    }
+    lev_log_set_service(SERVICE);
+    lev_log_set(lev_log_json, NULL, LEV_LOG_INFO);
+    if (lev_config_from_env(&conf, SERVICE, &err) != 0)
+        return config_error(&err);
+    lev_log_set_service(conf.service);
+    lev_log_set(lev_log_json, NULL, conf.log_level);
+    if (settings_from_env(&svc, &err) != 0) {
+        rc = err.code == LEV_ERR_NOMEM ? SVC_EXIT_RUNTIME : config_error(&err);
+        goto done;
+    }
+
+    if (!(w = lev_worker_new(&conf, &err))) {
+        char buf[800];
+        lev_log(LEV_LOG_ERROR, "cannot start the worker", "error",
+                lev_error_format(&err, buf, sizeof buf), NULL);
+        rc = svc_exit_code_for(err.code);
+        goto done;
+    }
+    if (lev_worker_on(w, NTF_T_REJECTED, ntf_handle_terminal, &svc, &err) != 0 ||
+        lev_worker_on(w, NTF_T_CONFIRMED, ntf_handle_terminal, &svc, &err) != 0 ||
+        lev_worker_on(w, NTF_T_CANCELLED, ntf_handle_terminal, &svc, &err) != 0 ||
+        lev_worker_subscribe(w, svc.orders_topic, &err) != 0) {
+        rc = config_error(&err);
+        goto done;
+    }
+    if (lev_worker_stop_on_signals(w) != 0) {
+        lev_log(LEV_LOG_ERROR, "cannot install signal handlers", NULL);
+        goto done;
+    }
+    lev_log(LEV_LOG_INFO, "starting", "group", conf.group_id, "bootstrap", conf.bootstrap,
+            "orders_topic", svc.orders_topic, "notifications_topic", svc.notifications_topic,
+            "delivery", svc.webhook_url ? svc.webhook_host : svc.sink_path, NULL);
+    if (lev_worker_run(w) == 0) {
+        lev_log(LEV_LOG_INFO, "stopped", NULL);
+        rc = SVC_EXIT_OK;
+    } else {
+        lev_log(LEV_LOG_ERROR, "worker failed", NULL);
+        rc = SVC_EXIT_RUNTIME;
+    }
+done:
+    lev_worker_destroy(w);
+    svc_http_destroy(svc.http);
+    lev_config_clear(&conf);
+    return rc;
+}

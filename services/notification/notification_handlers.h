@@ -1,0 +1,25 @@
+/* notification-service handler: glue between the worker, the webhook or
+ * sink file and the rules of notification_rules.h. */
+#ifndef NOTIFICATION_HANDLERS_H
+#define NOTIFICATION_HANDLERS_H
+
+#include "svc.h"
+
+#include <libevents.h>
+
+/* The service's own settings (environment, see main.c). */
+typedef struct ntf_service_s {
+    const char *orders_topic;        /* ORDERS_TOPIC */
+    const char *notifications_topic; /* NOTIFICATIONS_TOPIC */
+    const char *webhook_url;         /* NOTIFY_WEBHOOK_URL, NULL: append to sink_path */
+    const char *secret;              /* NOTIFY_WEBHOOK_SECRET (never logged) */
+    char webhook_host[128];          /* the URL's host, for logs */
+    const char *sink_path;           /* NOTIFY_SINK_FILE */
+    svc_http_t *http;                /* client for the webhook, NULL without one */
+} ntf_service_t;
+
+/* shop.order.OrderRejected / OrderConfirmed / OrderCancelled: deliver one
+ * notification and emit NotificationSent. opaque is the ntf_service_t. */
+lev_result_t ntf_handle_terminal(lev_ctx_t *ctx, const lev_event_t *ev, void *opaque);
+
+#endif
