@@ -464,8 +464,10 @@ static int store_exchange(lev_store_t *s, redisReply **replies, size_t n, lev_er
 static int store_append(lev_store_t *s, int argc, const char **argv, lev_error_t *err)
 {
     size_t lens[8];
-    if (argc > 8)
+    if (argc > 8) {
+        store_disconnect(s);
         return store_fail(s, err, LEV_ERR_ARG, -1, "too many command arguments");
+    }
     for (int i = 0; i < argc; i++)
         lens[i] = strlen(argv[i]);
     if (redisAppendCommandArgv(s->ctx, argc, argv, lens) != REDIS_OK) {
