@@ -125,8 +125,7 @@ static int on_record(void *opaque, evctl_scan_t *s, const rd_kafka_message_t *m)
     h[n++] = (lev_header_t){c->at_header, at, strlen(at)};
 
     json_t *cnt = json_object_get(st->to_counts, to);
-    json_object_set_new(st->to_counts, to, json_integer(cnt ? json_integer_value(cnt) + 1 : 1));
-    st->copied++;
+    json_int_t to_count = cnt ? json_integer_value(cnt) + 1 : 1;
     if (c->dry_run) {
         json_t *j = evctl_record_json(st->ctx, m, NULL, 0);
         json_t *sh = json_object();
@@ -136,14 +135,14 @@ static int on_record(void *opaque, evctl_scan_t *s, const rd_kafka_message_t *m)
         json_object_set_new(j, "send_headers", sh);
         json_object_set_new(j, "dry_run", json_true());
         evctl_out(j);
+        json_object_set_new(st->to_counts, to, json_integer(to_count));
+        st->copied++;
         st->next[ri] = m->offset + 1;
         return 0;
     }
     evctl_rate_wait(&st->pace, evctl_producer_poll_cb, st->p);
-    if (evctl_stop) {
-        st->copied--;
+    if (evctl_stop)
         return EVCTL_EXIT_INTERRUPTED;
-    }
     pending_t *pd = malloc(sizeof *pd);
     if (!pd)
         return evctl_fail(EVCTL_EXIT_INTERNAL, "out of memory");
@@ -167,6 +166,8 @@ static int on_record(void *opaque, evctl_scan_t *s, const rd_kafka_message_t *m)
         snprintf(st->first_error, sizeof st->first_error, "%s", err.text);
         return EVCTL_EXIT_UNAVAILABLE;
     }
+    json_object_set_new(st->to_counts, to, json_integer(to_count));
+    st->copied++;
     st->next[ri] = m->offset + 1;
     lev_producer_poll(st->p, 0);
     return 0;

@@ -8,8 +8,11 @@
  * ("Schema Resolution") are applied to the schemas' JSON, because avro-c
  * 1.11.1 ignores field defaults (its resolver refuses any reader field the
  * writer lacks) and accepts writer enum symbols the reader lacks. avro-c's
- * resolver (avro_resolved_writer_new) is consulted as well and any failure
- * it finds that the rules did not is reported too.
+ * resolver (avro_resolved_writer_new) is consulted as well, on the reader
+ * without the fields the rules accepted through their defaults, and any
+ * failure it finds is reported too. It runs in a child process: avro-c
+ * 1.11.1 dereferences NULL when a resolution fails inside an array or a map
+ * (array<long> read as array<int> is enough).
  */
 #include "evctl.h"
 
@@ -17,6 +20,8 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* ======================================================================
  * schemas list
@@ -270,6 +275,7 @@ typedef struct check_s {
     const char *direction; /* backward: new reads old; forward: old reads new */
     json_t *problems;      /* array */
     json_t *visited;       /* "writer|reader" record pairs already compared */
+    json_t *drop;          /* reader record full name -> {field: true} filled by defaults */
 } check_t;
 
 static void problem(check_t *c, const char *path, const char *fmt, ...)
@@ -339,7 +345,14 @@ static void compare_record(check_t *c, const ref_t *w, const ref_t *r, const cha
         if (match) {
             compare_node(c, json_object_get(match, "type"), w->ns, json_object_get(f, "type"),
                          r->ns, sub, depth);
-        } else if (!json_object_get(f, "default")) {
+        } else if (json_object_get(f, "default")) {
+            json_t *fields = json_object_get(c->drop, r->name);
+            if (!fields) {
+                fields = json_object();
+                json_object_set_new(c->drop, r->name, fields);
+            }
+            json_object_set_new(fields, name, json_true());
+        } else {
             if (strcmp(c->direction, "backward") == 0)
                 problem(c, sub,
                         "the new schema adds this field without a default: events written "
@@ -480,29 +493,123 @@ static void doc_clear(doc_t *d)
     d->root = d->names = NULL;
 }
 
+/* Removes, in place, the fields listed in drop from the records of node. */
+static void project(json_t *node, const char *ns, json_t *drop, int depth)
+{
+    if (depth > 64)
+        return;
+    if (json_is_array(node)) {
+        size_t i;
+        json_t *b;
+        json_array_foreach(node, i, b) project(b, ns, drop, depth + 1);
+        return;
+    }
+    if (!json_is_object(node))
+        return;
+    json_t *type = json_object_get(node, "type");
+    const char *t = json_string_value(type);
+    if (!t) {
+        project(type, ns, drop, depth + 1);
+    } else if (strcmp(t, "record") == 0 || strcmp(t, "error") == 0) {
+        const char *name = json_string_value(json_object_get(node, "name"));
+        const char *own = json_string_value(json_object_get(node, "namespace"));
+        char full[512], inner[512];
+        full_name(name ? name : "?", own ? own : ns, full, sizeof full);
+        snprintf(inner, sizeof inner, "%s", full);
+        char *dot = strrchr(inner, '.');
+        *(dot ? dot : inner) = '\0';
+        json_t *gone = json_object_get(drop, full), *fields = json_object_get(node, "fields");
+        for (size_t i = json_array_size(fields); i-- > 0;) {
+            json_t *f = json_array_get(fields, i);
+            const char *fname = json_string_value(json_object_get(f, "name"));
+            if (fname && json_object_get(gone, fname))
+                json_array_remove(fields, i);
+            else
+                project(json_object_get(f, "type"), inner, drop, depth + 1);
+        }
+    } else if (strcmp(t, "array") == 0) {
+        project(json_object_get(node, "items"), ns, drop, depth + 1);
+    } else if (strcmp(t, "map") == 0) {
+        project(json_object_get(node, "values"), ns, drop, depth + 1);
+    }
+}
+
+/* Asks avro-c to resolve writer to reader (reader given as JSON text) in a
+ * child process. Returns 0 when it can; otherwise fills msg. */
+static int avro_c_resolves(avro_schema_t writer, const char *reader_json, char *msg, size_t size)
+{
+    int fds[2];
+    if (pipe(fds) != 0) {
+        snprintf(msg, size, "cannot run avro-c's resolver (pipe failed)");
+        return -1;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        snprintf(msg, size, "cannot run avro-c's resolver (fork failed)");
+        return -1;
+    }
+    if (pid == 0) {
+        char out[1024] = "";
+        avro_schema_t reader = NULL;
+        close(fds[0]);
+        if (avro_schema_from_json_length(reader_json, strlen(reader_json), &reader) != 0) {
+            snprintf(out, sizeof out, "the reader does not parse: %s", avro_strerror());
+        } else {
+            avro_value_iface_t *iface = avro_resolved_writer_new(writer, reader);
+            if (!iface)
+                snprintf(out, sizeof out, "%s", avro_strerror());
+        }
+        ssize_t w = write(fds[1], out, strlen(out));
+        (void)w;
+        _exit(0);
+    }
+    close(fds[1]);
+    size_t got = 0;
+    ssize_t n;
+    while (got + 1 < size && (n = read(fds[0], msg + got, size - got - 1)) > 0)
+        got += (size_t)n;
+    msg[got] = '\0';
+    close(fds[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0) {
+    }
+    if (WIFSIGNALED(status)) {
+        snprintf(msg, size,
+                 "avro-c's resolver crashed on this pair (signal %d): it cannot read "
+                 "these events",
+                 WTERMSIG(status));
+        return -1;
+    }
+    return got > 0 ? -1 : 0;
+}
+
 /* One direction: reader reads writer. Appends problems. */
 static void check_direction(const char *schema, const char *direction, const lev_schema_t *ws,
-                            const doc_t *wd, const lev_schema_t *rs, const doc_t *rd,
-                            json_t *problems)
+                            const doc_t *wd, const doc_t *rd, json_t *problems)
 {
-    check_t c = {wd, rd, schema, direction, json_array(), json_object()};
+    check_t c = {wd, rd, schema, direction, json_array(), json_object(), json_object()};
     json_t *wtop = json_object_get(json_object_get(wd->names, schema), "node");
     json_t *rtop = json_object_get(json_object_get(rd->names, schema), "node");
     compare(&c, resolve(wd, wtop ? wtop : wd->root, NULL, 0),
             resolve(rd, rtop ? rtop : rd->root, NULL, 0), "", 0);
-    /* avro-c's resolver as a second opinion */
-    avro_value_iface_t *iface = avro_resolved_writer_new(lev_schema_avro(ws), lev_schema_avro(rs));
-    if (iface) {
-        avro_value_iface_decref(iface);
-    } else if (json_array_size(c.problems) == 0) {
-        const char *msg = avro_strerror();
-        /* avro-c knows no field defaults: a missing field the rules accepted has one */
-        if (!(strncmp(msg, "Reader field ", 13) == 0 && strstr(msg, "doesn't appear in writer")))
+    if (json_array_size(c.problems) == 0) {
+        /* avro-c's resolver, on the reader without the fields defaults fill */
+        json_t *reader = json_deep_copy(rd->root);
+        project(reader, NULL, c.drop, 0);
+        char *text = reader ? json_dumps(reader, JSON_COMPACT) : NULL;
+        char msg[1024];
+        if (text && avro_c_resolves(lev_schema_avro(ws), text, msg, sizeof msg) != 0)
             problem(&c, "", "avro-c cannot resolve: %s", msg);
+        free(text);
+        json_decref(reader);
     }
     json_array_extend(problems, c.problems);
     json_decref(c.problems);
     json_decref(c.visited);
+    json_decref(c.drop);
 }
 
 /* ======================================================================
@@ -529,9 +636,9 @@ static int check_pair(const lev_schema_t *old_s, const lev_schema_t *new_s, int 
         json_decref(problems);
         return evctl_fail(EVCTL_EXIT_INTERNAL, "%s: cannot read the schema JSON", name);
     }
-    check_direction(name, "backward", old_s, &od, new_s, &nd, problems);
+    check_direction(name, "backward", old_s, &od, &nd, problems);
     if (both)
-        check_direction(name, "forward", new_s, &nd, old_s, &od, problems);
+        check_direction(name, "forward", new_s, &nd, &od, problems);
     *out =
         json_pack("{s:s,s:s,s:s,s:o}", "schema", name, "status",
                   json_array_size(problems) ? "incompatible" : "compatible", "against",
@@ -586,9 +693,9 @@ static int check_run(evctl_ctx_t *ctx, const evctl_args_t *args)
             const lev_schema_t *n = lev_schemas_find(ctx->schemas, lev_schema_name(o));
             json_t *line = NULL;
             if (!n) {
-                line = json_pack("{s:s,s:s,s:[{s:s,s:s,s:s}]}", "schema", lev_schema_name(o),
+                line = json_pack("{s:s,s:s,s:[{s:s,s:s,s:s,s:s}]}", "schema", lev_schema_name(o),
                                  "status", "removed", "problems", "schema", lev_schema_name(o),
-                                 "field", "(top level)", "message",
+                                 "direction", "backward", "field", "(top level)", "message",
                                  "no current schema has this name: its events cannot be read");
             } else if ((rc = check_pair(o, n, 1, &line)) != 0) {
                 goto out;
