@@ -11,7 +11,7 @@
 static void kill9_mid_run_then_restart_handles_every_event_at_least_once(void)
 {
     enum { N = 2000 };
-    char in[128], out[128], group[128], effect[256], log[256];
+    char in[96], out[128], group[128], effect[256], log[256];
     lev_test_unique("it-crash", in, sizeof in);
     snprintf(out, sizeof out, "%s-out", in);
     snprintf(group, sizeof group, "%s-group", in);

@@ -121,7 +121,7 @@ static void produced_events_all_arrive_decoded_equal_and_offsets_are_committed(v
 /* ---- child workers ---- */
 
 typedef struct {
-    char in[128], out[128], group[128], effect[256], log[256];
+    char in[96], out[128], group[128], effect[256], log[256];
     char env_in[160], env_out[160], env_group[160], env_effect[300];
 } run_t;
 

@@ -11,7 +11,7 @@
 #include <sys/wait.h>
 
 typedef struct {
-    char in[128], out[128], group[128], dlq[160], effect[256], log[256];
+    char in[96], out[128], group[128], dlq[160], effect[256], log[256];
     char e_in[160], e_out[160], e_group[160], e_effect[300], e_schemas[1100];
 } run_t;
 
