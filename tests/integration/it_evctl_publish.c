@@ -1,0 +1,310 @@
+/*
+ * evctl publish and tail against a real broker: round trip, validation
+ * before anything is sent, undecodable records, usage errors, exit codes.
+ */
+#include "it_evctl.h"
+
+enum { N = 12 };
+
+static void publish_then_tail_round_trip_equals_the_input(void)
+{
+    char topic[128], path[256];
+    lev_test_unique("it-evctl-rt", topic, sizeof topic);
+    REQUIRE(lev_test_create_topic(topic, 3) == 0);
+
+    /* lines with ids, some with their own key and extra headers */
+    static char ids[N][LEV_UUID_STR_LEN];
+    json_t *inputs = json_array();
+    it_tmp_path("rt", path, sizeof path);
+    FILE *f = fopen(path, "w");
+    REQUIRE(f);
+    for (int i = 0; i < N; i++) {
+        lev_uuid4(ids[i]);
+        json_t *value = lev_test_order_json(ids[i], i);
+        if (i == 1)
+            json_object_set_new(value, "customer_email",
+                                json_pack("{s:s}", "string", "a@example.com"));
+        json_t *line = json_pack("{s:s,s:s,s:O}", "type", "shop.order.OrderPlaced", "id", ids[i],
+                                 "value", value);
+        if (i % 4 == 0) {
+            char key[32];
+            snprintf(key, sizeof key, "custom-%d", i);
+            json_object_set_new(line, "key", json_string(key));
+        }
+        if (i % 2 == 1)
+            json_object_set_new(line, "headers", json_pack("{s:s}", "x-line", ids[i]));
+        char *text = json_dumps(line, JSON_COMPACT);
+        fprintf(f, "%s\n", text);
+        if (i == 5)
+            fprintf(f, "\n"); /* blank lines are skipped */
+        free(text);
+        json_array_append_new(inputs, line);
+        json_decref(value);
+    }
+    fclose(f);
+
+    char *out = NULL, *err = NULL;
+    CHECK_INT(it_evctl(&out, &err, NULL, "publish", path, "--topic", topic, NULL), ==, 0);
+    json_t *published = it_lines(out);
+    CHECK_INT(json_array_size(published), ==, N);
+    CHECK(strstr(err, "published 12") != NULL);
+    free(out);
+    free(err);
+
+    CHECK_INT(it_evctl(&out, NULL, NULL, "tail", topic, NULL), ==, 0);
+    json_t *tailed = it_lines(out);
+    free(out);
+    CHECK_INT(json_array_size(tailed), ==, N);
+    int matched = 0;
+    size_t k;
+    json_t *rec;
+    json_array_foreach(tailed, k, rec)
+    {
+        int i = it_find_id(ids, N, it_str(rec, "headers.ce_id"));
+        if (i < 0)
+            continue;
+        json_t *in = json_array_get(inputs, (size_t)i);
+        int ok = json_equal(json_object_get(rec, "value"), json_object_get(in, "value"));
+        ok &= it_str(rec, "type") && strcmp(it_str(rec, "type"), "shop.order.OrderPlaced") == 0;
+        const char *want_key = it_str(in, "key") ? it_str(in, "key") : ids[i];
+        ok &= it_str(rec, "key") && strcmp(it_str(rec, "key"), want_key) == 0;
+        if (i % 2 == 1)
+            ok &=
+                it_str(rec, "headers.x-line") && strcmp(it_str(rec, "headers.x-line"), ids[i]) == 0;
+        ok &= !json_object_get(rec, "error");
+        /* where publish said it went */
+        size_t j;
+        json_t *p;
+        int where = 0;
+        json_array_foreach(published, j,
+                           p) if (it_str(p, "id") && strcmp(it_str(p, "id"), ids[i]) == 0) where =
+            it_int(p, "partition") == it_int(rec, "partition") &&
+            it_int(p, "offset") == it_int(rec, "offset") && it_int(p, "line") >= 1;
+        ok &= where;
+        if (!ok) {
+            char *s = json_dumps(rec, JSON_COMPACT);
+            fprintf(stderr, "mismatch: %s\n", s);
+            free(s);
+        }
+        matched += ok;
+    }
+    CHECK_INT(matched, ==, N);
+
+    /* filters and limits */
+    char key[32];
+    snprintf(key, sizeof key, "custom-%d", 4);
+    CHECK_INT(it_evctl(&out, NULL, NULL, "tail", topic, "--key", key, NULL), ==, 0);
+    json_t *one = it_lines(out);
+    free(out);
+    CHECK_INT(json_array_size(one), ==, 1);
+    CHECK(it_find_id(ids, N, it_str(json_array_get(one, 0), "headers.ce_id")) == 4);
+    json_decref(one);
+    CHECK_INT(it_evctl(&out, NULL, NULL, "tail", topic, "--type", "OrderAccepted", NULL), ==, 0);
+    CHECK_STR(out, "");
+    free(out);
+    CHECK_INT(it_evctl(&out, NULL, NULL, "tail", topic, "--type", "shop.order.OrderPlaced", "--max",
+                       "5", NULL),
+              ==, 0);
+    json_t *five = it_lines(out);
+    free(out);
+    CHECK_INT(json_array_size(five), ==, 5);
+    json_decref(five);
+    CHECK_INT(it_evctl(&out, NULL, NULL, "tail", topic, "--from", "end", NULL), ==, 0);
+    CHECK_STR(out, "");
+    free(out);
+    CHECK_INT(
+        it_evctl(&out, NULL, NULL, "tail", topic, "--from", "-1", "--partition", "0,1,2", NULL), ==,
+        0);
+    json_t *last = it_lines(out);
+    free(out);
+    CHECK(json_array_size(last) >= 1 && json_array_size(last) <= 3);
+    json_decref(last);
+
+    json_decref(published);
+    json_decref(tailed);
+    json_decref(inputs);
+    unlink(path);
+}
+
+static void a_bad_line_publishes_nothing_and_names_the_line_and_field(void)
+{
+    char topic[128], path[256], good[256];
+    lev_test_unique("it-evctl-bad", topic, sizeof topic);
+    REQUIRE(lev_test_create_topic(topic, 1) == 0);
+    static char ids[6][LEV_UUID_STR_LEN];
+    it_orders_file(6, ids, 0, good, sizeof good);
+    /* line 4: a quantity that is not an int */
+    char *text = it_slurp(good), *lines[6], *save = NULL;
+    int n = 0;
+    for (char *l = strtok_r(text, "\n", &save); l && n < 6; l = strtok_r(NULL, "\n", &save))
+        lines[n++] = l;
+    REQUIRE(n == 6);
+    it_tmp_path("bad", path, sizeof path);
+    FILE *f = fopen(path, "w");
+    REQUIRE(f);
+    for (int i = 0; i < 6; i++) {
+        if (i == 3) {
+            json_t *j = json_loads(lines[i], 0, NULL);
+            json_t *item = json_array_get(json_object_get(json_object_get(j, "value"), "items"), 0);
+            json_object_set_new(item, "quantity", json_string("three"));
+            char *bad = json_dumps(j, JSON_COMPACT);
+            fprintf(f, "%s\n", bad);
+            free(bad);
+            json_decref(j);
+        } else {
+            fprintf(f, "%s\n", lines[i]);
+        }
+    }
+    fclose(f);
+    free(text);
+
+    char *out = NULL, *err = NULL, want[400];
+    CHECK_INT(it_evctl(&out, &err, NULL, "publish", path, "--topic", topic, NULL), ==, 65);
+    snprintf(want, sizeof want, "%s:4: value.items[0].quantity:", path);
+    CHECK(strstr(err, want) != NULL);
+    CHECK(strstr(err, "nothing published") != NULL);
+    json_t *res = it_lines(out);
+    CHECK_INT(json_array_size(res), ==, 1);
+    CHECK_INT(it_int(json_array_get(res, 0), "line"), ==, 4);
+    CHECK_STR(it_str(json_array_get(res, 0), "error.where"), "value.items[0].quantity");
+    json_decref(res);
+    free(out);
+    free(err);
+    lev_test_record_t *recs = NULL;
+    CHECK_INT(lev_test_read_topic(topic, 0, 3000, &recs), ==, 0);
+    lev_test_records_free(recs, 0);
+
+    /* the same from stdin */
+    CHECK_INT(it_evctl(NULL, &err, path, "publish", "--topic", topic, NULL), ==, 65);
+    CHECK(strstr(err, "<stdin>:4: value.items[0].quantity") != NULL);
+    free(err);
+
+    /* a dry run of the good file sends nothing */
+    CHECK_INT(it_evctl(&out, NULL, NULL, "publish", good, "--topic", topic, "--dry-run", NULL), ==,
+              0);
+    res = it_lines(out);
+    CHECK_INT(json_array_size(res), ==, 6);
+    json_decref(res);
+    free(out);
+    CHECK_INT(lev_test_read_topic(topic, 0, 3000, &recs), ==, 0);
+    lev_test_records_free(recs, 0);
+
+    /* --skip-bad publishes the five good lines, still exit 65 */
+    CHECK_INT(it_evctl(&out, &err, NULL, "publish", path, "--topic", topic, "--skip-bad", NULL), ==,
+              65);
+    CHECK(strstr(err, "published 5, skipped 1") != NULL);
+    free(out);
+    free(err);
+    size_t got = lev_test_read_topic(topic, 5, 15000, &recs);
+    CHECK_INT(got, ==, 5);
+    lev_test_records_free(recs, got);
+
+    /* a missing topic is found before anything is sent */
+    CHECK_INT(
+        it_evctl(NULL, &err, NULL, "publish", good, "--topic", "it-evctl-no-such-topic", NULL), ==,
+        65);
+    CHECK(strstr(err, "does not exist") != NULL);
+    free(err);
+    unlink(path);
+    unlink(good);
+}
+
+static void tail_prints_undecodable_records_with_their_error_and_raw_bytes(void)
+{
+    char topic[128];
+    lev_test_unique("it-evctl-garbage", topic, sizeof topic);
+    REQUIRE(lev_test_create_topic(topic, 1) == 0);
+    const lev_schema_t *s = lev_schemas_find(lev_test_schemas(), "shop.order.OrderPlaced");
+    REQUIRE(s);
+    uint64_t fp = lev_schema_fingerprint(s);
+    unsigned char frame[64] = {0xc3, 0x01};
+    for (int i = 0; i < 8; i++)
+        frame[2 + i] = (unsigned char)(fp >> (8 * i));
+    /* a string length claiming ~1 GB, then nothing */
+    unsigned char huge[16];
+    memcpy(huge, frame, 10);
+    memcpy(huge + 10, "\xfe\xff\xff\xff\x07", 5);
+    unsigned char unknown[12] = {0xc3, 0x01, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0};
+    const char *const hdr[] = {"ce_type", "shop.order.OrderPlaced", NULL};
+    REQUIRE(it_produce_raw(topic, 0, "k1", "garbage", 7, hdr) == 0);
+    REQUIRE(it_produce_raw(topic, 0, "k2", huge, 15, NULL) == 0);
+    REQUIRE(it_produce_raw(topic, 0, "k3", unknown, sizeof unknown, NULL) == 0);
+    REQUIRE(it_produce_raw(topic, 0, "\xff\xfe", frame, 10, NULL) == 0);
+    REQUIRE(it_produce_raw(topic, 0, "k5", NULL, 0, NULL) == 0);
+
+    char *out = NULL;
+    CHECK_INT(it_evctl(&out, NULL, NULL, "tail", topic, NULL), ==, 0);
+    json_t *lines = it_lines(out);
+    free(out);
+    CHECK_INT(json_array_size(lines), ==, 5);
+    size_t i;
+    json_t *l;
+    json_array_foreach(lines, i, l)
+    {
+        CHECK(json_is_object(l));
+        CHECK(json_object_get(l, "error") && it_str(l, "error.class"));
+        CHECK(!json_object_get(l, "value"));
+    }
+    CHECK_STR(it_str(json_array_get(lines, 0), "raw"), "Z2FyYmFnZQ==");
+    CHECK_STR(it_str(json_array_get(lines, 0), "type"), "shop.order.OrderPlaced");
+    CHECK_STR(it_str(json_array_get(lines, 2), "error.class"), "unknown-schema");
+    CHECK_STR(it_str(json_array_get(lines, 3), "key.base64"), "//4=");
+    CHECK(json_is_null(json_object_get(json_array_get(lines, 4), "raw")));
+    json_decref(lines);
+}
+
+static void usage_errors_name_the_flag_and_exit_64(void)
+{
+    char *out = NULL, *err = NULL;
+    CHECK_INT(it_evctl(NULL, &err, NULL, "tail", "t", "--bogus", NULL), ==, 64);
+    CHECK(strstr(err, "--bogus") != NULL);
+    free(err);
+    CHECK_INT(it_evctl(NULL, &err, NULL, "tail", "t", "--max", "abc", NULL), ==, 64);
+    CHECK(strstr(err, "--max") != NULL);
+    free(err);
+    CHECK_INT(it_evctl(NULL, &err, NULL, "replay", "t", "--from", "yesterday", NULL), ==, 64);
+    CHECK(strstr(err, "--from") != NULL);
+    free(err);
+    CHECK_INT(it_evctl(NULL, &err, NULL, "publish", "--rate", "fast", NULL), ==, 64);
+    CHECK(strstr(err, "--rate") != NULL);
+    free(err);
+    CHECK_INT(it_evctl(NULL, &err, NULL, "tail", NULL), ==, 64);
+    free(err);
+    CHECK_INT(it_evctl(NULL, &err, NULL, "frobnicate", NULL), ==, 64);
+    CHECK(strstr(err, "frobnicate") != NULL);
+    free(err);
+    CHECK_INT(it_evctl(NULL, &err, NULL, "dlq", "purge", "g", NULL), ==, 64);
+    free(err);
+    CHECK_INT(it_evctl(NULL, &err, NULL, "--timeout", "soon", "lag", "g", NULL), ==, 64);
+    CHECK(strstr(err, "--timeout") != NULL);
+    free(err);
+    /* help: every command, the exit codes */
+    CHECK_INT(it_evctl(&out, NULL, NULL, "--help", NULL), ==, 0);
+    CHECK(strstr(out, "Exit codes") && strstr(out, "dlq redrive") && strstr(out, "130"));
+    free(out);
+    CHECK_INT(it_evctl(&out, NULL, NULL, "tail", "--help", NULL), ==, 0);
+    CHECK(strstr(out, "--follow") && strstr(out, "--from"));
+    free(out);
+    CHECK_INT(it_evctl(&out, NULL, NULL, "dlq", "--help", NULL), ==, 0);
+    CHECK(strstr(out, "dlq redrive"));
+    free(out);
+}
+
+static void an_unreachable_broker_exits_69(void)
+{
+    char *err = NULL;
+    CHECK_INT(it_evctl(NULL, &err, NULL, "--bootstrap", "127.0.0.1:1", "--timeout", "1s", "tail",
+                       "orders", NULL),
+              ==, 69);
+    CHECK(strstr(err, "did not answer") != NULL);
+    free(err);
+    CHECK_INT(it_evctl(NULL, &err, NULL, "lag", "g", "--bootstrap", "127.0.0.1:1", "--timeout",
+                       "1s", NULL),
+              ==, 69);
+    free(err);
+}
+
+CHECK_MAIN(CASE(publish_then_tail_round_trip_equals_the_input),
+           CASE(a_bad_line_publishes_nothing_and_names_the_line_and_field),
+           CASE(tail_prints_undecodable_records_with_their_error_and_raw_bytes),
+           CASE(usage_errors_name_the_flag_and_exit_64), CASE(an_unreachable_broker_exits_69))
