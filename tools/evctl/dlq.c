@@ -281,9 +281,23 @@ static int show_record(void *opaque, evctl_scan_t *s, const rd_kafka_message_t *
     };
     json_t *d = json_object();
     char buf[2048];
-    for (size_t i = 0; i < sizeof dl / sizeof dl[0]; i++)
-        if (evctl_header_str(m, dl[i].header, buf, sizeof buf))
-            json_object_set_new(d, dl[i].field, evctl_json_bytes(buf, strlen(buf)));
+    for (size_t i = 0; i < sizeof dl / sizeof dl[0]; i++) {
+        if (!evctl_header_str(m, dl[i].header, buf, sizeof buf))
+            continue;
+        /* times are milliseconds since the epoch: show them as RFC 3339 too */
+        size_t len = strlen(buf);
+        if (strstr(dl[i].field, "time") || strstr(dl[i].field, "failure")) {
+            if (len > 0 && len < 18 && strspn(buf, "0123456789") == len) {
+                char t[32], key[64];
+                lev_time_format(strtoll(buf, NULL, 10), t);
+                json_object_set_new(d, dl[i].field, json_string(t));
+                snprintf(key, sizeof key, "%s_ms", dl[i].field);
+                json_object_set_new(d, key, json_integer(strtoll(buf, NULL, 10)));
+                continue;
+            }
+        }
+        json_object_set_new(d, dl[i].field, evctl_json_bytes(buf, len));
+    }
     json_object_set_new(j, "dead_letter", d);
     sh->found = 1;
     if (isatty(fileno(stdout)))
