@@ -562,6 +562,56 @@ const char *lev_canon_kind(const json_t *node, const json_t *names, const json_t
 }
 
 /* ======================================================================
+ * The schema text given to avro-c
+ * ====================================================================== */
+
+/* A normalized schema as avro-c parses it: every named type with its
+ * unqualified name and an explicit namespace. */
+json_t *lev_canon_for_avro_c(const json_t *n)
+{
+    if (json_is_string(n))
+        return json_string(json_string_value(n));
+    if (json_is_array(n)) {
+        json_t *out = json_array();
+        size_t i;
+        const json_t *b;
+        json_array_foreach(n, i, b) json_array_append_new(out, lev_canon_for_avro_c(b));
+        return out;
+    }
+    json_t *out = json_object();
+    const char *key;
+    const json_t *v;
+    json_object_foreach((json_t *)n, key, v)
+    {
+        if (strcmp(key, "name") == 0) {
+            const char *full = json_string_value(v);
+            const char *dot = strrchr(full, '.');
+            const char *sn = dot ? dot + 1 : full;
+            json_object_set_new(out, "name", json_string(sn));
+            json_object_set_new(out, "namespace",
+                                json_stringn(full, sn == full ? 0 : (size_t)(sn - full - 1)));
+        } else if (strcmp(key, "items") == 0 || strcmp(key, "values") == 0) {
+            json_object_set_new(out, key, lev_canon_for_avro_c(v));
+        } else if (strcmp(key, "fields") == 0) {
+            json_t *fields = json_array();
+            size_t i;
+            const json_t *f;
+            json_array_foreach(v, i, f)
+            {
+                json_t *nf = json_object();
+                json_object_set(nf, "name", json_object_get(f, "name"));
+                json_object_set_new(nf, "type", lev_canon_for_avro_c(json_object_get(f, "type")));
+                json_array_append_new(fields, nf);
+            }
+            json_object_set_new(out, "fields", fields);
+        } else {
+            json_object_set_new(out, key, json_deep_copy(v));
+        }
+    }
+    return out;
+}
+
+/* ======================================================================
  * Writing the canonical form
  * ====================================================================== */
 
@@ -697,7 +747,8 @@ char *lev_avro_canonical_form(const char *schema_json, size_t len, lev_error_t *
         return NULL;
     }
     json_error_t jerr;
-    json_t *root = json_loadb(schema_json, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = json_loadb(schema_json, len,
+                              JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     if (!root) {
         lev_error_set(err, LEV_ERR_SCHEMA, NULL, "invalid JSON at line %d, column %d: %s",
                       jerr.line, jerr.column, jerr.text);

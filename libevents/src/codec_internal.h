@@ -37,6 +37,12 @@ json_t *lev_canon_normalize(const json_t *schema, lev_error_t *err);
  * malloc'd string, or NULL when out of memory. */
 char *lev_canon_write(const json_t *norm);
 
+/* The JSON text handed to avro-c for a normalized schema: every named type
+ * defined with its unqualified name and an explicit "namespace" (so avro-c
+ * needs no namespace inference), references by full name, defaults and
+ * other attributes left out (avro-c does not use them). New reference. */
+json_t *lev_canon_for_avro_c(const json_t *norm);
+
 /* Adds every named definition of a normalized schema to `names` (an
  * object: full name -> definition, borrowed from `norm`). */
 void lev_canon_index_names(json_t *norm, json_t *names);

@@ -93,7 +93,8 @@ LEV_API avro_schema_t lev_schema_avro(const lev_schema_t *schema);
 
 typedef struct lev_codec_s lev_codec_t;
 
-/* Bounds applied to untrusted bytes before avro-c sees them. */
+/* Bounds applied to untrusted bytes before avro-c sees them. A field left
+ * 0 takes its default. max_depth is capped at 1000 (the checks recurse). */
 typedef struct lev_codec_limits_s {
     size_t max_value_size; /* whole framed value; default 1 MiB */
     size_t max_bytes_len;  /* one string/bytes; default: max_value_size */
@@ -114,7 +115,9 @@ LEV_API const lev_schemas_t *lev_codec_schemas(const lev_codec_t *codec);
 LEV_API int lev_codec_new_value(lev_codec_t *codec, const lev_schema_t *schema, avro_value_t *out);
 
 /* Encodes `value` (of `schema`) framed in single-object encoding into a
- * malloc'd buffer the caller frees. */
+ * malloc'd buffer the caller frees. The body is checked as decode checks
+ * it, so a value decoders would refuse (an enum ordinal out of range, a
+ * string that is not UTF-8, a limit exceeded) is LEV_ERR_ENCODE. */
 LEV_API int lev_codec_encode(lev_codec_t *codec, const lev_schema_t *schema, avro_value_t *value,
                              void **buf, size_t *len, lev_error_t *err);
 
@@ -138,8 +141,13 @@ LEV_API int lev_codec_validate_body(lev_codec_t *codec, const lev_schema_t *writ
                                     const void *body, size_t len, lev_error_t *err);
 
 /* JSON (Avro JSON encoding: unions as {"type": value} or null, bytes and
- * fixed as ISO-8859-1 strings) to a new value of `schema`. Errors name the
- * field path in err->where. */
+ * fixed as ISO-8859-1 strings) to a new value of `schema` (release with
+ * avro_value_decref). Record fields missing from the JSON take the schema
+ * default (else "missing field"); unknown members are an error. Errors
+ * (LEV_ERR_JSON) name the field path in err->where ("items[2].quantity")
+ * and what was expected and found in err->text. Extensions: a union value
+ * may be given bare when it fits exactly one branch; NaN and infinities
+ * are the strings "NaN", "Infinity", "-Infinity" (both directions). */
 LEV_API int lev_codec_from_json(lev_codec_t *codec, const lev_schema_t *schema, json_t *json,
                                 avro_value_t *out, lev_error_t *err);
 
@@ -160,7 +168,10 @@ LEV_API int lev_value_set_string(avro_value_t *rec, const char *path, const char
 LEV_API int lev_value_set_long(avro_value_t *rec, const char *path, int64_t v);
 LEV_API int lev_value_set_int(avro_value_t *rec, const char *path, int32_t v);
 LEV_API int lev_value_set_enum(avro_value_t *rec, const char *path, const char *symbol);
-/* Sets a ["null", T] union field to null (branch 0) or selects T and returns it. */
+/* Sets a union field to its null branch. Setters select the union branch of
+ * the type they set; on the way to a nested field a union holding null is
+ * switched to its record branch. get_long also reads int fields and
+ * set_int also writes long fields. */
 LEV_API int lev_value_set_null(avro_value_t *rec, const char *path);
 
 #ifdef __cplusplus

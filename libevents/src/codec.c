@@ -1,0 +1,766 @@
+/*
+ * Encoding and decoding of single-object encoded Avro values, with bounded
+ * validation before avro-c reads anything and schema resolution between
+ * the writer and the reader versions of a schema.
+ *
+ * Resolution. avro-c 1.11.1's resolved writer (avro_resolved_writer_new)
+ * handles removed fields (skipped), promotions (int to long, float or
+ * double; long to float or double; float to double), union branch
+ * selection and records matched by unqualified name. It does not handle:
+ *   - a reader field the writer lacks, even with a default: creating the
+ *     resolver fails with "Reader field x doesn't appear in writer";
+ *   - enums whose symbols differ: it copies the ordinal unchanged, so a
+ *     symbol added in the middle, reordered symbols or a writer symbol the
+ *     reader lacks would silently give a wrong symbol (or an ordinal out of
+ *     range of the reader's enum).
+ * For those pairs the codec resolves the writer to a "projection" of the
+ * reader schema instead: the reader with, in every record, only the fields
+ * the writer also has, and, in every enum, the writer's symbols. avro-c
+ * reads into a value of the projection, then the codec copies it into a
+ * value of the reader schema, field by field by name and enum symbols by
+ * name, filling each missing field from its default in the reader schema,
+ * and mapping a writer symbol unknown to the reader to the reader enum's
+ * default (an error, LEV_ERR_RESOLVE, when it has none). Pairs without
+ * these differences take avro-c's resolver alone, and values whose writer
+ * is the reader are read directly.
+ */
+#include "codec_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_MAX_VALUE_SIZE (1024u * 1024u)
+#define DEFAULT_MAX_ITEMS 100000u
+#define DEFAULT_MAX_DEPTH 64u
+
+/* Magic and fingerprint. */
+#define FRAME_HEADER 10
+
+typedef struct pair_s {
+    const lev_schema_t *w, *r;
+    int rc;        /* 0, or why the pair cannot be resolved */
+    char *errtext; /* when rc != 0 */
+    avro_value_iface_t *rw_iface;
+    avro_value_t rw_value; /* resolved writer, its destination set per read */
+    /* Projection (see the top of the file), or NULL. */
+    avro_schema_t proj;
+    avro_value_iface_t *proj_iface;
+    avro_value_t proj_value; /* reused: reset before each read */
+} pair_t;
+
+struct lev_codec_s {
+    const lev_schemas_t *schemas;
+    lev_codec_limits_t limits;
+    avro_value_iface_t **ifaces; /* generic value classes, by schema index */
+    size_t nifaces;
+    pair_t **pairs;
+    size_t npairs, cappairs;
+    avro_reader_t reader;
+    avro_writer_t writer;
+};
+
+/* ======================================================================
+ * Codec
+ * ====================================================================== */
+
+void lev_codec_limits_default(lev_codec_limits_t *limits)
+{
+    if (!limits)
+        return;
+    limits->max_value_size = DEFAULT_MAX_VALUE_SIZE;
+    limits->max_bytes_len = DEFAULT_MAX_VALUE_SIZE;
+    limits->max_items = DEFAULT_MAX_ITEMS;
+    limits->max_depth = DEFAULT_MAX_DEPTH;
+}
+
+const lev_codec_limits_t *lev_codec_limits(const lev_codec_t *codec)
+{
+    return &codec->limits;
+}
+
+static void pair_free(pair_t *p)
+{
+    if (!p)
+        return;
+    free(p->errtext);
+    if (p->rw_value.self)
+        avro_value_decref(&p->rw_value);
+    if (p->rw_iface)
+        avro_value_iface_decref(p->rw_iface);
+    if (p->proj_value.self)
+        avro_value_decref(&p->proj_value);
+    if (p->proj_iface)
+        avro_value_iface_decref(p->proj_iface);
+    if (p->proj)
+        avro_schema_decref(p->proj);
+    free(p);
+}
+
+lev_codec_t *lev_codec_new(const lev_schemas_t *schemas, const lev_codec_limits_t *limits)
+{
+    static const char empty[1] = {0};
+    if (!schemas)
+        return NULL;
+    lev_codec_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->schemas = schemas;
+    lev_codec_limits_default(&c->limits);
+    if (limits) {
+        if (limits->max_value_size)
+            c->limits.max_value_size = limits->max_value_size;
+        c->limits.max_bytes_len =
+            limits->max_bytes_len ? limits->max_bytes_len : c->limits.max_value_size;
+        if (limits->max_items)
+            c->limits.max_items = limits->max_items;
+        if (limits->max_depth)
+            c->limits.max_depth = limits->max_depth;
+    }
+    if (c->limits.max_depth > LEV_CODEC_MAX_DEPTH_CAP)
+        c->limits.max_depth = LEV_CODEC_MAX_DEPTH_CAP;
+    c->reader = avro_reader_memory(empty, 0);
+    c->writer = avro_writer_memory(empty, 0);
+    if (!c->reader || !c->writer) {
+        lev_codec_destroy(c);
+        return NULL;
+    }
+    return c;
+}
+
+void lev_codec_destroy(lev_codec_t *codec)
+{
+    if (!codec)
+        return;
+    for (size_t i = 0; i < codec->nifaces; i++)
+        if (codec->ifaces[i])
+            avro_value_iface_decref(codec->ifaces[i]);
+    free(codec->ifaces);
+    for (size_t i = 0; i < codec->npairs; i++)
+        pair_free(codec->pairs[i]);
+    free(codec->pairs);
+    if (codec->reader)
+        avro_reader_free(codec->reader);
+    if (codec->writer)
+        avro_writer_free(codec->writer);
+    free(codec);
+}
+
+const lev_schemas_t *lev_codec_schemas(const lev_codec_t *codec)
+{
+    return codec ? codec->schemas : NULL;
+}
+
+/* The generic value class of a schema of the set, made once. */
+static avro_value_iface_t *schema_iface(lev_codec_t *codec, const lev_schema_t *schema)
+{
+    size_t i = lev_schema_index(schema);
+    if (i >= codec->nifaces) {
+        size_t n = codec->nifaces ? codec->nifaces : 16;
+        while (n <= i)
+            n *= 2;
+        avro_value_iface_t **v = realloc(codec->ifaces, n * sizeof *v);
+        if (!v)
+            return NULL;
+        memset(v + codec->nifaces, 0, (n - codec->nifaces) * sizeof *v);
+        codec->ifaces = v;
+        codec->nifaces = n;
+    }
+    if (!codec->ifaces[i])
+        codec->ifaces[i] = avro_generic_class_from_schema(lev_schema_avro(schema));
+    return codec->ifaces[i];
+}
+
+int lev_codec_new_value(lev_codec_t *codec, const lev_schema_t *schema, avro_value_t *out)
+{
+    if (!codec || !schema || !out)
+        return LEV_ERR_ARG;
+    out->iface = NULL;
+    out->self = NULL;
+    if (lev_schemas_at(codec->schemas, lev_schema_index(schema)) != schema)
+        return LEV_ERR_ARG; /* not a schema of this codec's set */
+    avro_value_iface_t *iface = schema_iface(codec, schema);
+    if (!iface || avro_generic_value_new(iface, out) != 0) {
+        out->iface = NULL;
+        out->self = NULL;
+        return LEV_ERR_NOMEM;
+    }
+    return 0;
+}
+
+/* ======================================================================
+ * Projection: the reader schema as the writer can fill it
+ * ====================================================================== */
+
+typedef struct proj_ctx_s {
+    const lev_schema_t *w, *r;
+    int changed;
+    lev_error_t *err;
+} proj_ctx_t;
+
+static const char *short_name(const char *full)
+{
+    const char *dot = strrchr(full, '.');
+    return dot ? dot + 1 : full;
+}
+
+/* The writer's definition that avro-c will match with a reader named type:
+ * same full name, else the same unqualified name and kind. */
+static const json_t *writer_def(const proj_ctx_t *c, const char *full, const char *type)
+{
+    const json_t *names = lev_schema_names(c->w);
+    const json_t *d = json_object_get(names, full);
+    if (d && strcmp(json_string_value(json_object_get(d, "type")), type) == 0)
+        return d;
+    const char *key;
+    const json_t *v;
+    const char *sn = short_name(full);
+    json_object_foreach((json_t *)names, key, v)
+    {
+        if (strcmp(short_name(key), sn) == 0 &&
+            strcmp(json_string_value(json_object_get(v, "type")), type) == 0)
+            return v;
+    }
+    return NULL;
+}
+
+static const json_t *record_field(const json_t *rec, const char *name)
+{
+    size_t i;
+    const json_t *f;
+    json_array_foreach(json_object_get(rec, "fields"), i, f)
+    {
+        if (strcmp(json_string_value(json_object_get(f, "name")), name) == 0)
+            return f;
+    }
+    return NULL;
+}
+
+static json_t *project(proj_ctx_t *c, const json_t *rn)
+{
+    if (json_is_string(rn))
+        return json_string(json_string_value(rn));
+    if (json_is_array(rn)) {
+        json_t *out = json_array();
+        size_t i;
+        const json_t *b;
+        json_array_foreach(rn, i, b)
+        {
+            json_t *pb = project(c, b);
+            if (!pb || json_array_append_new(out, pb) != 0) {
+                json_decref(out);
+                return NULL;
+            }
+        }
+        return out;
+    }
+    const char *type = json_string_value(json_object_get(rn, "type"));
+    const char *name = json_string_value(json_object_get(rn, "name"));
+    json_t *out = json_object();
+    if (!out)
+        return NULL;
+    json_object_set_new(out, "type", json_string(type));
+    if (name)
+        json_object_set_new(out, "name", json_string(name));
+    if (strcmp(type, "record") == 0) {
+        const json_t *wd = writer_def(c, name, "record");
+        json_t *fields = json_array();
+        json_object_set_new(out, "fields", fields);
+        size_t i;
+        const json_t *f;
+        json_array_foreach(json_object_get(rn, "fields"), i, f)
+        {
+            const char *fname = json_string_value(json_object_get(f, "name"));
+            if (wd && !record_field(wd, fname)) {
+                if (!json_object_get(f, "default")) {
+                    lev_error_set(c->err, LEV_ERR_RESOLVE, NULL,
+                                  "reader field %s.%s is not in the writer schema %s and has no "
+                                  "default",
+                                  name, fname, lev_schema_name(c->w));
+                    json_decref(out);
+                    return NULL;
+                }
+                c->changed = 1;
+                continue;
+            }
+            json_t *pt = project(c, json_object_get(f, "type"));
+            json_t *pf = json_object();
+            if (!pt || !pf) {
+                json_decref(pt);
+                json_decref(pf);
+                json_decref(out);
+                return NULL;
+            }
+            json_object_set_new(pf, "name", json_string(fname));
+            json_object_set_new(pf, "type", pt);
+            json_array_append_new(fields, pf);
+        }
+    } else if (strcmp(type, "enum") == 0) {
+        const json_t *wd = writer_def(c, name, "enum");
+        const json_t *rsyms = json_object_get(rn, "symbols");
+        const json_t *syms = rsyms;
+        if (wd) {
+            const json_t *wsyms = json_object_get(wd, "symbols");
+            /* avro-c copies ordinals: fine while the writer's symbols are
+             * the reader's first ones, in order. */
+            int prefix = json_array_size(wsyms) <= json_array_size(rsyms);
+            for (size_t i = 0; prefix && i < json_array_size(wsyms); i++)
+                prefix = json_equal(json_array_get(wsyms, i), json_array_get(rsyms, i));
+            if (!prefix) {
+                syms = wsyms;
+                c->changed = 1;
+            }
+        }
+        json_object_set_new(out, "symbols", json_deep_copy(syms));
+    } else if (strcmp(type, "fixed") == 0) {
+        json_object_set(out, "size", json_object_get(rn, "size"));
+    } else {
+        const char *key = strcmp(type, "array") == 0 ? "items" : "values";
+        json_t *sub = project(c, json_object_get(rn, key));
+        if (!sub) {
+            json_decref(out);
+            return NULL;
+        }
+        json_object_set_new(out, key, sub);
+    }
+    return out;
+}
+
+/* ======================================================================
+ * Pairs
+ * ====================================================================== */
+
+static int pair_fail(pair_t *p, int code, const char *text)
+{
+    p->rc = code;
+    p->errtext = lev_strdup(text);
+    return code;
+}
+
+static void pair_build(pair_t *p)
+{
+    lev_error_t e;
+    char text[sizeof e.text + 64];
+    lev_error_clear(&e);
+    proj_ctx_t pc = {p->w, p->r, 0, &e};
+    json_t *proj = project(&pc, lev_schema_norm(p->r));
+    if (!proj) {
+        pair_fail(p, e.code ? e.code : LEV_ERR_NOMEM, e.code ? e.text : "out of memory");
+        return;
+    }
+    avro_schema_t target = lev_schema_avro(p->r);
+    if (pc.changed) {
+        json_t *aj = lev_canon_for_avro_c(proj);
+        char *txt = aj ? json_dumps(aj, JSON_COMPACT) : NULL;
+        json_decref(aj);
+        if (!txt || avro_schema_from_json_length(txt, strlen(txt), &p->proj) != 0) {
+            p->proj = NULL;
+            snprintf(text, sizeof text, "cannot resolve %s to %s: %s", lev_schema_name(p->w),
+                     lev_schema_name(p->r), txt ? avro_strerror() : "out of memory");
+            free(txt);
+            json_decref(proj);
+            pair_fail(p, LEV_ERR_RESOLVE, text);
+            return;
+        }
+        free(txt);
+        p->proj_iface = avro_generic_class_from_schema(p->proj);
+        if (!p->proj_iface || avro_generic_value_new(p->proj_iface, &p->proj_value) != 0) {
+            p->proj_value.self = NULL;
+            json_decref(proj);
+            pair_fail(p, LEV_ERR_NOMEM, "out of memory");
+            return;
+        }
+        target = p->proj;
+    }
+    json_decref(proj);
+    p->rw_iface = avro_resolved_writer_new(lev_schema_avro(p->w), target);
+    if (!p->rw_iface) {
+        snprintf(text, sizeof text, "cannot resolve writer %s (%016llx) to reader %s (%016llx): %s",
+                 lev_schema_name(p->w), (unsigned long long)lev_schema_fingerprint(p->w),
+                 lev_schema_name(p->r), (unsigned long long)lev_schema_fingerprint(p->r),
+                 avro_strerror());
+        pair_fail(p, LEV_ERR_RESOLVE, text);
+        return;
+    }
+    if (avro_resolved_writer_new_value(p->rw_iface, &p->rw_value) != 0) {
+        p->rw_value.self = NULL;
+        pair_fail(p, LEV_ERR_NOMEM, "out of memory");
+    }
+}
+
+static pair_t *get_pair(lev_codec_t *codec, const lev_schema_t *w, const lev_schema_t *r)
+{
+    for (size_t i = 0; i < codec->npairs; i++)
+        if (codec->pairs[i]->w == w && codec->pairs[i]->r == r)
+            return codec->pairs[i];
+    if (codec->npairs == codec->cappairs) {
+        size_t cap = codec->cappairs ? codec->cappairs * 2 : 8;
+        pair_t **v = realloc(codec->pairs, cap * sizeof *v);
+        if (!v)
+            return NULL;
+        codec->pairs = v;
+        codec->cappairs = cap;
+    }
+    pair_t *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->w = w;
+    p->r = r;
+    pair_build(p);
+    codec->pairs[codec->npairs++] = p;
+    return p;
+}
+
+/* ======================================================================
+ * Copying a projection value into a reader value
+ * ====================================================================== */
+
+typedef struct copy_ctx_s {
+    const lev_schema_t *r;
+    size_t max_depth;
+    lev_error_t *err;
+    char path[sizeof(((lev_error_t *)0)->where)];
+    size_t plen;
+} copy_ctx_t;
+
+static int copy_fail(copy_ctx_t *c, int code, const char *what)
+{
+    return lev_error_set(c->err, code, c->path, "%s", what);
+}
+
+static size_t copy_push(copy_ctx_t *c, const char *fmt, const char *s, size_t i)
+{
+    size_t old = c->plen;
+    int n = s ? snprintf(c->path + c->plen, sizeof c->path - c->plen, fmt, c->plen ? "." : "", s)
+              : snprintf(c->path + c->plen, sizeof c->path - c->plen, fmt, i);
+    if (n > 0)
+        c->plen += (size_t)n;
+    if (c->plen >= sizeof c->path)
+        c->plen = sizeof c->path - 1;
+    return old;
+}
+
+static void copy_pop(copy_ctx_t *c, size_t old)
+{
+    c->plen = old;
+    c->path[old] = '\0';
+}
+
+static int copy_value(copy_ctx_t *c, avro_value_t *dst, avro_value_t *src, const json_t *rnode,
+                      size_t depth)
+{
+    const json_t *def;
+    const json_t *names = lev_schema_names(c->r);
+    const char *kind = lev_canon_kind(rnode, names, &def);
+    if (!kind)
+        return copy_fail(c, LEV_ERR_RESOLVE, "reader schema refers to an unknown type");
+    if (depth > c->max_depth)
+        return copy_fail(c, LEV_ERR_DECODE, "nested too deep");
+    int rc = 0;
+    if (strcmp(kind, "record") == 0) {
+        size_t i;
+        const json_t *f;
+        json_array_foreach(json_object_get(def, "fields"), i, f)
+        {
+            const char *fname = json_string_value(json_object_get(f, "name"));
+            avro_value_t df, sf;
+            if (avro_value_get_by_index(dst, i, &df, NULL) != 0)
+                return copy_fail(c, LEV_ERR_RESOLVE, avro_strerror());
+            size_t mark = copy_push(c, "%s%s", fname, 0);
+            if (avro_value_get_by_name(src, fname, &sf, NULL) == 0) {
+                rc = copy_value(c, &df, &sf, json_object_get(f, "type"), depth + 1);
+            } else {
+                json_t *dv = json_object_get(f, "default");
+                if (!dv)
+                    return copy_fail(c, LEV_ERR_RESOLVE, "no value and no default");
+                rc = lev_json_to_value(dv, json_object_get(f, "type"), names, &df, LEV_JSON_DEFAULT,
+                                       c->max_depth, c->path, c->err);
+                if (rc)
+                    return lev_error_set(c->err, LEV_ERR_RESOLVE, c->path,
+                                         "cannot apply the default: %s",
+                                         c->err ? c->err->text : "");
+            }
+            if (rc)
+                return rc;
+            copy_pop(c, mark);
+        }
+        return 0;
+    }
+    if (strcmp(kind, "enum") == 0) {
+        int e = -1;
+        avro_value_get_enum(src, &e);
+        const char *sym = avro_schema_enum_get(avro_value_get_schema(src), e);
+        const json_t *syms = json_object_get(def, "symbols");
+        for (size_t i = 0; sym && i < json_array_size(syms); i++)
+            if (strcmp(json_string_value(json_array_get(syms, i)), sym) == 0)
+                return avro_value_set_enum(dst, (int)i) == 0
+                           ? 0
+                           : copy_fail(c, LEV_ERR_RESOLVE, avro_strerror());
+        const char *dflt = json_string_value(json_object_get(def, "default"));
+        for (size_t i = 0; dflt && i < json_array_size(syms); i++)
+            if (strcmp(json_string_value(json_array_get(syms, i)), dflt) == 0)
+                return avro_value_set_enum(dst, (int)i) == 0
+                           ? 0
+                           : copy_fail(c, LEV_ERR_RESOLVE, avro_strerror());
+        return lev_error_set(c->err, LEV_ERR_RESOLVE, c->path,
+                             "symbol \"%s\" of the writer is not in reader enum %s, which has "
+                             "no default",
+                             sym ? sym : "?", json_string_value(json_object_get(def, "name")));
+    }
+    if (strcmp(kind, "union") == 0) {
+        int d = -1;
+        avro_value_t db, sb;
+        if (avro_value_get_discriminant(src, &d) != 0 || d < 0 ||
+            avro_value_get_current_branch(src, &sb) != 0 || avro_value_set_branch(dst, d, &db) != 0)
+            return copy_fail(c, LEV_ERR_RESOLVE, "union without a branch");
+        return copy_value(c, &db, &sb, json_array_get(def, (size_t)d), depth + 1);
+    }
+    if (strcmp(kind, "array") == 0 || strcmp(kind, "map") == 0) {
+        int arr = kind[0] == 'a';
+        const json_t *sub = json_object_get(def, arr ? "items" : "values");
+        size_t n = 0;
+        avro_value_get_size(src, &n);
+        for (size_t i = 0; i < n; i++) {
+            avro_value_t se, de;
+            const char *key = NULL;
+            if (avro_value_get_by_index(src, i, &se, &key) != 0)
+                return copy_fail(c, LEV_ERR_RESOLVE, avro_strerror());
+            rc =
+                arr ? avro_value_append(dst, &de, NULL) : avro_value_add(dst, key, &de, NULL, NULL);
+            if (rc)
+                return copy_fail(c, LEV_ERR_NOMEM, avro_strerror());
+            size_t mark = arr ? copy_push(c, "[%zu]", NULL, i) : copy_push(c, "%s%s", key, 0);
+            rc = copy_value(c, &de, &se, sub, depth + 1);
+            if (rc)
+                return rc;
+            copy_pop(c, mark);
+        }
+        return 0;
+    }
+    /* Primitives and fixed: the projection has the reader's types. */
+    switch (avro_value_get_type(src)) {
+    case AVRO_NULL:
+        rc = avro_value_set_null(dst);
+        break;
+    case AVRO_BOOLEAN: {
+        int b = 0;
+        avro_value_get_boolean(src, &b);
+        rc = avro_value_set_boolean(dst, b);
+        break;
+    }
+    case AVRO_INT32: {
+        int32_t v = 0;
+        avro_value_get_int(src, &v);
+        rc = avro_value_set_int(dst, v);
+        break;
+    }
+    case AVRO_INT64: {
+        int64_t v = 0;
+        avro_value_get_long(src, &v);
+        rc = avro_value_set_long(dst, v);
+        break;
+    }
+    case AVRO_FLOAT: {
+        float v = 0;
+        avro_value_get_float(src, &v);
+        rc = avro_value_set_float(dst, v);
+        break;
+    }
+    case AVRO_DOUBLE: {
+        double v = 0;
+        avro_value_get_double(src, &v);
+        rc = avro_value_set_double(dst, v);
+        break;
+    }
+    case AVRO_STRING: {
+        const char *s = NULL;
+        size_t size = 0;
+        avro_value_get_string(src, &s, &size);
+        rc = avro_value_set_string_len(dst, s ? s : "", s ? size : 1);
+        break;
+    }
+    case AVRO_BYTES: {
+        const void *b = NULL;
+        size_t size = 0;
+        avro_value_get_bytes(src, &b, &size);
+        rc = avro_value_set_bytes(dst, (void *)(b ? b : ""), size);
+        break;
+    }
+    case AVRO_FIXED: {
+        const void *b = NULL;
+        size_t size = 0;
+        avro_value_get_fixed(src, &b, &size);
+        rc = avro_value_set_fixed(dst, (void *)(b ? b : ""), size);
+        break;
+    }
+    default:
+        return copy_fail(c, LEV_ERR_RESOLVE, "unexpected type in projection");
+    }
+    return rc ? copy_fail(c, LEV_ERR_RESOLVE, avro_strerror()) : 0;
+}
+
+/* ======================================================================
+ * Encode and decode
+ * ====================================================================== */
+
+int lev_codec_peek_fingerprint(const void *buf, size_t len, uint64_t *fingerprint)
+{
+    const uint8_t *b = buf;
+    if (!b || len < FRAME_HEADER || b[0] != 0xc3 || b[1] != 0x01)
+        return LEV_ERR_DECODE;
+    uint64_t fp = 0;
+    for (int i = 7; i >= 0; i--)
+        fp = (fp << 8) | b[2 + i];
+    if (fingerprint)
+        *fingerprint = fp;
+    return 0;
+}
+
+int lev_codec_validate_body(lev_codec_t *codec, const lev_schema_t *writer, const void *body,
+                            size_t len, lev_error_t *err)
+{
+    if (!codec || !writer || (!body && len))
+        return lev_error_set(err, LEV_ERR_ARG, NULL, "missing codec, schema or body");
+    if (len > codec->limits.max_value_size)
+        return lev_error_set(err, LEV_ERR_DECODE, NULL,
+                             "body of %zu bytes exceeds the limit of %zu", len,
+                             codec->limits.max_value_size);
+    return lev_vplan_validate(lev_schema_plan(writer), body, len, &codec->limits, err);
+}
+
+int lev_codec_encode(lev_codec_t *codec, const lev_schema_t *schema, avro_value_t *value,
+                     void **buf, size_t *len, lev_error_t *err)
+{
+    if (!codec || !schema || !value || !value->iface || !buf || !len)
+        return lev_error_set(err, LEV_ERR_ARG, NULL, "missing codec, schema, value or output");
+    *buf = NULL;
+    *len = 0;
+    avro_schema_t vs = avro_value_get_schema(value);
+    if (vs != lev_schema_avro(schema) && !avro_schema_equal(vs, lev_schema_avro(schema)))
+        return lev_error_set(err, LEV_ERR_ARG, NULL, "the value is not of schema %s",
+                             lev_schema_name(schema));
+    size_t size = 0;
+    if (avro_value_sizeof(value, &size) != 0)
+        return lev_error_set(err, LEV_ERR_ENCODE, NULL, "cannot encode %s: %s",
+                             lev_schema_name(schema), avro_strerror());
+    if (size > codec->limits.max_value_size - FRAME_HEADER ||
+        codec->limits.max_value_size < FRAME_HEADER)
+        return lev_error_set(
+            err, LEV_ERR_ENCODE, NULL, "encoded %s of %zu bytes exceeds the limit of %zu",
+            lev_schema_name(schema), size + FRAME_HEADER, codec->limits.max_value_size);
+    uint8_t *p = malloc(FRAME_HEADER + size);
+    if (!p)
+        return lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
+    uint64_t fp = lev_schema_fingerprint(schema);
+    p[0] = 0xc3;
+    p[1] = 0x01;
+    for (int i = 0; i < 8; i++)
+        p[2 + i] = (uint8_t)(fp >> (8 * i));
+    avro_writer_memory_set_dest(codec->writer, (const char *)p + FRAME_HEADER, (int64_t)size);
+    if (avro_value_write(codec->writer, value) != 0) {
+        free(p);
+        return lev_error_set(err, LEV_ERR_ENCODE, NULL, "cannot encode %s: %s",
+                             lev_schema_name(schema), avro_strerror());
+    }
+    /* What we send must be what we accept (enum ordinals set out of range,
+     * strings that are not UTF-8, limits). */
+    lev_error_t verr;
+    lev_error_clear(&verr);
+    if (lev_vplan_validate(lev_schema_plan(schema), p + FRAME_HEADER, size, &codec->limits,
+                           &verr) != 0) {
+        free(p);
+        return lev_error_set(err, LEV_ERR_ENCODE, verr.where, "invalid %s value: %s",
+                             lev_schema_name(schema), verr.text);
+    }
+    *buf = p;
+    *len = FRAME_HEADER + size;
+    return 0;
+}
+
+int lev_codec_decode(lev_codec_t *codec, const void *buf, size_t len, const lev_schema_t *reader,
+                     avro_value_t *out, const lev_schema_t **writer, lev_error_t *err)
+{
+    if (!codec || !out)
+        return lev_error_set(err, LEV_ERR_ARG, NULL, "missing codec or output");
+    out->iface = NULL;
+    out->self = NULL;
+    if (writer)
+        *writer = NULL;
+    uint64_t fp;
+    if (lev_codec_peek_fingerprint(buf, len, &fp) != 0)
+        return lev_error_set(err, LEV_ERR_DECODE, NULL,
+                             "not a single-object encoded Avro value (%zu bytes)", len);
+    if (len > codec->limits.max_value_size)
+        return lev_error_set(err, LEV_ERR_DECODE, NULL,
+                             "value of %zu bytes exceeds the limit of %zu", len,
+                             codec->limits.max_value_size);
+    const lev_schema_t *w = lev_schemas_find_fingerprint(codec->schemas, fp);
+    if (!w)
+        return lev_error_set(err, LEV_ERR_UNKNOWN_SCHEMA, NULL,
+                             "no loaded schema has fingerprint %016llx", (unsigned long long)fp);
+    const lev_schema_t *r = reader;
+    if (!r) {
+        r = lev_schema_current_version(w);
+        if (!r)
+            r = w;
+    } else if (lev_schemas_at(codec->schemas, lev_schema_index(r)) != r) {
+        return lev_error_set(err, LEV_ERR_ARG, NULL, "reader schema is not of this codec's set");
+    }
+    const uint8_t *body = (const uint8_t *)buf + FRAME_HEADER;
+    size_t blen = len - FRAME_HEADER;
+    int rc = lev_vplan_validate(lev_schema_plan(w), body, blen, &codec->limits, err);
+    if (rc)
+        return rc;
+
+    pair_t *pair = NULL;
+    if (r != w) {
+        pair = get_pair(codec, w, r);
+        if (!pair)
+            return lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
+        if (pair->rc)
+            return lev_error_set(err, pair->rc, NULL, "%s",
+                                 pair->errtext ? pair->errtext : "cannot resolve");
+    }
+    avro_value_t v;
+    rc = lev_codec_new_value(codec, r, &v);
+    if (rc)
+        return lev_error_set(err, rc, NULL, "cannot create a value of %s", lev_schema_name(r));
+    avro_reader_memory_set_source(codec->reader, (const char *)body, (int64_t)blen);
+    if (!pair) {
+        if (avro_value_read(codec->reader, &v) != 0) {
+            rc = lev_error_set(err, LEV_ERR_DECODE, NULL, "cannot decode %s: %s",
+                               lev_schema_name(w), avro_strerror());
+            goto fail;
+        }
+    } else {
+        avro_value_t *dest = pair->proj ? &pair->proj_value : &v;
+        if (pair->proj)
+            avro_value_reset(dest);
+        avro_resolved_writer_set_dest(&pair->rw_value, dest);
+        int rrc = avro_value_read(codec->reader, &pair->rw_value);
+        avro_resolved_writer_clear_dest(&pair->rw_value);
+        if (rrc != 0) {
+            rc = lev_error_set(err, LEV_ERR_RESOLVE, NULL, "cannot read %s as %s: %s",
+                               lev_schema_name(w), lev_schema_name(r), avro_strerror());
+            goto fail;
+        }
+        if (pair->proj) {
+            copy_ctx_t cc;
+            memset(&cc, 0, sizeof cc);
+            cc.r = r;
+            cc.max_depth = codec->limits.max_depth;
+            cc.err = err;
+            rc = copy_value(&cc, &v, &pair->proj_value, lev_schema_norm(r), 0);
+            avro_value_reset(&pair->proj_value);
+            if (rc)
+                goto fail;
+        }
+    }
+    *out = v;
+    if (writer)
+        *writer = w;
+    return 0;
+fail:
+    avro_value_decref(&v);
+    return rc;
+}
