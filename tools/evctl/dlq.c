@@ -187,7 +187,8 @@ static int list_run(evctl_ctx_t *ctx, const evctl_args_t *args)
     evctl_progress_end(&prog);
     if (rc)
         goto out;
-    qsort(l.b, l.n, sizeof *l.b, by_count);
+    if (l.n > 1)
+        qsort(l.b, l.n, sizeof *l.b, by_count);
     if (format && strcmp(format, "table") == 0) {
         print_table(&l, args->pos[0]);
         goto out;
