@@ -9,7 +9,7 @@
  * fatal error costs at most duplicates (which consumers dedupe by ce_id),
  * never a lost message.
  */
-#include "kafka_internal.h"
+#include "producer_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,8 +23,8 @@ struct lev_producer_s {
     rd_kafka_conf_t *template; /* copy kept to recreate the client */
     size_t outstanding;
     unsigned recreations;
-    int fatal; /* set by the error callback */
-    envelope_t *resend_head, **resend_tail;
+    int fatal;                         /* set by the error callback */
+    envelope_t *live_head, *live_tail; /* every unreported envelope, in send order */
     int shutdown_timeout_ms;
     char source[128];
 };
@@ -41,8 +41,33 @@ struct envelope_s {
     size_t value_len;
     rd_kafka_headers_t *headers; /* ours; a copy goes with each attempt */
     int64_t timestamp_ms;
-    envelope_t *next;
+    envelope_t *prev, *next;
 };
+
+static void live_add(lev_producer_t *p, envelope_t *e)
+{
+    e->next = NULL;
+    e->prev = p->live_tail;
+    if (p->live_tail)
+        p->live_tail->next = e;
+    else
+        p->live_head = e;
+    p->live_tail = e;
+    p->outstanding++;
+}
+
+static void live_remove(lev_producer_t *p, envelope_t *e)
+{
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        p->live_head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        p->live_tail = e->prev;
+    p->outstanding--;
+}
 
 static void envelope_free(envelope_t *e)
 {
@@ -64,13 +89,11 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *conf_opaque
     if (m->err &&
         (p->fatal || m->err == RD_KAFKA_RESP_ERR__FATAL ||
          m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)) {
-        /* not delivered because the client died: send again on the next one */
-        e->next = NULL;
-        *p->resend_tail = e;
-        p->resend_tail = &e->next;
+        /* not delivered because the client died: it stays on the live list
+         * and is sent again by the next client */
         return;
     }
-    p->outstanding--;
+    live_remove(p, e);
     if (e->cb) {
         if (m->err)
             e->cb(e->opaque, LEV_ERR_KAFKA, rd_kafka_err2str(m->err), m->partition, -1);
@@ -111,6 +134,8 @@ static rd_kafka_t *client_new(lev_producer_t *p, lev_error_t *err)
     return rk;
 }
 
+static void recover(lev_producer_t *p);
+
 static int produce_envelope(lev_producer_t *p, envelope_t *e, lev_error_t *err)
 {
     rd_kafka_headers_t *h = e->headers ? rd_kafka_headers_copy(e->headers) : NULL;
@@ -122,6 +147,12 @@ static int produce_envelope(lev_producer_t *p, envelope_t *e, lev_error_t *err)
             RD_KAFKA_V_END);
         if (rc == RD_KAFKA_RESP_ERR_NO_ERROR)
             return LEV_OK;
+        if (rc == RD_KAFKA_RESP_ERR__FATAL && tries < 3) {
+            /* the client died before its error callback ran: replace it now */
+            p->fatal = 1;
+            recover(p);
+            continue;
+        }
         if (rc == RD_KAFKA_RESP_ERR__QUEUE_FULL && tries < 100) {
             rd_kafka_poll(p->rk, 100); /* let deliveries drain the queue */
             continue;
@@ -133,14 +164,15 @@ static int produce_envelope(lev_producer_t *p, envelope_t *e, lev_error_t *err)
     }
 }
 
-/* Replaces a client that raised a fatal error and re-sends what it held. */
+/* Replaces a client that raised a fatal error and re-sends, in their
+ * original order, every message it had not reported. */
 static void recover(lev_producer_t *p)
 {
     if (!p->fatal)
         return;
     rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    rd_kafka_poll(p->rk, 0); /* serve the purge reports into the resend list */
-    rd_kafka_destroy(p->rk);
+    rd_kafka_poll(p->rk, 0);
+    rd_kafka_destroy(p->rk); /* reports it still owed are ignored: we resend */
     p->rk = NULL;
     lev_error_t err;
     while (!(p->rk = client_new(p, &err))) {
@@ -150,20 +182,16 @@ static void recover(lev_producer_t *p)
     }
     p->fatal = 0;
     p->recreations++;
-    envelope_t *e = p->resend_head;
     size_t n = 0;
-    p->resend_head = NULL;
-    p->resend_tail = &p->resend_head;
-    while (e) {
-        envelope_t *next = e->next;
+    for (envelope_t *e = p->live_head, *next; e; e = next) {
+        next = e->next;
         if (produce_envelope(p, e, &err) != 0) {
-            p->outstanding--;
+            live_remove(p, e);
             if (e->cb)
                 e->cb(e->opaque, LEV_ERR_KAFKA, err.text, e->partition, -1);
             envelope_free(e);
         }
         n++;
-        e = next;
     }
     char count[32];
     snprintf(count, sizeof count, "%zu", n);
@@ -189,7 +217,6 @@ lev_producer_t *lev_producer_new(const lev_config_t *conf, const lev_kv_t *extra
         lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
         return NULL;
     }
-    p->resend_tail = &p->resend_head;
     p->shutdown_timeout_ms = conf->shutdown_timeout_ms;
     snprintf(p->source, sizeof p->source, "%s", conf->source ? conf->source : "/libevents");
     p->template = lev_kafka_conf_new(conf, defaults, extra, err);
@@ -217,14 +244,15 @@ void lev_producer_destroy(lev_producer_t *p)
         lev_log(LEV_LOG_WARN, "producer closing with unacknowledged messages", "outstanding", count,
                 NULL);
     }
-    p->fatal = 0;
+    p->fatal = 1; /* from here on, reports only leave envelopes on the live list */
     rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     rd_kafka_poll(p->rk, 0);
-    /* purged messages were moved to the resend list: report them as failed */
-    for (envelope_t *e = p->resend_head, *next; e; e = next) {
+    for (envelope_t *e = p->live_head, *next; e; e = next) {
         next = e->next;
+        live_remove(p, e);
         if (e->cb)
-            e->cb(e->opaque, LEV_ERR_KAFKA, "producer closed", e->partition, -1);
+            e->cb(e->opaque, LEV_ERR_KAFKA, "producer closed before the broker acknowledged",
+                  e->partition, -1);
         envelope_free(e);
     }
     rd_kafka_destroy(p->rk);
@@ -256,7 +284,7 @@ int lev_producer_send(lev_producer_t *p, const lev_msg_t *msg, lev_delivery_cb c
         envelope_free(e);
         return rc;
     }
-    p->outstanding++;
+    live_add(p, e);
     return LEV_OK;
 }
 
@@ -287,6 +315,11 @@ size_t lev_producer_outstanding(const lev_producer_t *p)
 unsigned lev_producer_recreations(const lev_producer_t *p)
 {
     return p->recreations;
+}
+
+rd_kafka_t *lev_producer_client(lev_producer_t *p)
+{
+    return p->rk;
 }
 
 /* ---- events: CloudEvents binary-mode headers ---- */
