@@ -1,0 +1,153 @@
+/* Configuration from the environment: defaults, parsing, errors that name
+ * the variable, librdkafka passthrough. */
+#include "check.h"
+
+#include <libevents.h>
+#include <stdlib.h>
+
+static void clear_env(void)
+{
+    const char *vars[] = {"LEV_SERVICE",      "KAFKA_BOOTSTRAP",         "LEV_GROUP_ID",
+                          "REDIS_URL",        "LEV_LOG_LEVEL",           "LEV_BATCH_SIZE",
+                          "LEV_RETRY_DELAYS", "LEV_RETRY_ATTEMPTS",      "LEV_IDEMPOTENCY_LEASE_MS",
+                          "LEV_MAX_ITEMS",    "KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_USERNAME"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        unsetenv(vars[i]);
+}
+
+static void defaults_work_against_the_local_stack(void)
+{
+    clear_env();
+    lev_config_t c;
+    REQUIRE(lev_config_from_env(&c, "order-service", NULL) == 0);
+    CHECK_STR(c.service, "order-service");
+    CHECK_STR(c.group_id, "order-service");
+    CHECK_STR(c.bootstrap, "127.0.0.1:19092");
+    CHECK_STR(c.redis_url, "redis://127.0.0.1:16379/0");
+    CHECK_STR(c.source, "/order-service");
+    CHECK_INT(c.log_level, ==, LEV_LOG_INFO);
+    CHECK_INT(c.batch_size, ==, 500);
+    CHECK_INT(c.retry.attempts, ==, 3);
+    CHECK_INT(c.retry.levels, ==, 3);
+    CHECK_INT(c.retry.delays_ms[0], ==, 5000);
+    CHECK_INT(c.retry.delays_ms[1], ==, 30000);
+    CHECK_INT(c.retry.delays_ms[2], ==, 300000);
+    CHECK_INT(c.lease_ms, ==, 60000);
+    CHECK_INT(c.done_ttl_ms, ==, 7LL * 86400000);
+    CHECK_INT(c.nkafka, ==, 0);
+    lev_config_clear(&c);
+}
+
+static void environment_overrides_defaults(void)
+{
+    clear_env();
+    setenv("KAFKA_BOOTSTRAP", "broker:9092", 1);
+    setenv("LEV_GROUP_ID", "g1", 1);
+    setenv("LEV_LOG_LEVEL", "debug", 1);
+    setenv("LEV_BATCH_SIZE", "64", 1);
+    setenv("LEV_RETRY_DELAYS", "250ms,2m", 1);
+    setenv("LEV_IDEMPOTENCY_LEASE_MS", "15s", 1);
+    setenv("REDIS_URL", "", 1);
+    lev_config_t c;
+    REQUIRE(lev_config_from_env(&c, "svc", NULL) == 0);
+    CHECK_STR(c.bootstrap, "broker:9092");
+    CHECK_STR(c.group_id, "g1");
+    CHECK_INT(c.log_level, ==, LEV_LOG_DEBUG);
+    CHECK_INT(c.batch_size, ==, 64);
+    CHECK_INT(c.retry.levels, ==, 2);
+    CHECK_INT(c.retry.delays_ms[0], ==, 250);
+    CHECK_INT(c.retry.delays_ms[1], ==, 120000);
+    CHECK_INT(c.lease_ms, ==, 15000);
+    CHECK_STR(c.redis_url, ""); /* empty: idempotency off */
+    lev_config_clear(&c);
+    setenv("LEV_RETRY_DELAYS", "", 1);
+    REQUIRE(lev_config_from_env(&c, "svc", NULL) == 0);
+    CHECK_INT(c.retry.levels, ==, 0);
+    lev_config_clear(&c);
+    clear_env();
+}
+
+static void bad_values_fail_naming_the_variable(void)
+{
+    struct {
+        const char *var, *value;
+    } bad[] = {{"LEV_BATCH_SIZE", "many"},        {"LEV_BATCH_SIZE", "0"},
+               {"LEV_LOG_LEVEL", "loud"},         {"LEV_RETRY_DELAYS", "5s,,1m"},
+               {"LEV_RETRY_DELAYS", "5 parsecs"}, {"LEV_IDEMPOTENCY_LEASE_MS", "-1s"},
+               {"LEV_RETRY_ATTEMPTS", "0"},       {"LEV_MAX_ITEMS", "0"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        clear_env();
+        setenv(bad[i].var, bad[i].value, 1);
+        lev_config_t c;
+        lev_error_t err;
+        int rc = lev_config_from_env(&c, "svc", &err);
+        CHECK_INT(rc, ==, LEV_ERR_CONFIG);
+        if (rc == LEV_ERR_CONFIG)
+            CHECK_STR(err.where, bad[i].var);
+        else
+            lev_config_clear(&c);
+    }
+    clear_env();
+}
+
+static void kafka_variables_pass_through_as_librdkafka_properties(void)
+{
+    clear_env();
+    setenv("KAFKA_SECURITY_PROTOCOL", "SASL_SSL", 1);
+    setenv("KAFKA_SASL_USERNAME", "app", 1);
+    setenv("KAFKA_BOOTSTRAP", "b:1", 1);
+    lev_config_t c;
+    REQUIRE(lev_config_from_env(&c, "svc", NULL) == 0);
+    int proto = 0, user = 0, boot = 0;
+    for (size_t i = 0; i < c.nkafka; i++) {
+        proto +=
+            !strcmp(c.kafka[i].key, "security.protocol") && !strcmp(c.kafka[i].value, "SASL_SSL");
+        user += !strcmp(c.kafka[i].key, "sasl.username") && !strcmp(c.kafka[i].value, "app");
+        boot += !strcmp(c.kafka[i].key, "bootstrap");
+    }
+    CHECK_INT(proto, ==, 1);
+    CHECK_INT(user, ==, 1);
+    CHECK_INT(boot, ==, 0); /* KAFKA_BOOTSTRAP is ours, not a librdkafka property */
+    CHECK(lev_config_set_kafka(&c, "security.protocol", "SSL") == 0);
+    size_t n = c.nkafka;
+    CHECK(lev_config_set_kafka(&c, "security.protocol", "PLAINTEXT") == 0);
+    CHECK_INT(c.nkafka, ==, n); /* replaced, not added */
+    lev_config_clear(&c);
+    clear_env();
+}
+
+static void durations_parse_with_units(void)
+{
+    int64_t ms;
+    CHECK(lev_duration_parse("250", &ms) == 0 && ms == 250);
+    CHECK(lev_duration_parse("250ms", &ms) == 0 && ms == 250);
+    CHECK(lev_duration_parse("5s", &ms) == 0 && ms == 5000);
+    CHECK(lev_duration_parse("2m", &ms) == 0 && ms == 120000);
+    CHECK(lev_duration_parse("1h", &ms) == 0 && ms == 3600000);
+    CHECK(lev_duration_parse("7d", &ms) == 0 && ms == 604800000);
+    CHECK(lev_duration_parse("", &ms) != 0);
+    CHECK(lev_duration_parse("s", &ms) != 0);
+    CHECK(lev_duration_parse("5x", &ms) != 0);
+    CHECK(lev_duration_parse("-5s", &ms) != 0);
+    CHECK(lev_duration_parse("99999999999999999999d", &ms) != 0);
+}
+
+static void help_lists_every_variable(void)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    lev_config_print_help(f);
+    fclose(f);
+    const char *vars[] = {
+        "KAFKA_BOOTSTRAP",          "REDIS_URL",   "LEV_GROUP_ID", "LEV_RETRY_DELAYS",
+        "LEV_IDEMPOTENCY_LEASE_MS", "KAFKA_<NAME>"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        CHECK(strstr(buf, vars[i]) != NULL);
+    free(buf);
+}
+
+CHECK_MAIN(CASE(defaults_work_against_the_local_stack), CASE(environment_overrides_defaults),
+           CASE(bad_values_fail_naming_the_variable),
+           CASE(kafka_variables_pass_through_as_librdkafka_properties),
+           CASE(durations_parse_with_units), CASE(help_lists_every_variable))

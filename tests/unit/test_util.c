@@ -1,0 +1,119 @@
+/* Ids, time, error names and the JSON-lines log writer. */
+#include "check.h"
+
+#include <jansson.h>
+#include <libevents.h>
+#include <unistd.h>
+
+static void uuid4_is_random_version_4(void)
+{
+    char a[LEV_UUID_STR_LEN], b[LEV_UUID_STR_LEN];
+    lev_uuid4(a);
+    lev_uuid4(b);
+    CHECK_INT(strlen(a), ==, 36);
+    CHECK(a[14] == '4');
+    CHECK(strchr("89ab", a[19]) != NULL);
+    CHECK(strcmp(a, b) != 0);
+}
+
+static void uuid5_matches_the_rfc_4122_example(void)
+{
+    /* uuid5(NAMESPACE_DNS, "python.org"), as Python's uuid module computes it */
+    char out[LEV_UUID_STR_LEN];
+    CHECK(lev_uuid5("6ba7b810-9dad-11d1-80b4-00c04fd430c8", "python.org", 10, out) == 0);
+    CHECK_STR(out, "886313e1-3b8a-5372-9b90-0c9aee199e5d");
+    CHECK(lev_uuid5("not-a-uuid", "x", 1, out) == LEV_ERR_ARG);
+}
+
+static void derived_ids_are_deterministic_and_distinct_per_type_and_index(void)
+{
+    char a[LEV_UUID_STR_LEN], b[LEV_UUID_STR_LEN], c[LEV_UUID_STR_LEN], d[LEV_UUID_STR_LEN];
+    const char *in = "0b6f1a52-8d8e-4d4c-9b43-1a2b3c4d5e6f";
+    CHECK(lev_uuid_derive(in, "shop.order.OrderAccepted", 0, a) == 0);
+    CHECK(lev_uuid_derive(in, "shop.order.OrderAccepted", 0, b) == 0);
+    CHECK(lev_uuid_derive(in, "shop.order.OrderRejected", 0, c) == 0);
+    CHECK(lev_uuid_derive(in, "shop.order.OrderAccepted", 1, d) == 0);
+    CHECK_STR(a, b);
+    CHECK(strcmp(a, c) != 0);
+    CHECK(strcmp(a, d) != 0);
+    CHECK(a[14] == '5');
+    /* inputs whose id is not a UUID still derive stable ids */
+    CHECK(lev_uuid_derive("orders/2/17", "x.Y", 0, a) == 0);
+    CHECK(lev_uuid_derive("orders/2/17", "x.Y", 0, b) == 0);
+    CHECK_STR(a, b);
+}
+
+static void time_formats_and_parses_rfc3339(void)
+{
+    char s[32];
+    lev_time_format(1700000000123LL, s);
+    CHECK_STR(s, "2023-11-14T22:13:20.123Z");
+    int64_t ms;
+    CHECK(lev_time_parse("2023-11-14T22:13:20.123Z", &ms) == 0 && ms == 1700000000123LL);
+    CHECK(lev_time_parse("2023-11-14T23:13:20.123+01:00", &ms) == 0 && ms == 1700000000123LL);
+    CHECK(lev_time_parse("2023-11-14T22:13:20Z", &ms) == 0 && ms == 1700000000000LL);
+    CHECK(lev_time_parse("1970-01-01T00:00:00.5Z", &ms) == 0 && ms == 500);
+    CHECK(lev_time_parse("2023-11-14 22:13:20Z", &ms) != 0);
+    CHECK(lev_time_parse("2023-13-14T22:13:20Z", &ms) != 0);
+    CHECK(lev_time_parse("2023-11-14T22:13:20", &ms) != 0);
+    CHECK(lev_time_parse("2023-11-14T22:13:20Zjunk", &ms) != 0);
+}
+
+static void error_names_are_stable_classes(void)
+{
+    CHECK_STR(lev_err_name(LEV_ERR_DECODE), "decode");
+    CHECK_STR(lev_err_name(LEV_ERR_UNKNOWN_SCHEMA), "unknown-schema");
+    CHECK_STR(lev_err_name(LEV_ERR_RESOLVE), "resolve");
+    CHECK_STR(lev_err_name(12345), "unknown-error");
+    lev_error_t e = {.code = LEV_ERR_JSON};
+    snprintf(e.where, sizeof e.where, "orders.jsonl:3");
+    snprintf(e.text, sizeof e.text, "items[0].quantity: expected int");
+    char buf[600];
+    CHECK_STR(lev_error_format(&e, buf, sizeof buf),
+              "orders.jsonl:3: items[0].quantity: expected int");
+}
+
+static void json_log_writes_one_object_per_line(void)
+{
+    char path[] = "/tmp/lev-log-XXXXXX";
+    int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    lev_log_set_service("unit");
+    lev_log_set(lev_log_json, f, LEV_LOG_INFO);
+    lev_log(LEV_LOG_DEBUG, "hidden", "k", "v", NULL);
+    lev_log(LEV_LOG_WARN, "hello \"world\"\n", "event_id", "e-1", "skipped", NULL, "n", "2", NULL);
+    lev_log(LEV_LOG_ERROR, "bad utf8", "value", "\xff\xfe", NULL);
+    lev_log_set(NULL, NULL, LEV_LOG_INFO);
+    fclose(f);
+    FILE *in = fopen(path, "r");
+    char line[1024];
+    int lines = 0;
+    while (in && fgets(line, sizeof line, in)) {
+        json_error_t jerr;
+        json_t *j = json_loads(line, 0, &jerr);
+        CHECK(j != NULL);
+        if (!j)
+            continue;
+        CHECK_STR(json_string_value(json_object_get(j, "service")), "unit");
+        CHECK(json_string_value(json_object_get(j, "ts")) != NULL);
+        if (lines == 0) {
+            CHECK_STR(json_string_value(json_object_get(j, "level")), "warn");
+            CHECK_STR(json_string_value(json_object_get(j, "msg")), "hello \"world\"\n");
+            CHECK_STR(json_string_value(json_object_get(j, "event_id")), "e-1");
+            CHECK_STR(json_string_value(json_object_get(j, "n")), "2");
+            CHECK(json_object_get(j, "skipped") == NULL);
+        }
+        json_decref(j);
+        lines++;
+    }
+    if (in)
+        fclose(in);
+    CHECK_INT(lines, ==, 2);
+    unlink(path);
+}
+
+CHECK_MAIN(CASE(uuid4_is_random_version_4), CASE(uuid5_matches_the_rfc_4122_example),
+           CASE(derived_ids_are_deterministic_and_distinct_per_type_and_index),
+           CASE(time_formats_and_parses_rfc3339), CASE(error_names_are_stable_classes),
+           CASE(json_log_writes_one_object_per_line))
