@@ -253,6 +253,77 @@ static void tail_prints_undecodable_records_with_their_error_and_raw_bytes(void)
     json_decref(lines);
 }
 
+/* A history/ version whose values the current schema cannot read (a long
+ * inside an array's records now an int): avro-c 1.11.1's resolver crashes
+ * on such pairs, so evctl refuses to decode them and says why. */
+static void tail_refuses_values_of_an_unreadable_older_version_without_crashing(void)
+{
+    char dir[256], hist[300], path[400], topic[128];
+    snprintf(dir, sizeof dir, "%s/evctl-hist-XXXXXX", lev_test_env("TMPDIR", "/tmp"));
+    REQUIRE(mkdtemp(dir));
+    snprintf(hist, sizeof hist, "%s/history", dir);
+    REQUIRE(mkdir(hist, 0700) == 0);
+    static const char fmt[] =
+        "{\"type\":\"record\",\"name\":\"R\",\"namespace\":\"t\",\"fields\":[{"
+        "\"name\":\"items\",\"type\":{\"type\":\"array\",\"items\":{\"type\":"
+        "\"record\",\"name\":\"I\",\"fields\":[{\"name\":\"q\",\"type\":\"%s\"}]}}}]}";
+    char json[512];
+    snprintf(path, sizeof path, "%s/r.avsc", dir);
+    FILE *f = fopen(path, "w");
+    REQUIRE(f);
+    fprintf(f, fmt, "int");
+    fclose(f);
+    snprintf(path, sizeof path, "%s/r.avsc", hist);
+    f = fopen(path, "w");
+    REQUIRE(f);
+    fprintf(f, fmt, "long");
+    fclose(f);
+    snprintf(json, sizeof json, fmt, "long");
+
+    /* a value written with the old version */
+    lev_schemas_t *set = lev_schemas_new();
+    const lev_schema_t *old = NULL;
+    lev_error_t err;
+    REQUIRE(lev_schemas_add(set, json, strlen(json), "old", LEV_SCHEMA_WRITER_ONLY, &old, &err) ==
+            0);
+    lev_codec_t *codec = lev_codec_new(set, NULL);
+    json_t *v = json_loads("{\"items\":[{\"q\":5}]}", 0, NULL);
+    avro_value_t av;
+    void *buf = NULL;
+    size_t len = 0;
+    REQUIRE(lev_codec_from_json(codec, old, v, &av, &err) == 0);
+    REQUIRE(lev_codec_encode(codec, old, &av, &buf, &len, &err) == 0);
+    avro_value_decref(&av);
+    json_decref(v);
+    lev_codec_destroy(codec);
+    lev_schemas_destroy(set);
+    lev_test_unique("it-evctl-hist", topic, sizeof topic);
+    REQUIRE(lev_test_create_topic(topic, 1) == 0);
+    REQUIRE(it_produce_raw(topic, 0, "k", buf, len, NULL) == 0);
+    free(buf);
+
+    char *out = NULL, *errs = NULL;
+    CHECK_INT(it_evctl(&out, &errs, NULL, "tail", topic, "--schemas", dir, NULL), ==, 0);
+    json_t *lines = it_lines(out);
+    CHECK_INT(json_array_size(lines), ==, 1);
+    CHECK_STR(it_str(json_array_get(lines, 0), "error.class"), "resolve");
+    CHECK_STR(it_str(json_array_get(lines, 0), "type"), "t.R");
+    CHECK(strstr(errs, "cannot be read as the current t.R") != NULL);
+    json_decref(lines);
+    free(out);
+    free(errs);
+    /* and schemas check says so */
+    CHECK_INT(it_evctl(&out, &errs, NULL, "schemas", "check", "--schemas", dir, NULL), ==, 65);
+    CHECK(strstr(errs, "t.R: backward: items[].q:") != NULL);
+    free(out);
+    free(errs);
+    unlink(path);
+    rmdir(hist);
+    snprintf(path, sizeof path, "%s/r.avsc", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
 static void usage_errors_name_the_flag_and_exit_64(void)
 {
     char *out = NULL, *err = NULL;
@@ -307,4 +378,5 @@ static void an_unreachable_broker_exits_69(void)
 CHECK_MAIN(CASE(publish_then_tail_round_trip_equals_the_input),
            CASE(a_bad_line_publishes_nothing_and_names_the_line_and_field),
            CASE(tail_prints_undecodable_records_with_their_error_and_raw_bytes),
+           CASE(tail_refuses_values_of_an_unreadable_older_version_without_crashing),
            CASE(usage_errors_name_the_flag_and_exit_64), CASE(an_unreachable_broker_exits_69))

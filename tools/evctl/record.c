@@ -66,6 +66,7 @@ json_t *evctl_record_json(evctl_ctx_t *ctx, const rd_kafka_message_t *m, char *t
 
     lev_error_t err;
     memset(&err, 0, sizeof err);
+    uint64_t fp = 0;
     avro_value_t value;
     const lev_schema_t *writer = NULL;
     json_t *decoded = NULL;
@@ -74,6 +75,13 @@ json_t *evctl_record_json(evctl_ctx_t *ctx, const rd_kafka_message_t *m, char *t
         snprintf(err.text, sizeof err.text, "the record has no value (tombstone)");
     } else if (!ctx->codec) {
         snprintf(err.text, sizeof err.text, "no schemas loaded");
+    } else if (lev_codec_peek_fingerprint(m->payload, m->len, &fp) == 0 &&
+               evctl_schema_unreadable(ctx, fp)) {
+        rc = LEV_ERR_RESOLVE;
+        snprintf(err.text, sizeof err.text,
+                 "written with an older schema version (fingerprint %016llx) that the current "
+                 "one cannot read (see evctl schemas check)",
+                 (unsigned long long)fp);
     } else {
         rc = lev_codec_decode(ctx->codec, m->payload, m->len, NULL, &value, &writer, &err);
         if (rc == 0) {
@@ -85,8 +93,8 @@ json_t *evctl_record_json(evctl_ctx_t *ctx, const rd_kafka_message_t *m, char *t
     }
     if (writer)
         snprintf(type, sizeof type, "%s", lev_schema_name(writer));
-    else if (!evctl_header_str(m, LEV_H_CE_TYPE, type, sizeof type))
-        type[0] = '\0';
+    else
+        evctl_record_type(ctx, m, type, sizeof type); /* by fingerprint, else ce_type */
     json_object_set_new(j, "type", type[0] ? json_string(type) : json_null());
     if (type[0] && !json_object_get(j, "type")) /* not UTF-8 */
         json_object_set_new(j, "type", evctl_json_bytes(type, strlen(type)));

@@ -612,6 +612,21 @@ static void check_direction(const char *schema, const char *direction, const lev
     json_decref(c.drop);
 }
 
+int evctl_schema_readable(const lev_schema_t *writer, const lev_schema_t *reader)
+{
+    doc_t wd = {0}, rd = {0};
+    int wc, rc_, ok = 0;
+    json_t *problems = json_array();
+    if (problems && doc_load(writer, &wd, &wc) == 0 && doc_load(reader, &rd, &rc_) == 0) {
+        check_direction(lev_schema_name(reader), "backward", writer, &wd, &rd, problems);
+        ok = json_array_size(problems) == 0;
+    }
+    doc_clear(&wd);
+    doc_clear(&rd);
+    json_decref(problems);
+    return ok;
+}
+
 /* ======================================================================
  * schemas check
  * ====================================================================== */
