@@ -29,6 +29,7 @@ static const evctl_opt_t *find_opt(const evctl_cmd_t *cmd, const char *name, siz
     return NULL;
 }
 
+/* The slot of option o in args, added when new; -1 when args is full. */
 static int slot_of(evctl_args_t *args, const evctl_opt_t *o)
 {
     for (int i = 0; i < args->nopts; i++)
@@ -142,6 +143,7 @@ void evctl_args_clear(evctl_args_t *args)
     args->nowned = 0;
 }
 
+/* The slot of the option named `name`, or -1 when it was not given. */
 static int find_slot(const evctl_args_t *args, const char *name)
 {
     for (int i = 0; i < args->nopts; i++)
@@ -187,6 +189,7 @@ int evctl_opt_long(const evctl_args_t *args, const char *name, long long min, lo
     return 0;
 }
 
+/* Prints an option table, one aligned line per option. */
 static void print_opts(const evctl_opt_t *opts, FILE *out)
 {
     for (const evctl_opt_t *o = opts; o && o->name; o++) {

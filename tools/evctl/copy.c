@@ -36,6 +36,7 @@ struct copy_state_s {
     json_t *to_counts; /* destination topic -> records */
 };
 
+/* Index of the range reading `partition` into *out; -1 when none does. */
 static int range_index(const evctl_scan_t *s, int32_t partition, size_t *out)
 {
     for (size_t i = 0; i < s->n; i++) {
@@ -47,6 +48,8 @@ static int range_index(const evctl_scan_t *s, int32_t partition, size_t *out)
     return -1;
 }
 
+/* Delivery report of one copy: counts it, remembers the lowest failed
+ * offset of its source range, frees the pending record. */
 static void on_delivery(void *opaque, int err, const char *errstr, int32_t partition,
                         int64_t offset)
 {
@@ -75,6 +78,8 @@ static int dropped(const copy_state_t *st, const char *name)
     return st->copy->strip_dead_letter && strncmp(name, "lev_", 4) == 0;
 }
 
+/* Scan callback: filters one record, then prints it (dry run) or sends it
+ * with its provenance headers, paced. Returns 0, or an exit code to stop. */
 static int on_record(void *opaque, evctl_scan_t *s, const rd_kafka_message_t *m)
 {
     copy_state_t *st = opaque;

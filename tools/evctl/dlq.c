@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+/* The dead-letter topic of a group into out; EVCTL_EXIT_USAGE for a bad name. */
 static int dlq_topic(const char *group, char *out, size_t size)
 {
     if (!*group || strlen(group) > 200)
@@ -47,12 +48,15 @@ typedef struct list_s {
     uint64_t total;
 } list_t;
 
+/* Adds one to obj[name] (a JSON integer, created at 1). */
 static void count_in(json_t *obj, const char *name)
 {
     json_t *c = json_object_get(obj, name);
     json_object_set_new(obj, name, json_integer(c ? json_integer_value(c) + 1 : 1));
 }
 
+/* Scan callback of dlq list: counts a record into its (class, message)
+ * bucket with its time, type and original topic. */
 static int list_record(void *opaque, evctl_scan_t *s, const rd_kafka_message_t *m)
 {
     list_t *l = opaque;
@@ -116,6 +120,7 @@ static int list_record(void *opaque, evctl_scan_t *s, const rd_kafka_message_t *
     return 0;
 }
 
+/* qsort order of buckets: most records first, then the latest first. */
 static int by_count(const void *a, const void *b)
 {
     const bucket_t *x = a, *y = b;
@@ -124,6 +129,7 @@ static int by_count(const void *a, const void *b)
     return x->last_ms > y->last_ms ? -1 : x->last_ms < y->last_ms;
 }
 
+/* A time as an RFC 3339 JSON string, null when unknown (< 0). */
 static json_t *time_json(int64_t ms)
 {
     char t[32];
@@ -133,6 +139,7 @@ static json_t *time_json(int64_t ms)
     return json_string(t);
 }
 
+/* dlq list --format table: one row per bucket and a total line. */
 static void print_table(const list_t *l, const char *group)
 {
     printf("%-7s  %-16s  %-24s  %-24s  %s\n", "COUNT", "CLASS", "FIRST", "LAST", "MESSAGE");
@@ -151,6 +158,7 @@ static void print_table(const list_t *l, const char *group)
     fflush(stdout);
 }
 
+/* evctl dlq list GROUP: returns an exit code. */
 static int list_run(evctl_ctx_t *ctx, const evctl_args_t *args)
 {
     list_t l = {.ctx = ctx, .index = json_object()};
@@ -254,6 +262,8 @@ typedef struct show_s {
     int found;
 } show_t;
 
+/* Scan callback of dlq show: prints the record at the wanted offset with
+ * its dead-letter headers by meaning, then stops the scan. */
 static int show_record(void *opaque, evctl_scan_t *s, const rd_kafka_message_t *m)
 {
     show_t *sh = opaque;
@@ -308,6 +318,7 @@ static int show_record(void *opaque, evctl_scan_t *s, const rd_kafka_message_t *
     return 1;
 }
 
+/* evctl dlq show GROUP --partition P --offset O: returns an exit code. */
 static int show_run(evctl_ctx_t *ctx, const evctl_args_t *args)
 {
     show_t sh = {.ctx = ctx};
@@ -381,6 +392,7 @@ static const evctl_opt_t redrive_opts[] = {
     {NULL, NULL, NULL, 0},
 };
 
+/* evctl dlq redrive GROUP: returns an exit code. */
 static int redrive_run(evctl_ctx_t *ctx, const evctl_args_t *args)
 {
     evctl_copy_t copy = {

@@ -80,6 +80,7 @@ out:
     return rc;
 }
 
+/* qsort order of a partition list: by topic name, then partition. */
 static int by_topic_partition(const void *a, const void *b)
 {
     const rd_kafka_topic_partition_t *x = a, *y = b;
@@ -87,6 +88,7 @@ static int by_topic_partition(const void *a, const void *b)
     return c ? c : (x->partition > y->partition) - (x->partition < y->partition);
 }
 
+/* evctl lag GROUP: returns an exit code. */
 static int run(evctl_ctx_t *ctx, const evctl_args_t *args)
 {
     const char *group = args->pos[0], *format = evctl_opt(args, "format");

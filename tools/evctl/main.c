@@ -15,6 +15,7 @@ static const evctl_cmd_t *const commands[] = {
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
+/* `evctl --help`: commands, common options, positions, exit codes, environment. */
 static void print_help(FILE *out)
 {
     fprintf(out, "Usage: evctl [common options] <command> [arguments] [options]\n"
@@ -92,6 +93,8 @@ static int group_help(const char *group, FILE *out)
     return found;
 }
 
+/* Fills the context from the environment and the common options; installs
+ * the log callback. Returns 0 or an exit code after printing the error. */
 static int setup(evctl_ctx_t *ctx, const evctl_args_t *args)
 {
     lev_error_t err;

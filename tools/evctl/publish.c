@@ -42,6 +42,7 @@ typedef struct item_s {
     char errstr[256];
 } item_t;
 
+/* Frees an item and everything it owns; accepts NULL. */
 static void item_free(item_t *it)
 {
     if (!it)
@@ -259,6 +260,7 @@ nomem:
     return "out-of-memory";
 }
 
+/* Delivery report of one published line: stores the outcome in its item. */
 static void on_delivery(void *opaque, int err, const char *errstr, int32_t partition,
                         int64_t offset)
 {
@@ -327,6 +329,7 @@ static int read_items(evctl_ctx_t *ctx, routes_t *routes, const char *topic_opt,
     return rc;
 }
 
+/* evctl publish [FILE]: returns an exit code. */
 static int run(evctl_ctx_t *ctx, const evctl_args_t *args)
 {
     const char *path = args->npos ? args->pos[0] : "-";

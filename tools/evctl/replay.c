@@ -16,6 +16,7 @@ static const evctl_opt_t opts[] = {
     {NULL, NULL, NULL, 0},
 };
 
+/* evctl replay TOPIC: returns an exit code. */
 static int run(evctl_ctx_t *ctx, const evctl_args_t *args)
 {
     evctl_copy_t copy = {

@@ -67,6 +67,8 @@ typedef struct spec_s {
     pos_t pos[256];
 } spec_t;
 
+/* Parses a --from/--until value (one position, or P:POS,...) into out.
+ * Returns 0 or EVCTL_EXIT_USAGE after printing an error naming the flag. */
 static int spec_parse(const char *flag, const char *s, int allow_relative, spec_t *out)
 {
     memset(out, 0, sizeof *out);
@@ -155,6 +157,7 @@ static int resolve_times(evctl_scan_t *s, const spec_t *spec, int timeout_ms, in
     return rc;
 }
 
+/* v limited to [lo, hi]. */
 static int64_t clamp64(int64_t v, int64_t lo, int64_t hi)
 {
     return v < lo ? lo : v > hi ? hi : v;
@@ -331,6 +334,7 @@ void evctl_scan_resume_spec(const evctl_scan_t *s, const int64_t *next, char *ou
     }
 }
 
+/* The range reading `partition`, or NULL. */
 static evctl_range_t *range_of(evctl_scan_t *s, int32_t partition)
 {
     for (size_t i = 0; i < s->n; i++)
@@ -351,6 +355,7 @@ static void range_done(evctl_scan_t *s, evctl_range_t *r)
     rd_kafka_topic_partition_list_destroy(l);
 }
 
+/* How many ranges are not done yet. */
 static size_t ranges_left(const evctl_scan_t *s)
 {
     size_t left = 0;

@@ -32,6 +32,8 @@ static const evctl_opt_t list_opts[] = {
     {NULL, NULL, NULL, 0},
 };
 
+/* The first 10 bytes of a value written with a schema of this fingerprint,
+ * in hex: C3 01 and the fingerprint little-endian. */
 static void wire_prefix(uint64_t fp, char out[21])
 {
     snprintf(out, 21, "c301");
@@ -39,6 +41,7 @@ static void wire_prefix(uint64_t fp, char out[21])
         snprintf(out + 4 + 2 * i, 3, "%02x", (unsigned)(fp >> (8 * i)) & 0xff);
 }
 
+/* evctl schemas list: returns an exit code. */
 static int list_run(evctl_ctx_t *ctx, const evctl_args_t *args)
 {
     const char *format = evctl_opt(args, "format");
@@ -99,6 +102,7 @@ typedef struct doc_s {
 static const char *const primitives[] = {"null",  "boolean", "int",   "long",
                                          "float", "double",  "bytes", "string"};
 
+/* 1 when s names an Avro primitive type. */
 static int is_primitive(const char *s)
 {
     for (size_t i = 0; i < sizeof primitives / sizeof primitives[0]; i++)
@@ -107,6 +111,7 @@ static int is_primitive(const char *s)
     return 0;
 }
 
+/* The full name of `name` in namespace ns (a dotted name is already full). */
 static void full_name(const char *name, const char *ns, char *out, size_t size)
 {
     if (strchr(name, '.') || !ns || !*ns)
@@ -115,6 +120,7 @@ static void full_name(const char *name, const char *ns, char *out, size_t size)
         snprintf(out, size, "%s.%s", ns, name);
 }
 
+/* The part of a full name after its last dot. */
 static const char *short_name(const char *full)
 {
     const char *dot = strrchr(full, '.');
@@ -175,6 +181,8 @@ typedef struct ref_s {
     char name[512];   /* full name of a named type */
 } ref_t;
 
+/* Follows a schema node (reference, wrapper, union, named type) to what it
+ * stands for; kind "?" when it cannot be resolved. Borrowed from d. */
 static ref_t resolve(const doc_t *d, json_t *node, const char *ns, int depth)
 {
     ref_t r = {node, ns, "?", ""};
@@ -278,6 +286,7 @@ typedef struct check_s {
     json_t *drop;          /* reader record full name -> {field: true} filled by defaults */
 } check_t;
 
+/* Appends a problem {schema, direction, field, message} to c->problems. */
 static void problem(check_t *c, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -293,19 +302,26 @@ static void problem(check_t *c, const char *path, const char *fmt, ...)
                                                  *path ? path : "(top level)", "message", msg));
 }
 
+/* A resolved type for messages: its full name, else its kind. */
 static const char *describe(const ref_t *r)
 {
     return r->name[0] ? r->name : r->kind;
 }
 
+/* Can data written as w be read as r? Appends one problem per reason it
+ * cannot, naming the field path. */
 static void compare(check_t *c, ref_t w, ref_t r, const char *path, int depth);
 
+/* compare() of two nodes after resolving them in their documents. */
 static void compare_node(check_t *c, json_t *wn, const char *wns, json_t *rn, const char *rns,
                          const char *path, int depth)
 {
     compare(c, resolve(c->wd, wn, wns, 0), resolve(c->rd, rn, rns, 0), path, depth + 1);
 }
 
+/* Reader record fields against writer ones: matched by name or alias and
+ * compared; a reader field the writer lacks needs a default (noted in
+ * c->drop for the avro-c projection), else a problem. */
 static void compare_record(check_t *c, const ref_t *w, const ref_t *r, const char *path, int depth)
 {
     char key[1100];
@@ -486,6 +502,7 @@ static int doc_load(const lev_schema_t *s, doc_t *d, int *from_canonical)
     return 0;
 }
 
+/* Releases a document loaded by doc_load. */
 static void doc_clear(doc_t *d)
 {
     json_decref(d->root);
@@ -639,6 +656,8 @@ static const evctl_opt_t check_opts[] = {
     {NULL, NULL, NULL, 0},
 };
 
+/* Compares an old and a new version (backward, and forward when `both`)
+ * into a new JSON result line in *out. Returns 0 or an exit code. */
 static int check_pair(const lev_schema_t *old_s, const lev_schema_t *new_s, int both, json_t **out)
 {
     doc_t od = {0}, nd = {0};
@@ -667,6 +686,8 @@ static int check_pair(const lev_schema_t *old_s, const lev_schema_t *new_s, int 
     return 0;
 }
 
+/* Prints a result line on stdout and its problems on stderr; sets *bad when
+ * it has any (or the schema was removed). Steals the line. */
 static void report(json_t *line, int *bad)
 {
     json_t *problems = json_object_get(line, "problems");
@@ -686,6 +707,7 @@ static void report(json_t *line, int *bad)
     evctl_out(line);
 }
 
+/* evctl schemas check: returns an exit code. */
 static int check_run(evctl_ctx_t *ctx, const evctl_args_t *args)
 {
     const char *against = evctl_opt(args, "against");

@@ -23,6 +23,8 @@ typedef struct tail_s {
     int closed; /* stdout went away */
 } tail_t;
 
+/* Scan callback of tail: prints a record that passes the filters; stops at
+ * --max or when stdout is gone. */
 static int on_record(void *opaque, evctl_scan_t *s, const rd_kafka_message_t *m)
 {
     tail_t *t = opaque;
@@ -41,6 +43,7 @@ static int on_record(void *opaque, evctl_scan_t *s, const rd_kafka_message_t *m)
     return t->max > 0 && t->printed >= (uint64_t)t->max ? 1 : 0;
 }
 
+/* evctl tail TOPIC: returns an exit code. */
 static int run(evctl_ctx_t *ctx, const evctl_args_t *args)
 {
     tail_t t = {.ctx = ctx};

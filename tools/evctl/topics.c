@@ -125,6 +125,7 @@ out:
     return rc;
 }
 
+/* evctl topics: returns an exit code. */
 static int run(evctl_ctx_t *ctx, const evctl_args_t *args)
 {
     long long parts, repl, levels;

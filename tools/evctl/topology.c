@@ -43,6 +43,8 @@ int evctl_topology_available(const evctl_ctx_t *ctx)
     return ctx->topics_file || (env && *env) || access(topics_path(ctx), R_OK) == 0;
 }
 
+/* obj[key] as an integer in 1..100000 into *out (def when absent); -1 when
+ * present but not such an integer. */
 static int positive(json_t *obj, const char *key, int def, int *out)
 {
     json_t *v = json_object_get(obj, key);
@@ -56,6 +58,7 @@ static int positive(json_t *obj, const char *key, int def, int *out)
     return 0;
 }
 
+/* 1 when a topic config is absent or an object of strings. */
 static int config_ok(json_t *config)
 {
     if (!config)
@@ -68,6 +71,7 @@ static int config_ok(json_t *config)
     return 1;
 }
 
+/* Appends a topic to the expansion (once per name); -1 when out of memory. */
 static int add_topic(evctl_topology_t *t, const char *name, int partitions, int replication,
                      json_t *config, const char *kind, const char *group)
 {

@@ -35,6 +35,8 @@ void evctl_note(const evctl_ctx_t *ctx, const char *fmt, ...)
     fprintf(stderr, "evctl: %s\n", buf);
 }
 
+/* Dumps j with jansson flags as one write to stdout and flushes; steals j.
+ * Returns 0 or -1 (no JSON, or stdout failed). */
 static int out_flags(json_t *j, size_t flags)
 {
     if (!j)
