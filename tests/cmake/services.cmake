@@ -7,3 +7,23 @@ foreach(svc order billing notification)
     target_link_libraries(test_${svc}_rules PRIVATE ${svc}_rules)
   endif()
 endforeach()
+
+# End to end: workflow_e2e drives the three services with a fake payment
+# gateway and webhook receiver (workflow_http.py, Python standard library).
+if(TARGET order-service AND TARGET billing-service AND TARGET notification-service)
+  add_executable(workflow_e2e ${CMAKE_CURRENT_SOURCE_DIR}/integration/workflow_e2e.c)
+  target_link_libraries(workflow_e2e PRIVATE lev_testutil lev_flags)
+  add_dependencies(workflow_e2e order-service billing-service notification-service)
+  set(_wf_args
+    --order $<TARGET_FILE:order-service>
+    --billing $<TARGET_FILE:billing-service>
+    --notification $<TARGET_FILE:notification-service>
+    --http ${CMAKE_CURRENT_SOURCE_DIR}/integration/workflow_http.py)
+  # 1,000 orders (valid, invalid, declined) through gateway and webhook.
+  lev_integration_test(workflow.steady COMMAND workflow_e2e steady ${_wf_args} TIMEOUT 400)
+  # The same while each service is killed with SIGKILL and restarted.
+  lev_integration_test(workflow.crash COMMAND workflow_e2e crash ${_wf_args} TIMEOUT 600)
+  # The same OrderPlaced published twice changes nothing (ledger and sink file).
+  lev_integration_test(workflow.duplicate COMMAND workflow_e2e duplicate ${_wf_args} TIMEOUT 300)
+  unset(_wf_args)
+endif()

@@ -1,0 +1,1087 @@
+/*
+ * End to end: the three real service binaries (order, billing,
+ * notification) against the real Kafka broker and Redis of the test
+ * fixtures, with a real HTTP payment gateway and webhook receiver
+ * (workflow_http.py).
+ *
+ *   workflow_e2e <scenario> --order BIN --billing BIN --notification BIN --http SCRIPT
+ *
+ * Scenarios:
+ *   steady     N orders (default 1000: valid, invalid, declined) through the
+ *              gateway and the webhook; no crashes.
+ *   crash      the same while each service is killed with SIGKILL at random
+ *              moments and restarted (a bounded number of kills).
+ *   duplicate  the built-in ledger and the sink file; every OrderPlaced is
+ *              published again (same event id, or same order id with a new
+ *              event id), some back to back, some after the order finished.
+ *
+ * Invariants checked after the stack went quiet (every group's committed
+ * offset at the end of every input topic):
+ *   - every order has exactly one terminal event id (OrderRejected,
+ *     OrderConfirmed or OrderCancelled), the one its plan expects, and its
+ *     Redis record says the same;
+ *   - every order has exactly one decision (OrderAccepted | OrderRejected) id;
+ *   - every accepted order has exactly one payment result id and one payment
+ *     id, and was charged exactly once (gateway: one "charge" record under
+ *     one Idempotency-Key; ledger: one record in Redis); rejected orders
+ *     were never charged;
+ *   - every order has exactly one NotificationSent id, one notification id,
+ *     and the receiver saw exactly that one X-Event-Id (re-deliveries of the
+ *     same id are allowed after crashes), all signatures valid;
+ *   - no dead letters; no copies of a record in any topic (crash: allowed
+ *     and counted, since a killed producer may send again with the same id);
+ *   - SIGTERM stops every service with exit status 0.
+ *
+ * Environment: KAFKA_BOOTSTRAP, REDIS_URL, LEV_SCHEMA_DIRS (set by ctest),
+ * LEV_BINARY_DIR (run directory under test-runs/), WORKFLOW_ORDERS (count),
+ * LEV_TEST_SEED (random seed, printed at the start).
+ */
+#include "testutil.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define NSVC 3
+#define PARTITIONS 4
+#define RETRY_LEVELS 4
+#define RETRY_DELAYS "1s,2s,3s,5s"
+#define MAX_FAILURES_SHOWN 25
+
+enum { SVC_ORDER = 0, SVC_BILLING = 1, SVC_NOTIFICATION = 2 };
+static const char *const svc_names[NSVC] = {"order-service", "billing-service",
+                                            "notification-service"};
+
+/* ======================================================================
+ * Plan and results per order
+ * ====================================================================== */
+
+typedef enum { EXP_CONFIRMED = 0, EXP_REJECTED, EXP_CANCELLED } expect_t;
+static const char *const expect_names[] = {"confirmed", "rejected", "cancelled"};
+
+typedef enum {
+    K_VALID = 0,
+    K_BAD_QUANTITY,
+    K_BAD_PRICE,
+    K_BAD_CURRENCY,
+    K_BAD_TOTAL,
+    K_NO_ITEMS,
+    K_MANY_PROBLEMS,
+    K_DECLINE_TOKEN,
+    K_DECLINE_AMOUNT,
+    K_KINDS
+} plan_kind_t;
+
+/* Up to four distinct ids, and how many distinct ones were seen in all. */
+typedef struct idset_s {
+    char ids[4][40];
+    int n;
+} idset_t;
+
+/* Adds id; returns 1 when it was new. */
+static int idset_add(idset_t *s, const char *id)
+{
+    int stored = s->n < 4 ? s->n : 4;
+    for (int i = 0; i < stored; i++)
+        if (strcmp(s->ids[i], id) == 0)
+            return 0;
+    if (s->n < 4)
+        snprintf(s->ids[s->n], sizeof s->ids[0], "%s", id);
+    s->n++;
+    return 1;
+}
+
+typedef struct order_s {
+    char id[LEV_UUID_STR_LEN];
+    char event_id[LEV_UUID_STR_LEN]; /* ce_id of its first OrderPlaced */
+    plan_kind_t kind;
+    expect_t expect;
+    char *json; /* the OrderPlaced, Avro JSON encoding */
+    /* results */
+    idset_t decision, terminal, payment, payment_ids, sent, notif_ids, hook_ids, gw_keys, sink_ids;
+    int terminal_kind; /* expect_t of the last terminal event seen, -1 none */
+    int paid;          /* PaymentSucceeded records */
+    int hook_deliveries, gw_charges, gw_declines, gw_replays, gw_503, sink_lines;
+    int done; /* a NotificationSent was seen */
+} order_t;
+
+typedef struct run_s {
+    const char *scenario;
+    const char *bin[NSVC];
+    const char *http_script;
+    char u[64], dir[512];
+    char orders_topic[128], payments_topic[128], notifications_topic[128];
+    char group[NSVC][128];
+    int ledger; /* 1: no gateway, no webhook (ledger and sink file) */
+    char secret[40];
+    pid_t http_pid;
+    int gw_port, hook_port;
+    pid_t pid[NSVC];
+    int kills[NSVC];
+    char log[NSVC][600];
+    char sink[600];
+    lev_config_t conf;
+    lev_schemas_t *schemas;
+    lev_codec_t *codec;
+    lev_producer_t *producer;
+    size_t acked, send_errors;
+    rd_kafka_t *admin; /* for watermarks */
+    order_t *orders;
+    size_t n;
+    /* counters */
+    size_t dup_records, dead_letters, bad_signatures, bad_requests, foreign_records;
+    int failures;
+    uint64_t rng;
+} run_t;
+
+/* Records a failed invariant (printing the first few). */
+static void fail(run_t *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(run_t *r, const char *fmt, ...)
+{
+    if (r->failures++ < MAX_FAILURES_SHOWN) {
+        va_list ap;
+        va_start(ap, fmt);
+        fprintf(stderr, "FAIL: ");
+        vfprintf(stderr, fmt, ap);
+        fprintf(stderr, "\n");
+        va_end(ap);
+    }
+}
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...)
+{
+    char ts[32];
+    lev_time_format(lev_now_ms(), ts);
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "[%s] ", ts + 11);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+}
+
+/* xorshift64*: reproducible from the printed seed. */
+static uint64_t rnd(run_t *r)
+{
+    r->rng ^= r->rng >> 12;
+    r->rng ^= r->rng << 25;
+    r->rng ^= r->rng >> 27;
+    return r->rng * 2685821657736338717ULL;
+}
+
+static int rnd_below(run_t *r, int n)
+{
+    return (int)(rnd(r) % (uint64_t)n);
+}
+
+static int order_cmp(const void *a, const void *b)
+{
+    return strcmp(((const order_t *)a)->id, ((const order_t *)b)->id);
+}
+
+/* The order with this id, or NULL. r->orders is sorted by id. */
+static order_t *find_order(run_t *r, const char *id)
+{
+    order_t key;
+    snprintf(key.id, sizeof key.id, "%s", id ? id : "");
+    return bsearch(&key, r->orders, r->n, sizeof *r->orders, order_cmp);
+}
+
+/* ======================================================================
+ * Processes
+ * ====================================================================== */
+
+/* Starts service i with the run's environment. */
+static void start_service(run_t *r, int i)
+{
+    static char env[32][700];
+    int n = 0;
+#define ENV(...) snprintf(env[n++], sizeof env[0], __VA_ARGS__)
+    ENV("LEV_GROUP_ID=%s", r->group[i]);
+    ENV("ORDERS_TOPIC=%s", r->orders_topic);
+    ENV("PAYMENTS_TOPIC=%s", r->payments_topic);
+    ENV("NOTIFICATIONS_TOPIC=%s", r->notifications_topic);
+    ENV("LEV_RETRY_DELAYS=%s", RETRY_DELAYS);
+    ENV("LEV_RETRY_BACKOFF_MS=50");
+    ENV("LEV_RETRY_BACKOFF_MAX_MS=200");
+    ENV("LEV_IDEMPOTENCY_LEASE_MS=3s");
+    ENV("LEV_SHUTDOWN_TIMEOUT_MS=10000");
+    ENV("KAFKA_SESSION_TIMEOUT_MS=6000");
+    if (r->ledger) {
+        ENV("NOTIFY_SINK_FILE=%s", r->sink);
+        ENV("BILLING_GATEWAY_URL=");
+        ENV("NOTIFY_WEBHOOK_URL=");
+    } else {
+        ENV("BILLING_GATEWAY_URL=http://127.0.0.1:%d/charges", r->gw_port);
+        ENV("BILLING_GATEWAY_TIMEOUT_MS=5s");
+        ENV("NOTIFY_WEBHOOK_URL=http://127.0.0.1:%d/notify", r->hook_port);
+        ENV("NOTIFY_WEBHOOK_SECRET=%s", r->secret);
+        ENV("NOTIFY_WEBHOOK_TIMEOUT_MS=5s");
+    }
+#undef ENV
+    char *envp[33];
+    for (int k = 0; k < n; k++)
+        envp[k] = env[k];
+    envp[n] = NULL;
+    char *argv[] = {(char *)r->bin[i], NULL};
+    r->pid[i] = lev_test_spawn(argv, envp, r->log[i]);
+}
+
+/* Checks that no service exited on its own; fails the run if one did. */
+static int services_alive(run_t *r)
+{
+    int ok = 1;
+    for (int i = 0; i < NSVC; i++) {
+        int status;
+        if (r->pid[i] > 0 && waitpid(r->pid[i], &status, WNOHANG) == r->pid[i]) {
+            fail(r, "%s exited on its own (status 0x%x); see %s", svc_names[i], status, r->log[i]);
+            r->pid[i] = 0;
+            ok = 0;
+        }
+    }
+    return ok;
+}
+
+/* SIGTERM every service and expect exit status 0 from each. */
+static void stop_services(run_t *r)
+{
+    for (int i = 0; i < NSVC; i++)
+        if (r->pid[i] > 0)
+            kill(r->pid[i], SIGTERM);
+    for (int i = 0; i < NSVC; i++) {
+        int status = 0;
+        if (r->pid[i] <= 0)
+            continue;
+        if (lev_test_wait(r->pid[i], 40000, &status) != 0) {
+            fail(r, "%s did not stop within 40 s of SIGTERM", svc_names[i]);
+            kill(r->pid[i], SIGKILL);
+            lev_test_wait(r->pid[i], 5000, &status);
+        } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            fail(r, "%s stopped with status 0x%x after SIGTERM, not exit 0", svc_names[i], status);
+        }
+        r->pid[i] = 0;
+    }
+}
+
+/* Starts workflow_http.py and reads its ports. */
+static int start_http(run_t *r)
+{
+    char dir_arg[600], secret_arg[64], ports[600];
+    snprintf(dir_arg, sizeof dir_arg, "%s", r->dir);
+    snprintf(secret_arg, sizeof secret_arg, "%s", r->secret);
+    char *argv[] = {"/usr/bin/env", "python3", (char *)r->http_script, "--dir", dir_arg, "--secret",
+                    secret_arg,     NULL};
+    char log[600];
+    snprintf(log, sizeof log, "%s/http.log", r->dir);
+    r->http_pid = lev_test_spawn(argv, NULL, log);
+    snprintf(ports, sizeof ports, "%s/ports.json", r->dir);
+    for (int i = 0; i < 200; i++) {
+        json_t *j = json_load_file(ports, 0, NULL);
+        if (j) {
+            r->gw_port = (int)json_integer_value(json_object_get(j, "gateway"));
+            r->hook_port = (int)json_integer_value(json_object_get(j, "webhook"));
+            json_decref(j);
+            return r->gw_port > 0 && r->hook_port > 0 ? 0 : -1;
+        }
+        lev_test_sleep_ms(50);
+    }
+    return -1;
+}
+
+static void stop_http(run_t *r)
+{
+    int status;
+    if (r->http_pid <= 0)
+        return;
+    kill(r->http_pid, SIGTERM);
+    if (lev_test_wait(r->http_pid, 10000, &status) != 0) {
+        kill(r->http_pid, SIGKILL);
+        lev_test_wait(r->http_pid, 5000, &status);
+    }
+    r->http_pid = 0;
+}
+
+/* ======================================================================
+ * Setup
+ * ====================================================================== */
+
+static int setup(run_t *r)
+{
+    lev_error_t err;
+    char buf[800], name[200];
+    lev_test_unique("wf", r->u, sizeof r->u);
+    snprintf(r->dir, sizeof r->dir, "%s/test-runs/workflow-%s-%s",
+             lev_test_env("LEV_BINARY_DIR", "."), r->scenario, r->u);
+    char parent[600];
+    snprintf(parent, sizeof parent, "%s/test-runs", lev_test_env("LEV_BINARY_DIR", "."));
+    mkdir(parent, 0755);
+    if (mkdir(r->dir, 0755) != 0) {
+        fprintf(stderr, "cannot make %s: %s\n", r->dir, strerror(errno));
+        return -1;
+    }
+    snprintf(r->orders_topic, sizeof r->orders_topic, "orders.%s", r->u);
+    snprintf(r->payments_topic, sizeof r->payments_topic, "payments.%s", r->u);
+    snprintf(r->notifications_topic, sizeof r->notifications_topic, "notifications.%s", r->u);
+    snprintf(r->sink, sizeof r->sink, "%s/notifications.jsonl", r->dir);
+    for (int i = 0; i < NSVC; i++) {
+        snprintf(r->group[i], sizeof r->group[i], "%s.%s", svc_names[i], r->u);
+        snprintf(r->log[i], sizeof r->log[i], "%s/%s.log", r->dir, svc_names[i]);
+    }
+    char u[LEV_UUID_STR_LEN];
+    lev_uuid4(u);
+    snprintf(r->secret, sizeof r->secret, "s3cr3t-%.12s", u);
+    say("run %s in %s", r->u, r->dir);
+
+    /* topics: the workflow's and each group's retry and dead-letter topics */
+    const char *topics[] = {r->orders_topic, r->payments_topic, r->notifications_topic};
+    for (size_t i = 0; i < 3; i++)
+        if (lev_test_create_topic(topics[i], PARTITIONS) != 0)
+            return fprintf(stderr, "cannot create %s\n", topics[i]), -1;
+    for (int i = 0; i < NSVC; i++) {
+        for (int l = 1; l <= RETRY_LEVELS; l++) {
+            lev_retry_topic_name(r->group[i], l, name, sizeof name);
+            if (lev_test_create_topic(name, PARTITIONS) != 0)
+                return fprintf(stderr, "cannot create %s\n", name), -1;
+        }
+        lev_dlq_topic_name(r->group[i], name, sizeof name);
+        if (lev_test_create_topic(name, PARTITIONS) != 0)
+            return fprintf(stderr, "cannot create %s\n", name), -1;
+    }
+
+    /* codec and producer for publishing and reading back */
+    if (lev_config_from_env(&r->conf, "workflow-e2e", &err) != 0) {
+        fprintf(stderr, "config: %s\n", lev_error_format(&err, buf, sizeof buf));
+        return -1;
+    }
+    r->schemas = lev_schemas_new();
+    if (lev_schemas_load_path(r->schemas, r->conf.schema_dirs, &err) != 0) {
+        fprintf(stderr, "schemas: %s\n", lev_error_format(&err, buf, sizeof buf));
+        return -1;
+    }
+    r->codec = lev_codec_new(r->schemas, NULL);
+    const lev_kv_t extra[] = {{"linger.ms", "5"}, {NULL, NULL}};
+    if (!(r->producer = lev_producer_new(&r->conf, extra, &err))) {
+        fprintf(stderr, "producer: %s\n", lev_error_format(&err, buf, sizeof buf));
+        return -1;
+    }
+    char errstr[256];
+    rd_kafka_conf_t *kc = rd_kafka_conf_new();
+    rd_kafka_conf_set(kc, "bootstrap.servers", r->conf.bootstrap, errstr, sizeof errstr);
+    rd_kafka_conf_set(kc, "log_level", "3", errstr, sizeof errstr);
+    r->admin = rd_kafka_new(RD_KAFKA_PRODUCER, kc, errstr, sizeof errstr);
+    if (!r->admin)
+        return fprintf(stderr, "rd_kafka_new: %s\n", errstr), -1;
+
+    if (!r->ledger && start_http(r) != 0)
+        return fprintf(stderr, "the HTTP fakes did not start; see %s/http.log\n", r->dir), -1;
+    return 0;
+}
+
+static void teardown(run_t *r)
+{
+    for (int i = 0; i < NSVC; i++) {
+        if (r->pid[i] > 0) {
+            int status;
+            kill(r->pid[i], SIGKILL);
+            lev_test_wait(r->pid[i], 5000, &status);
+        }
+    }
+    stop_http(r);
+    lev_producer_destroy(r->producer);
+    lev_codec_destroy(r->codec);
+    lev_schemas_destroy(r->schemas);
+    if (r->admin)
+        rd_kafka_destroy(r->admin);
+    lev_config_clear(&r->conf);
+    for (size_t i = 0; i < r->n; i++)
+        free(r->orders[i].json);
+    free(r->orders);
+}
+
+/* ======================================================================
+ * Orders: plan and publish
+ * ====================================================================== */
+
+/* Builds the OrderPlaced JSON of order o (index i) by its kind. */
+static char *order_json(run_t *r, order_t *o, size_t i)
+{
+    static const char *const currencies[] = {"EUR", "USD", "GBP", "JPY", "CHF"};
+    char customer[32], email[48], token[48], sku[32];
+    const char *currency = currencies[rnd_below(r, 5)];
+    snprintf(customer, sizeof customer, "cust-%zu", i % 97);
+    snprintf(email, sizeof email, "cust-%zu@example.com", i % 97);
+    snprintf(token, sizeof token, "tok_visa_%zu", i);
+    json_t *items = json_array();
+    int nitems = o->kind == K_NO_ITEMS ? 0 : 1 + rnd_below(r, 3);
+    int64_t total = 0;
+    for (int k = 0; k < nitems; k++) {
+        int64_t qty = 1 + rnd_below(r, 5), price = 100 + rnd_below(r, 19900);
+        if (o->kind == K_DECLINE_AMOUNT && k == 0) {
+            qty = 1;
+            price = 2000000; /* above the gateway's and the ledger's limits */
+        }
+        if ((o->kind == K_BAD_QUANTITY || o->kind == K_MANY_PROBLEMS) && k == 0)
+            qty = 0;
+        if (o->kind == K_BAD_PRICE && k == 0)
+            price = -250;
+        total += qty * price;
+        snprintf(sku, sizeof sku, "sku-%d", rnd_below(r, 500));
+        json_array_append_new(items,
+                              json_pack("{s:s, s:I, s:I}", "sku", sku, "quantity", (json_int_t)qty,
+                                        "unit_price_minor", (json_int_t)price));
+    }
+    if (o->kind == K_BAD_TOTAL)
+        total += 1;
+    if (o->kind == K_BAD_CURRENCY || o->kind == K_MANY_PROBLEMS)
+        currency = "EURO";
+    if (o->kind == K_DECLINE_TOKEN)
+        snprintf(token, sizeof token, "tok_decline_%zu", i);
+    json_t *j =
+        json_pack("{s:s, s:s, s:o, s:o, s:s, s:I, s:s, s:I}", "order_id", o->id, "customer_id",
+                  o->kind == K_MANY_PROBLEMS ? "" : customer, "customer_email",
+                  i % 5 == 0 ? json_null() : json_pack("{s:s}", "string", email), "items", items,
+                  "currency", currency, "total_minor", (json_int_t)total, "payment_token", token,
+                  "placed_at", (json_int_t)lev_now_ms());
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    return text;
+}
+
+/* Plans n orders: 70% valid, 15% invalid in six ways, 15% declined. */
+static void plan_orders(run_t *r, size_t n)
+{
+    r->orders = calloc(n, sizeof *r->orders);
+    r->n = n;
+    for (size_t i = 0; i < n; i++) {
+        order_t *o = &r->orders[i];
+        lev_uuid4(o->id);
+        lev_uuid4(o->event_id);
+        int p = rnd_below(r, 100);
+        if (p < 70)
+            o->kind = K_VALID;
+        else if (p < 85)
+            o->kind = (plan_kind_t)(K_BAD_QUANTITY + rnd_below(r, 6));
+        else
+            o->kind = rnd_below(r, 2) ? K_DECLINE_TOKEN : K_DECLINE_AMOUNT;
+        o->expect = o->kind == K_VALID                                          ? EXP_CONFIRMED
+                    : o->kind == K_DECLINE_TOKEN || o->kind == K_DECLINE_AMOUNT ? EXP_CANCELLED
+                                                                                : EXP_REJECTED;
+        o->json = order_json(r, o, i);
+    }
+}
+
+static void on_delivery(void *opaque, int err, const char *errstr, int32_t partition,
+                        int64_t offset)
+{
+    run_t *r = opaque;
+    if (err) {
+        r->send_errors++;
+        fprintf(stderr, "publish failed: %s\n", errstr ? errstr : "?");
+    } else {
+        r->acked++;
+    }
+}
+
+/* Publishes the OrderPlaced of o with ce_id event_id (queued, not flushed). */
+static int publish(run_t *r, const order_t *o, const char *event_id)
+{
+    lev_error_t err;
+    char buf[800];
+    avro_value_t v;
+    const lev_schema_t *s = lev_schemas_find(r->schemas, "shop.order.OrderPlaced");
+    json_t *j = json_loads(o->json, 0, NULL);
+    int rc = s && j ? lev_codec_from_json(r->codec, s, j, &v, &err) : -1;
+    json_decref(j);
+    if (rc != 0) {
+        fprintf(stderr, "OrderPlaced: %s\n", lev_error_format(&err, buf, sizeof buf));
+        return -1;
+    }
+    lev_event_meta_t meta = {.id = event_id, .source = "/workflow-e2e"};
+    rc = lev_producer_send_event(r->producer, r->codec, r->orders_topic, o->id, s, &v, &meta,
+                                 on_delivery, r, &err);
+    avro_value_decref(&v);
+    if (rc != 0)
+        fprintf(stderr, "send: %s\n", lev_error_format(&err, buf, sizeof buf));
+    return rc;
+}
+
+static int publish_range(run_t *r, size_t from, size_t to)
+{
+    for (size_t i = from; i < to; i++)
+        if (publish(r, &r->orders[i], r->orders[i].event_id) != 0)
+            return -1;
+    return 0;
+}
+
+static int flush_producer(run_t *r)
+{
+    if (lev_producer_flush(r->producer, 30000) != 0 || r->send_errors) {
+        fprintf(stderr, "publishing failed (%zu errors)\n", r->send_errors);
+        return -1;
+    }
+    return 0;
+}
+
+/* ======================================================================
+ * Reading results
+ * ====================================================================== */
+
+/* Counts the orders with a NotificationSent (keys of the notifications topic). */
+static size_t count_finished(run_t *r)
+{
+    lev_test_record_t *recs;
+    size_t n = lev_test_read_topic(r->notifications_topic, 0, 5000, &recs), done = 0;
+    for (size_t i = 0; i < n; i++) {
+        order_t *o = find_order(r, recs[i].key);
+        if (o && !o->done) {
+            o->done = 1;
+            done++;
+        }
+    }
+    lev_test_records_free(recs, n);
+    for (size_t i = 0; i < r->n; i++)
+        r->orders[i].done = 0;
+    return done;
+}
+
+/* Waits until every order has a NotificationSent or timeout_ms passed. */
+static int wait_finished(run_t *r, int timeout_ms)
+{
+    int64_t deadline = lev_mono_ms() + timeout_ms;
+    size_t last = 0;
+    for (;;) {
+        size_t done = count_finished(r);
+        if (done != last)
+            say("finished %zu / %zu orders", done, r->n);
+        last = done;
+        if (done == r->n)
+            return 0;
+        if (!services_alive(r) || lev_mono_ms() > deadline)
+            return -1;
+        lev_test_sleep_ms(1000);
+    }
+}
+
+/* 1 when group has committed every partition of topic up to its end. */
+static int caught_up(run_t *r, const char *group, const char *topic)
+{
+    int64_t committed[PARTITIONS];
+    if (lev_test_committed(group, topic, PARTITIONS, committed) != 0)
+        return 0;
+    for (int p = 0; p < PARTITIONS; p++) {
+        int64_t lo = 0, hi = 0;
+        if (rd_kafka_query_watermark_offsets(r->admin, topic, p, &lo, &hi, 5000) != 0)
+            return 0;
+        if (hi > 0 && committed[p] != hi)
+            return 0;
+    }
+    return 1;
+}
+
+/* Waits until every group committed every input topic to its end, twice
+ * in a row (nothing in flight between them). */
+static int wait_quiet(run_t *r, int timeout_ms)
+{
+    int64_t deadline = lev_mono_ms() + timeout_ms;
+    int streak = 0;
+    while (lev_mono_ms() < deadline) {
+        int quiet = 1;
+        char name[200];
+        for (int i = 0; i < NSVC && quiet; i++) {
+            quiet = caught_up(r, r->group[i], r->orders_topic);
+            if (quiet && i == SVC_ORDER)
+                quiet = caught_up(r, r->group[i], r->payments_topic);
+            for (int l = 1; l <= RETRY_LEVELS && quiet; l++) {
+                lev_retry_topic_name(r->group[i], l, name, sizeof name);
+                quiet = caught_up(r, r->group[i], name);
+            }
+        }
+        streak = quiet ? streak + 1 : 0;
+        if (streak >= 2)
+            return 0;
+        lev_test_sleep_ms(1500);
+    }
+    return -1;
+}
+
+/* Decodes a record's value and returns string field `name` copied into out. */
+static int field_of(run_t *r, const lev_test_record_t *rec, const char *name, char *out,
+                    size_t size)
+{
+    avro_value_t v;
+    const char *s;
+    out[0] = '\0';
+    if (lev_codec_decode(r->codec, rec->value, rec->value_len, NULL, &v, NULL, NULL) != 0)
+        return -1;
+    int rc = lev_value_get_string(&v, name, &s, NULL);
+    if (rc == 0)
+        snprintf(out, size, "%s", s);
+    avro_value_decref(&v);
+    return rc;
+}
+
+/* Reads a workflow topic into the orders' results. */
+static void collect_topic(run_t *r, const char *topic)
+{
+    lev_test_record_t *recs;
+    char type[160], id[128], field[128];
+    size_t n = lev_test_read_topic(topic, 0, 10000, &recs);
+    for (size_t i = 0; i < n; i++) {
+        lev_test_header(&recs[i], LEV_H_CE_TYPE, type, sizeof type);
+        lev_test_header(&recs[i], LEV_H_CE_ID, id, sizeof id);
+        order_t *o = find_order(r, recs[i].key);
+        if (!o) {
+            r->foreign_records++;
+            continue;
+        }
+        int fresh = 1;
+        if (!strcmp(type, "shop.order.OrderPlaced")) {
+            continue;
+        } else if (!strcmp(type, "shop.order.OrderAccepted")) {
+            fresh = idset_add(&o->decision, id);
+        } else if (!strcmp(type, "shop.order.OrderRejected")) {
+            fresh = idset_add(&o->decision, id);
+            idset_add(&o->terminal, id);
+            o->terminal_kind = EXP_REJECTED;
+        } else if (!strcmp(type, "shop.order.OrderConfirmed") ||
+                   !strcmp(type, "shop.order.OrderCancelled")) {
+            fresh = idset_add(&o->terminal, id);
+            o->terminal_kind =
+                !strcmp(type, "shop.order.OrderConfirmed") ? EXP_CONFIRMED : EXP_CANCELLED;
+        } else if (!strcmp(type, "shop.billing.PaymentSucceeded")) {
+            fresh = idset_add(&o->payment, id);
+            o->paid++;
+            if (field_of(r, &recs[i], "payment_id", field, sizeof field) == 0)
+                idset_add(&o->payment_ids, field);
+        } else if (!strcmp(type, "shop.billing.PaymentFailed")) {
+            fresh = idset_add(&o->payment, id);
+        } else if (!strcmp(type, "shop.notification.NotificationSent")) {
+            fresh = idset_add(&o->sent, id);
+            if (field_of(r, &recs[i], "notification_id", field, sizeof field) == 0)
+                idset_add(&o->notif_ids, field);
+        } else {
+            fail(r, "unexpected event type \"%s\" in %s", type, topic);
+        }
+        if (!fresh)
+            r->dup_records++;
+    }
+    lev_test_records_free(recs, n);
+}
+
+/* Reads <dir>/<name> as JSON lines, calling fn for each object. */
+static void read_jsonl(run_t *r, const char *path, void (*fn)(run_t *, json_t *))
+{
+    FILE *f = fopen(path, "r");
+    char *line = NULL;
+    size_t cap = 0;
+    if (!f)
+        return;
+    while (getline(&line, &cap, f) > 0) {
+        json_t *j = json_loads(line, 0, NULL);
+        if (!j) {
+            fail(r, "%s: a line is not JSON (torn write?)", path);
+            continue;
+        }
+        fn(r, j);
+        json_decref(j);
+    }
+    free(line);
+    fclose(f);
+}
+
+static void on_gateway_record(run_t *r, json_t *j)
+{
+    const char *kind = json_string_value(json_object_get(j, "kind"));
+    order_t *o = find_order(r, json_string_value(json_object_get(j, "order_id")));
+    const char *key = json_string_value(json_object_get(j, "key"));
+    if (kind && !strcmp(kind, "bad-request"))
+        r->bad_requests++;
+    if (!o || !kind)
+        return;
+    if (key)
+        idset_add(&o->gw_keys, key);
+    if (!strcmp(kind, "charge")) {
+        const char *result = json_string_value(json_object_get(j, "result"));
+        if (result && !strcmp(result, "charged"))
+            o->gw_charges++;
+        else
+            o->gw_declines++;
+    } else if (!strcmp(kind, "replay")) {
+        o->gw_replays++;
+    } else if (!strcmp(kind, "fail503")) {
+        o->gw_503++;
+    }
+}
+
+static void on_webhook_record(run_t *r, json_t *j)
+{
+    const char *kind = json_string_value(json_object_get(j, "kind"));
+    if (kind && !strcmp(kind, "bad-signature"))
+        r->bad_signatures++;
+    if (kind && !strcmp(kind, "bad-request"))
+        r->bad_requests++;
+    order_t *o = find_order(r, json_string_value(json_object_get(j, "order_id")));
+    if (!o || !kind || strcmp(kind, "delivery") != 0)
+        return;
+    idset_add(&o->hook_ids, json_string_value(json_object_get(j, "event_id")));
+    o->hook_deliveries++;
+}
+
+static void on_sink_line(run_t *r, json_t *j)
+{
+    order_t *o = find_order(r, json_string_value(json_object_get(j, "order_id")));
+    const char *nid = json_string_value(json_object_get(j, "notification_id"));
+    if (!o || !nid) {
+        fail(r, "sink line without a known order or a notification id");
+        return;
+    }
+    idset_add(&o->sink_ids, nid);
+    o->sink_lines++;
+}
+
+/* Gathers everything the run produced into the orders' results. */
+static void collect(run_t *r)
+{
+    char path[700], name[200];
+    for (size_t i = 0; i < r->n; i++) {
+        order_t *o = &r->orders[i];
+        memset(&o->decision, 0, (size_t)((char *)&o->done - (char *)&o->decision));
+        o->terminal_kind = -1;
+    }
+    r->dup_records = r->dead_letters = r->bad_signatures = r->bad_requests = 0;
+    r->foreign_records = 0;
+    collect_topic(r, r->orders_topic);
+    collect_topic(r, r->payments_topic);
+    collect_topic(r, r->notifications_topic);
+    for (int i = 0; i < NSVC; i++) {
+        lev_test_record_t *recs;
+        char cls[64], msg[300];
+        lev_dlq_topic_name(r->group[i], name, sizeof name);
+        size_t n = lev_test_read_topic(name, 0, 3000, &recs);
+        for (size_t k = 0; k < n && k < 3; k++)
+            fail(r, "dead letter in %s: class %s: %s", name,
+                 lev_test_header(&recs[k], LEV_H_ERROR_CLASS, cls, sizeof cls),
+                 lev_test_header(&recs[k], LEV_H_ERROR_MESSAGE, msg, sizeof msg));
+        r->dead_letters += n;
+        lev_test_records_free(recs, n);
+    }
+    if (r->ledger) {
+        read_jsonl(r, r->sink, on_sink_line);
+    } else {
+        snprintf(path, sizeof path, "%s/gateway.jsonl", r->dir);
+        read_jsonl(r, path, on_gateway_record);
+        snprintf(path, sizeof path, "%s/webhook.jsonl", r->dir);
+        read_jsonl(r, path, on_webhook_record);
+    }
+}
+
+/* ======================================================================
+ * Invariants
+ * ====================================================================== */
+
+/* Checks the Redis records of order o: its state and (ledger) its charge. */
+static void check_redis(run_t *r, lev_store_t *store, const order_t *o)
+{
+    char key[200], *text = NULL;
+    snprintf(key, sizeof key, "order-service:order:%s", o->id);
+    if (lev_store_get(store, key, &text, NULL) != 0 || !text) {
+        fail(r, "order %s: no state record in Redis", o->id);
+    } else {
+        json_t *j = json_loads(text, 0, NULL);
+        const char *status = json_string_value(json_object_get(j, "status"));
+        if (!status || strcmp(status, expect_names[o->expect]) != 0)
+            fail(r, "order %s: Redis says %s, expected %s", o->id, status ? status : "?",
+                 expect_names[o->expect]);
+        json_decref(j);
+    }
+    free(text);
+    text = NULL;
+    snprintf(key, sizeof key, "billing-service:charge:%s", o->id);
+    if (lev_store_get(store, key, &text, NULL) != 0) {
+        fail(r, "order %s: cannot read the ledger", o->id);
+    } else if (o->expect == EXP_REJECTED && text) {
+        fail(r, "order %s: rejected but billing has a record", o->id);
+    } else if (o->expect != EXP_REJECTED && !text) {
+        fail(r, "order %s: accepted but billing has no record", o->id);
+    } else if (text) {
+        json_t *j = json_loads(text, 0, NULL);
+        const char *result = json_string_value(json_object_get(j, "result"));
+        const char *want = o->expect == EXP_CONFIRMED ? "succeeded" : "failed";
+        if (!result || strcmp(result, want) != 0)
+            fail(r, "order %s: ledger says %s, expected %s", o->id, result ? result : "?", want);
+        json_decref(j);
+    }
+    free(text);
+}
+
+/* Checks every invariant; strict: no copies of records at all. */
+static void verify(run_t *r, int strict)
+{
+    lev_error_t err;
+    lev_store_t *store = lev_store_new(r->conf.redis_url, 5000, &err);
+    size_t by_expect[3] = {0}, hook_redeliveries = 0, replays = 0, retried = 0, charges = 0;
+    if (!store)
+        fail(r, "cannot connect to Redis at %s", r->conf.redis_url);
+    for (size_t i = 0; i < r->n; i++) {
+        order_t *o = &r->orders[i];
+        const char *id = o->id;
+        by_expect[o->expect]++;
+        if (o->decision.n != 1)
+            fail(r, "order %s (%s): %d decision ids, expected 1", id, expect_names[o->expect],
+                 o->decision.n);
+        if (o->terminal.n != 1)
+            fail(r, "order %s: %d terminal event ids, expected 1", id, o->terminal.n);
+        else if (o->terminal_kind != (int)o->expect)
+            fail(r, "order %s: ended %s, expected %s", id,
+                 o->terminal_kind >= 0 ? expect_names[o->terminal_kind] : "nowhere",
+                 expect_names[o->expect]);
+        int accepted = o->expect != EXP_REJECTED;
+        if (o->payment.n != accepted)
+            fail(r, "order %s: %d payment result ids, expected %d", id, o->payment.n, accepted);
+        if (o->expect == EXP_CONFIRMED && o->payment_ids.n != 1)
+            fail(r, "order %s: %d payment ids, expected 1", id, o->payment_ids.n);
+        if (o->sent.n != 1 || o->notif_ids.n != 1)
+            fail(r, "order %s: %d NotificationSent ids and %d notification ids, expected 1", id,
+                 o->sent.n, o->notif_ids.n);
+        if (r->ledger) {
+            if (o->sink_ids.n != 1 ||
+                (o->notif_ids.n == 1 && strcmp(o->sink_ids.ids[0], o->notif_ids.ids[0]) != 0))
+                fail(r, "order %s: %d notification ids in the sink file, expected its one", id,
+                     o->sink_ids.n);
+            if (strict && o->sink_lines != 1)
+                fail(r, "order %s: %d sink lines, expected 1", id, o->sink_lines);
+        } else {
+            if (o->hook_ids.n != 1 ||
+                (o->notif_ids.n == 1 && strcmp(o->hook_ids.ids[0], o->notif_ids.ids[0]) != 0))
+                fail(r, "order %s: %d X-Event-Ids at the webhook, expected its one", id,
+                     o->hook_ids.n);
+            hook_redeliveries += (size_t)(o->hook_deliveries > 1 ? o->hook_deliveries - 1 : 0);
+            if (o->gw_charges != (o->expect == EXP_CONFIRMED))
+                fail(r, "order %s (%s): charged %d times at the gateway", id,
+                     expect_names[o->expect], o->gw_charges);
+            if (o->gw_declines != (o->expect == EXP_CANCELLED))
+                fail(r, "order %s (%s): declined %d times at the gateway", id,
+                     expect_names[o->expect], o->gw_declines);
+            if (o->gw_keys.n != accepted)
+                fail(r, "order %s: %d Idempotency-Keys, expected %d", id, o->gw_keys.n, accepted);
+            if (o->expect == EXP_CONFIRMED && o->gw_keys.n == 1 && o->payment_ids.n == 1 &&
+                strcmp(o->gw_keys.ids[0], o->payment_ids.ids[0]) != 0)
+                fail(r, "order %s: Idempotency-Key is not the payment id", id);
+            replays += (size_t)o->gw_replays;
+            retried += o->gw_503 > 0;
+            charges += (size_t)o->gw_charges;
+        }
+        if (store)
+            check_redis(r, store, o);
+    }
+    lev_store_destroy(store);
+    if (r->dead_letters)
+        fail(r, "%zu dead letters", r->dead_letters);
+    if (r->bad_signatures)
+        fail(r, "%zu webhook calls with a bad signature", r->bad_signatures);
+    if (r->bad_requests)
+        fail(r, "%zu malformed requests to the HTTP fakes", r->bad_requests);
+    if (r->foreign_records)
+        fail(r, "%zu records keyed by no order of this run", r->foreign_records);
+    if (strict && r->dup_records)
+        fail(r, "%zu copies of records (same ce_id twice) in the workflow topics", r->dup_records);
+    if (strict && replays)
+        fail(r, "%zu charges asked again of the gateway", replays);
+    say("orders: %zu confirmed, %zu rejected, %zu cancelled expected; gateway charges %zu, "
+        "replays %zu, orders through 503s %zu; webhook re-deliveries %zu; record copies %zu",
+        by_expect[EXP_CONFIRMED], by_expect[EXP_REJECTED], by_expect[EXP_CANCELLED], charges,
+        replays, retried, hook_redeliveries, r->dup_records);
+}
+
+/* ======================================================================
+ * Scenarios
+ * ====================================================================== */
+
+/* Runs until every order finished and everything is quiet, then checks. */
+static void finish(run_t *r, int timeout_ms, int strict)
+{
+    if (wait_finished(r, timeout_ms) != 0)
+        fail(r, "not every order finished in time");
+    if (wait_quiet(r, 90000) != 0)
+        fail(r, "the consumer groups did not catch up");
+    if (!services_alive(r))
+        return;
+    collect(r);
+    verify(r, strict);
+    stop_services(r);
+}
+
+static void scenario_steady(run_t *r, size_t n)
+{
+    plan_orders(r, n);
+    qsort(r->orders, r->n, sizeof *r->orders, order_cmp);
+    for (int i = 0; i < NSVC; i++)
+        start_service(r, i);
+    if (publish_range(r, 0, r->n) != 0 || flush_producer(r) != 0)
+        return fail(r, "cannot publish the orders");
+    say("published %zu orders", r->n);
+    finish(r, 240000, 1);
+}
+
+/* Kills service i with SIGKILL and starts it again after a random pause. */
+static void kill_and_restart(run_t *r, int i, int nth)
+{
+    int status;
+    kill(r->pid[i], SIGKILL);
+    waitpid(r->pid[i], &status, 0);
+    r->kills[i]++;
+    int down = rnd_below(r, 1000);
+    say("killed %s (kill %d), restarting in %d ms", svc_names[i], nth, down);
+    lev_test_sleep_ms(down);
+    start_service(r, i);
+}
+
+static void scenario_crash(run_t *r, size_t n)
+{
+    /* one kill shortly after each wave of orders, while the services are
+     * busy with it, and a few more while retries are still pending; each
+     * service is killed the same number of times, in random order */
+    enum { WAVES = 10, TAIL_KILLS = 2, KILLS = WAVES + TAIL_KILLS };
+    int victims[KILLS];
+    plan_orders(r, n);
+    qsort(r->orders, r->n, sizeof *r->orders, order_cmp);
+    for (int k = 0; k < KILLS; k++)
+        victims[k] = k % NSVC;
+    for (int k = KILLS - 1; k > 0; k--) {
+        int j = rnd_below(r, k + 1), t = victims[k];
+        victims[k] = victims[j];
+        victims[j] = t;
+    }
+    for (int i = 0; i < NSVC; i++)
+        start_service(r, i);
+    size_t published = 0, per_wave = (n + WAVES - 1) / WAVES;
+    for (int k = 0; k < KILLS; k++) {
+        if (!services_alive(r))
+            return;
+        if (published < n) {
+            size_t to = published + per_wave < n ? published + per_wave : n;
+            if (publish_range(r, published, to) != 0 || flush_producer(r) != 0)
+                return fail(r, "cannot publish the orders");
+            published = to;
+        }
+        lev_test_sleep_ms(rnd_below(r, 700));
+        kill_and_restart(r, victims[k], k + 1);
+        lev_test_sleep_ms(500 + rnd_below(r, 1500));
+    }
+    say("published %zu orders; killed order-service %d, billing-service %d, "
+        "notification-service %d times",
+        published, r->kills[0], r->kills[1], r->kills[2]);
+    if (published < n)
+        return fail(r, "only %zu of %zu orders published", published, n);
+    finish(r, 300000, 0);
+}
+
+static void scenario_duplicate(run_t *r, size_t n)
+{
+    /* the first half finishes before its duplicates arrive; the second
+     * half is published with its duplicates back to back */
+    size_t half = n / 2;
+    plan_orders(r, n);
+    for (int i = 0; i < NSVC; i++)
+        start_service(r, i);
+    if (publish_range(r, 0, half) != 0 || flush_producer(r) != 0)
+        return fail(r, "cannot publish the orders");
+    size_t all = r->n;
+    r->n = half; /* wait for the first half only */
+    qsort(r->orders, r->n, sizeof *r->orders, order_cmp);
+    if (wait_finished(r, 120000) != 0)
+        return fail(r, "the first orders did not finish");
+    if (wait_quiet(r, 60000) != 0)
+        return fail(r, "the consumer groups did not catch up");
+    r->n = all;
+    say("first %zu orders finished; publishing duplicates", half);
+
+    /* late duplicates: same event id for even orders, a new event id for odd ones */
+    for (size_t i = 0; i < half; i++) {
+        char fresh[LEV_UUID_STR_LEN];
+        lev_uuid4(fresh);
+        if (publish(r, &r->orders[i], i % 2 ? fresh : r->orders[i].event_id) != 0)
+            return fail(r, "cannot publish a duplicate");
+    }
+    /* in-flight duplicates: each order twice in a row */
+    for (size_t i = half; i < n; i++) {
+        char fresh[LEV_UUID_STR_LEN];
+        lev_uuid4(fresh);
+        if (publish(r, &r->orders[i], r->orders[i].event_id) != 0 ||
+            publish(r, &r->orders[i], i % 2 ? fresh : r->orders[i].event_id) != 0)
+            return fail(r, "cannot publish a duplicate");
+    }
+    if (flush_producer(r) != 0)
+        return fail(r, "cannot publish the duplicates");
+    qsort(r->orders, r->n, sizeof *r->orders, order_cmp);
+    finish(r, 120000, 1);
+}
+
+/* ======================================================================
+ * main
+ * ====================================================================== */
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: workflow_e2e steady|crash|duplicate --order BIN --billing BIN "
+                    "--notification BIN --http SCRIPT\n");
+}
+
+int main(int argc, char **argv)
+{
+    static run_t run;
+    run_t *r = &run;
+    if (argc < 2) {
+        usage();
+        return 2;
+    }
+    r->scenario = argv[1];
+    for (int i = 2; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--order"))
+            r->bin[SVC_ORDER] = argv[i + 1];
+        else if (!strcmp(argv[i], "--billing"))
+            r->bin[SVC_BILLING] = argv[i + 1];
+        else if (!strcmp(argv[i], "--notification"))
+            r->bin[SVC_NOTIFICATION] = argv[i + 1];
+        else if (!strcmp(argv[i], "--http"))
+            r->http_script = argv[i + 1];
+    }
+    if (!r->bin[0] || !r->bin[1] || !r->bin[2] || !r->http_script) {
+        usage();
+        return 2;
+    }
+    const char *seed = lev_test_env("LEV_TEST_SEED", NULL);
+    r->rng = seed ? strtoull(seed, NULL, 10) : (uint64_t)lev_now_ms();
+    if (r->rng == 0)
+        r->rng = 1;
+    size_t n = (size_t)atoi(lev_test_env("WORKFLOW_ORDERS", "1000"));
+    say("scenario %s, %zu orders, seed %llu", r->scenario, n, (unsigned long long)r->rng);
+    r->ledger = !strcmp(r->scenario, "duplicate");
+    if (strcmp(r->scenario, "steady") && strcmp(r->scenario, "crash") && !r->ledger) {
+        usage();
+        return 2;
+    }
+
+    int64_t t0 = lev_mono_ms();
+    if (setup(r) != 0) {
+        teardown(r);
+        return 1;
+    }
+    if (!strcmp(r->scenario, "steady"))
+        scenario_steady(r, n);
+    else if (!strcmp(r->scenario, "crash"))
+        scenario_crash(r, n);
+    else
+        scenario_duplicate(r, n < 20 ? 20 : n / 10);
+    teardown(r);
+    say("%s: %s in %.1f s (%d failures); logs in %s", r->scenario, r->failures ? "FAILED" : "ok",
+        (double)(lev_mono_ms() - t0) / 1000.0, r->failures, r->dir);
+    return r->failures ? 1 : 0;
+}
