@@ -26,6 +26,7 @@
  */
 #include "codec_internal.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -417,127 +418,46 @@ static pair_t *get_pair(lev_codec_t *codec, const lev_schema_t *w, const lev_sch
 
 typedef struct copy_ctx_s {
     const lev_schema_t *r;
-    size_t max_depth;
+    const json_t *names;
     lev_error_t *err;
+    /* The field path of an error, built back to front as it unwinds. */
     char path[sizeof(((lev_error_t *)0)->where)];
-    size_t plen;
+    size_t ppos;
 } copy_ctx_t;
 
-static int copy_fail(copy_ctx_t *c, int code, const char *what)
+static int copy_fail(copy_ctx_t *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int copy_fail(copy_ctx_t *c, int code, const char *fmt, ...)
 {
-    return lev_error_set(c->err, code, c->path, "%s", what);
+    if (c->err) {
+        char text[sizeof c->err->text];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(text, sizeof text, fmt, ap);
+        va_end(ap);
+        lev_error_set(c->err, code, NULL, "%s", text);
+    }
+    return code;
 }
 
-static size_t copy_push(copy_ctx_t *c, const char *fmt, const char *s, size_t i)
+/* Prepends a path segment while an error unwinds: ".name", "[i]" or
+ * "[\"key\"]". */
+static void copy_prepend(copy_ctx_t *c, const char *name, size_t index, int key)
 {
-    size_t old = c->plen;
-    int n = s ? snprintf(c->path + c->plen, sizeof c->path - c->plen, fmt, c->plen ? "." : "", s)
-              : snprintf(c->path + c->plen, sizeof c->path - c->plen, fmt, i);
-    if (n > 0)
-        c->plen += (size_t)n;
-    if (c->plen >= sizeof c->path)
-        c->plen = sizeof c->path - 1;
-    return old;
+    char seg[96];
+    int n = !name ? snprintf(seg, sizeof seg, "[%zu]", index)
+            : key ? snprintf(seg, sizeof seg, "[\"%.40s\"]", name)
+                  : snprintf(seg, sizeof seg, ".%.80s", name);
+    if (n <= 0 || (size_t)n >= c->ppos)
+        return;
+    c->ppos -= (size_t)n;
+    memcpy(c->path + c->ppos, seg, (size_t)n);
 }
 
-static void copy_pop(copy_ctx_t *c, size_t old)
+static int copy_primitive(copy_ctx_t *c, avro_value_t *dst, avro_value_t *src)
 {
-    c->plen = old;
-    c->path[old] = '\0';
-}
-
-static int copy_value(copy_ctx_t *c, avro_value_t *dst, avro_value_t *src, const json_t *rnode,
-                      size_t depth)
-{
-    const json_t *def;
-    const json_t *names = lev_schema_names(c->r);
-    const char *kind = lev_canon_kind(rnode, names, &def);
-    if (!kind)
-        return copy_fail(c, LEV_ERR_RESOLVE, "reader schema refers to an unknown type");
-    if (depth > c->max_depth)
-        return copy_fail(c, LEV_ERR_DECODE, "nested too deep");
-    int rc = 0;
-    if (strcmp(kind, "record") == 0) {
-        size_t i;
-        const json_t *f;
-        json_array_foreach(json_object_get(def, "fields"), i, f)
-        {
-            const char *fname = json_string_value(json_object_get(f, "name"));
-            avro_value_t df, sf;
-            if (avro_value_get_by_index(dst, i, &df, NULL) != 0)
-                return copy_fail(c, LEV_ERR_RESOLVE, avro_strerror());
-            size_t mark = copy_push(c, "%s%s", fname, 0);
-            if (avro_value_get_by_name(src, fname, &sf, NULL) == 0) {
-                rc = copy_value(c, &df, &sf, json_object_get(f, "type"), depth + 1);
-            } else {
-                json_t *dv = json_object_get(f, "default");
-                if (!dv)
-                    return copy_fail(c, LEV_ERR_RESOLVE, "no value and no default");
-                rc = lev_json_to_value(dv, json_object_get(f, "type"), names, &df, LEV_JSON_DEFAULT,
-                                       c->max_depth, c->path, c->err);
-                if (rc)
-                    return lev_error_set(c->err, LEV_ERR_RESOLVE, c->path,
-                                         "cannot apply the default: %s",
-                                         c->err ? c->err->text : "");
-            }
-            if (rc)
-                return rc;
-            copy_pop(c, mark);
-        }
-        return 0;
-    }
-    if (strcmp(kind, "enum") == 0) {
-        int e = -1;
-        avro_value_get_enum(src, &e);
-        const char *sym = avro_schema_enum_get(avro_value_get_schema(src), e);
-        const json_t *syms = json_object_get(def, "symbols");
-        for (size_t i = 0; sym && i < json_array_size(syms); i++)
-            if (strcmp(json_string_value(json_array_get(syms, i)), sym) == 0)
-                return avro_value_set_enum(dst, (int)i) == 0
-                           ? 0
-                           : copy_fail(c, LEV_ERR_RESOLVE, avro_strerror());
-        const char *dflt = json_string_value(json_object_get(def, "default"));
-        for (size_t i = 0; dflt && i < json_array_size(syms); i++)
-            if (strcmp(json_string_value(json_array_get(syms, i)), dflt) == 0)
-                return avro_value_set_enum(dst, (int)i) == 0
-                           ? 0
-                           : copy_fail(c, LEV_ERR_RESOLVE, avro_strerror());
-        return lev_error_set(c->err, LEV_ERR_RESOLVE, c->path,
-                             "symbol \"%s\" of the writer is not in reader enum %s, which has "
-                             "no default",
-                             sym ? sym : "?", json_string_value(json_object_get(def, "name")));
-    }
-    if (strcmp(kind, "union") == 0) {
-        int d = -1;
-        avro_value_t db, sb;
-        if (avro_value_get_discriminant(src, &d) != 0 || d < 0 ||
-            avro_value_get_current_branch(src, &sb) != 0 || avro_value_set_branch(dst, d, &db) != 0)
-            return copy_fail(c, LEV_ERR_RESOLVE, "union without a branch");
-        return copy_value(c, &db, &sb, json_array_get(def, (size_t)d), depth + 1);
-    }
-    if (strcmp(kind, "array") == 0 || strcmp(kind, "map") == 0) {
-        int arr = kind[0] == 'a';
-        const json_t *sub = json_object_get(def, arr ? "items" : "values");
-        size_t n = 0;
-        avro_value_get_size(src, &n);
-        for (size_t i = 0; i < n; i++) {
-            avro_value_t se, de;
-            const char *key = NULL;
-            if (avro_value_get_by_index(src, i, &se, &key) != 0)
-                return copy_fail(c, LEV_ERR_RESOLVE, avro_strerror());
-            rc =
-                arr ? avro_value_append(dst, &de, NULL) : avro_value_add(dst, key, &de, NULL, NULL);
-            if (rc)
-                return copy_fail(c, LEV_ERR_NOMEM, avro_strerror());
-            size_t mark = arr ? copy_push(c, "[%zu]", NULL, i) : copy_push(c, "%s%s", key, 0);
-            rc = copy_value(c, &de, &se, sub, depth + 1);
-            if (rc)
-                return rc;
-            copy_pop(c, mark);
-        }
-        return 0;
-    }
-    /* Primitives and fixed: the projection has the reader's types. */
+    int rc;
     switch (avro_value_get_type(src)) {
     case AVRO_NULL:
         rc = avro_value_set_null(dst);
@@ -573,10 +493,10 @@ static int copy_value(copy_ctx_t *c, avro_value_t *dst, avro_value_t *src, const
         break;
     }
     case AVRO_STRING: {
-        const char *s = NULL;
+        const char *str = NULL;
         size_t size = 0;
-        avro_value_get_string(src, &s, &size);
-        rc = avro_value_set_string_len(dst, s ? s : "", s ? size : 1);
+        avro_value_get_string(src, &str, &size);
+        rc = avro_value_set_string_len(dst, str ? str : "", str ? size : 1);
         break;
     }
     case AVRO_BYTES: {
@@ -594,9 +514,111 @@ static int copy_value(copy_ctx_t *c, avro_value_t *dst, avro_value_t *src, const
         break;
     }
     default:
-        return copy_fail(c, LEV_ERR_RESOLVE, "unexpected type in projection");
+        return copy_fail(c, LEV_ERR_RESOLVE, "unexpected type in the projection");
     }
-    return rc ? copy_fail(c, LEV_ERR_RESOLVE, avro_strerror()) : 0;
+    return rc ? copy_fail(c, LEV_ERR_RESOLVE, "%s", avro_strerror()) : 0;
+}
+
+static int copy_value(copy_ctx_t *c, avro_value_t *dst, avro_value_t *src, const json_t *rnode);
+
+static int copy_record(copy_ctx_t *c, avro_value_t *dst, avro_value_t *src, const json_t *def)
+{
+    size_t i;
+    const json_t *f;
+    json_array_foreach(json_object_get(def, "fields"), i, f)
+    {
+        const char *fname = json_string_value(json_object_get(f, "name"));
+        const json_t *ftype = json_object_get(f, "type");
+        avro_value_t df, sf;
+        int rc;
+        if (avro_value_get_by_index(dst, i, &df, NULL) != 0)
+            rc = copy_fail(c, LEV_ERR_RESOLVE, "%s", avro_strerror());
+        else if (avro_value_get_by_name(src, fname, &sf, NULL) == 0)
+            rc = copy_value(c, &df, &sf, ftype);
+        else if (lev_json_to_value(json_object_get(f, "default"), ftype, c->names, &df,
+                                   LEV_JSON_DEFAULT, LEV_CODEC_MAX_DEPTH_CAP, "", NULL) != 0)
+            rc = copy_fail(c, LEV_ERR_RESOLVE, "the default of %s.%s cannot be applied",
+                           json_string_value(json_object_get(def, "name")), fname);
+        else
+            rc = 0;
+        if (rc) {
+            copy_prepend(c, fname, 0, 0);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static int copy_enum(copy_ctx_t *c, avro_value_t *dst, avro_value_t *src, const json_t *def)
+{
+    int e = -1;
+    avro_value_get_enum(src, &e);
+    const char *sym = avro_schema_enum_get(avro_value_get_schema(src), e);
+    const char *dflt = json_string_value(json_object_get(def, "default"));
+    const json_t *syms = json_object_get(def, "symbols");
+    for (int pass = 0; pass < 2; pass++) {
+        const char *want = pass == 0 ? sym : dflt;
+        for (size_t i = 0; want && i < json_array_size(syms); i++) {
+            if (strcmp(json_string_value(json_array_get(syms, i)), want) == 0) {
+                if (avro_value_set_enum(dst, (int)i) != 0)
+                    return copy_fail(c, LEV_ERR_RESOLVE, "%s", avro_strerror());
+                return 0;
+            }
+        }
+    }
+    return copy_fail(c, LEV_ERR_RESOLVE,
+                     "symbol \"%s\" of the writer is not in reader enum %s, which has no default",
+                     sym ? sym : "?", json_string_value(json_object_get(def, "name")));
+}
+
+/* Copies a value of the projection into a value of the reader schema
+ * (`rnode` in the reader's normalized schema). */
+static int copy_value(copy_ctx_t *c, avro_value_t *dst, avro_value_t *src, const json_t *rnode)
+{
+    const json_t *def;
+    const char *kind = lev_canon_kind(rnode, c->names, &def);
+    if (!kind)
+        return copy_fail(c, LEV_ERR_RESOLVE, "reader schema refers to an unknown type");
+    if (json_is_string(def)) /* a primitive */
+        return copy_primitive(c, dst, src);
+    if (json_is_array(def)) { /* a union: the projection has the same branches */
+        int d = -1;
+        avro_value_t db, sb;
+        if (avro_value_get_discriminant(src, &d) != 0 || d < 0 ||
+            avro_value_get_current_branch(src, &sb) != 0 || avro_value_set_branch(dst, d, &db) != 0)
+            return copy_fail(c, LEV_ERR_RESOLVE, "union without a branch");
+        return copy_value(c, &db, &sb, json_array_get(def, (size_t)d));
+    }
+    switch (kind[0]) {
+    case 'r':
+        return copy_record(c, dst, src, def);
+    case 'e':
+        return copy_enum(c, dst, src, def);
+    case 'a':
+    case 'm': {
+        int arr = kind[0] == 'a';
+        const json_t *sub = json_object_get(def, arr ? "items" : "values");
+        size_t n = 0;
+        avro_value_get_size(src, &n);
+        for (size_t i = 0; i < n; i++) {
+            avro_value_t se, de;
+            const char *key = NULL;
+            int rc = avro_value_get_by_index(src, i, &se, &key);
+            if (rc == 0)
+                rc = arr ? avro_value_append(dst, &de, NULL)
+                         : avro_value_add(dst, key, &de, NULL, NULL);
+            rc = rc ? copy_fail(c, LEV_ERR_RESOLVE, "%s", avro_strerror())
+                    : copy_value(c, &de, &se, sub);
+            if (rc) {
+                copy_prepend(c, arr ? NULL : key, i, 1);
+                return rc;
+            }
+        }
+        return 0;
+    }
+    default: /* fixed */
+        return copy_primitive(c, dst, src);
+    }
 }
 
 /* ======================================================================
@@ -746,14 +768,20 @@ int lev_codec_decode(lev_codec_t *codec, const void *buf, size_t len, const lev_
         }
         if (pair->proj) {
             copy_ctx_t cc;
-            memset(&cc, 0, sizeof cc);
             cc.r = r;
-            cc.max_depth = codec->limits.max_depth;
+            cc.names = lev_schema_names(r);
             cc.err = err;
-            rc = copy_value(&cc, &v, &pair->proj_value, lev_schema_norm(r), 0);
+            cc.ppos = sizeof cc.path - 1;
+            cc.path[cc.ppos] = '\0';
+            rc = copy_value(&cc, &v, &pair->proj_value, lev_schema_norm(r));
             avro_value_reset(&pair->proj_value);
-            if (rc)
+            if (rc) {
+                if (err) {
+                    const char *p = cc.path + cc.ppos;
+                    snprintf(err->where, sizeof err->where, "%s", *p == '.' ? p + 1 : p);
+                }
                 goto fail;
+            }
         }
     }
     *out = v;

@@ -34,6 +34,7 @@
  * Plans
  * ====================================================================== */
 
+/* Scalars first: walk() tells them apart with kind <= VK_ENUM. */
 typedef enum vkind_e {
     VK_NULL,
     VK_BOOL,
@@ -281,11 +282,11 @@ int lev_utf8_valid(const uint8_t *s, size_t len, size_t *bad)
 {
     size_t i = 0;
     while (i < len) {
-        uint8_t c = s[i];
-        if (c < 0x80) {
+        while (i < len && s[i] < 0x80)
             i++;
-            continue;
-        }
+        if (i == len)
+            break;
+        uint8_t c = s[i];
         size_t need;
         uint32_t cp, min;
         if (c >= 0xc2 && c <= 0xdf) {
@@ -402,7 +403,7 @@ static size_t left(const vstate_t *s)
 
 /* A zig-zag varint of at most max_bytes bytes. For max_bytes 5 the value
  * must fit 32 bits, for 10 it must fit 64 bits. */
-static int read_varint(vstate_t *s, int max_bytes, const char *what, int64_t *out)
+static int read_varint_slow(vstate_t *s, int max_bytes, const char *what, int64_t *out)
 {
     const uint8_t *at = s->p;
     uint64_t v = 0;
@@ -427,18 +428,30 @@ static int read_varint(vstate_t *s, int max_bytes, const char *what, int64_t *ou
     return vfail(s, at, "%s varint longer than %d bytes", what, max_bytes); /* not reached */
 }
 
-static int read_long(vstate_t *s, const char *what, int64_t *out)
+/* One-byte varints (most lengths, counts, indexes and small numbers)
+ * without a call. */
+static inline int read_varint(vstate_t *s, int max_bytes, const char *what, int64_t *out)
+{
+    if (s->p < s->end && *s->p < 0x80) {
+        uint64_t v = *s->p++;
+        *out = (int64_t)((v >> 1) ^ (0 - (v & 1)));
+        return 0;
+    }
+    return read_varint_slow(s, max_bytes, what, out);
+}
+
+static inline int read_long(vstate_t *s, const char *what, int64_t *out)
 {
     return read_varint(s, 10, what, out);
 }
 
-static int read_int(vstate_t *s, const char *what, int64_t *out)
+static inline int read_int(vstate_t *s, const char *what, int64_t *out)
 {
     return read_varint(s, 5, what, out);
 }
 
 /* A length prefix and the bytes it covers; *data and *len receive them. */
-static int read_len_bytes(vstate_t *s, const char *what, const uint8_t **data, size_t *len)
+static inline int read_len_bytes(vstate_t *s, const char *what, const uint8_t **data, size_t *len)
 {
     const uint8_t *at = s->p;
     int64_t n;
@@ -459,7 +472,7 @@ static int read_len_bytes(vstate_t *s, const char *what, const uint8_t **data, s
     return 0;
 }
 
-static int read_string(vstate_t *s, const char *what, const uint8_t **data, size_t *len)
+static inline int read_string(vstate_t *s, const char *what, const uint8_t **data, size_t *len)
 {
     int rc = read_len_bytes(s, what, data, len);
     if (rc)
@@ -470,7 +483,7 @@ static int read_string(vstate_t *s, const char *what, const uint8_t **data, size
     return 0;
 }
 
-static int need(vstate_t *s, size_t n, const char *what)
+static inline int need(vstate_t *s, size_t n, const char *what)
 {
     if (left(s) < n)
         return vfail(s, s->p, "truncated %s: %zu bytes needed, %zu left", what, n, left(s));
@@ -478,7 +491,7 @@ static int need(vstate_t *s, size_t n, const char *what)
     return 0;
 }
 
-static int walk(vstate_t *s, const vnode_t *n, size_t depth);
+static inline int walk(vstate_t *s, const vnode_t *n, size_t depth);
 
 /* Array items or map entries, in blocks. */
 static int walk_blocks(vstate_t *s, const vnode_t *n, size_t depth)
@@ -543,12 +556,13 @@ static int walk_blocks(vstate_t *s, const vnode_t *n, size_t depth)
     }
 }
 
-static int walk(vstate_t *s, const vnode_t *n, size_t depth)
+/* Values without children: never recurse. */
+static inline int walk_scalar(vstate_t *s, const vnode_t *n)
 {
     int64_t v;
     int rc;
-    const uint8_t *at = s->p, *data;
-    size_t len;
+    const uint8_t *at = s->p, *data = NULL;
+    size_t len = 0;
     switch (n->kind) {
     case VK_NULL:
         return 0;
@@ -581,8 +595,23 @@ static int walk(vstate_t *s, const vnode_t *n, size_t depth)
             return vfail(s, at, "enum ordinal %lld out of range (%zu symbols)", (long long)v, n->n);
         return 0;
     default:
-        break;
+        return vfail(s, at, "unsupported type");
     }
+}
+
+static int walk_container(vstate_t *s, const vnode_t *n, size_t depth);
+
+/* Any value; `depth` is the nesting of the containers around it. */
+static inline int walk(vstate_t *s, const vnode_t *n, size_t depth)
+{
+    return n->kind <= VK_ENUM ? walk_scalar(s, n) : walk_container(s, n, depth);
+}
+
+static int walk_container(vstate_t *s, const vnode_t *n, size_t depth)
+{
+    const uint8_t *at = s->p;
+    int64_t v;
+    int rc;
     if (depth + 1 > s->max_depth)
         return vfail(s, at, "nested deeper than %zu", s->max_depth);
     switch (n->kind) {
