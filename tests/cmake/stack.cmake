@@ -1,0 +1,28 @@
+# The stack: compose.yaml and the Dockerfile (validated, not run: no Docker
+# engine in CI) and the native stack of tools/stack.
+
+# compose.yaml against the Compose Specification's JSON schema
+# (check-jsonschema from PyPI, installed once into the cache venv of
+# tools/deps) and against the Dockerfile: every built service's program is
+# built and installed by it. With a build of the plain (unsanitized)
+# binaries, their shared libraries are checked against the runtime stage's
+# packages as well.
+set(_stack_compose_args "")
+if(NOT LEV_SANITIZE)
+  set(_stack_compose_args "${PROJECT_BINARY_DIR}")
+endif()
+add_test(NAME unit.stack.compose
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/stack/compose_check.sh ${_stack_compose_args})
+set_tests_properties(unit.stack.compose PROPERTIES LABELS unit TIMEOUT 600)
+unset(_stack_compose_args)
+
+# tools/stack up, demo, down with the binaries of this build (no rebuild:
+# ctest runs from this directory), on its own run directory and free ports:
+# it starts its own broker and Redis, not the kafka/redis fixtures. The
+# timeout allows the first download of the Kafka jars.
+if(TARGET order-service AND TARGET billing-service AND TARGET notification-service
+   AND TARGET evctl)
+  add_test(NAME integration.stack.demo COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/stack/stack_test.sh)
+  set_tests_properties(integration.stack.demo PROPERTIES LABELS integration TIMEOUT 900
+    ENVIRONMENT "LEV_BUILD_DIR=${PROJECT_BINARY_DIR};LEV_STACK_TEST_DIR=${PROJECT_BINARY_DIR}/test-stack")
+endif()

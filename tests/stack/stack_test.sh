@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# The native stack end to end: tools/stack up, status, demo, down.
+#
+# Runs on its own run directory and free ports (never the ctest fixtures'
+# 39092/39379 nor a development stack's 19092/16379/18080), with the binaries
+# of an existing build directory (--no-build: ctest may be running from that
+# directory). Checks that
+#   - up brings every part up and a second up changes nothing;
+#   - the demo finishes every sample order of tools/demo-orders.jsonl in the
+#     state its "demo-expect" header names, each notified exactly once at the
+#     webhook receiver;
+#   - down stops everything up started and leaves alone a Redis that was
+#     already running in the run directory; no process of the stack remains.
+#
+# Environment: LEV_BUILD_DIR (required: the build directory with the
+# binaries), LEV_STACK_TEST_DIR (run directory; default a temporary one).
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+: "${LEV_BUILD_DIR:?LEV_BUILD_DIR must name a build directory with the services and evctl}"
+run=${LEV_STACK_TEST_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/lev-stack-test.XXXXXX")}
+PYTHON=python3
+[ -x /usr/bin/python3 ] && PYTHON=/usr/bin/python3
+
+fails=0
+passes=0
+ok() { echo "ok:   $*"; passes=$((passes + 1)); }
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+expect() { # expect DESCRIPTION COMMAND...
+  local what=$1
+  shift
+  if "$@"; then ok "$what"; else fail "$what"; fi
+}
+
+# Free TCP ports on 127.0.0.1 outside the ephemeral range: Kafka needs two
+# in a row (client, controller).
+free_ports() {
+  "$PYTHON" - <<'EOF'
+import random, socket
+def free(p):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+taken = set()
+def pick(n):
+    for _ in range(1000):
+        p = random.randrange(20000, 30000)
+        if all(free(p + i) and p + i not in taken for i in range(n)):
+            taken.update(range(p, p + n))
+            return p
+    raise SystemExit("no free ports")
+print(pick(2), pick(1), pick(1))
+EOF
+}
+
+read -r kport rport wport < <(free_ports)
+rm -rf "$run"
+mkdir -p "$run"
+unset KAFKA_BOOTSTRAP REDIS_URL
+export LEV_RUN_DIR="$run" LEV_BUILD_DIR LEV_STACK_NO_BUILD=1 LEV_STACK_NO_DEPS=1 \
+  LEV_STACK_KAFKA_PORT=$kport LEV_STACK_REDIS_PORT=$rport LEV_STACK_WEBHOOK_PORT=$wport
+stack() { "$root/tools/stack" "$@"; }
+echo "run dir $run; kafka :$kport, redis :$rport, webhook :$wport; binaries from $LEV_BUILD_DIR"
+
+# A Redis that runs before `up` (started here, as a developer would with
+# tools/redis): the stack must use it and leave it running.
+"$root/tools/redis" start --dir "$run/redis" --port "$rport"
+redis_pid=$(cat "$run/redis/redis.pid")
+
+cleanup() {
+  stack down --stop-timeout 10 >/dev/null 2>&1 || true
+  "$root/tools/redis" stop --dir "$run/redis" --port "$rport" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+t0=$SECONDS
+expect "tools/stack up" stack up --timeout 180
+echo "   up took $((SECONDS - t0)) s"
+expect "tools/stack status: everything up" stack status
+out=$(stack up 2>&1) || true
+expect "a second up changes nothing" grep -q "already up" <<<"$out"
+
+# Every pid the stack started, for the check after down.
+pids=()
+for f in "$run"/services/*.pid "$run/webhook/webhook.pid" "$run/kafka/kafka.pid"; do
+  [ -f "$f" ] && pids+=("$(head -n1 "$f")")
+done
+expect "pids recorded for 3 services, the webhook receiver and Kafka" [ ${#pids[@]} -eq 5 ]
+
+t0=$SECONDS
+stack demo --demo-timeout 120 >"$run/demo.out" 2>&1 && demo_rc=0 || demo_rc=$?
+cat "$run/demo.out"
+echo "   demo took $((SECONDS - t0)) s"
+expect "tools/stack demo exits 0" [ "$demo_rc" -eq 0 ]
+
+# Each sample order's final state, by its case, from the demo's journeys and
+# the webhook receiver's record.
+"$PYTHON" - "$root/tools/demo-orders.jsonl" "$run/demo/journeys.jsonl" \
+  "$run/webhook/notifications.jsonl" >"$run/check.out" <<'EOF' && check_rc=0 || check_rc=$?
+import json, sys
+template, journeys, hooks = sys.argv[1:4]
+cases = [json.loads(l)["headers"] for l in open(template) if l.strip()]
+js = {j["case"]: j for j in map(json.loads, open(journeys))}
+received = {}
+for rec in map(json.loads, open(hooks)):
+    if not rec["duplicate"]:
+        oid = rec["body"].get("order_id")
+        received[oid] = received.get(oid, 0) + 1
+bad = 0
+for h in cases:
+    j = js.get(h["demo-case"])
+    if j is None:
+        print(f"FAIL: {h['demo-case']}: not in the demo's journeys"); bad += 1; continue
+    if j["end"] != h["demo-expect"] or not j["finished"]:
+        print(f"FAIL: {h['demo-case']}: ended {j['end']}, expected {h['demo-expect']}"); bad += 1
+    else:
+        print(f"ok:   {h['demo-case']}: {j['end']}")
+    if j["notifications"] != 1 or received.get(j["order_id"]) != 1:
+        print(f"FAIL: {h['demo-case']}: {j['notifications']} NotificationSent events, "
+              f"{received.get(j['order_id'], 0)} webhook deliveries (want 1 each)"); bad += 1
+    else:
+        print(f"ok:   {h['demo-case']}: notified once (event and webhook)")
+sys.exit(1 if bad else 0)
+EOF
+cat "$run/check.out"
+passes=$((passes + $(grep -c '^ok:' "$run/check.out" || true)))
+fails=$((fails + $(grep -c '^FAIL:' "$run/check.out" || true)))
+expect "the sample orders' final states could be checked" [ "$check_rc" -ne 2 ]
+
+t0=$SECONDS
+expect "tools/stack down" stack down
+echo "   down took $((SECONDS - t0)) s"
+
+alive() { # running, and not a zombie waiting for its parent
+  local st
+  st=$(sed -n 's/^[0-9]* (.*) \([A-Za-z]\) .*/\1/p' "/proc/$1/stat" 2>/dev/null) || return 1
+  [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+left=()
+for p in "${pids[@]}"; do alive "$p" && left+=("$p"); done
+expect "no process the stack started is left (${pids[*]})" [ ${#left[@]} -eq 0 ]
+[ ${#left[@]} -eq 0 ] || ps -o pid,stat,args -p "${left[@]}" || true
+ports_closed() {
+  local p
+  for p in "$@"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then return 1; fi
+  done
+}
+expect "nothing listens on the Kafka and webhook ports" ports_closed "$kport" "$((kport + 1))" "$wport"
+expect "the Redis that ran before up still runs (pid $redis_pid)" alive "$redis_pid"
+status_rc=0
+stack status >/dev/null 2>&1 || status_rc=$?
+expect "tools/stack status reports the stack down" [ "$status_rc" -ne 0 ]
+
+"$root/tools/redis" stop --dir "$run/redis" --port "$rport"
+trap - EXIT
+echo
+echo "$passes passed, $fails failed"
+if [ "$fails" -eq 0 ] && [ -z "${LEV_STACK_TEST_DIR:-}" ]; then rm -rf "$run"; fi
+[ "$fails" -eq 0 ]
