@@ -37,7 +37,7 @@ static void usage(FILE *out)
     svc_help_var(out, "ORDERS_TOPIC", "topic of the order events", "orders");
     svc_help_var(out, "PAYMENTS_TOPIC", "topic the payment results go to", "payments");
     svc_help_var(out, "BILLING_GATEWAY_URL",
-                 "http(s) URL of the payment gateway; unset: built-in rules and Redis ledger",
+                 "http(s) URL of the payment gateway; unset: built-in rules, Redis ledger",
                  "unset");
     svc_help_var(out, "BILLING_GATEWAY_AUTH",
                  "value of the Authorization header sent to the gateway (never logged)", "unset");

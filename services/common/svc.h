@@ -51,8 +51,9 @@ enum {
 };
 
 /* The exit code for a failed lev_worker_new: configuration-like errors
- * (bad argument, configuration or schema) give SVC_EXIT_CONFIG, the rest
- * (broker or Redis unreachable, out of memory) SVC_EXIT_RUNTIME. */
+ * (bad argument, configuration, schema, schema files missing or
+ * unreadable) give SVC_EXIT_CONFIG, the rest (Redis unreachable, broker
+ * client errors, out of memory) SVC_EXIT_RUNTIME. */
 int svc_exit_code_for(int err);
 
 /* ======================================================================

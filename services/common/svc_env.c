@@ -64,9 +64,9 @@ int svc_env_int64(const char *name, int64_t def, int64_t min, int64_t max, int64
 void svc_help_var(FILE *out, const char *name, const char *doc, const char *def)
 {
     if (def)
-        fprintf(out, "  %-26s %s (default: %s)\n", name, doc, def);
+        fprintf(out, "  %-34s %s (default: %s)\n", name, doc, def);
     else
-        fprintf(out, "  %-26s %s\n", name, doc);
+        fprintf(out, "  %-34s %s\n", name, doc);
 }
 
 int svc_exit_code_for(int err)
@@ -75,6 +75,7 @@ int svc_exit_code_for(int err)
     case LEV_ERR_ARG:
     case LEV_ERR_CONFIG:
     case LEV_ERR_SCHEMA:
+    case LEV_ERR_IO: /* schema files missing or unreadable */
         return SVC_EXIT_CONFIG;
     default:
         return SVC_EXIT_RUNTIME;

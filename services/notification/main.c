@@ -34,7 +34,7 @@ static void usage(FILE *out)
     svc_help_var(out, "ORDERS_TOPIC", "topic of the order events", "orders");
     svc_help_var(out, "NOTIFICATIONS_TOPIC", "topic NotificationSent goes to", "notifications");
     svc_help_var(out, "NOTIFY_WEBHOOK_URL", "http(s) URL notifications are POSTed to",
-                 "unset: sink file");
+                 "unset (sink file)");
     svc_help_var(out, "NOTIFY_WEBHOOK_SECRET",
                  "HMAC-SHA256 key of X-Signature; required with a webhook (never logged)", "unset");
     svc_help_var(out, "NOTIFY_WEBHOOK_TIMEOUT_MS", "whole webhook request timeout", "10s");
