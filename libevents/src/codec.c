@@ -23,6 +23,14 @@
  * default (an error, LEV_ERR_RESOLVE, when it has none). Pairs without
  * these differences take avro-c's resolver alone, and values whose writer
  * is the reader are read directly.
+ *
+ * Known limits of avro-c 1.11.1 that remain: string and bytes are not
+ * promoted to each other (LEV_ERR_RESOLVE), aliases are not used, and a
+ * generic array cannot hold items that take no memory (records without
+ * fields): such an array with items decodes to LEV_ERR_DECODE ("Couldn't
+ * expand array"). avro-c keeps the pointers of a resolved writer value at
+ * 4-byte offsets, where LeakSanitizer does not see them: a codec alive at
+ * exit is reported as leaking, so destroy codecs before exiting.
  */
 #include "codec_internal.h"
 

@@ -130,7 +130,10 @@ LEV_API int lev_codec_peek_fingerprint(const void *buf, size_t len, uint64_t *fi
  * new value of the reader schema (release with avro_value_decref) and
  * *writer (if not NULL) the writer schema. Errors: LEV_ERR_DECODE (bad
  * framing or body), LEV_ERR_UNKNOWN_SCHEMA, LEV_ERR_RESOLVE. Never aborts,
- * whatever the bytes. */
+ * whatever the bytes. Strings (and map keys) must be well-formed UTF-8, as
+ * the Avro specification defines them: other bytes are LEV_ERR_DECODE. A
+ * reader field the writer lacks takes its default; an enum symbol the
+ * reader lacks takes the reader enum's default (else LEV_ERR_RESOLVE). */
 LEV_API int lev_codec_decode(lev_codec_t *codec, const void *buf, size_t len,
                              const lev_schema_t *reader, avro_value_t *out,
                              const lev_schema_t **writer, lev_error_t *err);
@@ -147,7 +150,8 @@ LEV_API int lev_codec_validate_body(lev_codec_t *codec, const lev_schema_t *writ
  * (LEV_ERR_JSON) name the field path in err->where ("items[2].quantity")
  * and what was expected and found in err->text. Extensions: a union value
  * may be given bare when it fits exactly one branch; NaN and infinities
- * are the strings "NaN", "Infinity", "-Infinity" (both directions). */
+ * are the strings "NaN", "Infinity", "-Infinity" (both directions). Bytes
+ * holding 0 are "\u0000" in JSON: parse such text with JSON_ALLOW_NUL. */
 LEV_API int lev_codec_from_json(lev_codec_t *codec, const lev_schema_t *schema, json_t *json,
                                 avro_value_t *out, lev_error_t *err);
 
