@@ -384,6 +384,35 @@ static int setup(run_t *r)
     return 0;
 }
 
+/* Deletes the run's topics (after a passing run; a failing run keeps them
+ * for inspection). */
+static void delete_topics(run_t *r)
+{
+    char names[3 + NSVC * (RETRY_LEVELS + 1)][200];
+    rd_kafka_DeleteTopic_t *dt[3 + NSVC * (RETRY_LEVELS + 1)];
+    size_t n = 0;
+    snprintf(names[n++], sizeof names[0], "%s", r->orders_topic);
+    snprintf(names[n++], sizeof names[0], "%s", r->payments_topic);
+    snprintf(names[n++], sizeof names[0], "%s", r->notifications_topic);
+    for (int i = 0; i < NSVC; i++) {
+        for (int l = 1; l <= RETRY_LEVELS; l++)
+            lev_retry_topic_name(r->group[i], l, names[n++], sizeof names[0]);
+        lev_dlq_topic_name(r->group[i], names[n++], sizeof names[0]);
+    }
+    for (size_t i = 0; i < n; i++)
+        dt[i] = rd_kafka_DeleteTopic_new(names[i]);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(r->admin);
+    rd_kafka_DeleteTopics(r->admin, dt, n, NULL, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 15000);
+    if (!ev || rd_kafka_event_error(ev))
+        say("could not delete the run's topics: %s",
+            ev ? rd_kafka_event_error_string(ev) : "no answer");
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_DeleteTopic_destroy_array(dt, n);
+}
+
 static void teardown(run_t *r)
 {
     for (int i = 0; i < NSVC; i++) {
@@ -394,6 +423,8 @@ static void teardown(run_t *r)
         }
     }
     stop_http(r);
+    if (r->admin && !r->failures && r->orders_topic[0])
+        delete_topics(r);
     lev_producer_destroy(r->producer);
     lev_codec_destroy(r->codec);
     lev_schemas_destroy(r->schemas);
