@@ -23,6 +23,7 @@ void bill_outcome_init(bill_outcome_t *out, const bill_charge_t *c, const char *
     snprintf(out->currency, sizeof out->currency, "%s", c->currency ? c->currency : "");
 }
 
+/* Marks out as declined with code and reason. */
 static void decline(bill_outcome_t *out, const char *code, const char *reason)
 {
     out->succeeded = 0;

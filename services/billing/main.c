@@ -15,6 +15,7 @@
 #define DEFAULT_TIMEOUT_MS 10000
 #define DEFAULT_CONNECT_TIMEOUT_MS 3000
 
+/* Writes --help: what the service does, its variables, the shared ones. */
 static void usage(FILE *out)
 {
     fprintf(out, "Usage: " SERVICE " [--help]\n"

@@ -47,6 +47,7 @@ const char *ntf_kind_name(ntf_kind_t kind)
  * Reading triggers
  * ====================================================================== */
 
+/* Reads string field `name` of rec into *out (borrowed). */
 static int get_str(avro_value_t *rec, const char *name, const char **out, lev_error_t *err)
 {
     size_t len;
@@ -55,6 +56,7 @@ static int get_str(avro_value_t *rec, const char *name, const char **out, lev_er
     return LEV_OK;
 }
 
+/* Reads long field `name` of rec into *out. */
 static int get_long(avro_value_t *rec, const char *name, int64_t *out, lev_error_t *err)
 {
     if (lev_value_get_long(rec, name, out) != 0)

@@ -12,6 +12,7 @@
 #define SERVICE "order-service"
 #define DEFAULT_STATE_TTL_MS (30LL * 86400000)
 
+/* Writes --help: what the service does, its variables, the shared ones. */
 static void usage(FILE *out)
 {
     fprintf(out, "Usage: " SERVICE " [--help]\n"

@@ -19,6 +19,7 @@ static int get_str(avro_value_t *rec, const char *name, const char **out, lev_er
     return LEV_OK;
 }
 
+/* Reads long field `name` of rec into *out. */
 static int get_long(avro_value_t *rec, const char *name, int64_t *out, lev_error_t *err)
 {
     if (lev_value_get_long(rec, name, out) != 0)

@@ -154,6 +154,7 @@ static void fail(run_t *r, const char *fmt, ...)
     }
 }
 
+/* Progress line on stderr with a time stamp. */
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void say(const char *fmt, ...)
 {
@@ -176,11 +177,13 @@ static uint64_t rnd(run_t *r)
     return r->rng * 2685821657736338717ULL;
 }
 
+/* A random integer in [0, n). */
 static int rnd_below(run_t *r, int n)
 {
     return (int)(rnd(r) % (uint64_t)n);
 }
 
+/* qsort/bsearch order of orders: by id. */
 static int order_cmp(const void *a, const void *b)
 {
     return strcmp(((const order_t *)a)->id, ((const order_t *)b)->id);
@@ -295,6 +298,7 @@ static int start_http(run_t *r)
     return -1;
 }
 
+/* Stops workflow_http.py (SIGTERM, then SIGKILL). */
 static void stop_http(run_t *r)
 {
     int status;
@@ -413,6 +417,7 @@ static void delete_topics(run_t *r)
     rd_kafka_DeleteTopic_destroy_array(dt, n);
 }
 
+/* Kills what still runs, deletes the topics of a passing run, frees. */
 static void teardown(run_t *r)
 {
     for (int i = 0; i < NSVC; i++) {
@@ -508,6 +513,7 @@ static void plan_orders(run_t *r, size_t n)
     }
 }
 
+/* Delivery report of a published OrderPlaced. */
 static void on_delivery(void *opaque, int err, const char *errstr, int32_t partition,
                         int64_t offset)
 {
@@ -543,6 +549,7 @@ static int publish(run_t *r, const order_t *o, const char *event_id)
     return rc;
 }
 
+/* Publishes orders [from, to) with their own event ids. */
 static int publish_range(run_t *r, size_t from, size_t to)
 {
     for (size_t i = from; i < to; i++)
@@ -551,6 +558,7 @@ static int publish_range(run_t *r, size_t from, size_t to)
     return 0;
 }
 
+/* Waits until every published event is acknowledged. */
 static int flush_producer(run_t *r)
 {
     if (lev_producer_flush(r->producer, 30000) != 0 || r->send_errors) {
@@ -727,6 +735,7 @@ static void read_jsonl(run_t *r, const char *path, void (*fn)(run_t *, json_t *)
     fclose(f);
 }
 
+/* One line of gateway.jsonl into its order's results. */
 static void on_gateway_record(run_t *r, json_t *j)
 {
     const char *kind = json_string_value(json_object_get(j, "kind"));
@@ -751,6 +760,7 @@ static void on_gateway_record(run_t *r, json_t *j)
     }
 }
 
+/* One line of webhook.jsonl into its order's results. */
 static void on_webhook_record(run_t *r, json_t *j)
 {
     const char *kind = json_string_value(json_object_get(j, "kind"));
@@ -765,6 +775,7 @@ static void on_webhook_record(run_t *r, json_t *j)
     o->hook_deliveries++;
 }
 
+/* One line of the sink file into its order's results. */
 static void on_sink_line(run_t *r, json_t *j)
 {
     order_t *o = find_order(r, json_string_value(json_object_get(j, "order_id")));
@@ -949,6 +960,7 @@ static void finish(run_t *r, int timeout_ms, int strict)
     stop_services(r);
 }
 
+/* N orders, no crashes; strict: no copies, no second gateway calls. */
 static void scenario_steady(run_t *r, size_t n)
 {
     plan_orders(r, n);
@@ -1014,6 +1026,7 @@ static void scenario_crash(run_t *r, size_t n)
     finish(r, 300000, 0);
 }
 
+/* Every OrderPlaced published twice; the second must change nothing. */
 static void scenario_duplicate(run_t *r, size_t n)
 {
     /* the first half finishes before its duplicates arrive; the second
