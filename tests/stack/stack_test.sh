@@ -13,7 +13,8 @@
 #     already running in the run directory; no process of the stack remains.
 #
 # Environment: LEV_BUILD_DIR (required: the build directory with the
-# binaries), LEV_STACK_TEST_DIR (run directory; default a temporary one).
+# binaries), LEV_STACK_TEST_DIR (run directory, emptied first and removed
+# after a pass; default a temporary one).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -59,9 +60,17 @@ EOF
 }
 
 read -r kport rport wport < <(free_ports)
+unset KAFKA_BOOTSTRAP REDIS_URL
+# What an earlier, interrupted run of this test left running in its run dir.
+if [ -d "$run/stack" ]; then
+  LEV_RUN_DIR="$run" "$root/tools/stack" down --stop-timeout 10 || true
+fi
+if [ -f "$run/redis/redis.conf" ]; then
+  "$root/tools/redis" stop --dir "$run/redis" \
+    --port "$(sed -n 's/^port //p' "$run/redis/redis.conf")" || true
+fi
 rm -rf "$run"
 mkdir -p "$run"
-unset KAFKA_BOOTSTRAP REDIS_URL
 export LEV_RUN_DIR="$run" LEV_BUILD_DIR LEV_STACK_NO_BUILD=1 LEV_STACK_NO_DEPS=1 \
   LEV_STACK_KAFKA_PORT=$kport LEV_STACK_REDIS_PORT=$rport LEV_STACK_WEBHOOK_PORT=$wport
 stack() { "$root/tools/stack" "$@"; }
@@ -161,5 +170,5 @@ expect "tools/stack status reports the stack down" [ "$status_rc" -ne 0 ]
 trap - EXIT
 echo
 echo "$passes passed, $fails failed"
-if [ "$fails" -eq 0 ] && [ -z "${LEV_STACK_TEST_DIR:-}" ]; then rm -rf "$run"; fi
+if [ "$fails" -eq 0 ]; then rm -rf "$run"; else echo "logs and state kept in $run"; fi
 [ "$fails" -eq 0 ]
