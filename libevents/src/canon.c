@@ -69,10 +69,34 @@ static const char *const primitives[] = {"null",  "boolean", "int",    "long",
 
 static int is_primitive(const char *s)
 {
-    for (size_t i = 0; i < sizeof primitives / sizeof primitives[0]; i++)
-        if (strcmp(s, primitives[i]) == 0)
-            return 1;
-    return 0;
+    /* Decoding asks this for every value: one strcmp at most. */
+    const char *candidate;
+    switch (s[0]) {
+    case 'n':
+        candidate = primitives[0];
+        break;
+    case 'b':
+        candidate = s[1] == 'o' ? primitives[1] : primitives[7];
+        break;
+    case 'i':
+        candidate = primitives[2];
+        break;
+    case 'l':
+        candidate = primitives[3];
+        break;
+    case 'f':
+        candidate = primitives[4];
+        break;
+    case 'd':
+        candidate = primitives[5];
+        break;
+    case 's':
+        candidate = primitives[6];
+        break;
+    default:
+        return 0;
+    }
+    return strcmp(s, candidate) == 0;
 }
 
 /* [A-Za-z_][A-Za-z0-9_]* over s[0..len). */

@@ -46,6 +46,14 @@
 /* Magic and fingerprint. */
 #define FRAME_HEADER 10
 
+/* The value of a reader field's default, made once per pair. */
+typedef struct field_default_s {
+    const json_t *record; /* the reader's record definition */
+    size_t field;         /* index of the field in it */
+    avro_value_iface_t *iface;
+    avro_value_t value;
+} field_default_t;
+
 typedef struct pair_s {
     const lev_schema_t *w, *r;
     int rc;        /* 0, or why the pair cannot be resolved */
@@ -56,6 +64,8 @@ typedef struct pair_s {
     avro_schema_t proj;
     avro_value_iface_t *proj_iface;
     avro_value_t proj_value; /* reused: reset before each read */
+    field_default_t *defaults;
+    size_t ndefaults;
 } pair_t;
 
 struct lev_codec_s {
@@ -92,6 +102,11 @@ static void pair_free(pair_t *p)
 {
     if (!p)
         return;
+    for (size_t i = 0; i < p->ndefaults; i++) {
+        avro_value_decref(&p->defaults[i].value);
+        avro_value_iface_decref(p->defaults[i].iface);
+    }
+    free(p->defaults);
     free(p->errtext);
     if (p->rw_value.self)
         avro_value_decref(&p->rw_value);
@@ -426,6 +441,7 @@ static pair_t *get_pair(lev_codec_t *codec, const lev_schema_t *w, const lev_sch
 
 typedef struct copy_ctx_s {
     const lev_schema_t *r;
+    pair_t *pair;
     const json_t *names;
     lev_error_t *err;
     /* The field path of an error, built back to front as it unwinds. */
@@ -529,26 +545,71 @@ static int copy_primitive(copy_ctx_t *c, avro_value_t *dst, avro_value_t *src)
 
 static int copy_value(copy_ctx_t *c, avro_value_t *dst, avro_value_t *src, const json_t *rnode);
 
+/* Sets `dst` (field `i` of reader record `def`) to the field's default,
+ * converted from JSON the first time and copied after that. */
+static int copy_default(copy_ctx_t *c, avro_value_t *dst, const json_t *def, size_t i,
+                        const json_t *f)
+{
+    pair_t *p = c->pair;
+    field_default_t *d = NULL;
+    for (size_t k = 0; k < p->ndefaults; k++)
+        if (p->defaults[k].record == def && p->defaults[k].field == i)
+            d = &p->defaults[k];
+    if (!d) {
+        field_default_t nd = {def, i, NULL, {NULL, NULL}};
+        field_default_t *v = realloc(p->defaults, (p->ndefaults + 1) * sizeof *v);
+        if (!v)
+            return copy_fail(c, LEV_ERR_NOMEM, "out of memory");
+        p->defaults = v;
+        nd.iface = avro_generic_class_from_schema(avro_value_get_schema(dst));
+        if (!nd.iface || avro_generic_value_new(nd.iface, &nd.value) != 0) {
+            if (nd.iface)
+                avro_value_iface_decref(nd.iface);
+            return copy_fail(c, LEV_ERR_NOMEM, "out of memory");
+        }
+        if (lev_json_to_value(json_object_get(f, "default"), json_object_get(f, "type"), c->names,
+                              &nd.value, LEV_JSON_DEFAULT, LEV_CODEC_MAX_DEPTH_CAP, "",
+                              NULL) != 0) {
+            avro_value_decref(&nd.value);
+            avro_value_iface_decref(nd.iface);
+            return copy_fail(c, LEV_ERR_RESOLVE, "the default of %s.%s cannot be applied",
+                             json_string_value(json_object_get(def, "name")),
+                             json_string_value(json_object_get(f, "name")));
+        }
+        p->defaults[p->ndefaults] = nd;
+        d = &p->defaults[p->ndefaults++];
+    }
+    return avro_value_copy_fast(dst, &d->value) == 0
+               ? 0
+               : copy_fail(c, LEV_ERR_RESOLVE, "%s", avro_strerror());
+}
+
+/* The projection keeps the reader's fields in their order, minus those the
+ * writer lacks: both records are walked side by side (a lookup by name of a
+ * missing field would have avro-c format an error message). */
 static int copy_record(copy_ctx_t *c, avro_value_t *dst, avro_value_t *src, const json_t *def)
 {
-    size_t i;
+    size_t i, next = 0, nsrc = 0;
     const json_t *f;
+    avro_value_get_size(src, &nsrc);
     json_array_foreach(json_object_get(def, "fields"), i, f)
     {
         const char *fname = json_string_value(json_object_get(f, "name"));
         const json_t *ftype = json_object_get(f, "type");
+        const char *sname = NULL;
         avro_value_t df, sf;
         int rc;
+        if (next < nsrc && avro_value_get_by_index(src, next, &sf, &sname) == 0 && sname &&
+            strcmp(sname, fname) == 0)
+            next++;
+        else
+            sname = NULL;
         if (avro_value_get_by_index(dst, i, &df, NULL) != 0)
             rc = copy_fail(c, LEV_ERR_RESOLVE, "%s", avro_strerror());
-        else if (avro_value_get_by_name(src, fname, &sf, NULL) == 0)
+        else if (sname)
             rc = copy_value(c, &df, &sf, ftype);
-        else if (lev_json_to_value(json_object_get(f, "default"), ftype, c->names, &df,
-                                   LEV_JSON_DEFAULT, LEV_CODEC_MAX_DEPTH_CAP, "", NULL) != 0)
-            rc = copy_fail(c, LEV_ERR_RESOLVE, "the default of %s.%s cannot be applied",
-                           json_string_value(json_object_get(def, "name")), fname);
         else
-            rc = 0;
+            rc = copy_default(c, &df, def, i, f);
         if (rc) {
             copy_prepend(c, fname, 0, 0);
             return rc;
@@ -777,6 +838,7 @@ int lev_codec_decode(lev_codec_t *codec, const void *buf, size_t len, const lev_
         if (pair->proj) {
             copy_ctx_t cc;
             cc.r = r;
+            cc.pair = pair;
             cc.names = lev_schema_names(r);
             cc.err = err;
             cc.ppos = sizeof cc.path - 1;

@@ -53,37 +53,50 @@ static int jfail(jctx_t *c, const char *fmt, ...)
     return LEV_ERR_JSON;
 }
 
+/* Appends p[0..n) to the path, cut at the end of the buffer. */
+static void path_add(jctx_t *c, const char *p, size_t n)
+{
+    size_t room = sizeof c->path - 1 - c->plen;
+    if (n > room)
+        n = room;
+    memcpy(c->path + c->plen, p, n);
+    c->plen += n;
+    c->path[c->plen] = '\0';
+}
+
+/* The push_ functions return the length to restore with pop(). */
 static size_t push_field(jctx_t *c, const char *name)
 {
     size_t old = c->plen;
-    int n = snprintf(c->path + c->plen, sizeof c->path - c->plen, "%s%s", c->plen ? "." : "", name);
-    if (n > 0)
-        c->plen += (size_t)n;
-    if (c->plen >= sizeof c->path)
-        c->plen = sizeof c->path - 1;
+    if (c->plen)
+        path_add(c, ".", 1);
+    path_add(c, name, strlen(name));
     return old;
 }
 
 static size_t push_index(jctx_t *c, size_t i)
 {
     size_t old = c->plen;
-    int n = snprintf(c->path + c->plen, sizeof c->path - c->plen, "[%zu]", i);
-    if (n > 0)
-        c->plen += (size_t)n;
-    if (c->plen >= sizeof c->path)
-        c->plen = sizeof c->path - 1;
+    char buf[32];
+    size_t n = sizeof buf;
+    buf[--n] = ']';
+    do {
+        buf[--n] = (char)('0' + i % 10);
+        i /= 10;
+    } while (i);
+    buf[--n] = '[';
+    path_add(c, buf + n, sizeof buf - n);
     return old;
 }
 
 static size_t push_key(jctx_t *c, const char *key)
 {
-    size_t old = c->plen;
-    int n = snprintf(c->path + c->plen, sizeof c->path - c->plen, "[\"%.40s%s\"]", key,
-                     strlen(key) > 40 ? "..." : "");
-    if (n > 0)
-        c->plen += (size_t)n;
-    if (c->plen >= sizeof c->path)
-        c->plen = sizeof c->path - 1;
+    size_t old = c->plen, len = strlen(key);
+    path_add(c, "[\"", 2);
+    path_add(c, key, len > 40 ? 40 : len);
+    if (len > 40)
+        path_add(c, "...", 3);
+    path_add(c, "\"]", 2);
     return old;
 }
 
@@ -91,6 +104,63 @@ static void pop(jctx_t *c, size_t old)
 {
     c->plen = old;
     c->path[old] = '\0';
+}
+
+/* Schema kinds, from the type names of the normalized schema (whose first
+ * letters tell them apart, with the second for boolean/bytes and
+ * float/fixed). */
+typedef enum jkind_e {
+    JK_UNKNOWN,
+    JK_NULL,
+    JK_BOOLEAN,
+    JK_INT,
+    JK_LONG,
+    JK_FLOAT,
+    JK_DOUBLE,
+    JK_STRING,
+    JK_BYTES,
+    JK_FIXED,
+    JK_ENUM,
+    JK_RECORD,
+    JK_ARRAY,
+    JK_MAP,
+    JK_UNION,
+} jkind_t;
+
+static jkind_t kind_of(const jctx_t *c, const json_t *node, const json_t **def, const char **name)
+{
+    const char *k = lev_canon_kind(node, c->names, def);
+    *name = k ? k : "?";
+    if (!k)
+        return JK_UNKNOWN;
+    switch (k[0]) {
+    case 'n':
+        return JK_NULL;
+    case 'b':
+        return k[1] == 'o' ? JK_BOOLEAN : JK_BYTES;
+    case 'i':
+        return JK_INT;
+    case 'l':
+        return JK_LONG;
+    case 'f':
+        return k[1] == 'l' ? JK_FLOAT : JK_FIXED;
+    case 'd':
+        return JK_DOUBLE;
+    case 's':
+        return JK_STRING;
+    case 'e':
+        return JK_ENUM;
+    case 'r':
+        return JK_RECORD;
+    case 'a':
+        return JK_ARRAY;
+    case 'm':
+        return JK_MAP;
+    case 'u':
+        return JK_UNION;
+    default:
+        return JK_UNKNOWN;
+    }
 }
 
 static const char *json_kind(const json_t *j)
@@ -161,44 +231,46 @@ static int from(jctx_t *c, json_t *j, const json_t *node, avro_value_t *dst, siz
 static int fits(jctx_t *c, const json_t *j, const json_t *node)
 {
     const json_t *def;
-    const char *kind = lev_canon_kind(node, c->names, &def);
-    if (!kind)
-        return 0;
-    if (strcmp(kind, "null") == 0)
+    const char *kname;
+    switch (kind_of(c, node, &def, &kname)) {
+    case JK_NULL:
         return json_is_null(j);
-    if (strcmp(kind, "boolean") == 0)
+    case JK_BOOLEAN:
         return json_is_boolean(j);
-    if (strcmp(kind, "int") == 0)
+    case JK_INT:
         return json_is_integer(j) && json_integer_value(j) >= INT32_MIN &&
                json_integer_value(j) <= INT32_MAX;
-    if (strcmp(kind, "long") == 0)
+    case JK_LONG:
         return json_is_integer(j);
-    if (strcmp(kind, "float") == 0 || strcmp(kind, "double") == 0)
+    case JK_FLOAT:
+    case JK_DOUBLE:
         return json_is_number(j);
-    if (strcmp(kind, "string") == 0)
+    case JK_STRING:
         return json_is_string(j);
-    if (strcmp(kind, "bytes") == 0 || strcmp(kind, "fixed") == 0) {
+    case JK_BYTES:
+    case JK_FIXED: {
         uint8_t *b;
         size_t n;
         if (!json_is_string(j) || latin1_bytes(j, &b, &n) != 0)
             return 0;
         free(b);
-        return kind[0] == 'b' || (json_int_t)n == json_integer_value(json_object_get(def, "size"));
+        return kname[0] == 'b' || (json_int_t)n == json_integer_value(json_object_get(def, "size"));
     }
-    if (strcmp(kind, "enum") == 0) {
-        if (!json_is_string(j))
-            return 0;
+    case JK_ENUM: {
         size_t i;
         const json_t *sym;
-        json_array_foreach(json_object_get(def, "symbols"), i,
-                           sym) if (json_equal(sym, j)) return 1;
+        json_array_foreach(json_object_get(def, "symbols"), i, sym)
+        {
+            if (json_equal(sym, j))
+                return 1;
+        }
         return 0;
     }
-    if (strcmp(kind, "array") == 0)
+    case JK_ARRAY:
         return json_is_array(j);
-    if (strcmp(kind, "map") == 0)
+    case JK_MAP:
         return json_is_object(j);
-    if (strcmp(kind, "record") == 0) {
+    case JK_RECORD: {
         if (!json_is_object(j))
             return 0;
         size_t i, matched = 0;
@@ -213,7 +285,9 @@ static int fits(jctx_t *c, const json_t *j, const json_t *node)
         }
         return matched == json_object_size(j);
     }
-    return 0;
+    default:
+        return 0;
+    }
 }
 
 static int from_union(jctx_t *c, json_t *j, const json_t *branches, avro_value_t *dst, size_t depth)
@@ -357,22 +431,23 @@ static int from_number(jctx_t *c, json_t *j, const char *kind, double *out)
 static int from(jctx_t *c, json_t *j, const json_t *node, avro_value_t *dst, size_t depth)
 {
     const json_t *def;
-    const char *kind = lev_canon_kind(node, c->names, &def);
+    const char *kind;
+    jkind_t k = kind_of(c, node, &def, &kind);
     int rc = 0;
-    if (!kind)
+    if (k == JK_UNKNOWN)
         return jfail(c, "schema refers to an unknown type");
 
-    if (strcmp(kind, "null") == 0) {
+    if (k == JK_NULL) {
         if (!json_is_null(j))
             return jfail(c, "expected null, found %s", json_kind(j));
         if (dst)
             rc = avro_value_set_null(dst);
-    } else if (strcmp(kind, "boolean") == 0) {
+    } else if (k == JK_BOOLEAN) {
         if (!json_is_boolean(j))
             return jfail(c, "expected boolean, found %s", json_kind(j));
         if (dst)
             rc = avro_value_set_boolean(dst, json_is_true(j));
-    } else if (strcmp(kind, "int") == 0) {
+    } else if (k == JK_INT) {
         if (!json_is_integer(j))
             return jfail(c, "expected int, found %s", json_kind(j));
         json_int_t v = json_integer_value(j);
@@ -380,24 +455,24 @@ static int from(jctx_t *c, json_t *j, const json_t *node, avro_value_t *dst, siz
             return jfail(c, "int out of range: %lld", (long long)v);
         if (dst)
             rc = avro_value_set_int(dst, (int32_t)v);
-    } else if (strcmp(kind, "long") == 0) {
+    } else if (k == JK_LONG) {
         if (!json_is_integer(j))
             return jfail(c, "expected long, found %s", json_kind(j));
         if (dst)
             rc = avro_value_set_long(dst, (int64_t)json_integer_value(j));
-    } else if (strcmp(kind, "float") == 0 || strcmp(kind, "double") == 0) {
+    } else if (k == JK_FLOAT || k == JK_DOUBLE) {
         double d;
         if (from_number(c, j, kind, &d) != 0)
             return LEV_ERR_JSON;
         if (dst)
-            rc = kind[0] == 'f' ? avro_value_set_float(dst, (float)d)
-                                : avro_value_set_double(dst, d);
-    } else if (strcmp(kind, "string") == 0) {
+            rc =
+                k == JK_FLOAT ? avro_value_set_float(dst, (float)d) : avro_value_set_double(dst, d);
+    } else if (k == JK_STRING) {
         if (!json_is_string(j))
             return jfail(c, "expected string, found %s", json_kind(j));
         if (dst)
             rc = avro_value_set_string_len(dst, json_string_value(j), json_string_length(j) + 1);
-    } else if (strcmp(kind, "bytes") == 0 || strcmp(kind, "fixed") == 0) {
+    } else if (k == JK_BYTES || k == JK_FIXED) {
         uint8_t *b;
         size_t n;
         if (!json_is_string(j))
@@ -407,7 +482,7 @@ static int from(jctx_t *c, json_t *j, const json_t *node, avro_value_t *dst, siz
             return lev_error_set(c->err, LEV_ERR_NOMEM, c->path, "out of memory");
         if (brc)
             return jfail(c, "%s string has a character above U+00FF", kind);
-        if (kind[0] == 'f') {
+        if (k == JK_FIXED) {
             json_int_t size = json_integer_value(json_object_get(def, "size"));
             if ((json_int_t)n != size) {
                 free(b);
@@ -420,7 +495,7 @@ static int from(jctx_t *c, json_t *j, const json_t *node, avro_value_t *dst, siz
             rc = avro_value_set_bytes(dst, b, n);
         }
         free(b);
-    } else if (strcmp(kind, "enum") == 0) {
+    } else if (k == JK_ENUM) {
         if (!json_is_string(j))
             return jfail(c, "expected an enum symbol (%s), found %s",
                          json_string_value(json_object_get(def, "name")), json_kind(j));
@@ -443,11 +518,11 @@ static int from(jctx_t *c, json_t *j, const json_t *node, avro_value_t *dst, siz
         /* Containers. */
         if (depth + 1 > c->max_depth)
             return jfail(c, "nested deeper than %zu", c->max_depth);
-        if (strcmp(kind, "union") == 0)
+        if (k == JK_UNION)
             return from_union(c, j, def, dst, depth + 1);
-        if (strcmp(kind, "record") == 0)
+        if (k == JK_RECORD)
             return from_record(c, j, def, dst, depth + 1);
-        if (strcmp(kind, "array") == 0) {
+        if (k == JK_ARRAY) {
             if (!json_is_array(j))
                 return jfail(c, "expected array, found %s", json_kind(j));
             const json_t *items = json_object_get(def, "items");
@@ -466,7 +541,7 @@ static int from(jctx_t *c, json_t *j, const json_t *node, avro_value_t *dst, siz
             }
             return 0;
         }
-        if (strcmp(kind, "map") == 0) {
+        if (k == JK_MAP) {
             if (!json_is_object(j))
                 return jfail(c, "expected map (an object), found %s", json_kind(j));
             const json_t *values = json_object_get(def, "values");
@@ -500,8 +575,10 @@ int lev_json_to_value(json_t *json, const json_t *node, const json_t *names, avr
     c.mode = mode;
     c.max_depth = max_depth < LEV_CODEC_MAX_DEPTH_CAP ? max_depth : LEV_CODEC_MAX_DEPTH_CAP;
     c.err = err;
-    snprintf(c.path, sizeof c.path, "%s", path ? path : "");
-    c.plen = strlen(c.path);
+    c.plen = 0;
+    c.path[0] = '\0';
+    if (path && *path)
+        path_add(&c, path, strlen(path));
     if (!json)
         return jfail(&c, "no JSON value");
     return from(&c, json, node, dst, 0);
