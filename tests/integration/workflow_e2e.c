@@ -608,20 +608,41 @@ static int wait_finished(run_t *r, int timeout_ms)
     }
 }
 
-/* 1 when group has committed every partition of topic up to its end. */
-static int caught_up(run_t *r, const char *group, const char *topic)
+/* 1 when group has committed every partition of topic up to its end;
+ * with `report`, says which partitions lag. */
+static int caught_up(run_t *r, const char *group, const char *topic, int report)
 {
     int64_t committed[PARTITIONS];
+    int ok = 1;
     if (lev_test_committed(group, topic, PARTITIONS, committed) != 0)
         return 0;
     for (int p = 0; p < PARTITIONS; p++) {
         int64_t lo = 0, hi = 0;
         if (rd_kafka_query_watermark_offsets(r->admin, topic, p, &lo, &hi, 5000) != 0)
             return 0;
-        if (hi > 0 && committed[p] != hi)
-            return 0;
+        if (hi > 0 && committed[p] != hi) {
+            ok = 0;
+            if (report)
+                fail(r, "group %s lags on %s [%d]: committed %lld, end %lld", group, topic, p,
+                     (long long)committed[p], (long long)hi);
+        }
     }
-    return 1;
+    return ok;
+}
+
+/* Reports every (group, input topic) that has not caught up. */
+static void report_lag(run_t *r)
+{
+    char name[200];
+    for (int i = 0; i < NSVC; i++) {
+        caught_up(r, r->group[i], r->orders_topic, 1);
+        if (i == SVC_ORDER)
+            caught_up(r, r->group[i], r->payments_topic, 1);
+        for (int l = 1; l <= RETRY_LEVELS; l++) {
+            lev_retry_topic_name(r->group[i], l, name, sizeof name);
+            caught_up(r, r->group[i], name, 1);
+        }
+    }
 }
 
 /* Waits until every group committed every input topic to its end, twice
@@ -634,12 +655,12 @@ static int wait_quiet(run_t *r, int timeout_ms)
         int quiet = 1;
         char name[200];
         for (int i = 0; i < NSVC && quiet; i++) {
-            quiet = caught_up(r, r->group[i], r->orders_topic);
+            quiet = caught_up(r, r->group[i], r->orders_topic, 0);
             if (quiet && i == SVC_ORDER)
-                quiet = caught_up(r, r->group[i], r->payments_topic);
+                quiet = caught_up(r, r->group[i], r->payments_topic, 0);
             for (int l = 1; l <= RETRY_LEVELS && quiet; l++) {
                 lev_retry_topic_name(r->group[i], l, name, sizeof name);
-                quiet = caught_up(r, r->group[i], name);
+                quiet = caught_up(r, r->group[i], name, 0);
             }
         }
         streak = quiet ? streak + 1 : 0;
@@ -951,8 +972,10 @@ static void finish(run_t *r, int timeout_ms, int strict)
 {
     if (wait_finished(r, timeout_ms) != 0)
         fail(r, "not every order finished in time");
-    if (wait_quiet(r, 90000) != 0)
+    if (wait_quiet(r, 90000) != 0) {
         fail(r, "the consumer groups did not catch up");
+        report_lag(r);
+    }
     if (!services_alive(r))
         return;
     collect(r);
@@ -970,7 +993,7 @@ static void scenario_steady(run_t *r, size_t n)
     if (publish_range(r, 0, r->n) != 0 || flush_producer(r) != 0)
         return fail(r, "cannot publish the orders");
     say("published %zu orders", r->n);
-    finish(r, 240000, 1);
+    finish(r, 150000, 1);
 }
 
 /* Kills service i with SIGKILL and starts it again after a random pause. */
@@ -1023,7 +1046,7 @@ static void scenario_crash(run_t *r, size_t n)
         published, r->kills[0], r->kills[1], r->kills[2]);
     if (published < n)
         return fail(r, "only %zu of %zu orders published", published, n);
-    finish(r, 300000, 0);
+    finish(r, 150000, 0);
 }
 
 /* Every OrderPlaced published twice; the second must change nothing. */
