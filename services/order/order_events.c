@@ -48,16 +48,7 @@ static int get_opt_str(avro_value_t *rec, const char *name, const char **out, le
 /* Sets a ["null","string"] field to s, or to null when s is NULL. */
 static int set_opt_str(avro_value_t *rec, const char *name, const char *s)
 {
-    avro_value_t u, branch;
-    if (avro_value_get_by_name(rec, name, &u, NULL) != 0)
-        return LEV_ERR_ARG;
-    if (!s)
-        return avro_value_set_branch(&u, 0, &branch) == 0 && avro_value_set_null(&branch) == 0
-                   ? LEV_OK
-                   : LEV_ERR_ARG;
-    return avro_value_set_branch(&u, 1, &branch) == 0 && avro_value_set_string(&branch, s) == 0
-               ? LEV_OK
-               : LEV_ERR_ARG;
+    return s ? lev_value_set_string(rec, name, s) : lev_value_set_null(rec, name);
 }
 
 /* ======================================================================
