@@ -67,8 +67,10 @@ typedef struct slot_s {
     int claimed; /* we own its idempotency claim */
     int revoked; /* its partition was revoked while the batch was held */
     char *claim_key;
-    /* decoded */
+    /* decoded, or why not */
     int decoded;
+    int decode_rc;
+    char *decode_error;
     avro_value_t value;
     const lev_schema_t *reader;
     const handler_t *handler;
@@ -306,6 +308,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             lev_log(LEV_LOG_WARN, "commit on revoke failed", "error", rd_kafka_err2str(cerr), NULL);
     }
     forget_partitions(w, parts);
+    /* librdkafka keeps a partition's pause flag across unassign and assign:
+     * resume what we give up, or it would come back paused for good */
+    rd_kafka_resume_partitions(rk, parts);
     rd_kafka_assign(rk, NULL);
 }
 
@@ -777,7 +782,7 @@ static const lev_retry_policy_t *policy_of(const lev_worker_t *w, const handler_
     return h && h->has_policy ? &h->policy : &w->conf.retry;
 }
 
-/* Decodes a message and finds its handler; dead-letters what cannot be decoded. */
+/* Decodes a message and finds its handler. */
 static void prepare(lev_worker_t *w, slot_t *s)
 {
     rd_kafka_message_t *m = s->m;
@@ -791,13 +796,12 @@ static void prepare(lev_worker_t *w, slot_t *s)
     const lev_schema_t *writer = NULL;
     int rc = lev_codec_decode(w->codec, m->payload, m->len, NULL, &s->value, &writer, &err);
     if (rc != 0) {
+        /* dead-lettered in partition order by run_handlers, not here: a
+         * message behind a blocked one is fetched again and must not be
+         * dead-lettered twice */
         char text[800];
-        lev_error_format(&err, text, sizeof text);
-        int64_t now = lev_now_ms();
-        int attempts = (int)header_i64(m, LEV_H_ATTEMPTS, 0) + 1;
-        s->state = send_failed(w, s, 0, lev_err_name(rc), text, attempts, now, 0) == 0
-                       ? S_MOVED
-                       : S_UNFINISHED;
+        s->decode_rc = rc;
+        s->decode_error = strdup(lev_error_format(&err, text, sizeof text));
         return;
     }
     s->decoded = 1;
@@ -1039,6 +1043,16 @@ static void run_handlers(lev_worker_t *w, batch_t *b)
                 continue;
             }
         }
+        if (s->decode_rc) { /* undecodable: straight to the dead-letter topic */
+            int attempts = (int)header_i64(s->m, LEV_H_ATTEMPTS, 0) + 1;
+            const char *why = s->decode_error ? s->decode_error : lev_err_name(s->decode_rc);
+            if (send_failed(w, s, 0, lev_err_name(s->decode_rc), why, attempts, lev_now_ms(), 0) ==
+                0)
+                s->state = S_MOVED;
+            else
+                block(b, s, lev_mono_ms() + 1000);
+            continue;
+        }
         if (w->store && !s->claimed) { /* busy: another owner holds a live lease */
             lev_log(LEV_LOG_INFO, "event claimed by another consumer, waiting", "event_id", s->id,
                     NULL);
@@ -1103,6 +1117,7 @@ static void batch_free(lev_worker_t *w)
         if (s->decoded)
             avro_value_decref(&s->value);
         free(s->claim_key);
+        free(s->decode_error);
         rd_kafka_message_destroy(s->m);
     }
     w->nbatch = 0;
@@ -1161,7 +1176,18 @@ static void wait_for_store(lev_worker_t *w)
         int64_t until = lev_mono_ms() + delay;
         while (!w->stop && lev_mono_ms() < until) {
             rd_kafka_message_t *m = rd_kafka_consumer_poll(w->rk, 100);
-            if (m) /* paused: only errors come; nothing is lost, we seeked back */
+            if (m && !m->err) {
+                /* a partition assigned by a rebalance meanwhile: not handled
+                 * now, so go back to this message and hold the partition */
+                rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+                tp_list_add(l, rd_kafka_topic_name(m->rkt), m->partition, m->offset);
+                rd_kafka_pause_partitions(w->rk, l);
+                rd_kafka_error_t *e = rd_kafka_seek_partitions(w->rk, l, 5000);
+                if (e)
+                    rd_kafka_error_destroy(e);
+                rd_kafka_topic_partition_list_destroy(l);
+            }
+            if (m)
                 rd_kafka_message_destroy(m);
         }
         delay = delay * 2 > 5000 ? 5000 : delay * 2;
@@ -1213,16 +1239,28 @@ static size_t run_batch(lev_worker_t *w, int wait_ms)
  * with as many partitions as the widest subscribed topic. */
 static void ensure_failure_topics(lev_worker_t *w)
 {
-    int partitions = 1;
+    int partitions = 0, unknown = 0;
     for (size_t i = 0; i < w->ntopics; i++) {
         rd_kafka_topic_t *rkt = rd_kafka_topic_new(w->rk, w->topics[i], NULL);
         const struct rd_kafka_metadata *md = NULL;
         if (rd_kafka_metadata(w->rk, 0, rkt, &md, 5000) == 0) {
-            if (md->topic_cnt == 1 && md->topics[0].partition_cnt > partitions)
+            if (md->topic_cnt == 1 && md->topics[0].err == 0 &&
+                md->topics[0].partition_cnt > partitions)
                 partitions = md->topics[0].partition_cnt;
+            else if (md->topic_cnt != 1 || md->topics[0].err != 0)
+                unknown++;
             rd_kafka_metadata_destroy(md);
         }
         rd_kafka_topic_destroy(rkt);
+    }
+    if (partitions == 0 || unknown) {
+        /* an input topic does not exist yet: the broker's default count */
+        lev_log(LEV_LOG_WARN,
+                "an input topic does not exist yet; failure topics get the broker's "
+                "default partition count if they are created now",
+                NULL);
+        if (partitions == 0)
+            partitions = -1;
     }
     int levels = w->conf.retry.levels;
     for (size_t i = 0; i < w->nhandlers; i++)

@@ -205,6 +205,39 @@ static void permanent_failure_is_dead_lettered_at_once(void)
     lev_test_records_free(dl, ndl);
 }
 
+static void retry_partition_waiting_for_its_due_time_survives_a_rebalance(void)
+{
+    enum { N = 5 };
+    run_t r;
+    run_init(&r, "it-rebalance");
+    REQUIRE(lev_test_create_topic(r.in, 1) == 0);
+    REQUIRE(lev_test_create_topic(r.out, 1) == 0);
+    static char ids[N][LEV_UUID_STR_LEN];
+    REQUIRE(lev_test_publish_orders(r.in, N, ids, sku_bad_first) == 0);
+    /* the first event fails once, waits 4 s in <group>.retry.1, then succeeds */
+    char *extra[] = {"FAIL_MODE=transient:1", "FAIL_SKU=sku-bad", "LEV_RETRY_ATTEMPTS=1",
+                     "LEV_RETRY_DELAYS=4s", NULL};
+    pid_t a = run_start(&r, extra);
+    CHECK(lev_test_wait_lines(r.effect, N - 1, 30000) >= N - 1);
+    char rt[200];
+    lev_retry_topic_name(r.group, 1, rt, sizeof rt);
+    lev_test_record_t *rr;
+    size_t nr = lev_test_read_topic(rt, 1, 10000, &rr);
+    CHECK_INT(nr, ==, 1);
+    lev_test_records_free(rr, nr);
+    /* a second member joins while the retry partition is paused for its due
+     * time: every partition is revoked and assigned again */
+    lev_test_sleep_ms(500);
+    pid_t b = run_start(&r, extra);
+    size_t nout;
+    char **out = lev_test_read_order_ids(r.out, N, 30000, &nout);
+    CHECK_INT(lev_test_missing(ids, N, out, nout), ==, 0);
+    CHECK(file_contains(r.log, "\"msg\":\"partitions revoked\""));
+    CHECK_INT(run_stop(b), ==, 0);
+    CHECK_INT(run_stop(a), ==, 0);
+    lev_test_strings_free(out, nout);
+}
+
 /* ---------------------------------------------------------------------- */
 
 static size_t frame(const lev_schema_t *s, uint64_t fp, const void *body, size_t len,
@@ -504,6 +537,7 @@ static void redis_round_trips_are_per_batch_not_per_message(void)
 CHECK_MAIN(CASE(transient_failure_twice_then_success_is_handled_once_without_dead_letter),
            CASE(always_failing_event_passes_each_retry_level_when_due_and_is_dead_lettered),
            CASE(permanent_failure_is_dead_lettered_at_once),
+           CASE(retry_partition_waiting_for_its_due_time_survives_a_rebalance),
            CASE(hostile_bytes_are_dead_lettered_by_class_and_good_events_around_them_are_handled),
            CASE(same_event_delivered_twice_has_its_side_effect_once),
            CASE(kill9_between_claim_and_done_loses_nothing_and_repeats_no_side_effect),
