@@ -238,6 +238,31 @@ static void retry_partition_waiting_for_its_due_time_survives_a_rebalance(void)
     lev_test_strings_free(out, nout);
 }
 
+static void a_retry_policy_per_event_type_overrides_the_workers(void)
+{
+    run_t r;
+    run_init(&r, "it-policy");
+    REQUIRE(lev_test_create_topic(r.in, 1) == 0);
+    static char ids[1][LEV_UUID_STR_LEN];
+    REQUIRE(lev_test_publish_orders(r.in, 1, ids, NULL) == 0);
+    /* the worker's policy would wait minutes; OrderPlaced's own has no levels */
+    char *extra[] = {"FAIL_MODE=transient",    "LEV_RETRY_ATTEMPTS=5", "LEV_RETRY_DELAYS=5m,5m",
+                     "ORDER_RETRY_ATTEMPTS=2", "ORDER_RETRY_DELAYS=",  NULL};
+    int64_t t0 = lev_mono_ms();
+    pid_t w = run_start(&r, extra);
+    lev_test_record_t *dl;
+    size_t ndl = lev_test_read_topic(r.dlq, 1, 30000, &dl);
+    CHECK_INT(ndl, ==, 1);
+    CHECK(lev_mono_ms() - t0 < 30000);
+    char b[64];
+    if (ndl == 1) {
+        CHECK_STR(lev_test_header(&dl[0], LEV_H_ERROR_CLASS, b, sizeof b), "retries-exhausted");
+        CHECK_STR(lev_test_header(&dl[0], LEV_H_ATTEMPTS, b, sizeof b), "2");
+    }
+    CHECK_INT(run_stop(w), ==, 0);
+    lev_test_records_free(dl, ndl);
+}
+
 /* ---------------------------------------------------------------------- */
 
 static size_t frame(const lev_schema_t *s, uint64_t fp, const void *body, size_t len,
@@ -538,6 +563,7 @@ CHECK_MAIN(CASE(transient_failure_twice_then_success_is_handled_once_without_dea
            CASE(always_failing_event_passes_each_retry_level_when_due_and_is_dead_lettered),
            CASE(permanent_failure_is_dead_lettered_at_once),
            CASE(retry_partition_waiting_for_its_due_time_survives_a_rebalance),
+           CASE(a_retry_policy_per_event_type_overrides_the_workers),
            CASE(hostile_bytes_are_dead_lettered_by_class_and_good_events_around_them_are_handled),
            CASE(same_event_delivered_twice_has_its_side_effect_once),
            CASE(kill9_between_claim_and_done_loses_nothing_and_repeats_no_side_effect),

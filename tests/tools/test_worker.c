@@ -12,6 +12,9 @@
  *   HANDLE_DELAY_MS       sleep in the handler before the side effect (simulates work)
  *   AFTER_EFFECT_DELAY_MS sleep after the side effect, before emitting (a window
  *                         in which a kill leaves the claim taken but not done)
+ *   ORDER_RETRY_ATTEMPTS, ORDER_RETRY_DELAYS
+ *                         a retry policy for OrderPlaced only (lev_worker_retry_policy),
+ *                         overriding LEV_RETRY_ATTEMPTS and LEV_RETRY_DELAYS
  * plus every libevents variable (KAFKA_BOOTSTRAP, REDIS_URL, LEV_*).
  */
 #include <fcntl.h>
@@ -165,6 +168,13 @@ int main(void)
     }
     int rc = lev_worker_on(w, "shop.order.OrderPlaced", on_order_placed, &app, &err) ||
              lev_worker_subscribe(w, in, &err) || lev_worker_stop_on_signals(w);
+    if (!rc && (getenv("ORDER_RETRY_ATTEMPTS") || getenv("ORDER_RETRY_DELAYS"))) {
+        lev_retry_policy_t policy = {.attempts = 1, .backoff_ms = 50, .backoff_max_ms = 1000};
+        if (getenv("ORDER_RETRY_ATTEMPTS"))
+            policy.attempts = atoi(getenv("ORDER_RETRY_ATTEMPTS"));
+        rc = lev_retry_delays_parse(getenv("ORDER_RETRY_DELAYS"), &policy, &err) ||
+             lev_worker_retry_policy(w, "shop.order.OrderPlaced", &policy);
+    }
     if (rc) {
         fprintf(stderr, "setup: %s\n", lev_error_format(&err, buf, sizeof buf));
         lev_worker_destroy(w);
