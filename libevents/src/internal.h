@@ -24,6 +24,9 @@ void lev_random_bytes(void *buf, size_t len);
 /* A uniformly random integer in [0, bound). */
 uint64_t lev_random_below(uint64_t bound);
 
+/* Lower-case hex of n bytes into out (2n+1 bytes with the NUL). */
+void lev_hex(const unsigned char *in, size_t n, char *out);
+
 /* strdup that returns NULL for NULL. */
 char *lev_strdup(const char *s);
 

@@ -329,16 +329,18 @@ void lev_traceparent_new(const char *parent, char out[64])
     unsigned char r[24];
     char trace[33], span[17];
     lev_random_bytes(r, sizeof r);
-    for (int i = 0; i < 16; i++)
-        snprintf(trace + 2 * i, 3, "%02x", r[i]);
-    for (int i = 0; i < 8; i++)
-        snprintf(span + 2 * i, 3, "%02x", r[16 + i]);
+    lev_hex(r, 16, trace);
+    lev_hex(r + 16, 8, span);
     /* keep the parent's trace id: "00-<32 hex>-<16 hex>-<2 hex>" */
     if (parent && strlen(parent) == 55 && parent[2] == '-' && parent[35] == '-') {
         memcpy(trace, parent + 3, 32);
         trace[32] = '\0';
     }
-    snprintf(out, 64, "00-%s-%s-01", trace, span);
+    memcpy(out, "00-", 3);
+    memcpy(out + 3, trace, 32);
+    out[35] = '-';
+    memcpy(out + 36, span, 16);
+    memcpy(out + 52, "-01", 4);
 }
 
 int lev_event_headers(lev_event_headers_t *out, const char *type, const lev_event_meta_t *meta)

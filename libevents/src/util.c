@@ -36,12 +36,30 @@ char *lev_strdup(const char *s)
     return s ? strdup(s) : NULL;
 }
 
+static const char hexdigits[] = "0123456789abcdef";
+
+void lev_hex(const unsigned char *in, size_t n, char *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hexdigits[in[i] >> 4];
+        out[2 * i + 1] = hexdigits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
 static void uuid_format(const unsigned char u[16], char out[LEV_UUID_STR_LEN])
 {
-    snprintf(out, LEV_UUID_STR_LEN,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1],
-             u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14],
-             u[15]);
+    /* 8-4-4-4-12 */
+    static const int groups[] = {4, 2, 2, 2, 6};
+    size_t o = 0, b = 0;
+    for (int g = 0; g < 5; g++) {
+        if (g)
+            out[o++] = '-';
+        lev_hex(u + b, (size_t)groups[g], out + o);
+        o += 2 * (size_t)groups[g];
+        b += (size_t)groups[g];
+    }
+    out[o] = '\0';
 }
 
 static int hexval(int c)
