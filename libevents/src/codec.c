@@ -3,9 +3,12 @@
  * validation before avro-c reads anything and schema resolution between
  * the writer and the reader versions of a schema.
  *
- * Resolution. avro-c 1.11.1's resolved writer (avro_resolved_writer_new)
- * handles removed fields (skipped), promotions (int to long, float or
- * double; long to float or double; float to double), union branch
+ * Resolution. Every writer and reader pair is first checked by
+ * lev_compat_check (compat.c), once per pair and cached with its verdict:
+ * avro-c 1.11.1's resolved writer (avro_resolved_writer_new) crashes when a
+ * resolution fails inside an array or a map (it frees a NULL child
+ * resolver), so avro-c only ever sees pairs the check accepts. avro-c's
+ * resolver handles removed fields (skipped), promotions, union branch
  * selection and records matched by unqualified name. It does not handle:
  *   - a reader field the writer lacks, even with a default: creating the
  *     resolver fails with "Reader field x doesn't appear in writer";
@@ -13,16 +16,16 @@
  *     symbol added in the middle, reordered symbols or a writer symbol the
  *     reader lacks would silently give a wrong symbol (or an ordinal out of
  *     range of the reader's enum).
- * For those pairs the codec resolves the writer to a "projection" of the
- * reader schema instead: the reader with, in every record, only the fields
- * the writer also has, and, in every enum, the writer's symbols. avro-c
- * reads into a value of the projection, then the codec copies it into a
- * value of the reader schema, field by field by name and enum symbols by
- * name, filling each missing field from its default in the reader schema,
- * and mapping a writer symbol unknown to the reader to the reader enum's
- * default (an error, LEV_ERR_RESOLVE, when it has none). Pairs without
- * these differences take avro-c's resolver alone, and values whose writer
- * is the reader are read directly.
+ * For those pairs the check also returns a "projection" of the reader
+ * schema, which avro-c resolves the writer to instead: the reader with, in
+ * every record, only the fields the writer also has and, in every enum, the
+ * writer's symbols. avro-c reads into a value of the projection, then the
+ * codec copies it into a value of the reader schema, field by field by name
+ * and enum symbols by name, filling each missing field from its default in
+ * the reader schema, and mapping a writer symbol unknown to the reader to
+ * the reader enum's default (an error, LEV_ERR_RESOLVE, for that value when
+ * it has none). Pairs without these differences take avro-c's resolver
+ * alone, and values whose writer is the reader are read directly.
  *
  * Known limits of avro-c 1.11.1 that remain: string and bytes are not
  * promoted to each other (LEV_ERR_RESOLVE), aliases are not used, and a
@@ -56,8 +59,9 @@ typedef struct field_default_s {
 
 typedef struct pair_s {
     const lev_schema_t *w, *r;
-    int rc;        /* 0, or why the pair cannot be resolved */
-    char *errtext; /* when rc != 0 */
+    int rc;         /* 0, or why the pair cannot be resolved */
+    char *errwhere; /* when rc != 0: field path (or NULL) and reason */
+    char *errtext;
     avro_value_iface_t *rw_iface;
     avro_value_t rw_value; /* resolved writer, its destination set per read */
     /* Projection (see the top of the file), or NULL. */
@@ -107,6 +111,7 @@ static void pair_free(pair_t *p)
         avro_value_iface_decref(p->defaults[i].iface);
     }
     free(p->defaults);
+    free(p->errwhere);
     free(p->errtext);
     if (p->rw_value.self)
         avro_value_decref(&p->rw_value);
@@ -213,202 +218,72 @@ int lev_codec_new_value(lev_codec_t *codec, const lev_schema_t *schema, avro_val
 }
 
 /* ======================================================================
- * Projection: the reader schema as the writer can fill it
- * ====================================================================== */
-
-typedef struct proj_ctx_s {
-    const lev_schema_t *w, *r;
-    int changed;
-    lev_error_t *err;
-} proj_ctx_t;
-
-static const char *short_name(const char *full)
-{
-    const char *dot = strrchr(full, '.');
-    return dot ? dot + 1 : full;
-}
-
-/* The writer's definition that avro-c will match with a reader named type:
- * same full name, else the same unqualified name and kind. */
-static const json_t *writer_def(const proj_ctx_t *c, const char *full, const char *type)
-{
-    const json_t *names = lev_schema_names(c->w);
-    const json_t *d = json_object_get(names, full);
-    if (d && strcmp(json_string_value(json_object_get(d, "type")), type) == 0)
-        return d;
-    const char *key;
-    const json_t *v;
-    const char *sn = short_name(full);
-    json_object_foreach((json_t *)names, key, v)
-    {
-        if (strcmp(short_name(key), sn) == 0 &&
-            strcmp(json_string_value(json_object_get(v, "type")), type) == 0)
-            return v;
-    }
-    return NULL;
-}
-
-static const json_t *record_field(const json_t *rec, const char *name)
-{
-    size_t i;
-    const json_t *f;
-    json_array_foreach(json_object_get(rec, "fields"), i, f)
-    {
-        if (strcmp(json_string_value(json_object_get(f, "name")), name) == 0)
-            return f;
-    }
-    return NULL;
-}
-
-static json_t *project(proj_ctx_t *c, const json_t *rn)
-{
-    if (json_is_string(rn))
-        return json_string(json_string_value(rn));
-    if (json_is_array(rn)) {
-        json_t *out = json_array();
-        size_t i;
-        const json_t *b;
-        json_array_foreach(rn, i, b)
-        {
-            json_t *pb = project(c, b);
-            if (!pb || json_array_append_new(out, pb) != 0) {
-                json_decref(out);
-                return NULL;
-            }
-        }
-        return out;
-    }
-    const char *type = json_string_value(json_object_get(rn, "type"));
-    const char *name = json_string_value(json_object_get(rn, "name"));
-    json_t *out = json_object();
-    if (!out)
-        return NULL;
-    json_object_set_new(out, "type", json_string(type));
-    if (name)
-        json_object_set_new(out, "name", json_string(name));
-    if (strcmp(type, "record") == 0) {
-        const json_t *wd = writer_def(c, name, "record");
-        json_t *fields = json_array();
-        json_object_set_new(out, "fields", fields);
-        size_t i;
-        const json_t *f;
-        json_array_foreach(json_object_get(rn, "fields"), i, f)
-        {
-            const char *fname = json_string_value(json_object_get(f, "name"));
-            if (wd && !record_field(wd, fname)) {
-                if (!json_object_get(f, "default")) {
-                    lev_error_set(c->err, LEV_ERR_RESOLVE, NULL,
-                                  "reader field %s.%s is not in the writer schema %s and has no "
-                                  "default",
-                                  name, fname, lev_schema_name(c->w));
-                    json_decref(out);
-                    return NULL;
-                }
-                c->changed = 1;
-                continue;
-            }
-            json_t *pt = project(c, json_object_get(f, "type"));
-            json_t *pf = json_object();
-            if (!pt || !pf) {
-                json_decref(pt);
-                json_decref(pf);
-                json_decref(out);
-                return NULL;
-            }
-            json_object_set_new(pf, "name", json_string(fname));
-            json_object_set_new(pf, "type", pt);
-            json_array_append_new(fields, pf);
-        }
-    } else if (strcmp(type, "enum") == 0) {
-        const json_t *wd = writer_def(c, name, "enum");
-        const json_t *rsyms = json_object_get(rn, "symbols");
-        const json_t *syms = rsyms;
-        if (wd) {
-            const json_t *wsyms = json_object_get(wd, "symbols");
-            /* avro-c copies ordinals: fine while the writer's symbols are
-             * the reader's first ones, in order. */
-            int prefix = json_array_size(wsyms) <= json_array_size(rsyms);
-            for (size_t i = 0; prefix && i < json_array_size(wsyms); i++)
-                prefix = json_equal(json_array_get(wsyms, i), json_array_get(rsyms, i));
-            if (!prefix) {
-                syms = wsyms;
-                c->changed = 1;
-            }
-        }
-        json_object_set_new(out, "symbols", json_deep_copy(syms));
-    } else if (strcmp(type, "fixed") == 0) {
-        json_object_set(out, "size", json_object_get(rn, "size"));
-    } else {
-        const char *key = strcmp(type, "array") == 0 ? "items" : "values";
-        json_t *sub = project(c, json_object_get(rn, key));
-        if (!sub) {
-            json_decref(out);
-            return NULL;
-        }
-        json_object_set_new(out, key, sub);
-    }
-    return out;
-}
-
-/* ======================================================================
  * Pairs
  * ====================================================================== */
 
-static int pair_fail(pair_t *p, int code, const char *text)
+static int pair_fail(pair_t *p, int code, const char *where, const char *text)
 {
     p->rc = code;
+    p->errwhere = lev_strdup(where);
     p->errtext = lev_strdup(text);
     return code;
 }
 
+/* Checks the pair (compat.c) before avro-c sees it: avro-c 1.11.1 crashes
+ * when a resolution fails inside an array or a map. Then builds avro-c's
+ * resolver, to the projection when the check says the reader needs one. */
 static void pair_build(pair_t *p)
 {
     lev_error_t e;
-    char text[sizeof e.text + 64];
+    char text[sizeof e.text + 200];
+    json_t *proj = NULL;
     lev_error_clear(&e);
-    proj_ctx_t pc = {p->w, p->r, 0, &e};
-    json_t *proj = project(&pc, lev_schema_norm(p->r));
-    if (!proj) {
-        pair_fail(p, e.code ? e.code : LEV_ERR_NOMEM, e.code ? e.text : "out of memory");
+    if (lev_compat_check(p->w, p->r, LEV_COMPAT_ENUM_PER_VALUE, NULL, NULL, &proj, &e) != 0) {
+        if (e.code == LEV_ERR_RESOLVE)
+            snprintf(text, sizeof text, "cannot read %s (%016llx) as %s (%016llx): %s",
+                     lev_schema_name(p->w), (unsigned long long)lev_schema_fingerprint(p->w),
+                     lev_schema_name(p->r), (unsigned long long)lev_schema_fingerprint(p->r),
+                     e.text);
+        else
+            snprintf(text, sizeof text, "%s", e.text);
+        pair_fail(p, e.code, e.where, text);
         return;
     }
     avro_schema_t target = lev_schema_avro(p->r);
-    if (pc.changed) {
+    if (proj) {
         json_t *aj = lev_canon_for_avro_c(proj);
         char *txt = aj ? json_dumps(aj, JSON_COMPACT) : NULL;
         json_decref(aj);
+        json_decref(proj);
         if (!txt || avro_schema_from_json_length(txt, strlen(txt), &p->proj) != 0) {
             p->proj = NULL;
             snprintf(text, sizeof text, "cannot resolve %s to %s: %s", lev_schema_name(p->w),
                      lev_schema_name(p->r), txt ? avro_strerror() : "out of memory");
             free(txt);
-            json_decref(proj);
-            pair_fail(p, LEV_ERR_RESOLVE, text);
+            pair_fail(p, LEV_ERR_RESOLVE, NULL, text);
             return;
         }
         free(txt);
         p->proj_iface = avro_generic_class_from_schema(p->proj);
         if (!p->proj_iface || avro_generic_value_new(p->proj_iface, &p->proj_value) != 0) {
             p->proj_value.self = NULL;
-            json_decref(proj);
-            pair_fail(p, LEV_ERR_NOMEM, "out of memory");
+            pair_fail(p, LEV_ERR_NOMEM, NULL, "out of memory");
             return;
         }
         target = p->proj;
     }
-    json_decref(proj);
     p->rw_iface = avro_resolved_writer_new(lev_schema_avro(p->w), target);
     if (!p->rw_iface) {
         snprintf(text, sizeof text, "cannot resolve writer %s (%016llx) to reader %s (%016llx): %s",
                  lev_schema_name(p->w), (unsigned long long)lev_schema_fingerprint(p->w),
                  lev_schema_name(p->r), (unsigned long long)lev_schema_fingerprint(p->r),
                  avro_strerror());
-        pair_fail(p, LEV_ERR_RESOLVE, text);
+        pair_fail(p, LEV_ERR_RESOLVE, NULL, text);
         return;
     }
     if (avro_resolved_writer_new_value(p->rw_iface, &p->rw_value) != 0) {
         p->rw_value.self = NULL;
-        pair_fail(p, LEV_ERR_NOMEM, "out of memory");
+        pair_fail(p, LEV_ERR_NOMEM, NULL, "out of memory");
     }
 }
 
@@ -809,7 +684,7 @@ int lev_codec_decode(lev_codec_t *codec, const void *buf, size_t len, const lev_
         if (!pair)
             return lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
         if (pair->rc)
-            return lev_error_set(err, pair->rc, NULL, "%s",
+            return lev_error_set(err, pair->rc, pair->errwhere, "%s",
                                  pair->errtext ? pair->errtext : "cannot resolve");
     }
     avro_value_t v;

@@ -1,7 +1,8 @@
 /*
  * Private interfaces between the codec files of libevents: canonical form
  * (canon.c), schema sets (schema.c), the bounded validator (validate.c), the
- * Avro JSON encoding (json.c) and encode/decode (codec.c). Not installed.
+ * Avro JSON encoding (json.c), schema compatibility (compat.c) and
+ * encode/decode (codec.c). Not installed.
  *
  * The "normalized schema" used throughout is a jansson tree produced by
  * lev_canon_normalize():
@@ -89,6 +90,27 @@ size_t lev_schema_index(const lev_schema_t *schema);
 /* The current version of the schema's full name (itself when current), or
  * NULL when only writer-only versions of the name are loaded. */
 const lev_schema_t *lev_schema_current_version(const lev_schema_t *schema);
+
+/* ======================================================================
+ * compat.c: schema compatibility and the projection avro-c reads into
+ * ====================================================================== */
+
+/* Flag for lev_compat_check: a writer enum symbol the reader lacks (and
+ * the reader enum has no default) is not a problem of the pair; decode
+ * refuses the values that carry it. */
+#define LEV_COMPAT_ENUM_PER_VALUE 0x1
+
+/* The check of lev_schema_check_resolvable (see codec.h) with `flags`;
+ * every problem goes to `report` (may be NULL). Returns 0, LEV_ERR_RESOLVE
+ * (err: the first problem), LEV_ERR_ARG or LEV_ERR_NOMEM. When it returns
+ * 0 and proj is not NULL, *proj is NULL if avro-c can read the writer into
+ * the reader schema itself, else a new normalized schema to give avro-c
+ * instead: the reader with, in every record, only the fields the writer
+ * also has and, in every enum, the writer's symbols (in their order).
+ * avro-c's resolver never fails on a pair that passes, with the projection
+ * as its reader. */
+int lev_compat_check(const lev_schema_t *writer, const lev_schema_t *reader, int flags,
+                     lev_schema_problem_fn report, void *opaque, json_t **proj, lev_error_t *err);
 
 /* ======================================================================
  * codec.c

@@ -802,6 +802,63 @@ static void decode_with_an_unrelated_reader_is_a_resolve_error(void)
     lev_schemas_destroy(set);
 }
 
+/* The history/ version of a schema whose array items cannot be read as the
+ * current ones (q: long now int): avro-c 1.11.1's resolver crashes on such a
+ * pair, so decode must refuse it, for every value, before avro-c sees it. */
+static void decode_of_a_history_version_unresolvable_inside_an_array_is_a_resolve_error(void)
+{
+    static const char fmt[] =
+        "{\"type\":\"record\",\"name\":\"R\",\"namespace\":\"t\",\"fields\":[{\"name\":\"items\","
+        "\"type\":{\"type\":\"array\",\"items\":{\"type\":\"record\",\"name\":\"I\",\"fields\":["
+        "{\"name\":\"q\",\"type\":\"%s\"}]}}}]}";
+    char cur[512], old[512], hist[1024];
+    snprintf(cur, sizeof cur, fmt, "int");
+    snprintf(old, sizeof old, fmt, "long");
+    const char *dir = make_tmpdir();
+    REQUIRE(dir != NULL);
+    snprintf(hist, sizeof hist, "%s/history", dir);
+    mkdir(hist, 0700);
+    write_file(dir, "r.avsc", cur);
+    write_file(hist, "r1.avsc", old);
+    lev_schemas_t *set = lev_schemas_new();
+    lev_error_t err;
+    REQUIRE(lev_schemas_load_path(set, dir, &err) == 0);
+    const lev_schema_t *w = NULL;
+    for (size_t i = 0; i < lev_schemas_count(set); i++)
+        if (!lev_schema_is_current(lev_schemas_at(set, i)))
+            w = lev_schemas_at(set, i);
+    REQUIRE(w != NULL);
+    lev_codec_t *codec = lev_codec_new(set, NULL);
+    const char *values[] = {"{\"items\":[{\"q\":5}]}", "{\"items\":[]}"};
+    for (size_t i = 0; i < 2; i++) {
+        size_t len;
+        void *buf = encode_json(codec, w, values[i], &len);
+        REQUIRE(buf != NULL);
+        for (int pass = 0; pass < 2; pass++) { /* the verdict is cached */
+            int rc;
+            char *out = decode_json(codec, buf, len, NULL, &rc, &err);
+            CHECK_INT(rc, ==, LEV_ERR_RESOLVE);
+            CHECK(out == NULL);
+            CHECK_STR(err.where, "items[].q");
+            CHECK(strstr(err.text, "long cannot be read as int") != NULL);
+            free(out);
+        }
+        free(buf);
+    }
+    /* the current version itself still decodes */
+    size_t len;
+    void *buf = encode_json(codec, lev_schemas_find(set, "t.R"), values[0], &len);
+    int rc;
+    char *out = decode_json(codec, buf, len, NULL, &rc, &err);
+    CHECK_INT(rc, ==, 0);
+    CHECK_STR(out, "{\"items\":[{\"q\":5}]}");
+    free(out);
+    free(buf);
+    lev_codec_destroy(codec);
+    lev_schemas_destroy(set);
+    remove_tree(dir);
+}
+
 /* ---- field helpers --------------------------------------------------------- */
 
 static void value_helpers_follow_paths_and_unions(void)
@@ -901,4 +958,5 @@ CHECK_MAIN(CASE(load_dir_loads_every_avsc_in_name_order),
            CASE(evolution_incompatible_type_is_a_resolve_error),
            CASE(evolution_reader_field_without_default_is_a_resolve_error),
            CASE(decode_with_an_unrelated_reader_is_a_resolve_error),
+           CASE(decode_of_a_history_version_unresolvable_inside_an_array_is_a_resolve_error),
            CASE(value_helpers_follow_paths_and_unions))

@@ -86,6 +86,49 @@ LEV_API int lev_schema_is_current(const lev_schema_t *schema);
 LEV_API avro_schema_t lev_schema_avro(const lev_schema_t *schema);
 
 /* ======================================================================
+ * Schema compatibility (the Avro specification's resolution rules, as the
+ * codec applies them)
+ * ====================================================================== */
+
+/* 0 when every value written with `writer` can be read with `reader`;
+ * LEV_ERR_RESOLVE otherwise, with err->where the field path of the first
+ * problem ("items[].quantity", "{}" for map values, "" for the top level)
+ * and err->text the reason ("long cannot be read as int", "field x is
+ * missing in the writer and has no default" ...). The two schemas may come
+ * from different sets. The rules:
+ *   - records and enums match by unqualified name, fixed types by full name
+ *     and size; aliases are not used;
+ *   - reader fields are matched with writer fields by name; a reader field
+ *     the writer lacks needs a default; writer fields the reader lacks are
+ *     skipped;
+ *   - promotions: int to long, float or double; long to float or double;
+ *     float to double. string and bytes are not promoted to each other;
+ *   - every symbol of a writer enum must be in the reader enum, unless the
+ *     reader enum has a default;
+ *   - every branch of a writer union must be readable (even though the
+ *     specification only fails the values that use such a branch); a
+ *     non-union writer type is read into the first branch of a reader union
+ *     that matches it (same kind and name, or a promotion), and must
+ *     resolve to it;
+ *   - arrays and maps resolve their items and values.
+ * lev_codec_decode refuses (LEV_ERR_RESOLVE) every value of a pair this
+ * check fails, except for enum symbols: there only the values that carry a
+ * symbol the reader cannot read are refused. Recursive schemas are fine.
+ * Errors besides LEV_ERR_RESOLVE: LEV_ERR_ARG, LEV_ERR_NOMEM. */
+LEV_API int lev_schema_check_resolvable(const lev_schema_t *writer, const lev_schema_t *reader,
+                                        lev_error_t *err);
+
+/* Called once per problem: `where` is the field path, `text` the reason
+ * (both as in lev_schema_check_resolvable, valid during the call). */
+typedef void (*lev_schema_problem_fn)(void *opaque, const char *where, const char *text);
+
+/* Like lev_schema_check_resolvable, but reports every problem found to
+ * `report` (may be NULL); err receives the first one. */
+LEV_API int lev_schema_check_resolvable_all(const lev_schema_t *writer, const lev_schema_t *reader,
+                                            lev_schema_problem_fn report, void *opaque,
+                                            lev_error_t *err);
+
+/* ======================================================================
  * Codec: encode, decode, JSON. A codec caches value interfaces and schema
  * resolutions; it is not thread-safe (one per thread). It borrows the schema
  * set, which must outlive it.
@@ -133,7 +176,10 @@ LEV_API int lev_codec_peek_fingerprint(const void *buf, size_t len, uint64_t *fi
  * whatever the bytes. Strings (and map keys) must be well-formed UTF-8, as
  * the Avro specification defines them: other bytes are LEV_ERR_DECODE. A
  * reader field the writer lacks takes its default; an enum symbol the
- * reader lacks takes the reader enum's default (else LEV_ERR_RESOLVE). */
+ * reader lacks takes the reader enum's default (else LEV_ERR_RESOLVE). A
+ * writer and reader pair that lev_schema_check_resolvable refuses (other
+ * than for enum symbols) is LEV_ERR_RESOLVE for every value, with
+ * err->where and err->text saying why; the check runs once per pair. */
 LEV_API int lev_codec_decode(lev_codec_t *codec, const void *buf, size_t len,
                              const lev_schema_t *reader, avro_value_t *out,
                              const lev_schema_t **writer, lev_error_t *err);
