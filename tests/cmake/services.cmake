@@ -25,5 +25,13 @@ if(TARGET order-service AND TARGET billing-service AND TARGET notification-servi
   lev_integration_test(workflow.crash COMMAND workflow_e2e crash ${_wf_args} TIMEOUT 600)
   # The same OrderPlaced published twice changes nothing (ledger and sink file).
   lev_integration_test(workflow.duplicate COMMAND workflow_e2e duplicate ${_wf_args} TIMEOUT 300)
+  # evctl against the running services: a replay of the processed orders
+  # changes nothing (no charge, no notification); dead letters of orders the
+  # gateway refused are redriven after the fix (dry run first) and confirmed.
+  if(TARGET evctl)
+    add_dependencies(workflow_e2e evctl)
+    lev_integration_test(workflow.replay
+      COMMAND workflow_e2e replay ${_wf_args} --evctl $<TARGET_FILE:evctl> TIMEOUT 300)
+  endif()
   unset(_wf_args)
 endif()

@@ -5,6 +5,7 @@
  * (workflow_http.py).
  *
  *   workflow_e2e <scenario> --order BIN --billing BIN --notification BIN --http SCRIPT
+ *                [--evctl BIN]
  *
  * Scenarios:
  *   steady     N orders (default 1000: valid, invalid, declined) through the
@@ -14,6 +15,16 @@
  *   duplicate  the built-in ledger and the sink file; every OrderPlaced is
  *              published again (same event id, or same order id with a new
  *              event id), some back to back, some after the order finished.
+ *   replay     (needs --evctl) N/5 orders through the gateway and the webhook
+ *              to the end; then `evctl replay` copies the whole orders topic
+ *              (as it was) into itself while the services run: every group
+ *              reads each event again and must skip it as a duplicate (no
+ *              request reaches the gateway or the webhook, no event is
+ *              emitted again); then a few orders whose payment token the
+ *              gateway refuses (HTTP 400) are dead-lettered by billing, the
+ *              gateway is fixed, `evctl dlq redrive --dry-run` must send
+ *              nothing, and `evctl dlq redrive` must get them confirmed with
+ *              one charge and one notification each.
  *
  * Invariants checked after the stack went quiet (every group's committed
  * offset at the end of every input topic):
@@ -28,8 +39,10 @@
  *   - every order has exactly one NotificationSent id, one notification id,
  *     and the receiver saw exactly that one X-Event-Id (re-deliveries of the
  *     same id are allowed after crashes), all signatures valid;
- *   - no dead letters; no copies of a record in any topic (crash: allowed
- *     and counted, since a killed producer may send again with the same id);
+ *   - no dead letters (replay: exactly one per refused order, in billing's
+ *     dead-letter topic); no copies of a record in any topic (crash: allowed
+ *     and counted, since a killed producer may send again with the same id;
+ *     replay: exactly the records evctl copied back into the orders topic);
  *   - SIGTERM stops every service with exit status 0.
  *
  * Environment: KAFKA_BOOTSTRAP, REDIS_URL, LEV_SCHEMA_DIRS (set by ctest),
@@ -38,13 +51,18 @@
  */
 #include "testutil.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -53,6 +71,9 @@
 #define RETRY_LEVELS 4
 #define RETRY_DELAYS "1s,2s,3s,5s"
 #define MAX_FAILURES_SHOWN 25
+/* the run's topics: orders, payments, notifications, then each group's
+ * retry topics and dead-letter topic (topic_names) */
+#define NTOPICS (3 + NSVC * (RETRY_LEVELS + 1))
 
 enum { SVC_ORDER = 0, SVC_BILLING = 1, SVC_NOTIFICATION = 2 };
 static const char *const svc_names[NSVC] = {"order-service", "billing-service",
@@ -75,6 +96,7 @@ typedef enum {
     K_MANY_PROBLEMS,
     K_DECLINE_TOKEN,
     K_DECLINE_AMOUNT,
+    K_REFUSED, /* valid, but the gateway refuses its token with a 400 until fixed */
     K_KINDS
 } plan_kind_t;
 
@@ -107,14 +129,16 @@ typedef struct order_s {
     idset_t decision, terminal, payment, payment_ids, sent, notif_ids, hook_ids, gw_keys, sink_ids;
     int terminal_kind; /* expect_t of the last terminal event seen, -1 none */
     int paid;          /* PaymentSucceeded records */
-    int hook_deliveries, gw_charges, gw_declines, gw_replays, gw_503, sink_lines;
-    int done; /* a NotificationSent was seen */
+    int hook_deliveries, gw_charges, gw_declines, gw_replays, gw_503, gw_refused, sink_lines;
+    int dead_letters; /* records of this order in billing's dead-letter topic */
+    int done;         /* a NotificationSent was seen */
 } order_t;
 
 typedef struct run_s {
     const char *scenario;
     const char *bin[NSVC];
     const char *http_script;
+    const char *evctl;
     char u[64], dir[512];
     char orders_topic[128], payments_topic[128], notifications_topic[128];
     char group[NSVC][128];
@@ -136,6 +160,10 @@ typedef struct run_s {
     size_t n;
     /* counters */
     size_t dup_records, dead_letters, bad_signatures, bad_requests, foreign_records;
+    size_t expected_copies;  /* records put back into the orders topic on purpose */
+    size_t replayed_records; /* orders-topic records with evctl's replay header */
+    size_t redriven_records; /* ... with evctl's redrive header */
+    int exact_deliveries;    /* strict also means one webhook delivery per id */
     int failures;
     uint64_t rng;
 } run_t;
@@ -388,12 +416,9 @@ static int setup(run_t *r)
     return 0;
 }
 
-/* Deletes the run's topics (after a passing run; a failing run keeps them
- * for inspection). */
-static void delete_topics(run_t *r)
+/* The names of the run's NTOPICS topics. */
+static void topic_names(const run_t *r, char names[NTOPICS][200])
 {
-    char names[3 + NSVC * (RETRY_LEVELS + 1)][200];
-    rd_kafka_DeleteTopic_t *dt[3 + NSVC * (RETRY_LEVELS + 1)];
     size_t n = 0;
     snprintf(names[n++], sizeof names[0], "%s", r->orders_topic);
     snprintf(names[n++], sizeof names[0], "%s", r->payments_topic);
@@ -403,6 +428,16 @@ static void delete_topics(run_t *r)
             lev_retry_topic_name(r->group[i], l, names[n++], sizeof names[0]);
         lev_dlq_topic_name(r->group[i], names[n++], sizeof names[0]);
     }
+}
+
+/* Deletes the run's topics (after a passing run; a failing run keeps them
+ * for inspection). */
+static void delete_topics(run_t *r)
+{
+    char names[NTOPICS][200];
+    rd_kafka_DeleteTopic_t *dt[NTOPICS];
+    size_t n = NTOPICS;
+    topic_names(r, names);
     for (size_t i = 0; i < n; i++)
         dt[i] = rd_kafka_DeleteTopic_new(names[i]);
     rd_kafka_queue_t *q = rd_kafka_queue_new(r->admin);
@@ -479,6 +514,8 @@ static char *order_json(run_t *r, order_t *o, size_t i)
         currency = "EURO";
     if (o->kind == K_DECLINE_TOKEN)
         snprintf(token, sizeof token, "tok_decline_%zu", i);
+    if (o->kind == K_REFUSED)
+        snprintf(token, sizeof token, "tok_refuse_%zu", i); /* see workflow_http.py */
     json_t *j =
         json_pack("{s:s, s:s, s:o, s:o, s:s, s:I, s:s, s:I}", "order_id", o->id, "customer_id",
                   o->kind == K_MANY_PROBLEMS ? "" : customer, "customer_email",
@@ -490,27 +527,40 @@ static char *order_json(run_t *r, order_t *o, size_t i)
     return text;
 }
 
-/* Plans n orders: 70% valid, 15% invalid in six ways, 15% declined. */
-static void plan_orders(run_t *r, size_t n)
+/* Plans n more orders (appended to r->orders, unsorted) of the given kind,
+ * or when kind is K_KINDS: 70% valid, 15% invalid in six ways, 15% declined. */
+static void plan_more(run_t *r, size_t n, plan_kind_t kind)
 {
-    r->orders = calloc(n, sizeof *r->orders);
-    r->n = n;
-    for (size_t i = 0; i < n; i++) {
+    order_t *grown = realloc(r->orders, (r->n + n) * sizeof *r->orders);
+    if (!grown)
+        abort();
+    r->orders = grown;
+    memset(&r->orders[r->n], 0, n * sizeof *r->orders);
+    for (size_t i = r->n; i < r->n + n; i++) {
         order_t *o = &r->orders[i];
         lev_uuid4(o->id);
         lev_uuid4(o->event_id);
         int p = rnd_below(r, 100);
-        if (p < 70)
+        if (kind != K_KINDS)
+            o->kind = kind;
+        else if (p < 70)
             o->kind = K_VALID;
         else if (p < 85)
             o->kind = (plan_kind_t)(K_BAD_QUANTITY + rnd_below(r, 6));
         else
             o->kind = rnd_below(r, 2) ? K_DECLINE_TOKEN : K_DECLINE_AMOUNT;
-        o->expect = o->kind == K_VALID                                          ? EXP_CONFIRMED
+        o->expect = o->kind == K_VALID || o->kind == K_REFUSED                  ? EXP_CONFIRMED
                     : o->kind == K_DECLINE_TOKEN || o->kind == K_DECLINE_AMOUNT ? EXP_CANCELLED
                                                                                 : EXP_REJECTED;
         o->json = order_json(r, o, i);
     }
+    r->n += n;
+}
+
+/* Plans the run's n orders: 70% valid, 15% invalid in six ways, 15% declined. */
+static void plan_orders(run_t *r, size_t n)
+{
+    plan_more(r, n, K_KINDS);
 }
 
 /* Delivery report of a published OrderPlaced. */
@@ -691,11 +741,15 @@ static int field_of(run_t *r, const lev_test_record_t *rec, const char *name, ch
 static void collect_topic(run_t *r, const char *topic)
 {
     lev_test_record_t *recs;
-    char type[160], id[128], field[128];
+    char type[160], id[128], field[128], from[300];
     size_t n = lev_test_read_topic(topic, 0, 10000, &recs);
     for (size_t i = 0; i < n; i++) {
         lev_test_header(&recs[i], LEV_H_CE_TYPE, type, sizeof type);
         lev_test_header(&recs[i], LEV_H_CE_ID, id, sizeof id);
+        if (*lev_test_header(&recs[i], "evctl_replay_from", from, sizeof from))
+            r->replayed_records++;
+        if (*lev_test_header(&recs[i], "evctl_redrive_from", from, sizeof from))
+            r->redriven_records++;
         order_t *o = find_order(r, recs[i].key);
         if (!o) {
             r->foreign_records++;
@@ -778,6 +832,8 @@ static void on_gateway_record(run_t *r, json_t *j)
         o->gw_replays++;
     } else if (!strcmp(kind, "fail503")) {
         o->gw_503++;
+    } else if (!strcmp(kind, "refused")) {
+        o->gw_refused++;
     }
 }
 
@@ -819,7 +875,7 @@ static void collect(run_t *r)
         o->terminal_kind = -1;
     }
     r->dup_records = r->dead_letters = r->bad_signatures = r->bad_requests = 0;
-    r->foreign_records = 0;
+    r->foreign_records = r->replayed_records = r->redriven_records = 0;
     collect_topic(r, r->orders_topic);
     collect_topic(r, r->payments_topic);
     collect_topic(r, r->notifications_topic);
@@ -828,11 +884,19 @@ static void collect(run_t *r)
         char cls[64], msg[300];
         lev_dlq_topic_name(r->group[i], name, sizeof name);
         size_t n = lev_test_read_topic(name, 0, 3000, &recs);
-        for (size_t k = 0; k < n && k < 3; k++)
-            fail(r, "dead letter in %s: class %s: %s", name,
-                 lev_test_header(&recs[k], LEV_H_ERROR_CLASS, cls, sizeof cls),
-                 lev_test_header(&recs[k], LEV_H_ERROR_MESSAGE, msg, sizeof msg));
-        r->dead_letters += n;
+        for (size_t k = 0; k < n; k++) {
+            order_t *o = find_order(r, recs[k].key);
+            lev_test_header(&recs[k], LEV_H_ERROR_CLASS, cls, sizeof cls);
+            lev_test_header(&recs[k], LEV_H_ERROR_MESSAGE, msg, sizeof msg);
+            /* the one expected kind: billing refused by the gateway (HTTP 400) */
+            if (o && o->kind == K_REFUSED && i == SVC_BILLING && !strcmp(cls, "handler") &&
+                strstr(msg, "HTTP 400")) {
+                o->dead_letters++;
+                continue;
+            }
+            if (r->dead_letters++ < 3)
+                fail(r, "dead letter in %s: class %s: %s", name, cls, msg);
+        }
         lev_test_records_free(recs, n);
     }
     if (r->ledger) {
@@ -926,6 +990,9 @@ static void verify(run_t *r, int strict)
                 fail(r, "order %s: %d X-Event-Ids at the webhook, expected its one", id,
                      o->hook_ids.n);
             hook_redeliveries += (size_t)(o->hook_deliveries > 1 ? o->hook_deliveries - 1 : 0);
+            if (strict && r->exact_deliveries && o->hook_deliveries != 1)
+                fail(r, "order %s: its notification was delivered %d times, expected once", id,
+                     o->hook_deliveries);
             if (o->gw_charges != (o->expect == EXP_CONFIRMED))
                 fail(r, "order %s (%s): charged %d times at the gateway", id,
                      expect_names[o->expect], o->gw_charges);
@@ -937,6 +1004,11 @@ static void verify(run_t *r, int strict)
             if (o->expect == EXP_CONFIRMED && o->gw_keys.n == 1 && o->payment_ids.n == 1 &&
                 strcmp(o->gw_keys.ids[0], o->payment_ids.ids[0]) != 0)
                 fail(r, "order %s: Idempotency-Key is not the payment id", id);
+            if ((o->kind == K_REFUSED) != (o->gw_refused > 0))
+                fail(r, "order %s: the gateway refused its token %d times", id, o->gw_refused);
+            if (o->kind == K_REFUSED && o->dead_letters != 1)
+                fail(r, "order %s: %d dead letters in billing's dead-letter topic, expected 1", id,
+                     o->dead_letters);
             replays += (size_t)o->gw_replays;
             retried += o->gw_503 > 0;
             charges += (size_t)o->gw_charges;
@@ -953,8 +1025,9 @@ static void verify(run_t *r, int strict)
         fail(r, "%zu malformed requests to the HTTP fakes", r->bad_requests);
     if (r->foreign_records)
         fail(r, "%zu records keyed by no order of this run", r->foreign_records);
-    if (strict && r->dup_records)
-        fail(r, "%zu copies of records (same ce_id twice) in the workflow topics", r->dup_records);
+    if (strict && r->dup_records != r->expected_copies)
+        fail(r, "%zu copies of records (same ce_id twice) in the workflow topics, expected %zu",
+             r->dup_records, r->expected_copies);
     if (strict && replays)
         fail(r, "%zu charges asked again of the gateway", replays);
     say("orders: %zu confirmed, %zu rejected, %zu cancelled expected; gateway charges %zu, "
@@ -1091,14 +1164,477 @@ static void scenario_duplicate(run_t *r, size_t n)
     finish(r, 120000, 1);
 }
 
+/* ----------------------------------------------------------------------
+ * replay: evctl replay and evctl dlq redrive against the running services
+ * ---------------------------------------------------------------------- */
+
+/* What the run's topics and the HTTP fakes hold at one moment. */
+typedef struct snapshot_s {
+    int64_t end[NTOPICS][PARTITIONS]; /* end offsets, topic_names order */
+    int64_t committed[NSVC];     /* each group's committed offsets on the orders topic, summed */
+    size_t gw_lines, hook_lines; /* requests recorded by the gateway and the webhook */
+    long log_size[NSVC];         /* bytes in each service's log */
+} snapshot_t;
+
+/* Lines in a file (0 when missing). */
+static size_t count_lines(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    size_t n = 0;
+    int c;
+    if (!f)
+        return 0;
+    while ((c = getc(f)) != EOF)
+        n += c == '\n';
+    fclose(f);
+    return n;
+}
+
+/* Sum of the end offsets of topic k of a snapshot. */
+static int64_t end_sum(const snapshot_t *s, int k)
+{
+    int64_t sum = 0;
+    for (int p = 0; p < PARTITIONS; p++)
+        sum += s->end[k][p];
+    return sum;
+}
+
+/* Takes a snapshot; returns -1 (and fails the run) when the broker does not answer. */
+static int take_snapshot(run_t *r, snapshot_t *s)
+{
+    char names[NTOPICS][200], path[700];
+    struct stat st;
+    memset(s, 0, sizeof *s);
+    topic_names(r, names);
+    for (int k = 0; k < NTOPICS; k++) {
+        for (int p = 0; p < PARTITIONS; p++) {
+            int64_t lo = 0;
+            if (rd_kafka_query_watermark_offsets(r->admin, names[k], p, &lo, &s->end[k][p], 5000) !=
+                0) {
+                fail(r, "cannot read the end offsets of %s", names[k]);
+                return -1;
+            }
+        }
+    }
+    for (int i = 0; i < NSVC; i++) {
+        int64_t committed[PARTITIONS];
+        if (lev_test_committed(r->group[i], r->orders_topic, PARTITIONS, committed) != 0) {
+            fail(r, "cannot read the committed offsets of %s", r->group[i]);
+            return -1;
+        }
+        for (int p = 0; p < PARTITIONS; p++)
+            s->committed[i] += committed[p] > 0 ? committed[p] : 0;
+        s->log_size[i] = stat(r->log[i], &st) == 0 ? (long)st.st_size : 0;
+    }
+    snprintf(path, sizeof path, "%s/gateway.jsonl", r->dir);
+    s->gw_lines = count_lines(path);
+    snprintf(path, sizeof path, "%s/webhook.jsonl", r->dir);
+    s->hook_lines = count_lines(path);
+    return 0;
+}
+
+/* Fails the run for every topic whose end moved between two snapshots,
+ * except the orders topic, which must have grown by exactly orders_growth;
+ * and when the gateway or the webhook received any request in between. */
+static void expect_unchanged(run_t *r, const snapshot_t *a, const snapshot_t *b,
+                             int64_t orders_growth, const char *when)
+{
+    char names[NTOPICS][200];
+    topic_names(r, names);
+    if (end_sum(b, 0) - end_sum(a, 0) != orders_growth)
+        fail(r, "%s: %s grew by %lld records, expected %lld", when, names[0],
+             (long long)(end_sum(b, 0) - end_sum(a, 0)), (long long)orders_growth);
+    for (int k = 1; k < NTOPICS; k++)
+        for (int p = 0; p < PARTITIONS; p++)
+            if (a->end[k][p] != b->end[k][p])
+                fail(r, "%s: %s [%d] moved from %lld to %lld", when, names[k], p,
+                     (long long)a->end[k][p], (long long)b->end[k][p]);
+    if (b->gw_lines != a->gw_lines)
+        fail(r, "%s: the gateway received %zu requests (charges, key replays or refusals)", when,
+             b->gw_lines - a->gw_lines);
+    if (b->hook_lines != a->hook_lines)
+        fail(r, "%s: the webhook received %zu requests", when, b->hook_lines - a->hook_lines);
+}
+
+/* Runs evctl with args (NULL-ended, without the program name); stdout and
+ * stderr go to <dir>/evctl-<step>.out and .err. Returns its exit status
+ * (-1 when it did not end within 2 minutes), its last stdout line (the
+ * summary) parsed in *summary (NULL when not JSON) and its count of stdout
+ * lines in *lines. */
+static int run_evctl(run_t *r, const char *step, const char *const args[], json_t **summary,
+                     size_t *lines)
+{
+    char out[700], err[700], *line = NULL, *last = NULL;
+    const char *argv[24];
+    size_t n = 0, cap = 0;
+    int status = 0, rc;
+    argv[n++] = r->evctl;
+    for (size_t i = 0; args[i] && n < 23; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    snprintf(out, sizeof out, "%s/evctl-%s.out", r->dir, step);
+    snprintf(err, sizeof err, "%s/evctl-%s.err", r->dir, step);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fin = open("/dev/null", O_RDONLY);
+        int fout = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int ferr = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fin < 0 || fout < 0 || ferr < 0)
+            _exit(127);
+        dup2(fin, 0);
+        dup2(fout, 1);
+        dup2(ferr, 2);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    if (lev_test_wait(pid, 120000, &status) != 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        rc = -1;
+    } else {
+        rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    *summary = NULL;
+    *lines = 0;
+    FILE *f = fopen(out, "r");
+    while (f && getline(&line, &cap, f) > 0) {
+        (*lines)++;
+        free(last);
+        last = strdup(line);
+    }
+    if (f)
+        fclose(f);
+    if (last)
+        *summary = json_loads(last, 0, NULL);
+    free(line);
+    free(last);
+    say("evctl %s: exit %d (output in %s, %s)", step, rc, out, err);
+    return rc;
+}
+
+/* A number of an evctl summary (-1 when absent). */
+static long long summary_int(const json_t *summary, const char *name)
+{
+    json_t *v = json_object_get(summary, name);
+    return json_is_integer(v) ? (long long)json_integer_value(v) : -1;
+}
+
+/* POSTs body to the gateway's /control endpoint; 0 when it answered 200. */
+static int gateway_control(run_t *r, const char *body)
+{
+    char req[512], resp[512];
+    size_t got = 0;
+    struct sockaddr_in a;
+    struct timeval tv = {.tv_sec = 5};
+    int fd = socket(AF_INET, SOCK_STREAM, 0), n;
+    if (fd < 0)
+        return -1;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)r->gw_port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    n = snprintf(req, sizeof req,
+                 "POST /control HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                 "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                 strlen(body), body);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        write(fd, req, (size_t)n) != (ssize_t)n) {
+        close(fd);
+        return -1;
+    }
+    for (ssize_t k; got + 1 < sizeof resp && (k = read(fd, resp + got, sizeof resp - 1 - got)) > 0;)
+        got += (size_t)k;
+    resp[got] = '\0';
+    close(fd);
+    return strncmp(resp, "HTTP/1.1 200", 12) == 0 || strncmp(resp, "HTTP/1.0 200", 12) == 0 ? 0
+                                                                                            : -1;
+}
+
+/* qsort/bsearch order of string pointers. */
+static int str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Checks that service i's log, from byte `from` on, says "duplicate
+ * skipped" for each of the `nwant` event ids in want (sorted in place), and
+ * for no other id. */
+static void expect_skipped(run_t *r, int i, long from, char **want, size_t nwant)
+{
+    FILE *f = fopen(r->log[i], "r");
+    char *line = NULL;
+    size_t cap = 0, ngot = 0, gcap = 256, missing = 0, foreign = 0;
+    char **got = malloc(gcap * sizeof *got);
+    if (!f || !got || fseek(f, from, SEEK_SET) != 0) {
+        fail(r, "cannot read %s", r->log[i]);
+        if (f)
+            fclose(f);
+        free(got);
+        return;
+    }
+    while (getline(&line, &cap, f) > 0) {
+        if (!strstr(line, "duplicate skipped"))
+            continue;
+        json_t *j = json_loads(line, 0, NULL);
+        const char *msg = json_string_value(json_object_get(j, "msg"));
+        const char *id = json_string_value(json_object_get(j, "event_id"));
+        if (msg && id && !strcmp(msg, "duplicate skipped")) {
+            if (ngot == gcap && !(got = realloc(got, (gcap *= 2) * sizeof *got)))
+                abort();
+            got[ngot++] = strdup(id);
+        }
+        json_decref(j);
+    }
+    free(line);
+    fclose(f);
+    qsort(got, ngot, sizeof *got, str_cmp);
+    qsort(want, nwant, sizeof *want, str_cmp);
+    for (size_t k = 0; k < nwant; k++)
+        if (!bsearch(&want[k], got, ngot, sizeof *got, str_cmp) && missing++ < 3)
+            fail(r, "%s did not skip the replayed event %s as a duplicate", svc_names[i], want[k]);
+    for (size_t k = 0; k < ngot; k++)
+        if (!bsearch(&got[k], want, nwant, sizeof *want, str_cmp) && foreign++ < 3)
+            fail(r, "%s skipped event %s, which was not replayed to it", svc_names[i], got[k]);
+    if (missing || foreign)
+        fail(r, "%s: %zu replayed events not skipped, %zu other events skipped", svc_names[i],
+             missing, foreign);
+    say("%s skipped %zu replayed events as duplicates (%zu log lines), expected %zu", svc_names[i],
+        lev_test_distinct(got, ngot), ngot, nwant);
+    lev_test_strings_free(got, ngot);
+}
+
+/* Waits until every order finished and the groups caught up. */
+static int settle(run_t *r, int timeout_ms)
+{
+    if (wait_finished(r, timeout_ms) != 0)
+        return fail(r, "not every order finished in time"), -1;
+    if (wait_quiet(r, 90000) != 0) {
+        fail(r, "the consumer groups did not catch up");
+        report_lag(r);
+        return -1;
+    }
+    return services_alive(r) ? 0 : -1;
+}
+
+/* Replays the orders topic into itself; every group must skip every
+ * replayed event it handles, with no side effect and no emitted event. */
+static void replay_processed(run_t *r)
+{
+    snapshot_t a, b;
+    char until[200];
+    size_t used = 0, copied;
+    json_t *sum;
+    if (take_snapshot(r, &a) != 0)
+        return;
+    for (int p = 0; p < PARTITIONS; p++)
+        used += (size_t)snprintf(until + used, sizeof until - used, "%s%d:%lld", p ? "," : "", p,
+                                 (long long)a.end[0][p]);
+    say("before the replay: %lld records in the orders topic (up to %s), %lld payment results, "
+        "%lld NotificationSent; %zu gateway requests, %zu webhook requests",
+        (long long)end_sum(&a, 0), until, (long long)end_sum(&a, 1), (long long)end_sum(&a, 2),
+        a.gw_lines, a.hook_lines);
+
+    const char *args[] = {"replay", r->orders_topic, "--from",        "beginning", "--until",
+                          until,    "--to",          r->orders_topic, NULL};
+    size_t lines;
+    int rc = run_evctl(r, "replay", args, &sum, &lines);
+    long long n = summary_int(sum, "copied");
+    if (rc != 0 || n != end_sum(&a, 0) || summary_int(sum, "failed") != 0) {
+        fail(r, "evctl replay: exit %d, copied %lld of %lld records, failed %lld", rc, n,
+             (long long)end_sum(&a, 0), summary_int(sum, "failed"));
+        json_decref(sum);
+        return;
+    }
+    json_decref(sum);
+    copied = (size_t)n;
+    say("replayed %zu records into %s", copied, r->orders_topic);
+    /* each replayed decision or terminal event is a copy of one already there
+     * (collect_topic does not count OrderPlaced copies) */
+    r->expected_copies = copied - r->n;
+    if (wait_quiet(r, 60000) != 0) {
+        fail(r, "the consumer groups did not catch up with the replay");
+        report_lag(r);
+        return;
+    }
+    if (!services_alive(r) || take_snapshot(r, &b) != 0)
+        return;
+    expect_unchanged(r, &a, &b, (int64_t)copied, "after the replay");
+    for (int i = 0; i < NSVC; i++) {
+        say("%s: committed offsets on the orders topic moved from %lld to %lld", svc_names[i],
+            (long long)a.committed[i], (long long)b.committed[i]);
+        if (b.committed[i] - a.committed[i] != (int64_t)copied)
+            fail(r, "%s committed %lld more offsets on the orders topic, expected %zu",
+                 svc_names[i], (long long)(b.committed[i] - a.committed[i]), copied);
+    }
+
+    /* who must have skipped what: order-service every OrderPlaced, billing
+     * every OrderAccepted, notification every terminal event */
+    char **want = calloc(r->n, sizeof *want);
+    if (!want)
+        abort();
+    for (int i = 0; i < NSVC; i++) {
+        size_t k = 0;
+        for (size_t j = 0; j < r->n; j++) {
+            const order_t *o = &r->orders[j];
+            if (i == SVC_ORDER)
+                want[k++] = (char *)o->event_id;
+            else if (i == SVC_BILLING && o->expect != EXP_REJECTED && o->decision.n == 1)
+                want[k++] = (char *)o->decision.ids[0];
+            else if (i == SVC_NOTIFICATION && o->terminal.n == 1)
+                want[k++] = (char *)o->terminal.ids[0];
+        }
+        expect_skipped(r, i, a.log_size[i], want, k);
+    }
+    free(want);
+
+    /* and every invariant still holds, with the copies accounted for */
+    collect(r);
+    verify(r, 1);
+    if (r->replayed_records != copied)
+        fail(r, "%zu records carry the replay header, evctl copied %zu", r->replayed_records,
+             copied);
+}
+
+/* Billing dead-letters orders the gateway refuses; after the gateway is
+ * fixed, a dry-run redrive sends nothing and a redrive gets them confirmed. */
+static void redrive_refused(run_t *r, size_t count)
+{
+    char dlq[200], key[300], *text = NULL;
+    snapshot_t a, b;
+    json_t *sum;
+    size_t first = r->n, lines, n = 0;
+    lev_error_t err;
+
+    plan_more(r, count, K_REFUSED);
+    if (publish_range(r, first, r->n) != 0 || flush_producer(r) != 0)
+        return fail(r, "cannot publish the orders");
+    qsort(r->orders, r->n, sizeof *r->orders, order_cmp);
+    say("published %zu orders the gateway refuses", count);
+
+    lev_dlq_topic_name(r->group[SVC_BILLING], dlq, sizeof dlq);
+    for (int64_t deadline = lev_mono_ms() + 60000; lev_mono_ms() < deadline;) {
+        lev_test_record_t *recs;
+        n = lev_test_read_topic(dlq, count, 2000, &recs);
+        lev_test_records_free(recs, n);
+        if (n >= count || !services_alive(r))
+            break;
+        lev_test_sleep_ms(500);
+    }
+    if (n < count)
+        return fail(r, "%zu of %zu refused orders reached %s", n, count, dlq);
+    if (wait_quiet(r, 60000) != 0) {
+        fail(r, "the consumer groups did not catch up");
+        report_lag(r);
+        return;
+    }
+    /* dead-lettered, stuck in "accepted", not charged, not notified */
+    collect(r);
+    if (r->dead_letters)
+        fail(r, "%zu unexpected dead letters", r->dead_letters);
+    lev_store_t *store = lev_store_new(r->conf.redis_url, 5000, &err);
+    if (!store)
+        return fail(r, "cannot connect to Redis at %s", r->conf.redis_url);
+    for (size_t i = 0; i < r->n; i++) {
+        const order_t *o = &r->orders[i];
+        if (o->kind != K_REFUSED)
+            continue;
+        if (o->dead_letters != 1 || o->gw_refused < 1 || o->gw_charges || o->decision.n != 1 ||
+            o->payment.n || o->terminal.n || o->sent.n || o->hook_deliveries)
+            fail(r,
+                 "refused order %s: %d dead letters, %d refusals, %d charges, %d decisions, "
+                 "%d payment results, %d terminal events, %d NotificationSent, %d deliveries",
+                 o->id, o->dead_letters, o->gw_refused, o->gw_charges, o->decision.n, o->payment.n,
+                 o->terminal.n, o->sent.n, o->hook_deliveries);
+        snprintf(key, sizeof key, "order-service:order:%s", o->id);
+        json_t *j = NULL;
+        if (lev_store_get(store, key, &text, NULL) == 0 && text)
+            j = json_loads(text, 0, NULL);
+        const char *status = json_string_value(json_object_get(j, "status"));
+        if (!status || strcmp(status, "accepted") != 0)
+            fail(r, "refused order %s: Redis says %s, expected accepted", o->id,
+                 status ? status : "nothing");
+        json_decref(j);
+        free(text);
+        text = NULL;
+        snprintf(key, sizeof key, "billing-service:charge:%s", o->id);
+        if (lev_store_get(store, key, &text, NULL) != 0 || text)
+            fail(r, "refused order %s: billing recorded an outcome: %s", o->id,
+                 text ? text : "(cannot read)");
+        free(text);
+        text = NULL;
+    }
+    lev_store_destroy(store);
+    if (r->failures)
+        return;
+    say("%zu refused orders are in %s; fixing the gateway", count, dlq);
+
+    if (gateway_control(r, "{\"refuse\": false}") != 0)
+        return fail(r, "the gateway's /control did not answer 200");
+    if (take_snapshot(r, &a) != 0)
+        return;
+    const char *dry[] = {"dlq", "redrive", r->group[SVC_BILLING], "--dry-run", NULL};
+    int rc = run_evctl(r, "redrive-dry-run", dry, &sum, &lines);
+    if (rc != 0 || summary_int(sum, "would_copy") != (long long)count || lines != count + 1)
+        fail(r,
+             "evctl dlq redrive --dry-run: exit %d, would copy %lld, %zu output lines; "
+             "expected exit 0, %zu and %zu",
+             rc, summary_int(sum, "would_copy"), lines, count, count + 1);
+    json_decref(sum);
+    lev_test_sleep_ms(1000); /* would anything sent have been handled, it would show now */
+    if (take_snapshot(r, &b) != 0)
+        return;
+    expect_unchanged(r, &a, &b, 0, "after the dry-run redrive");
+    if (r->failures)
+        return;
+
+    const char *real[] = {"dlq", "redrive", r->group[SVC_BILLING], NULL};
+    rc = run_evctl(r, "redrive", real, &sum, &lines);
+    if (rc != 0 || summary_int(sum, "copied") != (long long)count)
+        fail(r, "evctl dlq redrive: exit %d, copied %lld of %zu", rc, summary_int(sum, "copied"),
+             count);
+    json_decref(sum);
+    r->expected_copies += count; /* the OrderAccepted events, with their ids */
+}
+
+/* N processed orders replayed, then dead letters redriven. */
+static void scenario_replay(run_t *r, size_t n)
+{
+    enum { REFUSED = 8 }; /* orders the gateway refuses until it is fixed */
+    plan_orders(r, n);
+    qsort(r->orders, r->n, sizeof *r->orders, order_cmp);
+    for (int i = 0; i < NSVC; i++)
+        start_service(r, i);
+    if (publish_range(r, 0, r->n) != 0 || flush_producer(r) != 0)
+        return fail(r, "cannot publish the orders");
+    say("published %zu orders", r->n);
+    if (settle(r, 150000) != 0)
+        return;
+    collect(r);
+    verify(r, 1);
+    if (r->failures)
+        return;
+    replay_processed(r);
+    if (r->failures)
+        return;
+    redrive_refused(r, REFUSED);
+    if (r->failures)
+        return;
+    finish(r, 90000, 1);
+    if (r->redriven_records != REFUSED)
+        fail(r, "%zu records carry the redrive header, expected %d", r->redriven_records, REFUSED);
+}
+
 /* ======================================================================
  * main
  * ====================================================================== */
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: workflow_e2e steady|crash|duplicate --order BIN --billing BIN "
-                    "--notification BIN --http SCRIPT\n");
+    fprintf(stderr, "usage: workflow_e2e steady|crash|duplicate|replay --order BIN --billing BIN "
+                    "--notification BIN --http SCRIPT [--evctl BIN]\n"
+                    "(replay needs --evctl)\n");
 }
 
 int main(int argc, char **argv)
@@ -1119,6 +1655,8 @@ int main(int argc, char **argv)
             r->bin[SVC_NOTIFICATION] = argv[i + 1];
         else if (!strcmp(argv[i], "--http"))
             r->http_script = argv[i + 1];
+        else if (!strcmp(argv[i], "--evctl"))
+            r->evctl = argv[i + 1];
     }
     if (!r->bin[0] || !r->bin[1] || !r->bin[2] || !r->http_script) {
         usage();
@@ -1131,7 +1669,10 @@ int main(int argc, char **argv)
     size_t n = (size_t)atoi(lev_test_env("WORKFLOW_ORDERS", "1000"));
     say("scenario %s, %zu orders, seed %llu", r->scenario, n, (unsigned long long)r->rng);
     r->ledger = !strcmp(r->scenario, "duplicate");
-    if (strcmp(r->scenario, "steady") && strcmp(r->scenario, "crash") && !r->ledger) {
+    r->exact_deliveries = !strcmp(r->scenario, "replay");
+    if ((strcmp(r->scenario, "steady") && strcmp(r->scenario, "crash") && !r->ledger &&
+         !r->exact_deliveries) ||
+        (r->exact_deliveries && !r->evctl)) {
         usage();
         return 2;
     }
@@ -1145,6 +1686,8 @@ int main(int argc, char **argv)
         scenario_steady(r, n);
     else if (!strcmp(r->scenario, "crash"))
         scenario_crash(r, n);
+    else if (!strcmp(r->scenario, "replay"))
+        scenario_replay(r, n < 50 ? 50 : n / 5);
     else
         scenario_duplicate(r, n < 20 ? 20 : n / 10);
     teardown(r);

@@ -12,6 +12,10 @@ Gateway, POST /charges (JSON body from billing-service):
     payment_id (else 400 / 422, recorded as "bad-request");
   - a key whose outcome is known gets the same answer again and is recorded
     as "replay", never as a second charge;
+  - while refusing (from the start; see /control), a payment_token starting
+    with --refuse-prefix ("tok_refuse") gets 400 {"code":"TOKEN_REFUSED"}, a
+    permanent error, recorded as "refused" (the outcome is not kept: once
+    fixed, the same key is charged);
   - a deterministic share of keys first gets 503 (some of them several
     times, enough to go through the services' retry topics), recorded as
     "fail503";
@@ -20,6 +24,9 @@ Gateway, POST /charges (JSON body from billing-service):
     {"status":"declined","code":"INSUFFICIENT_FUNDS"}; else 200
     {"status":"succeeded"}. Recorded once per key as "charge" with
     result "charged" or "declined".
+
+Gateway, POST /control {"refuse": false}: stops refusing (the "fix"); the
+test calls it. Recorded as "control".
 
 Webhook, POST /notify (from notification-service):
   - X-Signature must be sha256=<hex HMAC-SHA256 of the body with --secret>
@@ -95,6 +102,8 @@ class Handler(BaseHTTPRequestHandler):
         raw = self.read_body()
         if self.path == "/charges" and self.server.kind == "gateway":
             self.charge(raw)
+        elif self.path == "/control" and self.server.kind == "gateway":
+            self.control(raw)
         elif self.path == "/notify" and self.server.kind == "webhook":
             self.notify(raw)
         else:
@@ -125,6 +134,11 @@ class Handler(BaseHTTPRequestHandler):
             elif known is not None:
                 st.rec.write(kind="replay", key=key, order_id=order_id, attempt=attempt)
                 status, answer = known
+            elif st.refusing and str(body.get("payment_token", "")).startswith(
+                    st.args.refuse_prefix):
+                st.rec.write(kind="refused", key=key, order_id=order_id, attempt=attempt)
+                status, answer = 400, {"code": "TOKEN_REFUSED",
+                                       "message": "this payment token is not accepted"}
             else:
                 token = body.get("payment_token", "")
                 amount = body.get("amount_minor", 0)
@@ -142,6 +156,19 @@ class Handler(BaseHTTPRequestHandler):
                 st.rec.write(kind="charge", key=key, order_id=order_id, amount_minor=amount,
                              currency=body.get("currency"), result=result, attempt=attempt)
         self.reply(status, answer)
+
+    def control(self, raw):
+        st = self.server.state
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("refuse"), bool):
+            return self.reply(400, {"error": 'expected {"refuse": true|false}'})
+        with st.lock:
+            st.refusing = body["refuse"]
+            st.rec.write(kind="control", refuse=st.refusing)
+        self.reply(200, {"refuse": st.refusing})
 
     # ---- webhook ----
     def notify(self, raw):
@@ -179,6 +206,7 @@ class State:
         self.lock = threading.Lock()
         self.attempts = {}
         self.done = {}
+        self.refusing = True
 
 
 def serve(kind, args):
@@ -199,6 +227,8 @@ def main():
                    help="share of charge keys answered 503 five times")
     p.add_argument("--decline-above", type=int, default=500000,
                    help="amounts above this are declined with a 200 decline body")
+    p.add_argument("--refuse-prefix", default="tok_refuse",
+                   help="payment tokens refused with a 400 until POST /control {\"refuse\": false}")
     args = p.parse_args()
 
     servers = {kind: serve(kind, args) for kind in ("gateway", "webhook")}
