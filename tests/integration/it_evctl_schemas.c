@@ -1,7 +1,8 @@
 /*
  * evctl schemas list / check (no broker needed): fingerprints as libevents
  * computes them; compatibility in both directions by Avro's resolution
- * rules, naming schema and field.
+ * rules (libevents' lev_schema_check_resolvable_all), naming schema, field
+ * and reason.
  */
 #include "it_evctl.h"
 
@@ -107,16 +108,26 @@ static const char new_order_bad[] =
 static const char other_schema[] = "{\"type\":\"record\",\"name\":\"Other\",\"namespace\":\"t\","
                                    "\"fields\":[{\"name\":\"x\",\"type\":\"long\"}]}";
 
-/* Finds the problem with this direction and field; 1 when present. */
-static int has_problem(json_t *line, const char *direction, const char *field)
+/* Finds the problem with this direction and field (and, unless NULL, a
+ * message containing `text`); 1 when present. */
+static int has_problem_text(json_t *line, const char *direction, const char *field,
+                            const char *text)
 {
     size_t i;
     json_t *p;
-    json_array_foreach(
-        json_object_get(line, "problems"), i,
-        p) if (strcmp(it_str(p, "direction") ? it_str(p, "direction") : "", direction) == 0 &&
-               strcmp(it_str(p, "field") ? it_str(p, "field") : "", field) == 0) return 1;
+    json_array_foreach(json_object_get(line, "problems"), i, p)
+    {
+        if (strcmp(it_str(p, "direction") ? it_str(p, "direction") : "", direction) == 0 &&
+            strcmp(it_str(p, "field") ? it_str(p, "field") : "", field) == 0 &&
+            (!text || strstr(it_str(p, "message") ? it_str(p, "message") : "", text)))
+            return 1;
+    }
     return 0;
+}
+
+static int has_problem(json_t *line, const char *direction, const char *field)
+{
+    return has_problem_text(line, direction, field, NULL);
 }
 
 static void schemas_check_accepts_compatible_changes(void)
@@ -173,6 +184,12 @@ static void schemas_check_names_schema_and_field_of_each_incompatibility(void)
     CHECK(has_problem(order, "forward", "state"));
     CHECK(has_problem(order, "forward", "note"));
     CHECK(!has_problem(order, "backward", "items[].qty")); /* int is read as long */
+    /* the reasons are libevents' (lev_schema_check_resolvable_all) */
+    CHECK(has_problem_text(order, "backward", "coupon",
+                           "field coupon is missing in the writer and has no default"));
+    CHECK(has_problem_text(order, "forward", "items[].qty", "long cannot be read as int"));
+    CHECK(has_problem_text(order, "forward", "state", "enum symbol REFUNDED of the writer"));
+    CHECK(has_problem_text(order, "forward", "note", "field note is missing in the writer"));
     CHECK_STR(it_str(other, "status"), "removed");
     CHECK(strstr(err, "t.Order: backward: coupon:") != NULL);
     CHECK(strstr(err, "INCOMPATIBLE") != NULL);

@@ -109,22 +109,13 @@ struct evctl_ctx_s {
     const char *topics_file; /* --file or LEV_TOPICS_FILE, may be NULL */
     lev_schemas_t *schemas;  /* loaded by evctl_load_schemas */
     lev_codec_t *codec;
-    uint64_t *unreadable; /* fingerprints of older versions the current one cannot read */
-    size_t nunreadable;
 };
 
-/* Loads the schemas of conf.schema_dirs once, and notes the older versions
- * (history/) the current version of their name cannot read: decoding their
- * values is refused, since avro-c's resolver can crash on such pairs.
+/* Loads the schemas of conf.schema_dirs once, and notes (on stderr) the
+ * older versions (history/) the current version of their name cannot read
+ * by lev_schema_check_resolvable: the codec refuses their values.
  * Returns 0 or an exit code after printing the error. */
 int evctl_load_schemas(evctl_ctx_t *ctx);
-
-/* 1 when values written with `writer` can be read as `reader` by Avro's
- * resolution rules and by avro-c's resolver (tried in a child process). */
-int evctl_schema_readable(const lev_schema_t *writer, const lev_schema_t *reader);
-
-/* 1 when a fingerprint is one of ctx->unreadable. */
-int evctl_schema_unreadable(const evctl_ctx_t *ctx, uint64_t fingerprint);
 
 /* ======================================================================
  * Output, errors, signals (util.c)

@@ -143,32 +143,21 @@ int evctl_load_schemas(evctl_ctx_t *ctx)
                           ctx->conf.schema_dirs);
     if (!(ctx->codec = lev_codec_new(ctx->schemas, &ctx->conf.limits)))
         return evctl_fail(EVCTL_EXIT_INTERNAL, "cannot create the codec");
+    /* Older versions (history/) the current one cannot read: the codec
+     * refuses their values (LEV_ERR_RESOLVE, never a crash); say so now. */
     for (size_t i = 0; i < lev_schemas_count(ctx->schemas); i++) {
         const lev_schema_t *old = lev_schemas_at(ctx->schemas, i), *cur;
         if (lev_schema_is_current(old) ||
             !(cur = lev_schemas_find(ctx->schemas, lev_schema_name(old))) ||
-            evctl_schema_readable(old, cur))
+            lev_schema_check_resolvable(old, cur, &err) == 0)
             continue;
-        uint64_t *grown =
-            realloc(ctx->unreadable, (ctx->nunreadable + 1) * sizeof *ctx->unreadable);
-        if (!grown)
-            return evctl_fail(EVCTL_EXIT_INTERNAL, "out of memory");
-        ctx->unreadable = grown;
-        ctx->unreadable[ctx->nunreadable++] = lev_schema_fingerprint(old);
         evctl_note(ctx,
-                   "%s (%s) cannot be read as the current %s: its events will not be "
-                   "decoded (see evctl schemas check)",
+                   "%s (%s) cannot be read as the current %s: %s%s%s; decoding refuses the "
+                   "events it cannot read (see evctl schemas check)",
                    lev_schema_origin(old) ? lev_schema_origin(old) : "an older version",
-                   lev_schema_name(old), lev_schema_name(cur));
+                   lev_schema_name(old), lev_schema_name(cur), err.where, err.where[0] ? ": " : "",
+                   err.text);
     }
-    return 0;
-}
-
-int evctl_schema_unreadable(const evctl_ctx_t *ctx, uint64_t fingerprint)
-{
-    for (size_t i = 0; i < ctx->nunreadable; i++)
-        if (ctx->unreadable[i] == fingerprint)
-            return 1;
     return 0;
 }
 
@@ -254,7 +243,6 @@ out:
     evctl_args_clear(&args);
     lev_codec_destroy(ctx.codec);
     lev_schemas_destroy(ctx.schemas);
-    free(ctx.unreadable);
     lev_config_clear(&ctx.conf);
     free(av);
     return rc;

@@ -66,7 +66,6 @@ json_t *evctl_record_json(evctl_ctx_t *ctx, const rd_kafka_message_t *m, char *t
 
     lev_error_t err;
     memset(&err, 0, sizeof err);
-    uint64_t fp = 0;
     avro_value_t value;
     const lev_schema_t *writer = NULL;
     json_t *decoded = NULL;
@@ -75,13 +74,6 @@ json_t *evctl_record_json(evctl_ctx_t *ctx, const rd_kafka_message_t *m, char *t
         snprintf(err.text, sizeof err.text, "the record has no value (tombstone)");
     } else if (!ctx->codec) {
         snprintf(err.text, sizeof err.text, "no schemas loaded");
-    } else if (lev_codec_peek_fingerprint(m->payload, m->len, &fp) == 0 &&
-               evctl_schema_unreadable(ctx, fp)) {
-        rc = LEV_ERR_RESOLVE;
-        snprintf(err.text, sizeof err.text,
-                 "written with an older schema version (fingerprint %016llx) that the current "
-                 "one cannot read (see evctl schemas check)",
-                 (unsigned long long)fp);
     } else {
         rc = lev_codec_decode(ctx->codec, m->payload, m->len, NULL, &value, &writer, &err);
         if (rc == 0) {
