@@ -52,18 +52,10 @@ static void usage(FILE *out)
                  "2 on bad configuration or usage.\n");
 }
 
-/* Logs a configuration error and returns SVC_EXIT_CONFIG. */
-static int config_error(const lev_error_t *err)
-{
-    char buf[800];
-    lev_log(LEV_LOG_ERROR, "bad configuration", "error", lev_error_format(err, buf, sizeof buf),
-            NULL);
-    return SVC_EXIT_CONFIG;
-}
-
 /* Reads the service's own variables into svc. */
-static int settings_from_env(bill_service_t *svc, const lev_config_t *conf, lev_error_t *err)
+static int settings_from_env(void *opaque, const lev_config_t *conf, lev_error_t *err)
 {
+    bill_service_t *svc = opaque;
     int64_t timeout_ms, connect_ms;
     int rc;
     svc->orders_topic = svc_env_str("ORDERS_TOPIC", "orders");
@@ -90,59 +82,28 @@ static int settings_from_env(bill_service_t *svc, const lev_config_t *conf, lev_
     return LEV_OK;
 }
 
+/* Registers the handler and the topic. */
+static int wire(lev_worker_t *w, void *opaque, lev_error_t *err)
+{
+    bill_service_t *svc = opaque;
+    int rc = lev_worker_on(w, BILL_T_ACCEPTED, bill_handle_accepted, svc, err);
+    if (!rc)
+        rc = lev_worker_subscribe(w, svc->orders_topic, err);
+    if (!rc)
+        lev_log(LEV_LOG_INFO, "settings", "orders_topic", svc->orders_topic, "payments_topic",
+                svc->payments_topic, "charging", svc->gateway_url ? svc->gateway_host : "ledger",
+                NULL);
+    return rc;
+}
+
+static void cleanup(void *opaque)
+{
+    svc_http_destroy(((bill_service_t *)opaque)->http);
+}
+
 int main(int argc, char **argv)
 {
-    lev_config_t conf;
-    lev_error_t err = {0};
+    static const svc_def_t def = {SERVICE, usage, settings_from_env, wire, cleanup};
     bill_service_t svc = {0};
-    lev_worker_t *w = NULL;
-    int rc = SVC_EXIT_RUNTIME;
-
-    if (argc > 1) {
-        int help = strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0;
-        usage(help ? stdout : stderr);
-        return help && argc == 2 ? SVC_EXIT_OK : SVC_EXIT_CONFIG;
-    }
-    lev_log_set_service(SERVICE);
-    lev_log_set(lev_log_json, NULL, LEV_LOG_INFO);
-    if (lev_config_from_env(&conf, SERVICE, &err) != 0)
-        return config_error(&err);
-    lev_log_set_service(conf.service);
-    lev_log_set(lev_log_json, NULL, conf.log_level);
-    if (settings_from_env(&svc, &conf, &err) != 0) {
-        rc = err.code == LEV_ERR_NOMEM ? SVC_EXIT_RUNTIME : config_error(&err);
-        goto done;
-    }
-
-    if (!(w = lev_worker_new(&conf, &err))) {
-        char buf[800];
-        lev_log(LEV_LOG_ERROR, "cannot start the worker", "error",
-                lev_error_format(&err, buf, sizeof buf), NULL);
-        rc = svc_exit_code_for(err.code);
-        goto done;
-    }
-    if (lev_worker_on(w, BILL_T_ACCEPTED, bill_handle_accepted, &svc, &err) != 0 ||
-        lev_worker_subscribe(w, svc.orders_topic, &err) != 0) {
-        rc = config_error(&err);
-        goto done;
-    }
-    if (lev_worker_stop_on_signals(w) != 0) {
-        lev_log(LEV_LOG_ERROR, "cannot install signal handlers", NULL);
-        goto done;
-    }
-    lev_log(LEV_LOG_INFO, "starting", "group", conf.group_id, "bootstrap", conf.bootstrap,
-            "orders_topic", svc.orders_topic, "payments_topic", svc.payments_topic, "charging",
-            svc.gateway_url ? svc.gateway_host : "ledger", NULL);
-    if (lev_worker_run(w) == 0) {
-        lev_log(LEV_LOG_INFO, "stopped", NULL);
-        rc = SVC_EXIT_OK;
-    } else {
-        lev_log(LEV_LOG_ERROR, "worker failed", NULL);
-        rc = SVC_EXIT_RUNTIME;
-    }
-done:
-    lev_worker_destroy(w);
-    svc_http_destroy(svc.http);
-    lev_config_clear(&conf);
-    return rc;
+    return svc_main(argc, argv, &def, &svc);
 }

@@ -57,6 +57,27 @@ enum {
 int svc_exit_code_for(int err);
 
 /* ======================================================================
+ * The common main: a service plugs its settings and handlers in.
+ * ====================================================================== */
+
+typedef struct svc_def_s {
+    const char *name;         /* "order-service": default LEV_SERVICE and group */
+    void (*usage)(FILE *out); /* --help text, the shared settings included */
+    /* Reads the service's own variables into svc. LEV_ERR_CONFIG (err->where
+     * naming the variable) exits 2; other errors exit 1. */
+    int (*settings)(void *svc, const lev_config_t *conf, lev_error_t *err);
+    /* Registers the handlers and subscribes the topics. */
+    int (*wire)(lev_worker_t *w, void *svc, lev_error_t *err);
+    /* Releases what settings() made (may be NULL). */
+    void (*cleanup)(void *svc);
+} svc_def_t;
+
+/* Runs a service: --help, configuration from the environment, JSON logs on
+ * stderr, the worker with its handlers, SIGTERM/SIGINT for a clean stop.
+ * Returns the process exit code (SVC_EXIT_*). */
+int svc_main(int argc, char **argv, const svc_def_t *def, void *svc);
+
+/* ======================================================================
  * Currencies (ISO 4217)
  * ====================================================================== */
 

@@ -36,77 +36,42 @@ static void usage(FILE *out)
                  "2 on bad configuration or usage.\n");
 }
 
-/* Logs a configuration error and returns SVC_EXIT_CONFIG. */
-static int config_error(const lev_error_t *err)
+/* Reads the service's own variables into svc. */
+static int settings_from_env(void *opaque, const lev_config_t *conf, lev_error_t *err)
 {
-    char buf[800];
-    lev_log(LEV_LOG_ERROR, "bad configuration", "error", lev_error_format(err, buf, sizeof buf),
-            NULL);
-    return SVC_EXIT_CONFIG;
+    ord_service_t *svc = opaque;
+    svc->orders_topic = svc_env_str("ORDERS_TOPIC", "orders");
+    svc->payments_topic = svc_env_str("PAYMENTS_TOPIC", "payments");
+    int rc = svc_env_duration("ORDER_STATE_TTL", DEFAULT_STATE_TTL_MS, &svc->state_ttl_ms, err);
+    if (rc)
+        return rc;
+    if (!conf->redis_url || !*conf->redis_url)
+        return svc_error(err, LEV_ERR_CONFIG, "REDIS_URL", SERVICE " keeps order state in Redis");
+    return LEV_OK;
+}
+
+/* Registers the handlers and the topics. */
+static int wire(lev_worker_t *w, void *opaque, lev_error_t *err)
+{
+    ord_service_t *svc = opaque;
+    int rc = lev_worker_on(w, ORD_T_PLACED, ord_handle_placed, svc, err);
+    if (!rc)
+        rc = lev_worker_on(w, ORD_T_PAYMENT_SUCCEEDED, ord_handle_payment, svc, err);
+    if (!rc)
+        rc = lev_worker_on(w, ORD_T_PAYMENT_FAILED, ord_handle_payment, svc, err);
+    if (!rc)
+        rc = lev_worker_subscribe(w, svc->orders_topic, err);
+    if (!rc)
+        rc = lev_worker_subscribe(w, svc->payments_topic, err);
+    if (!rc)
+        lev_log(LEV_LOG_INFO, "settings", "orders_topic", svc->orders_topic, "payments_topic",
+                svc->payments_topic, NULL);
+    return rc;
 }
 
 int main(int argc, char **argv)
 {
-    lev_config_t conf;
-    lev_error_t err = {0};
+    static const svc_def_t def = {SERVICE, usage, settings_from_env, wire, NULL};
     ord_service_t svc = {0};
-    lev_worker_t *w = NULL;
-    int rc = SVC_EXIT_RUNTIME;
-
-    if (argc > 1) {
-        int help = strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0;
-        usage(help ? stdout : stderr);
-        return help && argc == 2 ? SVC_EXIT_OK : SVC_EXIT_CONFIG;
-    }
-    lev_log_set_service(SERVICE);
-    lev_log_set(lev_log_json, NULL, LEV_LOG_INFO);
-    if (lev_config_from_env(&conf, SERVICE, &err) != 0)
-        return config_error(&err);
-    lev_log_set_service(conf.service);
-    lev_log_set(lev_log_json, NULL, conf.log_level);
-
-    svc.orders_topic = svc_env_str("ORDERS_TOPIC", "orders");
-    svc.payments_topic = svc_env_str("PAYMENTS_TOPIC", "payments");
-    if (svc_env_duration("ORDER_STATE_TTL", DEFAULT_STATE_TTL_MS, &svc.state_ttl_ms, &err) != 0) {
-        rc = config_error(&err);
-        goto done;
-    }
-    if (!conf.redis_url || !*conf.redis_url) {
-        svc_error(&err, LEV_ERR_CONFIG, "REDIS_URL", SERVICE " keeps order state in Redis");
-        rc = config_error(&err);
-        goto done;
-    }
-
-    if (!(w = lev_worker_new(&conf, &err))) {
-        char buf[800];
-        lev_log(LEV_LOG_ERROR, "cannot start the worker", "error",
-                lev_error_format(&err, buf, sizeof buf), NULL);
-        rc = svc_exit_code_for(err.code);
-        goto done;
-    }
-    if (lev_worker_on(w, ORD_T_PLACED, ord_handle_placed, &svc, &err) != 0 ||
-        lev_worker_on(w, ORD_T_PAYMENT_SUCCEEDED, ord_handle_payment, &svc, &err) != 0 ||
-        lev_worker_on(w, ORD_T_PAYMENT_FAILED, ord_handle_payment, &svc, &err) != 0 ||
-        lev_worker_subscribe(w, svc.orders_topic, &err) != 0 ||
-        lev_worker_subscribe(w, svc.payments_topic, &err) != 0) {
-        rc = config_error(&err);
-        goto done;
-    }
-    if (lev_worker_stop_on_signals(w) != 0) {
-        lev_log(LEV_LOG_ERROR, "cannot install signal handlers", NULL);
-        goto done;
-    }
-    lev_log(LEV_LOG_INFO, "starting", "group", conf.group_id, "bootstrap", conf.bootstrap,
-            "orders_topic", svc.orders_topic, "payments_topic", svc.payments_topic, NULL);
-    if (lev_worker_run(w) == 0) {
-        lev_log(LEV_LOG_INFO, "stopped", NULL);
-        rc = SVC_EXIT_OK;
-    } else {
-        lev_log(LEV_LOG_ERROR, "worker failed", NULL);
-        rc = SVC_EXIT_RUNTIME;
-    }
-done:
-    lev_worker_destroy(w);
-    lev_config_clear(&conf);
-    return rc;
+    return svc_main(argc, argv, &def, &svc);
 }
