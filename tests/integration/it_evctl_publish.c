@@ -254,8 +254,9 @@ static void tail_prints_undecodable_records_with_their_error_and_raw_bytes(void)
 }
 
 /* A history/ version whose values the current schema cannot read (a long
- * inside an array's records now an int): avro-c 1.11.1's resolver crashes
- * on such pairs, so evctl refuses to decode them and says why. */
+ * inside an array's records now an int): avro-c 1.11.1's resolver would
+ * crash on such pairs, so the codec refuses them (class resolve) and evctl
+ * prints why. */
 static void tail_refuses_values_of_an_unreadable_older_version_without_crashing(void)
 {
     char dir[256], hist[300], path[400], topic[128];
