@@ -716,9 +716,12 @@ static int send_failed(lev_worker_t *w, slot_t *s, int level, const char *error_
                 "event_id", s->id, NULL);
         return -1;
     }
+    char corr[128], trace[64];
     lev_log(level > 0 ? LEV_LOG_WARN : LEV_LOG_ERROR,
             level > 0 ? "moved to retry topic" : "dead-lettered", "topic", dest, "error_class",
-            error_class, "error", message, "attempts", att, "event_id", s->id, "from_topic", topic,
+            error_class, "error", message, "attempts", att, "event_id", s->id, "correlation_id",
+            header_str(m, LEV_H_CORRELATION_ID, corr, sizeof corr), "traceparent",
+            header_str(m, LEV_H_TRACEPARENT, trace, sizeof trace), "from_topic", topic,
             "from_offset", orig_off, NULL);
     if (level > 0)
         w->stats.sent_to_retry++;
@@ -989,7 +992,8 @@ static void handle(lev_worker_t *w, batch_t *b, slot_t *s)
         char delay_s[32];
         snprintf(delay_s, sizeof delay_s, "%" PRId64, delay);
         lev_log(LEV_LOG_WARN, "transient failure, retrying in process", "event_id", s->id,
-                "attempt", attempt_s, "retry_in_ms", delay_s, "error", why, NULL);
+                "attempt", attempt_s, "retry_in_ms", delay_s, "error", why, "correlation_id",
+                ev.correlation_id, "traceparent", ev.traceparent, NULL);
         w->stats.retried_inprocess++;
         block(b, s, lev_mono_ms() + delay);
         ctx_clear(&ctx);
