@@ -27,6 +27,9 @@ uint64_t lev_random_below(uint64_t bound);
 /* Lower-case hex of n bytes into out (2n+1 bytes with the NUL). */
 void lev_hex(const unsigned char *in, size_t n, char *out);
 
+/* The value of one hex digit, or -1. */
+int lev_hexval(int c);
+
 /* strdup that returns NULL for NULL. */
 char *lev_strdup(const char *s);
 

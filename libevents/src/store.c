@@ -40,18 +40,6 @@
  * URL parsing
  * ====================================================================== */
 
-/* The value of one hex digit, or -1. */
-static int url_hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* A malloc'd copy of s[0..len) with %XX escapes decoded, or NULL when an
  * escape is malformed or encodes a NUL (*bad set to 1) or memory ran out
  * (*bad left 0). */
@@ -68,8 +56,8 @@ static char *url_decode(const char *s, size_t len, int *bad)
         }
         int hi = -1, lo = -1;
         if (i + 2 < len) {
-            hi = url_hexval((unsigned char)s[i + 1]);
-            lo = url_hexval((unsigned char)s[i + 2]);
+            hi = lev_hexval((unsigned char)s[i + 1]);
+            lo = lev_hexval((unsigned char)s[i + 2]);
         }
         if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
             free(out);

@@ -62,7 +62,7 @@ static void uuid_format(const unsigned char u[16], char out[LEV_UUID_STR_LEN])
     out[o] = '\0';
 }
 
-static int hexval(int c)
+int lev_hexval(int c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -84,7 +84,7 @@ static int uuid_parse(const char *s, unsigned char u[16])
             i++;
             continue;
         }
-        int hi = hexval((unsigned char)s[i]), lo = hexval((unsigned char)s[i + 1]);
+        int hi = lev_hexval((unsigned char)s[i]), lo = lev_hexval((unsigned char)s[i + 1]);
         if (hi < 0 || lo < 0)
             return -1;
         u[j++] = (unsigned char)(hi << 4 | lo);
