@@ -29,9 +29,74 @@ static int apply(rd_kafka_conf_t *kc, const lev_kv_t *kv, lev_error_t *err)
     return LEV_OK;
 }
 
-rd_kafka_conf_t *lev_kafka_conf_new(const lev_config_t *conf, const lev_kv_t *defaults,
-                                    const lev_kv_t *extra, lev_error_t *err)
+/* Properties only producers use, and only consumers use (librdkafka's
+ * CONFIGURATION.md, "P" and "C"); any other name goes to both. */
+static const char *const producer_only[] = {"transactional.id",
+                                            "transaction.timeout.ms",
+                                            "enable.idempotence",
+                                            "enable.gapless.guarantee",
+                                            "queue.buffering.max.messages",
+                                            "queue.buffering.max.kbytes",
+                                            "queue.buffering.max.ms",
+                                            "linger.ms",
+                                            "message.send.max.retries",
+                                            "retries",
+                                            "queue.buffering.backpressure.threshold",
+                                            "compression.codec",
+                                            "compression.type",
+                                            "compression.level",
+                                            "batch.num.messages",
+                                            "batch.size",
+                                            "delivery.report.only.error",
+                                            "sticky.partitioning.linger.ms",
+                                            "request.required.acks",
+                                            "acks",
+                                            "request.timeout.ms",
+                                            "message.timeout.ms",
+                                            "delivery.timeout.ms",
+                                            "partitioner",
+                                            "queuing.strategy",
+                                            NULL};
+static const char *const consumer_only[] = {"group.id",
+                                            "group.instance.id",
+                                            "partition.assignment.strategy",
+                                            "session.timeout.ms",
+                                            "heartbeat.interval.ms",
+                                            "group.protocol.type",
+                                            "coordinator.query.interval.ms",
+                                            "max.poll.interval.ms",
+                                            "enable.auto.commit",
+                                            "auto.commit.interval.ms",
+                                            "enable.auto.offset.store",
+                                            "queued.min.messages",
+                                            "queued.max.messages.kbytes",
+                                            "fetch.wait.max.ms",
+                                            "fetch.message.max.bytes",
+                                            "max.partition.fetch.bytes",
+                                            "fetch.max.bytes",
+                                            "fetch.min.bytes",
+                                            "fetch.error.backoff.ms",
+                                            "isolation.level",
+                                            "enable.partition.eof",
+                                            "check.crcs",
+                                            "allow.auto.create.topics",
+                                            "auto.offset.reset",
+                                            "consume.callback.max.messages",
+                                            NULL};
+
+static int listed(const char *const *list, const char *name)
 {
+    for (; *list; list++)
+        if (strcmp(*list, name) == 0)
+            return 1;
+    return 0;
+}
+
+rd_kafka_conf_t *lev_kafka_conf_new(const lev_config_t *conf, rd_kafka_type_t type,
+                                    const lev_kv_t *defaults, const lev_kv_t *extra,
+                                    lev_error_t *err)
+{
+    const char *const *other = type == RD_KAFKA_PRODUCER ? consumer_only : producer_only;
     rd_kafka_conf_t *kc = rd_kafka_conf_new();
     if (!kc) {
         lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
@@ -43,6 +108,8 @@ rd_kafka_conf_t *lev_kafka_conf_new(const lev_config_t *conf, const lev_kv_t *de
         apply(kc, defaults, err))
         goto fail;
     for (size_t i = 0; i < conf->nkafka; i++) {
+        if (listed(other, conf->kafka[i].key))
+            continue;
         if (lev_kafka_conf_set(kc, conf->kafka[i].key, conf->kafka[i].value, err) != 0) {
             /* name the environment variable the operator set */
             char var[160];

@@ -6,11 +6,14 @@
 
 #include <librdkafka/rdkafka.h>
 
-/* A librdkafka configuration with bootstrap, client id, logging routed to
- * lev_log, the KAFKA_* passthrough of conf, then `extra` (NULL-ended, may be
- * NULL). Returns NULL with err filled when a property is rejected. */
-rd_kafka_conf_t *lev_kafka_conf_new(const lev_config_t *conf, const lev_kv_t *defaults,
-                                    const lev_kv_t *extra, lev_error_t *err);
+/* A librdkafka configuration for a client of `type` with bootstrap, client
+ * id, logging routed to lev_log, `defaults`, the KAFKA_* passthrough of conf
+ * (without the properties that belong to the other kind of client, which
+ * librdkafka would warn about), then `extra` (NULL-ended, may be NULL).
+ * Returns NULL with err filled when a property is rejected. */
+rd_kafka_conf_t *lev_kafka_conf_new(const lev_config_t *conf, rd_kafka_type_t type,
+                                    const lev_kv_t *defaults, const lev_kv_t *extra,
+                                    lev_error_t *err);
 
 /* Sets one property or fills err naming it. */
 int lev_kafka_conf_set(rd_kafka_conf_t *kc, const char *name, const char *value, lev_error_t *err);

@@ -219,7 +219,7 @@ lev_producer_t *lev_producer_new(const lev_config_t *conf, const lev_kv_t *extra
     }
     p->shutdown_timeout_ms = conf->shutdown_timeout_ms;
     snprintf(p->source, sizeof p->source, "%s", conf->source ? conf->source : "/libevents");
-    p->template = lev_kafka_conf_new(conf, defaults, extra, err);
+    p->template = lev_kafka_conf_new(conf, RD_KAFKA_PRODUCER, defaults, extra, err);
     if (!p->template)
         goto fail;
     rd_kafka_conf_set_dr_msg_cb(p->template, dr_cb);

@@ -328,7 +328,7 @@ static rd_kafka_t *consumer_new(lev_worker_t *w, const lev_config_t *conf, lev_e
         {"topic.metadata.refresh.interval.ms", "10000"},
         {NULL, NULL},
     };
-    rd_kafka_conf_t *kc = lev_kafka_conf_new(conf, defaults, NULL, err);
+    rd_kafka_conf_t *kc = lev_kafka_conf_new(conf, RD_KAFKA_CONSUMER, defaults, NULL, err);
     if (!kc)
         return NULL;
     rd_kafka_conf_set_opaque(kc, w);

@@ -191,7 +191,10 @@ static void permanent_failure_is_dead_lettered_at_once(void)
     REQUIRE(lev_test_create_topic(r.in, 1) == 0);
     static char ids[N][LEV_UUID_STR_LEN];
     REQUIRE(lev_test_publish_orders(r.in, N, ids, NULL) == 0);
-    char *extra[] = {"FAIL_MODE=permanent", NULL};
+    /* a consumer and a producer setting passed through: neither client
+     * gets the other's property (librdkafka would warn, CONFWARN) */
+    char *extra[] = {"FAIL_MODE=permanent", "KAFKA_SESSION_TIMEOUT_MS=12000", "KAFKA_LINGER_MS=10",
+                     NULL};
     pid_t w = run_start(&r, extra);
     lev_test_record_t *dl;
     size_t ndl = lev_test_read_topic(r.dlq, N, 60000, &dl);
@@ -202,6 +205,8 @@ static void permanent_failure_is_dead_lettered_at_once(void)
         CHECK_STR(lev_test_header(&dl[i], LEV_H_ATTEMPTS, b, sizeof b), "1");
     }
     CHECK_INT(run_stop(w), ==, 0);
+    CHECK(file_contains(r.log, "\"msg\":\"worker started\""));
+    CHECK(!file_contains(r.log, "CONFWARN"));
     lev_test_records_free(dl, ndl);
 }
 

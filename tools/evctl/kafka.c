@@ -17,7 +17,7 @@ rd_kafka_t *evctl_consumer_new(evctl_ctx_t *ctx, const char *group, int *code)
     lev_error_t err;
     char errstr[512], buf[800];
     rd_kafka_t *rk = NULL;
-    rd_kafka_conf_t *kc = lev_kafka_conf_new(&ctx->conf, defaults, NULL, &err);
+    rd_kafka_conf_t *kc = lev_kafka_conf_new(&ctx->conf, RD_KAFKA_CONSUMER, defaults, NULL, &err);
     if (!kc) {
         *code = evctl_fail(EVCTL_EXIT_USAGE, "Kafka configuration: %s",
                            lev_error_format(&err, buf, sizeof buf));
