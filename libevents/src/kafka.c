@@ -123,6 +123,12 @@ rd_kafka_conf_t *lev_kafka_conf_new(const lev_config_t *conf, rd_kafka_type_t ty
     }
     if (apply(kc, extra, err))
         goto fail;
+    /* what at-least-once delivery rests on is not negotiable */
+    static const lev_kv_t producer_fixed[] = {
+        {"enable.idempotence", "true"}, {"acks", "all"}, {NULL, NULL}};
+    static const lev_kv_t consumer_fixed[] = {{"enable.auto.offset.store", "false"}, {NULL, NULL}};
+    if (apply(kc, type == RD_KAFKA_PRODUCER ? producer_fixed : consumer_fixed, err))
+        goto fail;
     return kc;
 fail:
     rd_kafka_conf_destroy(kc);

@@ -9,7 +9,9 @@
 /* A librdkafka configuration for a client of `type` with bootstrap, client
  * id, logging routed to lev_log, `defaults`, the KAFKA_* passthrough of conf
  * (without the properties that belong to the other kind of client, which
- * librdkafka would warn about), then `extra` (NULL-ended, may be NULL).
+ * librdkafka would warn about), then `extra` (NULL-ended, may be NULL), then
+ * the settings at-least-once delivery depends on (producers:
+ * enable.idempotence=true, acks=all; consumers: enable.auto.offset.store=false).
  * Returns NULL with err filled when a property is rejected. */
 rd_kafka_conf_t *lev_kafka_conf_new(const lev_config_t *conf, rd_kafka_type_t type,
                                     const lev_kv_t *defaults, const lev_kv_t *extra,

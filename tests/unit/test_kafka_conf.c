@@ -1,0 +1,74 @@
+/* The librdkafka configuration libevents builds: passthrough routing and the
+ * settings at-least-once delivery rests on. No broker needed. */
+#include "check.h"
+#include "kafka_internal.h"
+
+#include <stdlib.h>
+
+static const char *get(rd_kafka_conf_t *kc, const char *name, char *buf, size_t size)
+{
+    size_t len = size;
+    if (rd_kafka_conf_get(kc, name, buf, &len) != RD_KAFKA_CONF_OK)
+        return "(unknown)";
+    return buf;
+}
+
+static void passthrough_reaches_only_the_client_it_belongs_to(void)
+{
+    lev_config_t c;
+    REQUIRE(lev_config_init(&c, "svc", NULL) == 0);
+    lev_config_set_kafka(&c, "session.timeout.ms", "12345");
+    lev_config_set_kafka(&c, "linger.ms", "77");
+    lev_config_set_kafka(&c, "socket.keepalive.enable", "true");
+    char b[64];
+    rd_kafka_conf_t *p = lev_kafka_conf_new(&c, RD_KAFKA_PRODUCER, NULL, NULL, NULL);
+    rd_kafka_conf_t *k = lev_kafka_conf_new(&c, RD_KAFKA_CONSUMER, NULL, NULL, NULL);
+    REQUIRE(p && k);
+    CHECK_STR(get(p, "linger.ms", b, sizeof b), "77");
+    CHECK(strcmp(get(p, "session.timeout.ms", b, sizeof b), "12345") != 0);
+    CHECK_STR(get(k, "session.timeout.ms", b, sizeof b), "12345");
+    CHECK(strcmp(get(k, "linger.ms", b, sizeof b), "77") != 0);
+    CHECK_STR(get(p, "socket.keepalive.enable", b, sizeof b), "true");
+    CHECK_STR(get(k, "socket.keepalive.enable", b, sizeof b), "true");
+    rd_kafka_conf_destroy(p);
+    rd_kafka_conf_destroy(k);
+    lev_config_clear(&c);
+}
+
+static void at_least_once_settings_cannot_be_overridden(void)
+{
+    lev_config_t c;
+    REQUIRE(lev_config_init(&c, "svc", NULL) == 0);
+    lev_config_set_kafka(&c, "acks", "1");
+    lev_config_set_kafka(&c, "enable.idempotence", "false");
+    lev_config_set_kafka(&c, "enable.auto.offset.store", "true");
+    const lev_kv_t extra[] = {{"acks", "0"}, {NULL, NULL}};
+    char b[64];
+    rd_kafka_conf_t *p = lev_kafka_conf_new(&c, RD_KAFKA_PRODUCER, NULL, extra, NULL);
+    rd_kafka_conf_t *k = lev_kafka_conf_new(&c, RD_KAFKA_CONSUMER, NULL, NULL, NULL);
+    REQUIRE(p && k);
+    CHECK_STR(get(p, "acks", b, sizeof b), "-1"); /* all */
+    CHECK_STR(get(p, "enable.idempotence", b, sizeof b), "true");
+    CHECK_STR(get(k, "enable.auto.offset.store", b, sizeof b), "false");
+    rd_kafka_conf_destroy(p);
+    rd_kafka_conf_destroy(k);
+    lev_config_clear(&c);
+}
+
+static void a_rejected_property_names_its_variable(void)
+{
+    lev_config_t c;
+    REQUIRE(lev_config_init(&c, "svc", NULL) == 0);
+    lev_config_set_kafka(&c, "no.such.property", "1");
+    lev_error_t err;
+    rd_kafka_conf_t *p = lev_kafka_conf_new(&c, RD_KAFKA_PRODUCER, NULL, NULL, &err);
+    CHECK(p == NULL);
+    CHECK_STR(err.where, "KAFKA_NO_SUCH_PROPERTY");
+    if (p)
+        rd_kafka_conf_destroy(p);
+    lev_config_clear(&c);
+}
+
+CHECK_MAIN(CASE(passthrough_reaches_only_the_client_it_belongs_to),
+           CASE(at_least_once_settings_cannot_be_overridden),
+           CASE(a_rejected_property_names_its_variable))
