@@ -43,6 +43,14 @@ int svc_env_int64(const char *name, int64_t def, int64_t min, int64_t max, int64
  * lev_config_print_help uses. */
 void svc_help_var(FILE *out, const char *name, const char *doc, const char *def);
 
+/* Fields of decoded events; a missing field or one of another type fails
+ * with LEV_ERR_DECODE and err->where naming the field. Strings are borrowed
+ * from the value. svc_get_opt_str reads a ["null","string"] field: *out is
+ * NULL for the null branch. */
+int svc_get_str(avro_value_t *rec, const char *name, const char **out, lev_error_t *err);
+int svc_get_long(avro_value_t *rec, const char *name, int64_t *out, lev_error_t *err);
+int svc_get_opt_str(avro_value_t *rec, const char *name, const char **out, lev_error_t *err);
+
 /* Exit codes of every service. */
 enum {
     SVC_EXIT_OK = 0,      /* clean stop (SIGTERM, SIGINT) or --help */

@@ -47,39 +47,6 @@ const char *ntf_kind_name(ntf_kind_t kind)
  * Reading triggers
  * ====================================================================== */
 
-/* Reads string field `name` of rec into *out (borrowed). */
-static int get_str(avro_value_t *rec, const char *name, const char **out, lev_error_t *err)
-{
-    size_t len;
-    if (lev_value_get_string(rec, name, out, &len) != 0)
-        return svc_error(err, LEV_ERR_DECODE, name, "missing or not a string");
-    return LEV_OK;
-}
-
-/* Reads long field `name` of rec into *out. */
-static int get_long(avro_value_t *rec, const char *name, int64_t *out, lev_error_t *err)
-{
-    if (lev_value_get_long(rec, name, out) != 0)
-        return svc_error(err, LEV_ERR_DECODE, name, "missing or not a long");
-    return LEV_OK;
-}
-
-/* Reads a ["null","string"] field: *out is NULL for the null branch. */
-static int get_opt_str(avro_value_t *rec, const char *name, const char **out, lev_error_t *err)
-{
-    avro_value_t u, branch;
-    size_t size;
-    *out = NULL;
-    if (avro_value_get_by_name(rec, name, &u, NULL) != 0 ||
-        avro_value_get_current_branch(&u, &branch) != 0)
-        return svc_error(err, LEV_ERR_DECODE, name, "missing or not a union");
-    if (avro_value_get_type(&branch) == AVRO_NULL)
-        return LEV_OK;
-    if (avro_value_get_string(&branch, out, &size) != 0)
-        return svc_error(err, LEV_ERR_DECODE, name, "not a string");
-    return LEV_OK;
-}
-
 void ntf_trigger_clear(ntf_trigger_t *t)
 {
     if (!t)
@@ -100,8 +67,8 @@ static int read_reasons(avro_value_t *v, ntf_trigger_t *t, lev_error_t *err)
     for (size_t i = 0; i < n; i++) {
         ntf_reason_t *r = &t->reasons[i];
         if (avro_value_get_by_index(&arr, i, &el, NULL) != 0 ||
-            get_str(&el, "code", &r->code, err) || get_str(&el, "field", &r->field, err) ||
-            get_str(&el, "message", &r->message, err))
+            svc_get_str(&el, "code", &r->code, err) || svc_get_str(&el, "field", &r->field, err) ||
+            svc_get_str(&el, "message", &r->message, err))
             return svc_error(err, LEV_ERR_DECODE, "reasons", "reason %zu is not a Reason", i);
     }
     t->nreasons = n;
@@ -113,27 +80,27 @@ int ntf_trigger_from_value(ntf_kind_t kind, avro_value_t *v, ntf_trigger_t *t, l
     int rc;
     memset(t, 0, sizeof *t);
     t->kind = kind;
-    if ((rc = get_str(v, "order_id", &t->order_id, err)) ||
-        (rc = get_str(v, "customer_id", &t->customer_id, err)) ||
-        (rc = get_opt_str(v, "customer_email", &t->customer_email, err)))
+    if ((rc = svc_get_str(v, "order_id", &t->order_id, err)) ||
+        (rc = svc_get_str(v, "customer_id", &t->customer_id, err)) ||
+        (rc = svc_get_opt_str(v, "customer_email", &t->customer_email, err)))
         goto fail;
     switch (kind) {
     case NTF_REJECTED:
-        if ((rc = get_long(v, "rejected_at", &t->occurred_at, err)) ||
+        if ((rc = svc_get_long(v, "rejected_at", &t->occurred_at, err)) ||
             (rc = read_reasons(v, t, err)))
             goto fail;
         break;
     case NTF_CONFIRMED:
-        if ((rc = get_long(v, "confirmed_at", &t->occurred_at, err)) ||
-            (rc = get_str(v, "payment_id", &t->payment_id, err)) ||
-            (rc = get_str(v, "currency", &t->currency, err)) ||
-            (rc = get_long(v, "total_minor", &t->total_minor, err)))
+        if ((rc = svc_get_long(v, "confirmed_at", &t->occurred_at, err)) ||
+            (rc = svc_get_str(v, "payment_id", &t->payment_id, err)) ||
+            (rc = svc_get_str(v, "currency", &t->currency, err)) ||
+            (rc = svc_get_long(v, "total_minor", &t->total_minor, err)))
             goto fail;
         break;
     case NTF_CANCELLED:
-        if ((rc = get_long(v, "cancelled_at", &t->occurred_at, err)) ||
-            (rc = get_str(v, "reason_code", &t->reason_code, err)) ||
-            (rc = get_str(v, "reason", &t->reason, err)))
+        if ((rc = svc_get_long(v, "cancelled_at", &t->occurred_at, err)) ||
+            (rc = svc_get_str(v, "reason_code", &t->reason_code, err)) ||
+            (rc = svc_get_str(v, "reason", &t->reason, err)))
             goto fail;
         break;
     default:

@@ -10,41 +10,6 @@
  * Field access
  * ====================================================================== */
 
-/* Reads string field `name` of rec into *out (borrowed). */
-static int get_str(avro_value_t *rec, const char *name, const char **out, lev_error_t *err)
-{
-    size_t len;
-    if (lev_value_get_string(rec, name, out, &len) != 0)
-        return svc_error(err, LEV_ERR_DECODE, name, "missing or not a string");
-    return LEV_OK;
-}
-
-/* Reads long field `name` of rec into *out. */
-static int get_long(avro_value_t *rec, const char *name, int64_t *out, lev_error_t *err)
-{
-    if (lev_value_get_long(rec, name, out) != 0)
-        return svc_error(err, LEV_ERR_DECODE, name, "missing or not a long");
-    return LEV_OK;
-}
-
-/* Reads a ["null","string"] field: *out is NULL for the null branch. */
-static int get_opt_str(avro_value_t *rec, const char *name, const char **out, lev_error_t *err)
-{
-    avro_value_t u, branch;
-    int disc;
-    size_t size;
-    *out = NULL;
-    if (avro_value_get_by_name(rec, name, &u, NULL) != 0 ||
-        avro_value_get_discriminant(&u, &disc) != 0 ||
-        avro_value_get_current_branch(&u, &branch) != 0)
-        return svc_error(err, LEV_ERR_DECODE, name, "missing or not a union");
-    if (avro_value_get_type(&branch) == AVRO_NULL)
-        return LEV_OK;
-    if (avro_value_get_string(&branch, out, &size) != 0)
-        return svc_error(err, LEV_ERR_DECODE, name, "not a string");
-    return LEV_OK;
-}
-
 /* Sets a ["null","string"] field to s, or to null when s is NULL. */
 static int set_opt_str(avro_value_t *rec, const char *name, const char *s)
 {
@@ -69,13 +34,13 @@ int ord_order_from_value(avro_value_t *v, ord_order_t *o, lev_error_t *err)
     avro_value_t arr;
     size_t n = 0;
     memset(o, 0, sizeof *o);
-    if ((rc = get_str(v, "order_id", &o->order_id, err)) ||
-        (rc = get_str(v, "customer_id", &o->customer_id, err)) ||
-        (rc = get_opt_str(v, "customer_email", &o->customer_email, err)) ||
-        (rc = get_str(v, "currency", &o->currency, err)) ||
-        (rc = get_long(v, "total_minor", &o->total_minor, err)) ||
-        (rc = get_str(v, "payment_token", &o->payment_token, err)) ||
-        (rc = get_long(v, "placed_at", &o->placed_at, err)))
+    if ((rc = svc_get_str(v, "order_id", &o->order_id, err)) ||
+        (rc = svc_get_str(v, "customer_id", &o->customer_id, err)) ||
+        (rc = svc_get_opt_str(v, "customer_email", &o->customer_email, err)) ||
+        (rc = svc_get_str(v, "currency", &o->currency, err)) ||
+        (rc = svc_get_long(v, "total_minor", &o->total_minor, err)) ||
+        (rc = svc_get_str(v, "payment_token", &o->payment_token, err)) ||
+        (rc = svc_get_long(v, "placed_at", &o->placed_at, err)))
         goto fail;
     if (avro_value_get_by_name(v, "items", &arr, NULL) != 0 || avro_value_get_size(&arr, &n) != 0) {
         rc = svc_error(err, LEV_ERR_DECODE, "items", "missing or not an array");
@@ -108,15 +73,15 @@ int ord_payment_from_value(avro_value_t *v, int succeeded, ord_payment_t *p, lev
     int rc;
     memset(p, 0, sizeof *p);
     p->succeeded = succeeded;
-    if ((rc = get_str(v, "order_id", &p->order_id, err)) ||
-        (rc = get_str(v, "customer_id", &p->customer_id, err)) ||
-        (rc = get_str(v, "currency", &p->currency, err)) ||
-        (rc = get_long(v, "amount_minor", &p->amount_minor, err)))
+    if ((rc = svc_get_str(v, "order_id", &p->order_id, err)) ||
+        (rc = svc_get_str(v, "customer_id", &p->customer_id, err)) ||
+        (rc = svc_get_str(v, "currency", &p->currency, err)) ||
+        (rc = svc_get_long(v, "amount_minor", &p->amount_minor, err)))
         return rc;
     if (succeeded)
-        return get_str(v, "payment_id", &p->payment_id, err);
-    if ((rc = get_str(v, "reason_code", &p->reason_code, err)) ||
-        (rc = get_str(v, "reason", &p->reason, err)))
+        return svc_get_str(v, "payment_id", &p->payment_id, err);
+    if ((rc = svc_get_str(v, "reason_code", &p->reason_code, err)) ||
+        (rc = svc_get_str(v, "reason", &p->reason, err)))
         return rc;
     return LEV_OK;
 }
