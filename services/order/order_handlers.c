@@ -56,6 +56,28 @@ static lev_result_t fail(lev_ctx_t *ctx, const lev_event_t *ev, lev_result_t res
  * OrderPlaced
  * ====================================================================== */
 
+/* Reads the order record at key into *text and *st (both cleared first;
+ * *text NULL when there is none). On failure sets *res to the handler's
+ * result (transient when Redis failed, permanent when the record is corrupt)
+ * and returns -1. */
+static int read_state(lev_ctx_t *ctx, const lev_event_t *ev, lev_store_t *store, const char *key,
+                      char **text, ord_state_t *st, lev_result_t *res)
+{
+    lev_error_t err;
+    free(*text);
+    *text = NULL;
+    ord_state_clear(st);
+    if (lev_store_get(store, key, text, &err) != 0) {
+        *res = fail(ctx, ev, LEV_RESULT_TRANSIENT, "cannot read the order record", &err);
+        return -1;
+    }
+    if (*text && ord_state_parse(*text, st, &err) != 0) {
+        *res = fail(ctx, ev, LEV_RESULT_PERMANENT, "the order record is corrupt", &err);
+        return -1;
+    }
+    return 0;
+}
+
 /* Emits OrderAccepted or OrderRejected for status (decided at `at`). */
 static int emit_decision(lev_ctx_t *ctx, const ord_service_t *svc, ord_status_t status,
                          const ord_order_t *o, ord_reasons_t *reasons, int64_t at, lev_error_t *err)
@@ -139,21 +161,11 @@ lev_result_t ord_handle_placed(lev_ctx_t *ctx, const lev_event_t *ev, void *opaq
     for (int attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
         const char *why = "";
         int swapped = 0;
-        free(cur_text);
-        cur_text = NULL;
-        ord_state_clear(&cur);
         ord_state_clear(&next);
         free(next_text);
         next_text = NULL;
-
-        if (lev_store_get(store, key, &cur_text, &err) != 0) {
-            res = fail(ctx, ev, LEV_RESULT_TRANSIENT, "cannot read the order record", &err);
+        if (read_state(ctx, ev, store, key, &cur_text, &cur, &res) != 0)
             goto done;
-        }
-        if (cur_text && ord_state_parse(cur_text, &cur, &err) != 0) {
-            res = fail(ctx, ev, LEV_RESULT_PERMANENT, "the order record is corrupt", &err);
-            goto done;
-        }
         int act =
             ord_on_placed(cur_text ? &cur : NULL, ev->id, &o, valid, lev_now_ms(), &next, &why);
         switch (act) {
@@ -249,21 +261,11 @@ lev_result_t ord_handle_payment(lev_ctx_t *ctx, const lev_event_t *ev, void *opa
     for (int attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
         const char *why = "";
         int swapped = 0;
-        free(cur_text);
-        cur_text = NULL;
-        ord_state_clear(&cur);
         ord_state_clear(&next);
         free(next_text);
         next_text = NULL;
-
-        if (lev_store_get(store, key, &cur_text, &err) != 0) {
-            res = fail(ctx, ev, LEV_RESULT_TRANSIENT, "cannot read the order record", &err);
+        if (read_state(ctx, ev, store, key, &cur_text, &cur, &res) != 0)
             goto done;
-        }
-        if (cur_text && ord_state_parse(cur_text, &cur, &err) != 0) {
-            res = fail(ctx, ev, LEV_RESULT_PERMANENT, "the order record is corrupt", &err);
-            goto done;
-        }
         int act =
             ord_on_payment(cur_text ? &cur : NULL, ev->id, succeeded, lev_now_ms(), &next, &why);
         switch (act) {
