@@ -3,6 +3,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,21 +12,28 @@
 
 #define LEV_LOG_FIELDS_MAX 32
 
+/* The sink is called from any thread (librdkafka logs from its own): the
+ * settings are read under a lock, the level check is one atomic load. */
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static lev_log_cb log_cb = NULL;
 static void *log_opaque = NULL;
-static lev_log_level_t log_min = LEV_LOG_INFO;
+static _Atomic int log_min = LEV_LOG_ERROR + 1; /* above every level: off */
 static char log_service[128] = "";
 
 void lev_log_set(lev_log_cb cb, void *opaque, lev_log_level_t min_level)
 {
+    pthread_mutex_lock(&log_lock);
     log_cb = cb;
     log_opaque = opaque;
-    log_min = min_level;
+    atomic_store(&log_min, cb ? (int)min_level : LEV_LOG_ERROR + 1);
+    pthread_mutex_unlock(&log_lock);
 }
 
 void lev_log_set_service(const char *service)
 {
+    pthread_mutex_lock(&log_lock);
     snprintf(log_service, sizeof log_service, "%s", service ? service : "");
+    pthread_mutex_unlock(&log_lock);
 }
 
 int lev_log_level_parse(const char *s, lev_log_level_t *out)
@@ -49,7 +57,7 @@ int lev_log_level_parse(const char *s, lev_log_level_t *out)
 
 int lev_log_enabled(lev_log_level_t level)
 {
-    return log_cb != NULL && level >= log_min;
+    return (int)level >= atomic_load_explicit(&log_min, memory_order_relaxed);
 }
 
 void lev_logv(lev_log_level_t level, const char *msg, va_list ap)
@@ -69,7 +77,12 @@ void lev_logv(lev_log_level_t level, const char *msg, va_list ap)
             n++;
         }
     }
-    log_cb(log_opaque, level, msg, fields, n);
+    pthread_mutex_lock(&log_lock);
+    lev_log_cb cb = log_cb;
+    void *opaque = log_opaque;
+    pthread_mutex_unlock(&log_lock);
+    if (cb)
+        cb(opaque, level, msg, fields, n);
 }
 
 void lev_log(lev_log_level_t level, const char *msg, ...)
@@ -106,8 +119,12 @@ void lev_log_json(void *opaque, lev_log_level_t level, const char *msg, const le
     json_object_set_new(o, "ts", json_string(ts));
     json_object_set_new(o, "level", json_string(level_name(level)));
     json_object_set_new(o, "msg", json_string(msg ? msg : ""));
-    if (log_service[0])
-        json_object_set_new(o, "service", json_string(log_service));
+    char service[sizeof log_service];
+    pthread_mutex_lock(&log_lock);
+    memcpy(service, log_service, sizeof service);
+    pthread_mutex_unlock(&log_lock);
+    if (service[0])
+        json_object_set_new(o, "service", json_string(service));
     for (size_t i = 0; i < nfields; i++) {
         /* json_string rejects invalid UTF-8; keep the line rather than lose the field */
         json_t *v = json_string(fields[i].value);
