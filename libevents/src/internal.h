@@ -21,7 +21,11 @@ void lev_logv(lev_log_level_t level, const char *msg, va_list ap);
 /* Random bytes from the kernel (getrandom), never fails silently: aborts
  * only if the kernel has no entropy source at all. */
 void lev_random_bytes(void *buf, size_t len);
-/* A uniformly random integer in [0, bound). */
+/* Fast non-cryptographic random bytes (a per-thread xoshiro256** seeded
+ * from the kernel): span ids, jitter. Never for secrets or tokens. */
+void lev_fast_random_bytes(void *buf, size_t len);
+
+/* A uniformly random integer in [0, bound) (fast generator: jitter). */
 uint64_t lev_random_below(uint64_t bound);
 
 /* Lower-case hex of n bytes into out (2n+1 bytes with the NUL). */

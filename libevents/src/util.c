@@ -2,6 +2,7 @@
 #include "internal.h"
 
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,13 +21,53 @@ void lev_random_bytes(void *buf, size_t len)
     }
 }
 
+/* xoshiro256** (Blackman and Vigna), one state per thread. */
+static _Thread_local uint64_t fast_state[4];
+static _Thread_local int fast_seeded;
+
+static uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+static uint64_t fast_next(void)
+{
+    if (!fast_seeded) {
+        do
+            lev_random_bytes(fast_state, sizeof fast_state);
+        while (!(fast_state[0] | fast_state[1] | fast_state[2] | fast_state[3]));
+        fast_seeded = 1;
+    }
+    uint64_t *s = fast_state;
+    uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+void lev_fast_random_bytes(void *buf, size_t len)
+{
+    unsigned char *p = buf;
+    while (len > 0) {
+        uint64_t r = fast_next();
+        size_t n = len < sizeof r ? len : sizeof r;
+        memcpy(p, &r, n);
+        p += n;
+        len -= n;
+    }
+}
+
 uint64_t lev_random_below(uint64_t bound)
 {
     if (bound <= 1)
         return 0;
     uint64_t limit = UINT64_MAX - UINT64_MAX % bound, r;
     do {
-        lev_random_bytes(&r, sizeof r);
+        lev_fast_random_bytes(&r, sizeof r);
     } while (r >= limit);
     return r % bound;
 }
@@ -75,7 +116,7 @@ int lev_hexval(int c)
 
 static int uuid_parse(const char *s, unsigned char u[16])
 {
-    if (!s || strlen(s) != 36)
+    if (!s || strnlen(s, 37) != 36)
         return -1;
     for (int i = 0, j = 0; i < 36;) {
         if (i == 8 || i == 13 || i == 18 || i == 23) {
@@ -102,23 +143,48 @@ void lev_uuid4(char out[LEV_UUID_STR_LEN])
     uuid_format(u, out);
 }
 
-int lev_uuid5(const char *ns, const char *name, size_t name_len, char out[LEV_UUID_STR_LEN])
+/* SHA-1, fetched once (an implicit fetch per digest costs a lookup under a
+ * lock in OpenSSL 3), with one digest context per thread. */
+static EVP_MD *sha1_md;
+static pthread_once_t sha1_once = PTHREAD_ONCE_INIT;
+static pthread_key_t sha1_key; /* the thread's EVP_MD_CTX, freed when it ends */
+
+static void sha1_ctx_free(void *c)
 {
-    unsigned char nsb[16], digest[EVP_MAX_MD_SIZE];
-    if (uuid_parse(ns, nsb) != 0 || (!name && name_len))
-        return LEV_ERR_ARG;
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    if (!c)
-        return LEV_ERR_NOMEM;
-    int ok = EVP_DigestInit_ex(c, EVP_sha1(), NULL) && EVP_DigestUpdate(c, nsb, sizeof nsb) &&
-             EVP_DigestUpdate(c, name, name_len) && EVP_DigestFinal_ex(c, digest, NULL);
     EVP_MD_CTX_free(c);
-    if (!ok)
+}
+
+static void sha1_fetch(void)
+{
+    sha1_md = EVP_MD_fetch(NULL, "SHA1", NULL);
+    pthread_key_create(&sha1_key, sha1_ctx_free);
+}
+
+/* A version 5 UUID of name in the namespace nsb (16 bytes). */
+static int uuid5_raw(const unsigned char nsb[16], const char *name, size_t name_len,
+                     char out[LEV_UUID_STR_LEN])
+{
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    pthread_once(&sha1_once, sha1_fetch);
+    EVP_MD_CTX *c = pthread_getspecific(sha1_key);
+    if (!c && (c = EVP_MD_CTX_new()) != NULL)
+        pthread_setspecific(sha1_key, c);
+    const EVP_MD *md = sha1_md ? sha1_md : EVP_sha1();
+    if (!c || !EVP_DigestInit_ex(c, md, NULL) || !EVP_DigestUpdate(c, nsb, 16) ||
+        !EVP_DigestUpdate(c, name, name_len) || !EVP_DigestFinal_ex(c, digest, NULL))
         return LEV_ERR_NOMEM;
     digest[6] = (unsigned char)((digest[6] & 0x0f) | 0x50);
     digest[8] = (unsigned char)((digest[8] & 0x3f) | 0x80);
     uuid_format(digest, out);
     return LEV_OK;
+}
+
+int lev_uuid5(const char *ns, const char *name, size_t name_len, char out[LEV_UUID_STR_LEN])
+{
+    unsigned char nsb[16];
+    if (uuid_parse(ns, nsb) != 0 || (!name && name_len))
+        return LEV_ERR_ARG;
+    return uuid5_raw(nsb, name, name_len, out);
 }
 
 /* Namespace for ids derived from inputs whose id is not itself a UUID. */
@@ -129,13 +195,27 @@ int lev_uuid_derive(const char *input_id, const char *output_type, unsigned n,
 {
     if (!input_id || !output_type)
         return LEV_ERR_ARG;
-    char name[512];
-    int len = snprintf(name, sizeof name, "%s/%s/%u", input_id, output_type, n);
-    if (len < 0 || (size_t)len >= sizeof name)
+    /* "<input_id>/<output_type>/<n>" */
+    char name[512], digits[16];
+    size_t il = strlen(input_id), tl = strlen(output_type), dl = 0;
+    do
+        digits[dl++] = (char)('0' + n % 10);
+    while ((n /= 10) > 0 && dl < sizeof digits);
+    if (il + tl + dl + 2 >= sizeof name)
         return LEV_ERR_ARG;
-    unsigned char probe[16];
-    const char *ns = uuid_parse(input_id, probe) == 0 ? input_id : lev_uuid_ns;
-    return lev_uuid5(ns, name, (size_t)len, out);
+    char *p = name;
+    memcpy(p, input_id, il);
+    p += il;
+    *p++ = '/';
+    memcpy(p, output_type, tl);
+    p += tl;
+    *p++ = '/';
+    while (dl > 0)
+        *p++ = digits[--dl];
+    unsigned char nsb[16];
+    if (uuid_parse(input_id, nsb) != 0)
+        uuid_parse(lev_uuid_ns, nsb);
+    return uuid5_raw(nsb, name, (size_t)(p - name), out);
 }
 
 int64_t lev_now_ms(void)
@@ -154,16 +234,31 @@ int64_t lev_mono_ms(void)
 
 void lev_time_format(int64_t ms, char out[32])
 {
-    time_t secs = (time_t)(ms / 1000);
+    /* the part up to the seconds is formatted once per second per thread */
+    static _Thread_local int64_t cached_secs = INT64_MIN;
+    static _Thread_local char cached[24];
+    int64_t secs = ms / 1000;
     int frac = (int)(ms % 1000);
     if (frac < 0) {
         frac += 1000;
         secs -= 1;
     }
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 32 - n, ".%03dZ", frac);
+    if (secs != cached_secs) {
+        time_t t = (time_t)secs;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        if (strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+            cached[0] = '\0';
+        cached_secs = secs;
+    }
+    size_t n = strlen(cached);
+    memcpy(out, cached, n);
+    out[n] = '.';
+    out[n + 1] = (char)('0' + frac / 100);
+    out[n + 2] = (char)('0' + frac / 10 % 10);
+    out[n + 3] = (char)('0' + frac % 10);
+    out[n + 4] = 'Z';
+    out[n + 5] = '\0';
 }
 
 /* Days from 1970-01-01 to y-m-d (proleptic Gregorian). */
