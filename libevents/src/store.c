@@ -283,11 +283,11 @@ static const char *const store_scripts[SCRIPT_COUNT] = {
      * current value (read in the same atomic step). */
     "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end\n"
     "return redis.call('GET', KEYS[1])\n",
-    /* complete: ARGV[1] "P:<token>", ARGV[2] done TTL ms. 1 when it was ours. */
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
-    "  redis.call('SET', KEYS[1], 'D', 'PX', ARGV[2])\n"
-    "  return 1\n"
-    "end\n"
+    /* complete: ARGV[1] "P:<token>", ARGV[2] done TTL ms. Done whatever the
+     * key held (see lev_store_settle_claim); 1 when it was our claim. */
+    "local old = redis.call('GET', KEYS[1])\n"
+    "redis.call('SET', KEYS[1], 'D', 'PX', ARGV[2])\n"
+    "if old == ARGV[1] then return 1 end\n"
     "return 0\n",
     /* release: ARGV[1] "P:<token>". 1 when it was ours and is gone. */
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end\n"
@@ -299,6 +299,20 @@ static const char *const store_scripts[SCRIPT_COUNT] = {
     "else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end\n"
     "return 1\n",
 };
+
+/* An exchange begun (lev_store_exchange_begin) whose replies are not read
+ * yet: the calls sent and what the replies are matched against. The key
+ * arrays are the caller's. */
+typedef struct store_pending_s {
+    int active;
+    struct store_call_s *calls;
+    size_t ncalls, cap;
+    size_t *first, *uniq, m;
+    const char *const *done, *const *rel, *const *claim;
+    size_t ndone, nrel, nclaim;
+    char ttl[24], lease[24];
+    const char *done_args[2], *rel_args[1], *claim_args[2];
+} store_pending_t;
 
 #define STORE_TOKEN_BYTES 16
 #define STORE_SHA_LEN 40
@@ -312,7 +326,11 @@ struct lev_store_s {
     char token[STORE_TOKEN_BYTES * 2 + 1];
     char lease_value[STORE_TOKEN_BYTES * 2 + 3]; /* "P:" token */
     char sha[SCRIPT_COUNT][STORE_SHA_LEN + 1];
+    int plain; /* the server takes SET with NX and GET together (Redis >= 7.0) */
     uint64_t round_trips;
+    char *fmt; /* RESP of the commands of one round trip */
+    size_t fmt_len, fmt_cap;
+    store_pending_t pending;
 };
 
 /* Overwrites every occurrence of the password in text with '*', in case a
@@ -408,20 +426,41 @@ static void sigpipe_restore(sigpipe_guard_t *g)
     errno = saved_errno;
 }
 
+/* Writes what the connection's output buffer holds, without reading: one
+ * round trip begins. On failure the connection is dropped. */
+static int store_send(lev_store_t *s, lev_error_t *err)
+{
+    sigpipe_guard_t guard;
+    int rc = LEV_OK, done = 0;
+    s->round_trips++;
+    sigpipe_block(&guard);
+    while (!done) {
+        errno = 0;
+        if (redisBufferWrite(s->ctx, &done) != REDIS_OK) {
+            int timed_out = errno == EAGAIN || errno == EWOULDBLOCK;
+            rc = store_fail(s, err, LEV_ERR_REDIS, LEV_LOG_WARN,
+                            timed_out ? "cannot send within %d ms; connection dropped"
+                                      : "connection lost while sending (%d ms timeout)",
+                            s->timeout_ms);
+            store_disconnect(s);
+            break;
+        }
+    }
+    sigpipe_restore(&guard);
+    return rc;
+}
+
 /*
- * Sends the commands appended to the connection and reads their n replies
- * into replies[] in order: one round trip. On success every replies[i] is
- * set (error replies included) and owned by the caller. When the connection
- * fails (I/O error, timeout, closed by the server) it is dropped, nothing
- * is left in replies[] and LEV_ERR_REDIS is returned.
+ * Reads n replies into replies[] in order (sending first whatever is still
+ * unsent). On success every replies[i] is set (error replies included) and
+ * owned by the caller. When the connection fails (I/O error, timeout,
+ * closed by the server) it is dropped, nothing is left in replies[] and
+ * LEV_ERR_REDIS is returned.
  */
-static int store_exchange(lev_store_t *s, redisReply **replies, size_t n, lev_error_t *err)
+static int store_receive(lev_store_t *s, redisReply **replies, size_t n, lev_error_t *err)
 {
     sigpipe_guard_t guard;
     int rc = LEV_OK;
-    if (n == 0)
-        return LEV_OK;
-    s->round_trips++;
     sigpipe_block(&guard);
     for (size_t i = 0; i < n; i++) {
         void *r = NULL;
@@ -445,6 +484,16 @@ static int store_exchange(lev_store_t *s, redisReply **replies, size_t n, lev_er
     }
     sigpipe_restore(&guard);
     return rc;
+}
+
+/* Sends the commands appended to the connection and reads their n replies:
+ * one round trip (see store_receive). */
+static int store_exchange(lev_store_t *s, redisReply **replies, size_t n, lev_error_t *err)
+{
+    if (n == 0)
+        return LEV_OK;
+    int rc = store_send(s, err);
+    return rc ? rc : store_receive(s, replies, n, err);
 }
 
 /* Appends one command to the output buffer; on failure (no memory) drops
@@ -486,10 +535,10 @@ static const char *reply_error_text(const redisReply *r)
  */
 static int store_connect(lev_store_t *s, lev_error_t *err)
 {
-    enum { MAX_CMDS = 4 + SCRIPT_COUNT };
+    enum { MAX_CMDS = 5 + SCRIPT_COUNT };
     redisReply *replies[MAX_CMDS] = {0};
     char db[16], name[sizeof s->token + 8];
-    size_t n = 0, at_auth = SIZE_MAX, at_select = SIZE_MAX, at_script;
+    size_t n = 0, at_auth = SIZE_MAX, at_select = SIZE_MAX, at_script, at_info;
     int rc = LEV_OK;
 
     if (s->url.is_unix)
@@ -529,6 +578,9 @@ static int store_connect(lev_store_t *s, lev_error_t *err)
     n++; /* a refused name (ACL) is not fatal: its reply is not looked at */
     if ((rc = store_append(s, 3, (const char *[]){"CLIENT", "SETNAME", name}, err)) != 0)
         goto done;
+    at_info = n++;
+    if ((rc = store_append(s, 2, (const char *[]){"INFO", "server"}, err)) != 0)
+        goto done;
     at_script = n;
     for (int i = 0; i < SCRIPT_COUNT; i++, n++)
         if ((rc = store_append(s, 3, (const char *[]){"SCRIPT", "LOAD", store_scripts[i]}, err)) !=
@@ -557,6 +609,15 @@ static int store_connect(lev_store_t *s, lev_error_t *err)
         memcpy(s->sha[i], r->str, STORE_SHA_LEN);
         s->sha[i][STORE_SHA_LEN] = '\0';
     }
+    /* SET with NX and GET together (7.0): claims and completions are one
+     * plain command each instead of a script call */
+    s->plain = 0;
+    const redisReply *info = replies[at_info];
+    const char *v = info && info->type == REDIS_REPLY_STRING && info->str
+                        ? strstr(info->str, "redis_version:")
+                        : NULL;
+    if (v)
+        s->plain = atoi(v + 14) >= 7;
     if (s->ever_connected)
         lev_log(LEV_LOG_INFO, "redis reconnected", "redis", s->url.endpoint, NULL);
     s->ever_connected = 1;
@@ -585,6 +646,9 @@ static int store_conn_alive(const lev_store_t *s)
  * timeout) is replaced here, before anything was sent on it. */
 static int store_ready(lev_store_t *s, lev_error_t *err)
 {
+    if (s->pending.active) /* its replies are still to be read: not ours to mix with */
+        return lev_error_set(err, LEV_ERR_STATE, s->url.endpoint,
+                             "an exchange is under way on this connection");
     if (s->ctx && !store_conn_alive(s)) {
         lev_log(LEV_LOG_WARN, "redis connection closed while idle; reconnecting", "redis",
                 s->url.endpoint, NULL);
@@ -601,45 +665,123 @@ static int reply_is_noscript(const redisReply *r)
     return r && r->type == REDIS_REPLY_ERROR && r->str && strncmp(r->str, "NOSCRIPT", 8) == 0;
 }
 
-/* Appends a call of script sc on one key with nargs arguments, by SHA or,
- * when eval is 1, with the script's text. */
-static int store_append_script(lev_store_t *s, int sc, int eval, const char *key,
-                               const char *const *args, int nargs, lev_error_t *err)
+/* One call of a pipeline: script sc on one key with nargs arguments. */
+typedef struct store_call_s {
+    int sc;
+    const char *key;
+    const char *const *args;
+    int nargs;
+} store_call_t;
+
+/* Appends one argument in RESP ("$<len>\r\n<bytes>\r\n") to s->fmt. */
+static int fmt_add(lev_store_t *s, const char *a, size_t len)
 {
-    const char *argv[8];
-    int argc = 0;
-    argv[argc++] = eval ? "EVAL" : "EVALSHA";
-    argv[argc++] = eval ? store_scripts[sc] : s->sha[sc];
-    argv[argc++] = "1";
-    argv[argc++] = key;
-    for (int i = 0; i < nargs && argc < 8; i++)
-        argv[argc++] = args[i];
-    return store_append(s, argc, argv, err);
+    size_t need = s->fmt_len + len + 32;
+    if (need > s->fmt_cap) {
+        size_t cap = s->fmt_cap ? s->fmt_cap : 4096;
+        while (cap < need)
+            cap *= 2;
+        char *nb = realloc(s->fmt, cap);
+        if (!nb)
+            return -1;
+        s->fmt = nb;
+        s->fmt_cap = cap;
+    }
+    char *p = s->fmt + s->fmt_len, digits[24];
+    size_t nd = 0, v = len;
+    do
+        digits[nd++] = (char)('0' + v % 10);
+    while ((v /= 10) > 0);
+    *p++ = a ? '$' : '*'; /* a bulk string, or the array header (len: its count) */
+    while (nd > 0)
+        *p++ = digits[--nd];
+    *p++ = '\r';
+    *p++ = '\n';
+    if (a) {
+        memcpy(p, a, len);
+        p += len;
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    s->fmt_len = (size_t)(p - s->fmt);
+    return 0;
+}
+
+static int fmt_str(lev_store_t *s, const char *a)
+{
+    return fmt_add(s, a, strlen(a));
+}
+
+/* Formats a call into s->fmt: EVALSHA (or, when eval is 1, EVAL with the
+ * script's text). Where the server takes SET with NX and GET together
+ * (Redis 7.0), a claim and a completion are one plain command instead:
+ *   claim     SET key P:<token> NX PX <lease> GET  (nil: set, ours)
+ *   complete  SET key D PX <ttl> GET               (returns what it replaced) */
+static int store_format_call(lev_store_t *s, const store_call_t *c, int eval)
+{
+    int rc = 0;
+    if (s->plain && c->sc == SCRIPT_CLAIM) { /* args: P:<token>, lease */
+        rc |= fmt_add(s, NULL, 7) | fmt_str(s, "SET") | fmt_str(s, c->key) |
+              fmt_str(s, c->args[0]) | fmt_str(s, "NX") | fmt_str(s, "PX") |
+              fmt_str(s, c->args[1]) | fmt_str(s, "GET");
+    } else if (s->plain && c->sc == SCRIPT_COMPLETE) { /* args: P:<token>, ttl */
+        rc |= fmt_add(s, NULL, 6) | fmt_str(s, "SET") | fmt_str(s, c->key) | fmt_str(s, "D") |
+              fmt_str(s, "PX") | fmt_str(s, c->args[1]) | fmt_str(s, "GET");
+    } else {
+        rc |= fmt_add(s, NULL, (size_t)(4 + c->nargs)) | fmt_str(s, eval ? "EVAL" : "EVALSHA") |
+              fmt_str(s, eval ? store_scripts[c->sc] : s->sha[c->sc]) | fmt_str(s, "1") |
+              fmt_str(s, c->key);
+        for (int i = 0; i < c->nargs; i++)
+            rc |= fmt_str(s, c->args[i]);
+    }
+    return rc;
+}
+
+/* Hands the formatted commands to the connection's output buffer. */
+static int store_flush_fmt(lev_store_t *s, lev_error_t *err)
+{
+    int rc = LEV_OK;
+    if (redisAppendFormattedCommand(s->ctx, s->fmt, s->fmt_len) != REDIS_OK) {
+        store_disconnect(s);
+        rc = store_fail(s, err, LEV_ERR_NOMEM, -1, "out of memory queueing commands");
+    }
+    s->fmt_len = 0;
+    return rc;
+}
+
+/* Formats m calls and sends them: a round trip begins. */
+static int store_calls_send(lev_store_t *s, const store_call_t *calls, size_t m, lev_error_t *err)
+{
+    int rc;
+    if ((rc = store_ready(s, err)) != 0)
+        return rc;
+    s->fmt_len = 0;
+    for (size_t j = 0; j < m; j++) {
+        if (store_format_call(s, &calls[j], 0) != 0) {
+            s->fmt_len = 0;
+            return store_fail(s, err, LEV_ERR_NOMEM, -1, "out of memory formatting commands");
+        }
+    }
+    if ((rc = store_flush_fmt(s, err)) != 0)
+        return rc;
+    return store_send(s, err);
 }
 
 /*
- * Runs script sc once for each of m keys (keys[idx[j]], or keys[j] when idx
- * is NULL) with the same arguments, pipelined in one round trip. The calls
+ * Reads the replies of m calls sent by store_calls_send. Script calls
  * answered NOSCRIPT did not run; they are sent again with EVAL in a second
  * round trip (EVAL also puts the script back in the cache). On success
  * replies[0..m) are set and owned by the caller; on failure none are.
  */
-static int store_run_script(lev_store_t *s, int sc, const char *const *keys, const size_t *idx,
-                            size_t m, const char *const *args, int nargs, redisReply **replies,
-                            lev_error_t *err)
+static int store_calls_receive(lev_store_t *s, const store_call_t *calls, size_t m,
+                               redisReply **replies, lev_error_t *err)
 {
     redisReply **again = NULL;
     size_t nagain = 0, k = 0;
     int rc;
 
-    if ((rc = store_ready(s, err)) != 0)
+    if ((rc = store_receive(s, replies, m, err)) != 0)
         return rc;
-    for (size_t j = 0; j < m; j++)
-        if ((rc = store_append_script(s, sc, 0, keys[idx ? idx[j] : j], args, nargs, err)) != 0)
-            return rc;
-    if ((rc = store_exchange(s, replies, m, err)) != 0)
-        return rc;
-
     for (size_t j = 0; j < m; j++)
         nagain += reply_is_noscript(replies[j]);
     if (nagain == 0)
@@ -651,10 +793,15 @@ static int store_run_script(lev_store_t *s, int sc, const char *const *keys, con
         rc = store_fail(s, err, LEV_ERR_NOMEM, -1, "out of memory");
         goto done;
     }
-    for (size_t j = 0; j < m; j++)
-        if (reply_is_noscript(replies[j]) &&
-            (rc = store_append_script(s, sc, 1, keys[idx ? idx[j] : j], args, nargs, err)) != 0)
+    for (size_t j = 0; j < m; j++) {
+        if (reply_is_noscript(replies[j]) && store_format_call(s, &calls[j], 1) != 0) {
+            s->fmt_len = 0;
+            rc = store_fail(s, err, LEV_ERR_NOMEM, -1, "out of memory formatting commands");
             goto done;
+        }
+    }
+    if ((rc = store_flush_fmt(s, err)) != 0)
+        goto done;
     if ((rc = store_exchange(s, again, nagain, err)) != 0)
         goto done;
     for (size_t j = 0; j < m; j++) {
@@ -673,6 +820,14 @@ done:
     if (rc)
         replies_free(replies, m);
     return rc;
+}
+
+/* Runs m calls pipelined in one round trip, in order (see above). */
+static int store_run_calls(lev_store_t *s, const store_call_t *calls, size_t m,
+                           redisReply **replies, lev_error_t *err)
+{
+    int rc = store_calls_send(s, calls, m, err);
+    return rc ? rc : store_calls_receive(s, calls, m, replies, err);
 }
 
 /* Sends one command and returns its reply (not an error reply) in *out,
@@ -750,7 +905,16 @@ void lev_store_destroy(lev_store_t *store)
         return;
     store_disconnect(store);
     lev_store_url_free(&store->url);
+    free(store->fmt);
+    free(store->pending.calls);
+    free(store->pending.first);
+    free(store->pending.uniq);
     free(store);
+}
+
+void lev_store_use_scripts(lev_store_t *s)
+{
+    s->plain = 0;
 }
 
 const char *lev_store_token(const lev_store_t *store)
@@ -825,125 +989,213 @@ static int check_batch(const lev_store_t *s, const char *const *keys, size_t n, 
     return LEV_OK;
 }
 
-int lev_store_claim(lev_store_t *store, const char *const *keys, size_t n, int64_t lease_ms,
-                    lev_claim_t *out, lev_error_t *err)
+/* Reads the reply of a claim into *out. Returns 0, or an error (the
+ * connection is dropped when the reply makes no sense). */
+static int claim_reply(lev_store_t *store, const redisReply *r, const char *key, lev_claim_t *out,
+                       lev_error_t *err)
 {
-    size_t *first = NULL, *uniq = NULL, m = 0;
-    redisReply **replies = NULL;
-    const char *args[2];
-    char lease[24];
-    int rc;
-
-    if ((rc = check_batch(store, keys, n, err)) != 0)
-        return rc;
-    if (lease_ms <= 0 || (n > 0 && !out))
-        return lev_error_set(err, LEV_ERR_ARG, "redis", "lease must be positive, out given");
-    if (n == 0)
-        return LEV_OK;
-    first = malloc(n * sizeof *first);
-    uniq = malloc(n * sizeof *uniq);
-    replies = calloc(n, sizeof *replies);
-    if (!first || !uniq || !replies || keys_dedup(keys, n, first, uniq, &m) != 0) {
-        rc = lev_error_set(err, LEV_ERR_NOMEM, "redis", "out of memory");
-        goto done;
-    }
-    snprintf(lease, sizeof lease, "%" PRId64, lease_ms);
-    args[0] = store->lease_value;
-    args[1] = lease;
-    if ((rc = store_run_script(store, SCRIPT_CLAIM, keys, uniq, m, args, 2, replies, err)) != 0)
-        goto done;
-
-    for (size_t j = 0; j < m && rc == 0; j++) {
-        const redisReply *r = replies[j];
-        size_t i = uniq[j];
-        if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
-            out[i] = LEV_CLAIM_OWNED;
-        } else if (r->type == REDIS_REPLY_STRING) {
-            if (r->len == 1 && r->str[0] == 'D') {
-                out[i] = LEV_CLAIM_DONE;
-            } else {
-                /* "P:<token>": a live lease, another store's or a concurrent
-                 * copy of ours. Anything else is not ours to take either. */
-                out[i] = LEV_CLAIM_BUSY;
-                if (r->len < 2 || memcmp(r->str, "P:", 2) != 0)
-                    lev_log(LEV_LOG_WARN, "idempotency key holds a foreign value; left alone",
-                            "redis", store->url.endpoint, "key", keys[i], NULL);
-            }
-        } else if (r->type == REDIS_REPLY_ERROR) {
-            rc = store_fail(store, err, LEV_ERR_REDIS, -1, "claim %s: %s", keys[i],
-                            reply_error_text(r));
+    /* the script answers 1 when it set the key; SET NX GET answers nil */
+    if ((!store->plain && r->type == REDIS_REPLY_INTEGER && r->integer == 1) ||
+        (store->plain && r->type == REDIS_REPLY_NIL)) {
+        *out = LEV_CLAIM_OWNED;
+    } else if (r->type == REDIS_REPLY_STRING) {
+        if (r->len == 1 && r->str[0] == 'D') {
+            *out = LEV_CLAIM_DONE;
         } else {
-            rc = store_unexpected(store, "a claim", r, err);
+            /* "P:<token>": a live lease, another store's or a concurrent
+             * copy of ours. Anything else is not ours to take either. */
+            *out = LEV_CLAIM_BUSY;
+            if (r->len < 2 || memcmp(r->str, "P:", 2) != 0)
+                lev_log(LEV_LOG_WARN, "idempotency key holds a foreign value; left alone", "redis",
+                        store->url.endpoint, "key", key, NULL);
         }
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        return store_fail(store, err, LEV_ERR_REDIS, -1, "claim %s: %s", key, reply_error_text(r));
+    } else {
+        return store_unexpected(store, "a claim", r, err);
     }
-    for (size_t i = 0; i < n && rc == 0; i++)
-        if (first[i] != i)
-            out[i] = out[first[i]] == LEV_CLAIM_OWNED ? LEV_CLAIM_BUSY : out[first[i]];
+    return LEV_OK;
+}
 
+/* Reads the reply of a completion or release into *ok (may be NULL): the
+ * integer of a compare script, or the old value SET ... GET returns. */
+static int compare_reply(lev_store_t *store, const redisReply *r, int plain, const char *what,
+                         const char *key, int *ok, lev_error_t *err)
+{
+    if (plain && (r->type == REDIS_REPLY_NIL || r->type == REDIS_REPLY_STRING)) {
+        if (ok)
+            *ok = r->type == REDIS_REPLY_STRING && r->len == strlen(store->lease_value) &&
+                  memcmp(r->str, store->lease_value, r->len) == 0;
+        return LEV_OK;
+    }
+    if (r->type == REDIS_REPLY_INTEGER) {
+        if (ok)
+            *ok = r->integer != 0;
+        return LEV_OK;
+    }
+    if (r->type == REDIS_REPLY_ERROR)
+        return store_fail(store, err, LEV_ERR_REDIS, -1, "%s %s: %s", what, key,
+                          reply_error_text(r));
+    return store_unexpected(store, what, r, err);
+}
+
+/* Frees what an exchange begun holds. */
+static void pending_clear(store_pending_t *p)
+{
+    p->active = 0;
+    p->ncalls = 0;
+}
+
+int lev_store_exchange_begin(lev_store_t *store, const char *const *done, size_t ndone,
+                             int64_t done_ttl_ms, const char *const *rel, size_t nrel,
+                             const char *const *claim, size_t nclaim, int64_t lease_ms,
+                             lev_error_t *err)
+{
+    store_pending_t *p = &store->pending;
+    int rc;
+    if ((rc = check_batch(store, done, ndone, err)) != 0 ||
+        (rc = check_batch(store, rel, nrel, err)) != 0 ||
+        (rc = check_batch(store, claim, nclaim, err)) != 0)
+        return rc;
+    if (p->active)
+        return lev_error_set(err, LEV_ERR_STATE, "redis", "an exchange is under way already");
+    if ((ndone > 0 && done_ttl_ms <= 0) || (nclaim > 0 && lease_ms <= 0))
+        return lev_error_set(err, LEV_ERR_ARG, "redis", "done TTL and lease must be positive");
+    size_t total = ndone + nrel + nclaim;
+    if (total > p->cap) {
+        store_call_t *nc = realloc(p->calls, total * sizeof *nc);
+        size_t *nf = realloc(p->first, total * sizeof *nf);
+        if (nc)
+            p->calls = nc;
+        if (nf)
+            p->first = nf;
+        size_t *nu = realloc(p->uniq, total * sizeof *nu);
+        if (nu)
+            p->uniq = nu;
+        if (!nc || !nf || !nu)
+            return lev_error_set(err, LEV_ERR_NOMEM, "redis", "out of memory");
+        p->cap = total;
+    }
+    p->m = 0;
+    if (nclaim > 0 && keys_dedup(claim, nclaim, p->first, p->uniq, &p->m) != 0)
+        return lev_error_set(err, LEV_ERR_NOMEM, "redis", "out of memory");
+    snprintf(p->ttl, sizeof p->ttl, "%" PRId64, done_ttl_ms);
+    snprintf(p->lease, sizeof p->lease, "%" PRId64, lease_ms);
+    p->done_args[0] = p->rel_args[0] = p->claim_args[0] = store->lease_value;
+    p->done_args[1] = p->ttl;
+    p->claim_args[1] = p->lease;
+    p->done = done;
+    p->rel = rel;
+    p->claim = claim;
+    p->ndone = ndone;
+    p->nrel = nrel;
+    p->nclaim = nclaim;
+    /* settles first: a key completed or released here and claimed again
+     * below is seen in its new state. Done is a fact about the event (it was
+     * handled, its outputs acknowledged), so a completion needs no
+     * compare-and-set: it sets done and tells whether our claim was still
+     * there. A release must never drop someone else's claim: it stays a
+     * compare-and-delete script. */
+    p->ncalls = 0;
+    for (size_t i = 0; i < ndone; i++)
+        p->calls[p->ncalls++] = (store_call_t){SCRIPT_COMPLETE, done[i], p->done_args, 2};
+    for (size_t i = 0; i < nrel; i++)
+        p->calls[p->ncalls++] = (store_call_t){SCRIPT_RELEASE, rel[i], p->rel_args, 1};
+    for (size_t j = 0; j < p->m; j++)
+        p->calls[p->ncalls++] = (store_call_t){SCRIPT_CLAIM, claim[p->uniq[j]], p->claim_args, 2};
+    if (p->ncalls == 0)
+        return LEV_OK;
+    if ((rc = store_calls_send(store, p->calls, p->ncalls, err)) != 0)
+        return rc;
+    p->active = 1;
+    return LEV_OK;
+}
+
+int lev_store_exchange_end(lev_store_t *store, int *done_ok, lev_claim_t *out, lev_error_t *err)
+{
+    store_pending_t *p = &store->pending;
+    if (p->active && p->nclaim > 0 && !out) {
+        lev_store_exchange_abort(store);
+        return lev_error_set(err, LEV_ERR_ARG, "redis", "no place for the claim results");
+    }
+    if (!p->active) {
+        if (p->ncalls == 0) /* nothing was to be sent */
+            return LEV_OK;
+        return lev_error_set(err, LEV_ERR_STATE, "redis", "no exchange under way");
+    }
+    redisReply **replies = calloc(p->ncalls, sizeof *replies);
+    int rc;
+    if (!replies) {
+        /* the replies are still coming: the stream is out of step */
+        store_disconnect(store);
+        pending_clear(p);
+        return lev_error_set(err, LEV_ERR_NOMEM, "redis", "out of memory");
+    }
+    if ((rc = store_calls_receive(store, p->calls, p->ncalls, replies, err)) != 0)
+        goto done;
+    size_t at = 0;
+    for (size_t i = 0; i < p->ndone && rc == 0; i++, at++)
+        rc = compare_reply(store, replies[at], store->plain, "complete", p->done[i],
+                           done_ok ? &done_ok[i] : NULL, err);
+    for (size_t i = 0; i < p->nrel && rc == 0; i++, at++)
+        rc = compare_reply(store, replies[at], 0, "release", p->rel[i], NULL, err);
+    for (size_t j = 0; j < p->m && rc == 0; j++, at++)
+        rc = claim_reply(store, replies[at], p->claim[p->uniq[j]], &out[p->uniq[j]], err);
+    /* a key claimed twice in one call: the first is owned, the rest busy */
+    for (size_t i = 0; i < p->nclaim && rc == 0; i++)
+        if (p->first[i] != i)
+            out[i] = out[p->first[i]] == LEV_CLAIM_OWNED ? LEV_CLAIM_BUSY : out[p->first[i]];
+    replies_free(replies, p->ncalls);
 done:
-    if (replies)
-        replies_free(replies, m);
     free(replies);
-    free(uniq);
-    free(first);
+    pending_clear(p);
     return rc;
 }
 
-/* Runs a per-key compare script (complete or release) whose replies are
- * integers, writing 1 or 0 for each key into ok[] (may be NULL). */
-static int store_compare_batch(lev_store_t *store, int sc, const char *what,
-                               const char *const *keys, size_t n, const char *const *args,
-                               int nargs, int *ok, lev_error_t *err)
+void lev_store_exchange_abort(lev_store_t *store)
 {
-    redisReply **replies = NULL;
-    int rc;
-    if (n == 0)
-        return LEV_OK;
-    replies = calloc(n, sizeof *replies);
-    if (!replies)
-        return lev_error_set(err, LEV_ERR_NOMEM, "redis", "out of memory");
-    if ((rc = store_run_script(store, sc, keys, NULL, n, args, nargs, replies, err)) != 0)
-        goto done;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        const redisReply *r = replies[i];
-        if (r->type == REDIS_REPLY_INTEGER) {
-            if (ok)
-                ok[i] = r->integer != 0;
-        } else if (r->type == REDIS_REPLY_ERROR) {
-            rc = store_fail(store, err, LEV_ERR_REDIS, -1, "%s %s: %s", what, keys[i],
-                            reply_error_text(r));
-        } else {
-            rc = store_unexpected(store, what, r, err);
-        }
-    }
+    if (!store || !store->pending.active)
+        return;
+    store_disconnect(store); /* the replies still coming would put the stream out of step */
+    pending_clear(&store->pending);
+}
 
-done:
-    replies_free(replies, n);
-    free(replies);
-    return rc;
+int lev_store_exchange_pending(const lev_store_t *store)
+{
+    return store && store->pending.active;
+}
+
+int lev_store_settle_claim(lev_store_t *store, const char *const *done, size_t ndone,
+                           int64_t done_ttl_ms, int *done_ok, const char *const *rel, size_t nrel,
+                           const char *const *claim, size_t nclaim, int64_t lease_ms,
+                           lev_claim_t *out, lev_error_t *err)
+{
+    if (nclaim > 0 && !out)
+        return lev_error_set(err, LEV_ERR_ARG, "redis", "no place for the claim results");
+    int rc = lev_store_exchange_begin(store, done, ndone, done_ttl_ms, rel, nrel, claim, nclaim,
+                                      lease_ms, err);
+    return rc ? rc : lev_store_exchange_end(store, done_ok, out, err);
+}
+
+int lev_store_claim(lev_store_t *store, const char *const *keys, size_t n, int64_t lease_ms,
+                    lev_claim_t *out, lev_error_t *err)
+{
+    if (lease_ms <= 0 || (n > 0 && !out))
+        return lev_error_set(err, LEV_ERR_ARG, "redis", "lease must be positive, out given");
+    return lev_store_settle_claim(store, NULL, 0, 0, NULL, NULL, 0, keys, n, lease_ms, out, err);
 }
 
 int lev_store_complete(lev_store_t *store, const char *const *keys, size_t n, int64_t done_ttl_ms,
                        int *ok, lev_error_t *err)
 {
-    char ttl[24];
-    int rc;
-    if ((rc = check_batch(store, keys, n, err)) != 0)
-        return rc;
     if (done_ttl_ms <= 0)
         return lev_error_set(err, LEV_ERR_ARG, "redis", "done TTL must be positive");
-    snprintf(ttl, sizeof ttl, "%" PRId64, done_ttl_ms);
-    const char *args[] = {store->lease_value, ttl};
-    return store_compare_batch(store, SCRIPT_COMPLETE, "complete", keys, n, args, 2, ok, err);
+    return lev_store_settle_claim(store, keys, n, done_ttl_ms, ok, NULL, 0, NULL, 0, 0, NULL, err);
 }
 
 int lev_store_release(lev_store_t *store, const char *const *keys, size_t n, lev_error_t *err)
 {
-    int rc;
-    if ((rc = check_batch(store, keys, n, err)) != 0)
-        return rc;
-    const char *args[] = {store->lease_value};
-    return store_compare_batch(store, SCRIPT_RELEASE, "release", keys, n, args, 1, NULL, err);
+    return lev_store_settle_claim(store, NULL, 0, 0, NULL, keys, n, NULL, 0, 0, NULL, err);
 }
 
 int lev_store_set_once(lev_store_t *store, const char *key, const char *value, int64_t ttl_ms,
@@ -1022,8 +1274,8 @@ int lev_store_cas(lev_store_t *store, const char *key, const char *expect, const
         return lev_store_set_once(store, key, value, ttl_ms, swapped, err);
     snprintf(ttl, sizeof ttl, "%" PRId64, ttl_ms);
     const char *args[] = {expect, value, ttl};
-    const char *const keys[] = {key};
-    if ((rc = store_run_script(store, SCRIPT_CAS, keys, NULL, 1, args, 3, &r, err)) != 0)
+    const store_call_t call = {SCRIPT_CAS, key, args, 3};
+    if ((rc = store_run_calls(store, &call, 1, &r, err)) != 0)
         return rc;
     if (r->type == REDIS_REPLY_INTEGER) {
         if (swapped)

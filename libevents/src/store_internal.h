@@ -3,6 +3,7 @@
 #define LEV_STORE_INTERNAL_H
 
 #include <libevents/common.h>
+#include <libevents/store.h>
 
 /* A parsed Redis URL. Strings are malloc'd and owned by the struct. */
 typedef struct lev_store_url_s {
@@ -27,5 +28,27 @@ int lev_store_url_parse(const char *url, lev_store_url_t *out, lev_error_t *err)
 
 /* Frees what lev_store_url_parse allocated and empties *u (NULL is fine). */
 void lev_store_url_free(lev_store_url_t *u);
+
+/* lev_store_settle_claim in two halves, so the caller can work while Redis
+ * does: begin formats and sends every command (the key arrays must stay
+ * valid until end), end reads and parses the replies. In between, every
+ * other call on this store fails with LEV_ERR_STATE. A begin that fails
+ * leaves nothing under way. end fills done_ok (may be NULL) and out as
+ * lev_store_settle_claim does. */
+int lev_store_exchange_begin(lev_store_t *store, const char *const *done, size_t ndone,
+                             int64_t done_ttl_ms, const char *const *rel, size_t nrel,
+                             const char *const *claim, size_t nclaim, int64_t lease_ms,
+                             lev_error_t *err);
+int lev_store_exchange_end(lev_store_t *store, int *done_ok, lev_claim_t *out, lev_error_t *err);
+/* Gives up the exchange under way: the connection is dropped (made again
+ * by the next call). */
+void lev_store_exchange_abort(lev_store_t *store);
+/* 1 while an exchange begun is not ended. */
+int lev_store_exchange_pending(const lev_store_t *store);
+
+/* Makes the store use its Lua scripts for claims and completions even on a
+ * server that takes SET with NX and GET together (for tests of the path
+ * servers older than Redis 7.0 take). Until the next reconnect. */
+void lev_store_use_scripts(lev_store_t *s);
 
 #endif

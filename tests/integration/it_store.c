@@ -162,6 +162,7 @@ typedef struct fake_s {
     int listen_fd;
     int port;
     fake_mode_t mode;
+    int version; /* major version INFO reports: 6 (scripts) or 7 (plain SET ... GET) */
     atomic_int stop;
     atomic_int accepted;
     pthread_t thread;
@@ -220,6 +221,11 @@ static void fake_serve(fake_t *f, int fd)
             const char *reply = NULL;
             if (strcasecmp(a0, "SCRIPT") == 0) {
                 reply = "$40\r\n0123456789abcdef0123456789abcdef01234567\r\n";
+            } else if (strcasecmp(a0, "INFO") == 0) {
+                const char *info = f->version >= 7 ? "# Server\r\nredis_version:7.0.15\r\n"
+                                                   : "# Server\r\nredis_version:6.2.14\r\n";
+                snprintf(out, sizeof out, "$%zu\r\n%s\r\n", strlen(info), info);
+                reply = out;
             } else if (strcasecmp(a0, "CLIENT") == 0 || strcasecmp(a0, "SELECT") == 0) {
                 reply = "+OK\r\n";
             } else if (strcasecmp(a0, "AUTH") == 0) {
@@ -260,12 +266,13 @@ static void *fake_main(void *arg)
 }
 
 /* Starts a fake server on a free port of 127.0.0.1. */
-static int fake_start(fake_t *f, fake_mode_t mode)
+static int fake_start_version(fake_t *f, fake_mode_t mode, int version)
 {
     struct sockaddr_in a = {0};
     socklen_t alen = sizeof a;
     memset(f, 0, sizeof *f);
     f->mode = mode;
+    f->version = version;
     f->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -274,6 +281,11 @@ static int fake_start(fake_t *f, fake_mode_t mode)
         return -1;
     f->port = ntohs(a.sin_port);
     return pthread_create(&f->thread, NULL, fake_main, f);
+}
+
+static int fake_start(fake_t *f, fake_mode_t mode)
+{
+    return fake_start_version(f, mode, 6);
 }
 
 static void fake_stop(fake_t *f)
@@ -399,9 +411,12 @@ static void complete_turns_owned_into_done_with_ttl(void)
     lev_store_destroy(s);
 }
 
-static void complete_after_lease_lost_reports_not_ok_and_does_not_overwrite(void)
+/* Done is a fact about the event: an owner whose lease ran out and who
+ * still finished the event marks it done (the other owner's completion or
+ * release then finds done), and learns that its claim had been lost. */
+static void complete_after_lease_lost_reports_not_ok_and_marks_the_event_done(void)
 {
-    char *keys[1], buf[128], want[64];
+    char *keys[1], buf[128];
     lev_claim_t out[1];
     int ok[1] = {1};
     lev_store_t *a = store_open(), *b = store_open();
@@ -414,13 +429,126 @@ static void complete_after_lease_lost_reports_not_ok_and_does_not_overwrite(void
     CHECK_INT(out[0], ==, LEV_CLAIM_OWNED);
     CHECK_INT(lev_store_complete(a, (const char *const *)keys, 1, 600000, ok, NULL), ==, 0);
     CHECK_INT(ok[0], ==, 0);
-    snprintf(want, sizeof want, "P:%s", lev_store_token(b));
-    CHECK_STR(raw_get(keys[0], buf, sizeof buf), want);
+    CHECK_STR(raw_get(keys[0], buf, sizeof buf), "D");
     long long pttl = raw_int("PTTL", keys[0]);
-    CHECK(pttl > 0 && pttl <= 30000);
+    CHECK(pttl > 590000 && pttl <= 600000);
+    /* the other owner's release leaves done alone; its completion says lost */
+    CHECK_INT(lev_store_release(b, (const char *const *)keys, 1, NULL), ==, 0);
+    CHECK_STR(raw_get(keys[0], buf, sizeof buf), "D");
+    CHECK_INT(lev_store_complete(b, (const char *const *)keys, 1, 600000, ok, NULL), ==, 0);
+    CHECK_INT(ok[0], ==, 0);
     keys_free(keys, 1);
     lev_store_destroy(a);
     lev_store_destroy(b);
+}
+
+/* Calls of a command counted by INFO commandstats ("set", "evalsha"). */
+static long long command_calls(const char *cmd)
+{
+    long long calls = 0;
+    redisReply *r = raw("INFO commandstats");
+    char needle[64];
+    snprintf(needle, sizeof needle, "cmdstat_%s:calls=", cmd);
+    const char *p = r && r->type == REDIS_REPLY_STRING ? strstr(r->str, needle) : NULL;
+    if (p)
+        calls = atoll(p + strlen(needle));
+    if (r)
+        freeReplyObject(r);
+    return calls;
+}
+
+/* Redis 7 takes SET with NX and GET together: claims and completions then
+ * run no script, which costs the server a fraction of a script call. */
+static void claims_and_completions_are_plain_commands_on_redis_7(void)
+{
+    redisReply *r = raw("INFO server");
+    const char *v = r && r->type == REDIS_REPLY_STRING ? strstr(r->str, "redis_version:") : NULL;
+    int major = v ? atoi(v + 14) : 0;
+    if (r)
+        freeReplyObject(r);
+    if (major < 7) {
+        fprintf(stderr, "skipped: Redis %d answers claims with a script\n", major);
+        return;
+    }
+    enum { N = 10 };
+    char *keys[N];
+    lev_claim_t out[N];
+    int ok[N];
+    lev_store_t *s = store_open();
+    REQUIRE(s);
+    keys_make(keys, N, "plain");
+    long long evalsha0 = command_calls("evalsha"), set0 = command_calls("set");
+    CHECK_INT(lev_store_claim(s, (const char *const *)keys, N, 30000, out, NULL), ==, 0);
+    CHECK_INT(lev_store_complete(s, (const char *const *)keys, N, 60000, ok, NULL), ==, 0);
+    CHECK_INT(command_calls("evalsha") - evalsha0, ==, 0);
+    CHECK_INT(command_calls("set") - set0, ==, 2 * N);
+    for (int i = 0; i < N; i++)
+        CHECK(out[i] == LEV_CLAIM_OWNED && ok[i] == 1);
+    CHECK_INT(lev_store_claim(s, (const char *const *)keys, N, 30000, out, NULL), ==, 0);
+    for (int i = 0; i < N; i++)
+        CHECK_INT(out[i], ==, LEV_CLAIM_DONE);
+    keys_free(keys, N);
+    lev_store_destroy(s);
+}
+
+/* Servers before Redis 7.0 get claims and completions as scripts: the same
+ * answers as the plain commands give. */
+static void script_path_for_older_servers_has_the_same_semantics(void)
+{
+    char *keys[3], buf[128], want[64];
+    lev_claim_t out[3];
+    int ok[3];
+    lev_store_t *a = store_open(), *b = store_open();
+    REQUIRE(a && b);
+    lev_store_use_scripts(a);
+    lev_store_use_scripts(b);
+    keys_make(keys, 3, "scripts");
+    long long evalsha0 = command_calls("evalsha");
+    CHECK_INT(lev_store_claim(a, (const char *const *)keys, 2, 30000, out, NULL), ==, 0);
+    CHECK(out[0] == LEV_CLAIM_OWNED && out[1] == LEV_CLAIM_OWNED);
+    snprintf(want, sizeof want, "P:%s", lev_store_token(a));
+    CHECK_STR(raw_get(keys[0], buf, sizeof buf), want);
+    CHECK_INT(lev_store_claim(b, (const char *const *)keys, 3, 30000, out, NULL), ==, 0);
+    CHECK(out[0] == LEV_CLAIM_BUSY && out[1] == LEV_CLAIM_BUSY && out[2] == LEV_CLAIM_OWNED);
+    CHECK_INT(lev_store_complete(a, (const char *const *)keys, 1, 60000, ok, NULL), ==, 0);
+    CHECK_INT(ok[0], ==, 1);
+    CHECK_STR(raw_get(keys[0], buf, sizeof buf), "D");
+    /* b completes a key a holds: done, and b learns it was not its claim */
+    CHECK_INT(lev_store_complete(b, (const char *const *)keys + 1, 1, 60000, ok, NULL), ==, 0);
+    CHECK_INT(ok[0], ==, 0);
+    CHECK_STR(raw_get(keys[1], buf, sizeof buf), "D");
+    CHECK_INT(lev_store_claim(a, (const char *const *)keys, 2, 30000, out, NULL), ==, 0);
+    CHECK(out[0] == LEV_CLAIM_DONE && out[1] == LEV_CLAIM_DONE);
+    CHECK(command_calls("evalsha") - evalsha0 >= 6);
+    keys_free(keys, 3);
+    lev_store_destroy(a);
+    lev_store_destroy(b);
+}
+
+/* One call completes, releases and claims in one round trip, settles first:
+ * a key completed in the call is claimed as done, one released as owned. */
+static void settles_and_claims_share_one_round_trip_in_order(void)
+{
+    char *keys[3], buf[128];
+    lev_claim_t out[3];
+    lev_store_t *s = store_open();
+    REQUIRE(s);
+    keys_make(keys, 3, "exchange");
+    CHECK_INT(lev_store_claim(s, (const char *const *)keys, 2, 30000, out, NULL), ==, 0);
+    uint64_t trips = lev_store_round_trips(s);
+    const char *done[] = {keys[0]}, *rel[] = {keys[1]};
+    int ok[1] = {0};
+    CHECK_INT(lev_store_settle_claim(s, done, 1, 60000, ok, rel, 1, (const char *const *)keys, 3,
+                                     30000, out, NULL),
+              ==, 0);
+    CHECK_INT(lev_store_round_trips(s) - trips, ==, 1);
+    CHECK_INT(ok[0], ==, 1);
+    CHECK_INT(out[0], ==, LEV_CLAIM_DONE);
+    CHECK_INT(out[1], ==, LEV_CLAIM_OWNED);
+    CHECK_INT(out[2], ==, LEV_CLAIM_OWNED);
+    CHECK_STR(raw_get(keys[0], buf, sizeof buf), "D");
+    keys_free(keys, 3);
+    lev_store_destroy(s);
 }
 
 static void release_deletes_only_our_claim(void)
@@ -672,6 +800,10 @@ static void reconnects_after_connection_killed(void)
     lev_store_destroy(s);
 }
 
+/* SCRIPT FLUSH (or a restart) empties the script cache: the calls answered
+ * NOSCRIPT go again with EVAL in a second round trip, which also puts the
+ * script back. Releases and compare-and-set are scripts on every version;
+ * claims and completions are scripts before Redis 7. */
 static void noscript_after_script_flush_falls_back_to_eval(void)
 {
     char *keys[10];
@@ -681,33 +813,38 @@ static void noscript_after_script_flush_falls_back_to_eval(void)
     lev_store_t *s = store_open();
     REQUIRE(s);
     keys_make(keys, 10, "noscript");
+    CHECK_INT(lev_store_claim(s, (const char *const *)keys, 10, 30000, out, &err), ==, 0);
+    for (int i = 0; i < 10; i++)
+        CHECK_INT(out[i], ==, LEV_CLAIM_OWNED);
     redisReply *r = raw("SCRIPT FLUSH");
     CHECK(r && r->type == REDIS_REPLY_STATUS);
     if (r)
         freeReplyObject(r);
 
     uint64_t rt = lev_store_round_trips(s);
-    CHECK_INT(lev_store_claim(s, (const char *const *)keys, 10, 30000, out, &err), ==, 0);
+    CHECK_INT(lev_store_release(s, (const char *const *)keys + 5, 5, &err), ==, 0);
     CHECK_INT(lev_store_round_trips(s) - rt, ==, 2); /* EVALSHA, then EVAL */
-    for (int i = 0; i < 10; i++)
-        CHECK_INT(out[i], ==, LEV_CLAIM_OWNED);
+    char buf[64];
+    for (int i = 5; i < 10; i++)
+        CHECK_STR(raw_get(keys[i], buf, sizeof buf), "(nil)");
     /* EVAL put the script back: the next call needs one round trip */
     rt = lev_store_round_trips(s);
-    CHECK_INT(lev_store_claim(s, (const char *const *)keys, 10, 30000, out, NULL), ==, 0);
+    CHECK_INT(lev_store_release(s, (const char *const *)keys + 5, 5, &err), ==, 0);
     CHECK_INT(lev_store_round_trips(s) - rt, ==, 1);
-    CHECK_INT(out[0], ==, LEV_CLAIM_BUSY);
 
     r = raw("SCRIPT FLUSH");
     if (r)
         freeReplyObject(r);
-    CHECK_INT(lev_store_complete(s, (const char *const *)keys, 10, 60000, ok, NULL), ==, 0);
-    for (int i = 0; i < 10; i++)
+    CHECK_INT(lev_store_complete(s, (const char *const *)keys, 5, 60000, ok, NULL), ==, 0);
+    for (int i = 0; i < 5; i++)
         CHECK_INT(ok[i], ==, 1);
     r = raw("SCRIPT FLUSH");
     if (r)
         freeReplyObject(r);
     int swapped = 0;
+    rt = lev_store_round_trips(s);
     CHECK_INT(lev_store_cas(s, keys[0], "D", "x", 0, &swapped, NULL), ==, 0);
+    CHECK_INT(lev_store_round_trips(s) - rt, ==, 2);
     CHECK_INT(swapped, ==, 1);
     keys_free(keys, 10);
     lev_store_destroy(s);
@@ -770,23 +907,30 @@ static void password_not_in_error_text(void)
 
 /* Every call on a store whose server answers in the wrong shape fails with
  * LEV_ERR_REDIS, and the store connects again for the next call. A nil is
- * a valid answer to GET (absent) and SET NX (not set), nowhere else. */
-static void replies_of_unexpected_type_are_errors(fake_mode_t mode)
+ * a valid answer to GET (absent) and SET NX (not set), and on Redis 7 to the
+ * plain SET ... GET of claims (set: ours) and completions (nothing was
+ * there), nowhere else. */
+static void replies_of_unexpected_type_are_errors(fake_mode_t mode, int version)
 {
-    int nil = mode == FAKE_NIL;
+    int nil = mode == FAKE_NIL, plain_nil = nil && version >= 7;
     fake_t f;
     char url[128], *v = NULL;
     const char *keys[2] = {"a", "b"};
     lev_claim_t out[2];
     int ok[2], flag;
     lev_error_t err = {0};
-    REQUIRE(fake_start(&f, mode) == 0);
+    REQUIRE(fake_start_version(&f, mode, version) == 0);
     snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", f.port);
     lev_store_t *s = lev_store_new(url, TIMEOUT_MS, &err);
     CHECK(s != NULL);
     if (s) {
-        CHECK_INT(lev_store_claim(s, keys, 2, 1000, out, &err), ==, LEV_ERR_REDIS);
-        CHECK_INT(lev_store_complete(s, keys, 2, 1000, ok, &err), ==, LEV_ERR_REDIS);
+        CHECK_INT(lev_store_claim(s, keys, 2, 1000, out, &err), ==, plain_nil ? 0 : LEV_ERR_REDIS);
+        if (plain_nil)
+            CHECK(out[0] == LEV_CLAIM_OWNED && out[1] == LEV_CLAIM_OWNED);
+        CHECK_INT(lev_store_complete(s, keys, 2, 1000, ok, &err), ==,
+                  plain_nil ? 0 : LEV_ERR_REDIS);
+        if (plain_nil)
+            CHECK(ok[0] == 0 && ok[1] == 0);
         CHECK_INT(lev_store_release(s, keys, 2, &err), ==, LEV_ERR_REDIS);
         CHECK_INT(lev_store_ping(s, &err), ==, LEV_ERR_REDIS);
         CHECK_INT(lev_store_get(s, "k", &v, &err), ==, nil ? 0 : LEV_ERR_REDIS);
@@ -805,12 +949,14 @@ static void replies_of_unexpected_type_are_errors(fake_mode_t mode)
 
 static void nil_replies_are_errors_not_crashes(void)
 {
-    replies_of_unexpected_type_are_errors(FAKE_NIL);
+    replies_of_unexpected_type_are_errors(FAKE_NIL, 6);
+    replies_of_unexpected_type_are_errors(FAKE_NIL, 7);
 }
 
 static void array_replies_are_errors_not_crashes(void)
 {
-    replies_of_unexpected_type_are_errors(FAKE_ARRAY);
+    replies_of_unexpected_type_are_errors(FAKE_ARRAY, 6);
+    replies_of_unexpected_type_are_errors(FAKE_ARRAY, 7);
 }
 
 static void silent_server_times_out(void)
@@ -897,7 +1043,10 @@ int main(int argc, char **argv)
         CASE(claim_of_key_held_by_another_store_is_busy),
         CASE(repeated_key_in_one_claim_first_owned_rest_busy),
         CASE(complete_turns_owned_into_done_with_ttl),
-        CASE(complete_after_lease_lost_reports_not_ok_and_does_not_overwrite),
+        CASE(complete_after_lease_lost_reports_not_ok_and_marks_the_event_done),
+        CASE(claims_and_completions_are_plain_commands_on_redis_7),
+        CASE(settles_and_claims_share_one_round_trip_in_order),
+        CASE(script_path_for_older_servers_has_the_same_semantics),
         CASE(release_deletes_only_our_claim),
         CASE(lease_expiry_lets_another_owner_claim),
         CASE(batch_of_500_costs_one_round_trip_per_call),

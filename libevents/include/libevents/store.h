@@ -9,6 +9,9 @@
  *   release   delete the key only if it still holds P:<token> (Lua)
  * Claims, completions and releases take a whole batch in one round trip
  * (pipelined), so Redis is not a per-message round trip.
+ *
+ * Threads: a store is one blocking connection; use it from one thread at a
+ * time (a worker's store belongs to the thread running the worker).
  */
 #ifndef LIBEVENTS_STORE_H
 #define LIBEVENTS_STORE_H
@@ -53,6 +56,19 @@ LEV_API int lev_store_complete(lev_store_t *store, const char *const *keys, size
 /* Deletes our claims on n keys (compare-and-delete), in one round trip. */
 LEV_API int lev_store_release(lev_store_t *store, const char *const *keys, size_t n,
                               lev_error_t *err);
+
+/* One pipelined round trip for a whole poll batch: completes done[0..ndone)
+ * (our claims become done with done_ttl_ms; done_ok[i], may be NULL, is 0
+ * when the claim had been lost), releases rel[0..nrel), then claims
+ * claim[0..nclaim) with lease_ms, in that order, so a key settled here and
+ * claimed again in the same call is seen in its new state; out[i] says what
+ * claim[i] is. Any of the three lists may be empty. On a Redis error nothing
+ * is known of any part and LEV_ERR_REDIS is returned: settles can be sent
+ * again later (they are compare-and-set, so repeating them is safe). */
+LEV_API int lev_store_settle_claim(lev_store_t *store, const char *const *done, size_t ndone,
+                                   int64_t done_ttl_ms, int *done_ok, const char *const *rel,
+                                   size_t nrel, const char *const *claim, size_t nclaim,
+                                   int64_t lease_ms, lev_claim_t *out, lev_error_t *err);
 
 /* Round trips made so far (a pipeline of many commands counts once). */
 LEV_API uint64_t lev_store_round_trips(const lev_store_t *store);
