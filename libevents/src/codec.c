@@ -594,13 +594,12 @@ int lev_codec_validate_body(lev_codec_t *codec, const lev_schema_t *writer, cons
     return lev_vplan_validate(lev_schema_plan(writer), body, len, &codec->limits, err);
 }
 
-int lev_codec_encode(lev_codec_t *codec, const lev_schema_t *schema, avro_value_t *value,
-                     void **buf, size_t *len, lev_error_t *err)
+/* Checks an encode's arguments and sizes the framed value into *total. */
+static int encode_size(lev_codec_t *codec, const lev_schema_t *schema, avro_value_t *value,
+                       size_t *total, lev_error_t *err)
 {
-    if (!codec || !schema || !value || !value->iface || !buf || !len)
+    if (!codec || !schema || !value || !value->iface)
         return lev_error_set(err, LEV_ERR_ARG, NULL, "missing codec, schema, value or output");
-    *buf = NULL;
-    *len = 0;
     avro_schema_t vs = avro_value_get_schema(value);
     if (vs != lev_schema_avro(schema) && !avro_schema_equal(vs, lev_schema_avro(schema)))
         return lev_error_set(err, LEV_ERR_ARG, NULL, "the value is not of schema %s",
@@ -614,42 +613,92 @@ int lev_codec_encode(lev_codec_t *codec, const lev_schema_t *schema, avro_value_
         return lev_error_set(
             err, LEV_ERR_ENCODE, NULL, "encoded %s of %zu bytes exceeds the limit of %zu",
             lev_schema_name(schema), size + FRAME_HEADER, codec->limits.max_value_size);
-    uint8_t *p = malloc(FRAME_HEADER + size);
-    if (!p)
-        return lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
+    *total = FRAME_HEADER + size;
+    return 0;
+}
+
+/* Writes the framed value of `total` bytes (from encode_size) to p. */
+static int encode_at(lev_codec_t *codec, const lev_schema_t *schema, avro_value_t *value,
+                     uint8_t *p, size_t total, lev_error_t *err)
+{
+    size_t size = total - FRAME_HEADER;
     uint64_t fp = lev_schema_fingerprint(schema);
     p[0] = 0xc3;
     p[1] = 0x01;
     for (int i = 0; i < 8; i++)
         p[2 + i] = (uint8_t)(fp >> (8 * i));
     avro_writer_memory_set_dest(codec->writer, (const char *)p + FRAME_HEADER, (int64_t)size);
-    if (avro_value_write(codec->writer, value) != 0) {
-        free(p);
+    if (avro_value_write(codec->writer, value) != 0)
         return lev_error_set(err, LEV_ERR_ENCODE, NULL, "cannot encode %s: %s",
                              lev_schema_name(schema), avro_strerror());
-    }
     /* What we send must be what we accept (enum ordinals set out of range,
      * strings that are not UTF-8, limits). */
     lev_error_t verr;
     lev_error_clear(&verr);
     if (lev_vplan_validate(lev_schema_plan(schema), p + FRAME_HEADER, size, &codec->limits,
-                           &verr) != 0) {
-        free(p);
+                           &verr) != 0)
         return lev_error_set(err, LEV_ERR_ENCODE, verr.where, "invalid %s value: %s",
                              lev_schema_name(schema), verr.text);
-    }
-    *buf = p;
-    *len = FRAME_HEADER + size;
     return 0;
 }
 
-int lev_codec_decode(lev_codec_t *codec, const void *buf, size_t len, const lev_schema_t *reader,
-                     avro_value_t *out, const lev_schema_t **writer, lev_error_t *err)
+int lev_codec_encode(lev_codec_t *codec, const lev_schema_t *schema, avro_value_t *value,
+                     void **buf, size_t *len, lev_error_t *err)
+{
+    if (!buf || !len)
+        return lev_error_set(err, LEV_ERR_ARG, NULL, "missing codec, schema, value or output");
+    *buf = NULL;
+    *len = 0;
+    size_t total = 0;
+    int rc = encode_size(codec, schema, value, &total, err);
+    if (rc)
+        return rc;
+    uint8_t *p = malloc(total);
+    if (!p)
+        return lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
+    if ((rc = encode_at(codec, schema, value, p, total, err)) != 0) {
+        free(p);
+        return rc;
+    }
+    *buf = p;
+    *len = total;
+    return 0;
+}
+
+int lev_codec_encode_append(lev_codec_t *codec, const lev_schema_t *schema, avro_value_t *value,
+                            char **buf, size_t *len, size_t *cap, lev_error_t *err)
+{
+    size_t total = 0;
+    int rc = encode_size(codec, schema, value, &total, err);
+    if (rc)
+        return rc;
+    if (*len + total > *cap) {
+        size_t ncap = *cap ? *cap : 1024;
+        while (ncap < *len + total)
+            ncap *= 2;
+        char *nb = realloc(*buf, ncap);
+        if (!nb)
+            return lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
+        *buf = nb;
+        *cap = ncap;
+    }
+    if ((rc = encode_at(codec, schema, value, (uint8_t *)*buf + *len, total, err)) != 0)
+        return rc;
+    *len += total;
+    return 0;
+}
+
+/* Decodes into *out: a new value when reuse is 0, else the value *out
+ * already holds (of the reader schema), reset first. */
+static int decode(lev_codec_t *codec, const void *buf, size_t len, const lev_schema_t *reader,
+                  avro_value_t *out, int reuse, const lev_schema_t **writer, lev_error_t *err)
 {
     if (!codec || !out)
         return lev_error_set(err, LEV_ERR_ARG, NULL, "missing codec or output");
-    out->iface = NULL;
-    out->self = NULL;
+    if (!reuse) {
+        out->iface = NULL;
+        out->self = NULL;
+    }
     if (writer)
         *writer = NULL;
     uint64_t fp;
@@ -688,9 +737,15 @@ int lev_codec_decode(lev_codec_t *codec, const void *buf, size_t len, const lev_
                                  pair->errtext ? pair->errtext : "cannot resolve");
     }
     avro_value_t v;
-    rc = lev_codec_new_value(codec, r, &v);
-    if (rc)
+    if (reuse) {
+        if (avro_value_get_schema(out) != lev_schema_avro(r))
+            return lev_error_set(err, LEV_ERR_ARG, NULL, "the value to fill is not of schema %s",
+                                 lev_schema_name(r));
+        v = *out;
+        avro_value_reset(&v);
+    } else if ((rc = lev_codec_new_value(codec, r, &v)) != 0) {
         return lev_error_set(err, rc, NULL, "cannot create a value of %s", lev_schema_name(r));
+    }
     avro_reader_memory_set_source(codec->reader, (const char *)body, (int64_t)blen);
     if (!pair) {
         if (avro_value_read(codec->reader, &v) != 0) {
@@ -734,6 +789,22 @@ int lev_codec_decode(lev_codec_t *codec, const void *buf, size_t len, const lev_
         *writer = w;
     return 0;
 fail:
-    avro_value_decref(&v);
+    if (!reuse)
+        avro_value_decref(&v);
     return rc;
+}
+
+int lev_codec_decode(lev_codec_t *codec, const void *buf, size_t len, const lev_schema_t *reader,
+                     avro_value_t *out, const lev_schema_t **writer, lev_error_t *err)
+{
+    return decode(codec, buf, len, reader, out, 0, writer, err);
+}
+
+int lev_codec_decode_into(lev_codec_t *codec, const void *buf, size_t len,
+                          const lev_schema_t *reader, avro_value_t *dst,
+                          const lev_schema_t **writer, lev_error_t *err)
+{
+    if (!dst || !dst->iface)
+        return lev_error_set(err, LEV_ERR_ARG, NULL, "no value to decode into");
+    return decode(codec, buf, len, reader, dst, 1, writer, err);
 }

@@ -119,6 +119,19 @@ int lev_compat_check(const lev_schema_t *writer, const lev_schema_t *reader, int
 /* The codec's limits, with defaults filled in. */
 const lev_codec_limits_t *lev_codec_limits(const lev_codec_t *codec);
 
+/* lev_codec_decode into dst, an existing value of the reader schema (from
+ * lev_codec_new_value), which is reset and filled, so a caller decoding
+ * many values of one schema allocates nothing per value. On failure dst
+ * is left reset or partly filled, still valid. */
+int lev_codec_decode_into(lev_codec_t *codec, const void *buf, size_t len,
+                          const lev_schema_t *reader, avro_value_t *dst,
+                          const lev_schema_t **writer, lev_error_t *err);
+
+/* lev_codec_encode appending the framed value to a growable buffer
+ * (*buf of *cap bytes, *len used; realloc'd as needed). */
+int lev_codec_encode_append(lev_codec_t *codec, const lev_schema_t *schema, avro_value_t *value,
+                            char **buf, size_t *len, size_t *cap, lev_error_t *err);
+
 /* ======================================================================
  * json.c
  * ====================================================================== */
