@@ -39,6 +39,10 @@ const char *lev_err_name(int err)
         return "not-found";
     case LEV_ERR_STATE:
         return "state";
+    case LEV_ERR_TOO_LARGE:
+        return "too-large";
+    case LEV_ERR_REFUSED:
+        return "refused";
     default:
         return "unknown-error";
     }

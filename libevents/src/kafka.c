@@ -135,12 +135,27 @@ fail:
     return NULL;
 }
 
-rd_kafka_headers_t *lev_kafka_headers_new(const lev_header_t *h, size_t n)
+int lev_kafka_err_code(rd_kafka_resp_err_t err)
 {
-    if (n == 0)
-        return NULL;
-    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(n);
-    for (size_t i = 0; i < n; i++)
-        rd_kafka_header_add(hdrs, h[i].name, -1, h[i].value, h[i].value ? (ssize_t)h[i].size : 0);
-    return hdrs;
+    switch (err) {
+    case RD_KAFKA_RESP_ERR_NO_ERROR:
+        return LEV_OK;
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE: /* local check, or the broker's MESSAGE_TOO_LARGE */
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE: /* the broker's batch limit */
+        return LEV_ERR_TOO_LARGE;
+    case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
+    case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+    case RD_KAFKA_RESP_ERR_INVALID_REQUIRED_ACKS:
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP:
+    case RD_KAFKA_RESP_ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT:
+    case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR__INVALID_ARG:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
+        return LEV_ERR_REFUSED;
+    default: /* timeouts, connections, leaders, replicas, unknown topics: may pass later */
+        return LEV_ERR_KAFKA;
+    }
 }

@@ -23,7 +23,10 @@ int lev_kafka_conf_set(rd_kafka_conf_t *kc, const char *name, const char *value,
 /* librdkafka's log lines, to lev_log. */
 void lev_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
 
-/* Copies lev headers into a new librdkafka header list (NULL when n is 0). */
-rd_kafka_headers_t *lev_kafka_headers_new(const lev_header_t *h, size_t n);
+/* The lev error code of a produce error: LEV_ERR_TOO_LARGE (the record is
+ * larger than the producer or the broker accepts), LEV_ERR_REFUSED (the
+ * broker will never take it: authorization, policy, invalid record) or
+ * LEV_ERR_KAFKA (worth another try: timeouts, connections, leaders). */
+int lev_kafka_err_code(rd_kafka_resp_err_t err);
 
 #endif

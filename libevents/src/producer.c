@@ -26,11 +26,19 @@ struct lev_producer_s {
     int fatal;                         /* set by the error callback */
     envelope_t *live_head, *live_tail; /* every unreported envelope, in send order */
     int shutdown_timeout_ms;
+    int wake_fd; /* written when delivery reports are waiting (-1: none) */
     char source[128];
 };
 
+/* A header kept flat in its envelope: offsets into the envelope's data. */
+typedef struct flat_header_s {
+    uint32_t name, name_len, value, value_len;
+    int has_value;
+} flat_header_t;
+
+/* One message from lev_producer_send to its delivery report: the record's
+ * bytes live right after the struct, in one allocation. */
 struct envelope_s {
-    lev_producer_t *p;
     lev_delivery_cb cb;
     void *opaque;
     char *topic;
@@ -39,8 +47,9 @@ struct envelope_s {
     size_t key_len;
     void *value;
     size_t value_len;
-    rd_kafka_headers_t *headers; /* ours; a copy goes with each attempt */
     int64_t timestamp_ms;
+    size_t nheaders;
+    flat_header_t *headers;
     envelope_t *prev, *next;
 };
 
@@ -69,15 +78,6 @@ static void live_remove(lev_producer_t *p, envelope_t *e)
     p->outstanding--;
 }
 
-static void envelope_free(envelope_t *e)
-{
-    if (!e)
-        return;
-    if (e->headers)
-        rd_kafka_headers_destroy(e->headers);
-    free(e);
-}
-
 /* ---- callbacks (run inside rd_kafka_poll/flush on our thread) ---- */
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *conf_opaque)
@@ -96,11 +96,12 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *conf_opaque
     live_remove(p, e);
     if (e->cb) {
         if (m->err)
-            e->cb(e->opaque, LEV_ERR_KAFKA, rd_kafka_err2str(m->err), m->partition, -1);
+            e->cb(e->opaque, lev_kafka_err_code(m->err), rd_kafka_err2str(m->err), m->partition,
+                  -1);
         else
             e->cb(e->opaque, LEV_OK, NULL, m->partition, m->offset);
     }
-    envelope_free(e);
+    free(e);
     (void)rk;
 }
 
@@ -121,6 +122,17 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 
 /* ---- client lifecycle ---- */
 
+/* Makes the main queue of the current client (delivery reports, errors)
+ * write to p->wake_fd when it goes from empty to not empty. */
+static void wakeup_enable(lev_producer_t *p)
+{
+    if (p->wake_fd < 0 || !p->rk)
+        return;
+    rd_kafka_queue_t *q = rd_kafka_queue_get_main(p->rk);
+    rd_kafka_queue_io_event_enable(q, p->wake_fd, "p", 1);
+    rd_kafka_queue_destroy(q);
+}
+
 static rd_kafka_t *client_new(lev_producer_t *p, lev_error_t *err)
 {
     char errstr[512];
@@ -136,9 +148,25 @@ static rd_kafka_t *client_new(lev_producer_t *p, lev_error_t *err)
 
 static void recover(lev_producer_t *p);
 
+/* The librdkafka headers of an envelope (NULL when it has none). */
+static rd_kafka_headers_t *envelope_headers(const envelope_t *e)
+{
+    if (e->nheaders == 0)
+        return NULL;
+    const char *base = (const char *)e;
+    rd_kafka_headers_t *h = rd_kafka_headers_new(e->nheaders);
+    for (size_t i = 0; i < e->nheaders; i++) {
+        const flat_header_t *fh = &e->headers[i];
+        rd_kafka_header_add(h, base + fh->name, (ssize_t)fh->name_len,
+                            fh->has_value ? base + fh->value : NULL,
+                            fh->has_value ? (ssize_t)fh->value_len : 0);
+    }
+    return h;
+}
+
 static int produce_envelope(lev_producer_t *p, envelope_t *e, lev_error_t *err)
 {
-    rd_kafka_headers_t *h = e->headers ? rd_kafka_headers_copy(e->headers) : NULL;
+    rd_kafka_headers_t *h = envelope_headers(e);
     for (int tries = 0;; tries++) {
         rd_kafka_resp_err_t rc = rd_kafka_producev(
             p->rk, RD_KAFKA_V_TOPIC(e->topic), RD_KAFKA_V_PARTITION(e->partition),
@@ -159,7 +187,16 @@ static int produce_envelope(lev_producer_t *p, envelope_t *e, lev_error_t *err)
         }
         if (h)
             rd_kafka_headers_destroy(h);
-        return lev_error_set(err, LEV_ERR_KAFKA, e->topic, "produce failed: %s",
+        if (rc == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
+            char limit[32] = "?";
+            size_t len = sizeof limit;
+            rd_kafka_conf_get(p->template, "message.max.bytes", limit, &len);
+            return lev_error_set(err, LEV_ERR_TOO_LARGE, e->topic,
+                                 "record of %zu bytes exceeds the producer's message.max.bytes "
+                                 "(%s)",
+                                 e->key_len + e->value_len, limit);
+        }
+        return lev_error_set(err, lev_kafka_err_code(rc), e->topic, "produce failed: %s",
                              rd_kafka_err2str(rc));
     }
 }
@@ -182,14 +219,15 @@ static void recover(lev_producer_t *p)
     }
     p->fatal = 0;
     p->recreations++;
+    wakeup_enable(p);
     size_t n = 0;
     for (envelope_t *e = p->live_head, *next; e; e = next) {
         next = e->next;
         if (produce_envelope(p, e, &err) != 0) {
             live_remove(p, e);
             if (e->cb)
-                e->cb(e->opaque, LEV_ERR_KAFKA, err.text, e->partition, -1);
-            envelope_free(e);
+                e->cb(e->opaque, err.code, err.text, e->partition, -1);
+            free(e);
         }
         n++;
     }
@@ -198,11 +236,12 @@ static void recover(lev_producer_t *p)
     lev_log(LEV_LOG_WARN, "producer recreated after fatal error", "resent", count, NULL);
 }
 
-lev_producer_t *lev_producer_new(const lev_config_t *conf, const lev_kv_t *extra, lev_error_t *err)
+rd_kafka_conf_t *lev_producer_conf_new(const lev_config_t *conf, const lev_kv_t *defaults,
+                                       const lev_kv_t *extra, lev_error_t *err)
 {
     char timeout[32];
     snprintf(timeout, sizeof timeout, "%d", conf->delivery_timeout_ms);
-    const lev_kv_t defaults[] = {
+    const lev_kv_t base[] = {
         {"enable.idempotence", "true"},
         {"acks", "all"},
         {"linger.ms", "5"},
@@ -210,28 +249,56 @@ lev_producer_t *lev_producer_new(const lev_config_t *conf, const lev_kv_t *extra
         /* the same partition for a key as Java, Go (sarama's compat) and kcat -p murmur2 */
         {"partitioner", "murmur2_random"},
         {"message.timeout.ms", timeout},
-        {NULL, NULL},
     };
+    enum { NBASE = sizeof base / sizeof base[0], NMAX = 32 };
+    lev_kv_t merged[NBASE + NMAX + 1];
+    size_t n = 0;
+    for (size_t i = 0; i < NBASE; i++)
+        merged[n++] = base[i];
+    for (size_t i = 0; defaults && defaults[i].key && i < NMAX; i++)
+        merged[n++] = defaults[i]; /* set after the base: they win */
+    merged[n] = (lev_kv_t){NULL, NULL};
+    rd_kafka_conf_t *kc = lev_kafka_conf_new(conf, RD_KAFKA_PRODUCER, merged, extra, err);
+    if (!kc)
+        return NULL;
+    rd_kafka_conf_set_dr_msg_cb(kc, dr_cb);
+    rd_kafka_conf_set_error_cb(kc, error_cb);
+    return kc;
+}
+
+lev_producer_t *lev_producer_new_from_conf(rd_kafka_conf_t *kc, int shutdown_timeout_ms,
+                                           const char *source, lev_error_t *err)
+{
     lev_producer_t *p = calloc(1, sizeof *p);
     if (!p) {
+        rd_kafka_conf_destroy(kc);
         lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
         return NULL;
     }
-    p->shutdown_timeout_ms = conf->shutdown_timeout_ms;
-    snprintf(p->source, sizeof p->source, "%s", conf->source ? conf->source : "/libevents");
-    p->template = lev_kafka_conf_new(conf, RD_KAFKA_PRODUCER, defaults, extra, err);
-    if (!p->template)
-        goto fail;
-    rd_kafka_conf_set_dr_msg_cb(p->template, dr_cb);
-    rd_kafka_conf_set_error_cb(p->template, error_cb);
-    if (!(p->rk = client_new(p, err)))
-        goto fail;
-    return p;
-fail:
-    if (p->template)
+    p->wake_fd = -1;
+    p->shutdown_timeout_ms = shutdown_timeout_ms;
+    snprintf(p->source, sizeof p->source, "%s", source ? source : "/libevents");
+    p->template = kc;
+    if (!(p->rk = client_new(p, err))) {
         rd_kafka_conf_destroy(p->template);
-    free(p);
-    return NULL;
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+lev_producer_t *lev_producer_new_with(const lev_config_t *conf, const lev_kv_t *defaults,
+                                      const lev_kv_t *extra, lev_error_t *err)
+{
+    rd_kafka_conf_t *kc = lev_producer_conf_new(conf, defaults, extra, err);
+    if (!kc)
+        return NULL;
+    return lev_producer_new_from_conf(kc, conf->shutdown_timeout_ms, conf->source, err);
+}
+
+lev_producer_t *lev_producer_new(const lev_config_t *conf, const lev_kv_t *extra, lev_error_t *err)
+{
+    return lev_producer_new_with(conf, NULL, extra, err);
 }
 
 void lev_producer_destroy(lev_producer_t *p)
@@ -253,7 +320,7 @@ void lev_producer_destroy(lev_producer_t *p)
         if (e->cb)
             e->cb(e->opaque, LEV_ERR_KAFKA, "producer closed before the broker acknowledged",
                   e->partition, -1);
-        envelope_free(e);
+        free(e);
     }
     rd_kafka_destroy(p->rk);
     rd_kafka_conf_destroy(p->template);
@@ -263,25 +330,61 @@ void lev_producer_destroy(lev_producer_t *p)
 int lev_producer_send(lev_producer_t *p, const lev_msg_t *msg, lev_delivery_cb cb, void *opaque,
                       lev_error_t *err)
 {
-    if (!p || !msg || !msg->topic || (!msg->value && msg->value_len))
+    if (!p || !msg || !msg->topic || (!msg->value && msg->value_len) ||
+        (!msg->key && msg->key_len) || (!msg->headers && msg->nheaders))
         return lev_error_set(err, LEV_ERR_ARG, NULL, "invalid message");
     recover(p);
-    size_t tlen = strlen(msg->topic) + 1;
-    envelope_t *e = malloc(sizeof *e + tlen + msg->key_len + msg->value_len);
+    /* one allocation: envelope, header table, topic, key, value, header bytes */
+    size_t tlen = strlen(msg->topic) + 1, hbytes = 0;
+    for (size_t i = 0; i < msg->nheaders; i++)
+        hbytes += strlen(msg->headers[i].name) + (msg->headers[i].value ? msg->headers[i].size : 0);
+    size_t htab = msg->nheaders * sizeof(flat_header_t);
+    size_t total = sizeof(envelope_t) + htab + tlen + msg->key_len + msg->value_len + hbytes;
+    if (hbytes > UINT32_MAX / 2 || total < hbytes)
+        return lev_error_set(err, LEV_ERR_TOO_LARGE, msg->topic, "headers too large");
+    envelope_t *e = malloc(total);
     if (!e)
         return lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
-    char *data = (char *)(e + 1);
-    *e = (envelope_t){.p = p, .cb = cb, .opaque = opaque, .partition = msg->partition};
-    e->topic = memcpy(data, msg->topic, tlen);
-    e->key = msg->key ? memcpy(data + tlen, msg->key, msg->key_len) : NULL;
-    e->key_len = msg->key ? msg->key_len : 0;
-    e->value = msg->value ? memcpy(data + tlen + e->key_len, msg->value, msg->value_len) : NULL;
-    e->value_len = msg->value_len;
-    e->timestamp_ms = msg->timestamp_ms;
-    e->headers = lev_kafka_headers_new(msg->headers, msg->nheaders);
+    *e = (envelope_t){.cb = cb,
+                      .opaque = opaque,
+                      .partition = msg->partition,
+                      .timestamp_ms = msg->timestamp_ms,
+                      .nheaders = msg->nheaders};
+    char *base = (char *)e;
+    size_t at = sizeof(envelope_t);
+    e->headers = (flat_header_t *)(base + at);
+    at += htab;
+    e->topic = memcpy(base + at, msg->topic, tlen);
+    at += tlen;
+    if (msg->key) {
+        e->key = memcpy(base + at, msg->key, msg->key_len);
+        e->key_len = msg->key_len;
+        at += msg->key_len;
+    }
+    if (msg->value) {
+        e->value = memcpy(base + at, msg->value, msg->value_len);
+        e->value_len = msg->value_len;
+        at += msg->value_len;
+    }
+    for (size_t i = 0; i < msg->nheaders; i++) {
+        const lev_header_t *h = &msg->headers[i];
+        flat_header_t *fh = &e->headers[i];
+        size_t nlen = strlen(h->name);
+        fh->name = (uint32_t)at;
+        fh->name_len = (uint32_t)nlen;
+        memcpy(base + at, h->name, nlen);
+        at += nlen;
+        fh->has_value = h->value != NULL;
+        fh->value = (uint32_t)at;
+        fh->value_len = h->value ? (uint32_t)h->size : 0;
+        if (h->value) {
+            memcpy(base + at, h->value, h->size);
+            at += h->size;
+        }
+    }
     int rc = produce_envelope(p, e, err);
     if (rc != 0) {
-        envelope_free(e);
+        free(e);
         return rc;
     }
     live_add(p, e);
@@ -322,13 +425,19 @@ rd_kafka_t *lev_producer_client(lev_producer_t *p)
     return p->rk;
 }
 
+void lev_producer_set_wakeup_fd(lev_producer_t *p, int fd)
+{
+    p->wake_fd = fd;
+    wakeup_enable(p);
+}
+
 /* ---- events: CloudEvents binary-mode headers ---- */
 
 void lev_traceparent_new(const char *parent, char out[64])
 {
     unsigned char r[24];
     char trace[33], span[17];
-    lev_random_bytes(r, sizeof r);
+    lev_fast_random_bytes(r, sizeof r);
     lev_hex(r, 16, trace);
     lev_hex(r + 16, 8, span);
     /* keep the parent's trace id: "00-<32 hex>-<16 hex>-<2 hex>" */
@@ -343,39 +452,44 @@ void lev_traceparent_new(const char *parent, char out[64])
     memcpy(out + 52, "-01", 4);
 }
 
+/* Copies s into out[size] (cut to fit); returns its length. */
+static size_t copy_str(char *out, size_t size, const char *s)
+{
+    size_t n = strnlen(s, size - 1);
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return n;
+}
+
 int lev_event_headers(lev_event_headers_t *out, const char *type, const lev_event_meta_t *meta)
 {
     if (!out || !type)
         return LEV_ERR_ARG;
     lev_event_meta_t m = meta ? *meta : (lev_event_meta_t){0};
-    memset(out, 0, sizeof *out);
+    size_t id_len, corr_len, src_len, type_len, trace_len;
     if (m.id)
-        snprintf(out->id, sizeof out->id, "%s", m.id);
+        id_len = copy_str(out->id, sizeof out->id, m.id);
     else
-        lev_uuid4(out->id);
+        lev_uuid4(out->id), id_len = strlen(out->id);
     lev_time_format(m.time_ms ? m.time_ms : lev_now_ms(), out->time);
     if (m.traceparent)
-        snprintf(out->traceparent, sizeof out->traceparent, "%s", m.traceparent);
+        trace_len = copy_str(out->traceparent, sizeof out->traceparent, m.traceparent);
     else
-        lev_traceparent_new(NULL, out->traceparent);
-    snprintf(out->correlation_id, sizeof out->correlation_id, "%s",
-             m.correlation_id ? m.correlation_id : out->id);
-    snprintf(out->source, sizeof out->source, "%s", m.source ? m.source : "/libevents");
-    snprintf(out->type, sizeof out->type, "%s", type);
-    const struct {
-        const char *name, *value;
-    } hs[] = {
-        {LEV_H_CE_SPECVERSION, "1.0"},
-        {LEV_H_CE_ID, out->id},
-        {LEV_H_CE_SOURCE, out->source},
-        {LEV_H_CE_TYPE, out->type},
-        {LEV_H_CE_TIME, out->time},
-        {LEV_H_CONTENT_TYPE, LEV_CONTENT_TYPE_AVRO},
-        {LEV_H_TRACEPARENT, out->traceparent},
-        {LEV_H_CORRELATION_ID, out->correlation_id},
-    };
-    for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)
-        out->h[out->n++] = (lev_header_t){hs[i].name, hs[i].value, strlen(hs[i].value)};
+        lev_traceparent_new(NULL, out->traceparent), trace_len = strlen(out->traceparent);
+    corr_len = copy_str(out->correlation_id, sizeof out->correlation_id,
+                        m.correlation_id ? m.correlation_id : out->id);
+    src_len = copy_str(out->source, sizeof out->source, m.source ? m.source : "/libevents");
+    type_len = copy_str(out->type, sizeof out->type, type);
+    out->n = 0;
+    out->h[out->n++] = (lev_header_t){LEV_H_CE_SPECVERSION, "1.0", 3};
+    out->h[out->n++] = (lev_header_t){LEV_H_CE_ID, out->id, id_len};
+    out->h[out->n++] = (lev_header_t){LEV_H_CE_SOURCE, out->source, src_len};
+    out->h[out->n++] = (lev_header_t){LEV_H_CE_TYPE, out->type, type_len};
+    out->h[out->n++] = (lev_header_t){LEV_H_CE_TIME, out->time, strlen(out->time)};
+    out->h[out->n++] =
+        (lev_header_t){LEV_H_CONTENT_TYPE, LEV_CONTENT_TYPE_AVRO, sizeof LEV_CONTENT_TYPE_AVRO - 1};
+    out->h[out->n++] = (lev_header_t){LEV_H_TRACEPARENT, out->traceparent, trace_len};
+    out->h[out->n++] = (lev_header_t){LEV_H_CORRELATION_ID, out->correlation_id, corr_len};
     return LEV_OK;
 }
 

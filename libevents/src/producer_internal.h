@@ -1,10 +1,32 @@
-/* Private: access to the producer's client for the project's own tests. */
+/* Private parts of the producer, for the worker and the project's own tests
+ * and benchmarks. */
 #ifndef LEV_PRODUCER_INTERNAL_H
 #define LEV_PRODUCER_INTERNAL_H
 
 #include "kafka_internal.h"
 
+/* The librdkafka configuration lev_producer_new uses: the producer's
+ * defaults (idempotence, acks=all, linger.ms=5, lz4, murmur2, the delivery
+ * timeout), then `defaults` (NULL-ended, may be NULL) over them, then the
+ * KAFKA_* passthrough, then `extra`, then what at-least-once rests on. The
+ * delivery and error callbacks are those of lev_producer. */
+rd_kafka_conf_t *lev_producer_conf_new(const lev_config_t *conf, const lev_kv_t *defaults,
+                                       const lev_kv_t *extra, lev_error_t *err);
+
+/* lev_producer_new with `defaults` layered as in lev_producer_conf_new
+ * (the KAFKA_* passthrough still overrides them; `extra` does not yield). */
+lev_producer_t *lev_producer_new_with(const lev_config_t *conf, const lev_kv_t *defaults,
+                                      const lev_kv_t *extra, lev_error_t *err);
+
+/* A producer whose clients are made from kc (taken, even on failure). */
+lev_producer_t *lev_producer_new_from_conf(rd_kafka_conf_t *kc, int shutdown_timeout_ms,
+                                           const char *source, lev_error_t *err);
+
 /* The current librdkafka client (replaced after a fatal error). */
 rd_kafka_t *lev_producer_client(lev_producer_t *p);
+
+/* Makes the client write a byte to fd whenever delivery reports wait to be
+ * served by lev_producer_poll (also for clients recreated later). */
+void lev_producer_set_wakeup_fd(lev_producer_t *p, int fd);
 
 #endif

@@ -39,6 +39,8 @@ typedef enum lev_err_e {
     LEV_ERR_TIMEOUT = -13,       /* an operation did not finish in time */
     LEV_ERR_NOT_FOUND = -14,     /* no such item */
     LEV_ERR_STATE = -15,         /* call not valid in the object's current state */
+    LEV_ERR_TOO_LARGE = -16,     /* a record is larger than the producer or broker accepts */
+    LEV_ERR_REFUSED = -17,       /* the broker refused a record for good (not worth a retry) */
 } lev_err_t;
 
 /* A short stable name for an error code ("decode", "unknown-schema", ...). */
