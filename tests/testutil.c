@@ -36,7 +36,6 @@ void lev_test_config(lev_config_t *conf, const char *service)
     char group[128];
     lev_test_unique(service, group, sizeof group);
     lev_config_set_str(&conf->group_id, group);
-    conf->batch_wait_ms = 20;
     conf->shutdown_timeout_ms = 10000;
 }
 

@@ -148,7 +148,8 @@ int lev_config_init(lev_config_t *conf, const char *service, lev_error_t *err)
     }
     conf->log_level = LEV_LOG_INFO;
     conf->batch_size = 500;
-    conf->batch_wait_ms = 20;
+    conf->max_in_flight = 10000;
+    conf->max_in_flight_bytes = 64u << 20;
     conf->delivery_timeout_ms = 30000;
     conf->shutdown_timeout_ms = 15000;
     conf->lease_ms = 60000;
@@ -188,7 +189,10 @@ static const var_t vars[] = {
     {"LEV_SOURCE", T_STR, OFF(source), "/<service>", "ce_source of emitted events"},
     {"LEV_LOG_LEVEL", T_LEVEL, OFF(log_level), "info", "debug, info, warn or error"},
     {"LEV_BATCH_SIZE", T_INT, OFF(batch_size), "500", "max messages handled per batch"},
-    {"LEV_BATCH_WAIT_MS", T_INT, OFF(batch_wait_ms), "20", "max wait to fill a batch (ms)"},
+    {"LEV_MAX_IN_FLIGHT", T_INT, OFF(max_in_flight), "10000",
+     "most records held at once (polled, not yet finished); at the bound fetching pauses"},
+    {"LEV_MAX_IN_FLIGHT_BYTES", T_SIZE, OFF(max_in_flight_bytes), "67108864",
+     "most bytes of records and their outputs held at once"},
     {"LEV_DELIVERY_TIMEOUT_MS", T_INT, OFF(delivery_timeout_ms), "30000",
      "deadline for the broker to acknowledge a produced event (ms)"},
     {"LEV_SHUTDOWN_TIMEOUT_MS", T_INT, OFF(shutdown_timeout_ms), "15000",
@@ -297,6 +301,10 @@ int lev_config_from_env(lev_config_t *conf, const char *service, lev_error_t *er
     }
     if (conf->batch_size < 1) {
         rc = lev_error_set(err, LEV_ERR_CONFIG, "LEV_BATCH_SIZE", "must be at least 1");
+        goto fail;
+    }
+    if (conf->max_in_flight < 1) {
+        rc = lev_error_set(err, LEV_ERR_CONFIG, "LEV_MAX_IN_FLIGHT", "must be at least 1");
         goto fail;
     }
     if (conf->retry.attempts < 1) {

@@ -537,7 +537,7 @@ static void redis_round_trips_are_per_batch_not_per_message(void)
     REQUIRE(lev_test_create_topic(r.in, 3) == 0);
     static char ids[N][LEV_UUID_STR_LEN];
     REQUIRE(lev_test_publish_orders(r.in, N, ids, NULL) == 0);
-    char *extra[] = {"LEV_BATCH_WAIT_MS=200", NULL};
+    char *extra[] = {NULL};
     pid_t w = run_start(&r, extra);
     CHECK(lev_test_wait_lines(r.effect, N, 60000) == N);
     CHECK_INT(run_stop(w), ==, 0);

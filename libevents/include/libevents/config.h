@@ -26,26 +26,27 @@ typedef struct lev_retry_policy_s {
 } lev_retry_policy_t;
 
 typedef struct lev_config_s {
-    char *service;             /* LEV_SERVICE: name in logs, ce_source and DLQ headers */
-    char *bootstrap;           /* KAFKA_BOOTSTRAP: 127.0.0.1:19092 */
-    char *group_id;            /* LEV_GROUP_ID: the service name */
-    char *client_id;           /* LEV_CLIENT_ID: <service>-<hostname>-<pid> */
-    char *redis_url;           /* REDIS_URL: redis://127.0.0.1:16379/0; "" turns idempotency off */
-    char *schema_dirs;         /* LEV_SCHEMA_DIRS: schemas:<install dir> */
-    char *source;              /* LEV_SOURCE: ce_source of emitted events, /<service> */
-    lev_log_level_t log_level; /* LEV_LOG_LEVEL: info */
-    int batch_size;            /* LEV_BATCH_SIZE: max messages handled per batch, 500 */
-    int batch_wait_ms;         /* LEV_BATCH_WAIT_MS: max wait to fill a batch, 20 */
-    int delivery_timeout_ms;   /* LEV_DELIVERY_TIMEOUT_MS: produce ack deadline, 30000 */
-    int shutdown_timeout_ms;   /* LEV_SHUTDOWN_TIMEOUT_MS: bound on a graceful stop, 15000 */
-    int64_t lease_ms;          /* LEV_IDEMPOTENCY_LEASE_MS: claim lease, 60000 */
-    int64_t done_ttl_ms;       /* LEV_IDEMPOTENCY_TTL_MS: done-key life, 7 days */
-    lev_retry_policy_t retry;  /* LEV_RETRY_ATTEMPTS (3), LEV_RETRY_BACKOFF_MS (200),
-                                  LEV_RETRY_BACKOFF_MAX_MS (5000),
-                                  LEV_RETRY_DELAYS ("5s,30s,5m": one topic per delay) */
-    lev_codec_limits_t limits; /* LEV_MAX_VALUE_BYTES (1 MiB), LEV_MAX_ITEMS (100000) */
-    lev_kv_t *kafka;           /* KAFKA_<NAME>=v becomes librdkafka property name.lower */
-    size_t nkafka;             /*   (KAFKA_SECURITY_PROTOCOL -> security.protocol) */
+    char *service;              /* LEV_SERVICE: name in logs, ce_source and DLQ headers */
+    char *bootstrap;            /* KAFKA_BOOTSTRAP: 127.0.0.1:19092 */
+    char *group_id;             /* LEV_GROUP_ID: the service name */
+    char *client_id;            /* LEV_CLIENT_ID: <service>-<hostname>-<pid> */
+    char *redis_url;            /* REDIS_URL: redis://127.0.0.1:16379/0; "" turns idempotency off */
+    char *schema_dirs;          /* LEV_SCHEMA_DIRS: schemas:<install dir> */
+    char *source;               /* LEV_SOURCE: ce_source of emitted events, /<service> */
+    lev_log_level_t log_level;  /* LEV_LOG_LEVEL: info */
+    int batch_size;             /* LEV_BATCH_SIZE: most messages taken per poll batch, 500 */
+    int max_in_flight;          /* LEV_MAX_IN_FLIGHT: most records held at once, 10000 */
+    size_t max_in_flight_bytes; /* LEV_MAX_IN_FLIGHT_BYTES: their bytes, 64 MiB */
+    int delivery_timeout_ms;    /* LEV_DELIVERY_TIMEOUT_MS: produce ack deadline, 30000 */
+    int shutdown_timeout_ms;    /* LEV_SHUTDOWN_TIMEOUT_MS: bound on a graceful stop, 15000 */
+    int64_t lease_ms;           /* LEV_IDEMPOTENCY_LEASE_MS: claim lease, 60000 */
+    int64_t done_ttl_ms;        /* LEV_IDEMPOTENCY_TTL_MS: done-key life, 7 days */
+    lev_retry_policy_t retry;   /* LEV_RETRY_ATTEMPTS (3), LEV_RETRY_BACKOFF_MS (200),
+                                   LEV_RETRY_BACKOFF_MAX_MS (5000),
+                                   LEV_RETRY_DELAYS ("5s,30s,5m": one topic per delay) */
+    lev_codec_limits_t limits;  /* LEV_MAX_VALUE_BYTES (1 MiB), LEV_MAX_ITEMS (100000) */
+    lev_kv_t *kafka;            /* KAFKA_<NAME>=v becomes librdkafka property name.lower */
+    size_t nkafka;              /*   (KAFKA_SECURITY_PROTOCOL -> security.protocol) */
 } lev_config_t;
 
 /* Fills defaults only (no environment). `service` is required. */

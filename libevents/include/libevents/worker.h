@@ -1,14 +1,31 @@
 /*
  * libevents worker: a consumer-group worker that decodes events, dispatches
- * them by type to handlers and finishes each message before storing its
+ * them by type to handlers and finishes each record before storing its
  * offset.
  *
- * A message is finished when its handler succeeded and every event it
+ * A record is finished when its handler succeeded and every event it
  * emitted was acknowledged by the broker, or it was moved to a retry topic
  * (acknowledged), or dead-lettered (acknowledged), or its idempotency key
- * says it was handled before. Offsets are stored per partition only up to
- * the first unfinished message; an unfinished message is fetched again.
- * Offsets are committed on partition revoke and at shutdown.
+ * says it was handled before. The worker is a pipeline: while one batch's
+ * outputs wait for the broker, the next batch is polled, claimed and
+ * handled. Offsets are stored per partition only up to the first
+ * unfinished record; an unfinished record is fetched again. A record whose
+ * outputs are not acknowledged in time is handled again, never skipped.
+ * Offsets are committed every second, on partition revoke and at shutdown.
+ *
+ * Threads:
+ *   - A worker belongs to the thread that calls lev_worker_run: create it,
+ *     register handlers, subscribe and destroy it on one thread, and do not
+ *     call lev_worker_* on it from another thread while it runs, except
+ *     lev_worker_stop (any thread, and async-signal-safe) and
+ *     lev_worker_stats (any thread; each counter is read whole).
+ *   - Handlers run on the thread of lev_worker_run, one at a time, in
+ *     partition order. A handler may call lev_ctx_* and use the store of
+ *     lev_ctx_store (the worker's own Redis connection); it must not call
+ *     lev_worker_run or lev_worker_destroy. Delivery reports, rebalances and
+ *     retries are all handled on that thread too, between handler calls.
+ *   - librdkafka's own threads log through the process-wide log callback
+ *     (see common.h), which must therefore be thread-safe; lev_log_json is.
  */
 #ifndef LIBEVENTS_WORKER_H
 #define LIBEVENTS_WORKER_H
@@ -37,6 +54,10 @@ extern "C" {
 #define LEV_H_FIRST_FAILURE "lev_first_failure"
 #define LEV_H_LAST_FAILURE "lev_last_failure"
 #define LEV_H_DUE "lev_due" /* retry topics: not before this time (ms since epoch) */
+/* Dead-letter records whose value was too large to send again: the value is
+ * left out and this header holds its size in bytes; the original stays at
+ * lev_original_topic / _partition / _offset. */
+#define LEV_H_VALUE_OMITTED "lev_value_omitted"
 
 typedef struct lev_worker_s lev_worker_t;
 typedef struct lev_ctx_s lev_ctx_t;
@@ -84,14 +105,28 @@ LEV_API int lev_worker_retry_policy(lev_worker_t *w, const char *type,
 /* Adds a topic to consume (call before run). */
 LEV_API int lev_worker_subscribe(lev_worker_t *w, const char *topic, lev_error_t *err);
 
+/* Declares a topic the handlers emit to (call before run; optional). At
+ * start its metadata is fetched, so the first event after a start is not
+ * delayed, and its max.message.bytes counts when the producer's own limit
+ * is aligned with the topics' (see lev_worker_run). */
+LEV_API int lev_worker_declare_output(lev_worker_t *w, const char *topic, lev_error_t *err);
+
 /* Runs until lev_worker_stop, then stops fetching, finishes what it holds,
- * flushes, commits, leaves the group. Returns 0 after a clean stop. */
+ * flushes, commits, leaves the group. Returns 0 after a clean stop.
+ *
+ * At start it creates the group's retry and dead-letter topics if they are
+ * missing, and sets the producer's message.max.bytes to the largest
+ * max.message.bytes of the topics it writes to (dead-letter, retry and
+ * declared outputs) unless KAFKA_MESSAGE_MAX_BYTES is set, so a record a
+ * topic accepted can be sent on to them. */
 LEV_API int lev_worker_run(lev_worker_t *w);
 
-/* Asks run to stop. Async-signal-safe. */
+/* Asks run to stop. Any thread; async-signal-safe. */
 LEV_API void lev_worker_stop(lev_worker_t *w);
 
-/* Installs SIGTERM and SIGINT handlers that call lev_worker_stop(w). */
+/* SIGTERM and SIGINT stop every worker that called this (and is not
+ * destroyed yet). The handlers that were installed before come back when
+ * the last such worker is destroyed. */
 LEV_API int lev_worker_stop_on_signals(lev_worker_t *w);
 
 LEV_API const lev_schemas_t *lev_worker_schemas(const lev_worker_t *w);
@@ -103,10 +138,11 @@ LEV_API lev_store_t *lev_worker_store(lev_worker_t *w); /* NULL without Redis */
 LEV_API void lev_retry_topic_name(const char *group, int level, char *out, size_t size);
 LEV_API void lev_dlq_topic_name(const char *group, char *out, size_t size);
 
-/* Counters, for tests and metrics. */
+/* Counters, for tests and metrics. `finished` counts records whose offset
+ * was stored; `produce_failures` records with a failed delivery report. */
 typedef struct lev_worker_stats_s {
     uint64_t received, handled, skipped_duplicates, emitted, retried_inprocess, sent_to_retry,
-        dead_lettered, batches, store_round_trips;
+        dead_lettered, batches, store_round_trips, finished, produce_failures, rebalances;
 } lev_worker_stats_t;
 LEV_API void lev_worker_stats(const lev_worker_t *w, lev_worker_stats_t *out);
 

@@ -1,0 +1,218 @@
+/*
+ * Topics at start: the group's retry and dead-letter topics are created if
+ * missing, the producer's message.max.bytes is aligned with the
+ * max.message.bytes of every topic the worker writes to, and the metadata
+ * of those topics is fetched before the first record, so the first event
+ * after a start is not late.
+ */
+#include "worker_internal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ADMIN_TIMEOUT_MS 15000
+
+/* Partition count of a topic, 0 when it does not exist (or no answer). */
+static int topic_partitions(rd_kafka_t *rk, const char *topic)
+{
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    int n = 0;
+    if (rkt && rd_kafka_metadata(rk, 0, rkt, &md, 5000) == 0) {
+        if (md->topic_cnt == 1 && md->topics[0].err == 0)
+            n = md->topics[0].partition_cnt;
+        rd_kafka_metadata_destroy(md);
+    }
+    if (rkt)
+        rd_kafka_topic_destroy(rkt);
+    return n;
+}
+
+static int failure_levels(const lev_worker_t *w)
+{
+    int levels = w->conf.retry.levels;
+    for (size_t i = 0; i < w->nhandlers; i++)
+        if (w->handlers[i].has_policy && w->handlers[i].policy.levels > levels)
+            levels = w->handlers[i].policy.levels;
+    return levels;
+}
+
+/* Creates this group's retry and dead-letter topics if they are missing,
+ * with as many partitions as the widest subscribed topic and the cluster's
+ * default replication, and subscribes to the retry topics. */
+static void ensure_failure_topics(lev_worker_t *w)
+{
+    int partitions = 0, unknown = 0;
+    for (size_t i = 0; i < w->ntopics; i++) {
+        int n = topic_partitions(w->rk, w->topics[i]);
+        if (n == 0)
+            unknown++;
+        if (n > partitions)
+            partitions = n;
+    }
+    if (partitions == 0 || unknown) {
+        lev_log(LEV_LOG_WARN,
+                "an input topic does not exist yet; failure topics get the broker's "
+                "default partition count if they are created now",
+                NULL);
+        if (partitions == 0)
+            partitions = -1;
+    }
+    int levels = failure_levels(w);
+    rd_kafka_NewTopic_t *nt[LEV_RETRY_LEVELS_MAX + 1];
+    int n = 0;
+    char name[W_NAME_MAX + 16], errstr[256];
+    lev_dlq_topic_name(w->group, name, sizeof name);
+    nt[n++] = rd_kafka_NewTopic_new(name, partitions, -1, errstr, sizeof errstr);
+    for (int l = 1; l <= levels; l++) {
+        lev_retry_topic_name(w->group, l, name, sizeof name);
+        nt[n++] = rd_kafka_NewTopic_new(name, partitions, -1, errstr, sizeof errstr);
+    }
+    rd_kafka_queue_t *q = rd_kafka_queue_new(w->rk);
+    rd_kafka_CreateTopics(w->rk, nt, (size_t)n, NULL, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, ADMIN_TIMEOUT_MS);
+    if (ev) {
+        size_t cnt = 0;
+        const rd_kafka_topic_result_t **res =
+            rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &cnt);
+        for (size_t i = 0; res && i < cnt; i++) {
+            rd_kafka_resp_err_t e = rd_kafka_topic_result_error(res[i]);
+            if (e && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+                lev_log(LEV_LOG_WARN, "cannot create a failure topic", "topic",
+                        rd_kafka_topic_result_name(res[i]), "error",
+                        rd_kafka_topic_result_error_string(res[i]), NULL);
+        }
+        rd_kafka_event_destroy(ev);
+    } else {
+        lev_log(LEV_LOG_WARN, "no answer to creating the failure topics", NULL);
+    }
+    rd_kafka_queue_destroy(q);
+    for (int i = 0; i < n; i++)
+        rd_kafka_NewTopic_destroy(nt[i]);
+    /* the retry topics are consumed by the same group */
+    for (int l = 1; l <= levels && w->ntopics < W_MAX_TOPICS; l++) {
+        lev_retry_topic_name(w->group, l, name, sizeof name);
+        int dup = 0;
+        for (size_t i = 0; i < w->ntopics; i++)
+            dup |= strcmp(w->topics[i], name) == 0;
+        if (!dup && (w->topics[w->ntopics] = strdup(name)))
+            w->ntopics++;
+    }
+}
+
+/* The topics this worker writes to: its dead-letter topic, its retry
+ * topics and the declared outputs. Names are malloc'd into out[]. */
+static size_t destination_topics(const lev_worker_t *w, char **out, size_t max)
+{
+    char name[W_NAME_MAX + 16];
+    size_t n = 0;
+    lev_dlq_topic_name(w->group, name, sizeof name);
+    out[n++] = strdup(name);
+    for (int l = 1; l <= failure_levels(w) && n < max; l++) {
+        lev_retry_topic_name(w->group, l, name, sizeof name);
+        out[n++] = strdup(name);
+    }
+    for (size_t i = 0; i < w->noutputs && n < max; i++)
+        out[n++] = strdup(w->outputs[i]);
+    return n;
+}
+
+/* The largest max.message.bytes among the topics, read from the broker;
+ * 0 when none could be read. */
+static int64_t largest_record_limit(rd_kafka_t *rk, char **topics, size_t n)
+{
+    rd_kafka_ConfigResource_t *res[W_MAX_OUTPUTS + LEV_RETRY_LEVELS_MAX + 1];
+    size_t nres = 0;
+    int64_t best = 0;
+    for (size_t i = 0; i < n; i++)
+        if (topics[i])
+            res[nres++] = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topics[i]);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_DescribeConfigs(rk, res, nres, NULL, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, ADMIN_TIMEOUT_MS);
+    if (ev && !rd_kafka_event_error(ev)) {
+        size_t cnt = 0;
+        const rd_kafka_ConfigResource_t **rs = rd_kafka_DescribeConfigs_result_resources(
+            rd_kafka_event_DescribeConfigs_result(ev), &cnt);
+        for (size_t i = 0; i < cnt; i++) {
+            if (rd_kafka_ConfigResource_error(rs[i]))
+                continue; /* a topic not created yet: the broker's default applies later */
+            size_t ne = 0;
+            const rd_kafka_ConfigEntry_t **es = rd_kafka_ConfigResource_configs(rs[i], &ne);
+            for (size_t j = 0; j < ne; j++) {
+                const char *v = rd_kafka_ConfigEntry_value(es[j]);
+                if (v && strcmp(rd_kafka_ConfigEntry_name(es[j]), "max.message.bytes") == 0) {
+                    int64_t x = strtoll(v, NULL, 10);
+                    if (x > best)
+                        best = x;
+                }
+            }
+        }
+    } else {
+        lev_log(LEV_LOG_WARN, "cannot read the topics' max.message.bytes", "error",
+                ev ? rd_kafka_event_error_string(ev) : "no answer", NULL);
+    }
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(q);
+    for (size_t i = 0; i < nres; i++)
+        rd_kafka_ConfigResource_destroy(res[i]);
+    return best;
+}
+
+/* Asks the producer for the metadata of each topic, so its first record
+ * there does not wait for a metadata round trip. */
+static void warm_metadata(rd_kafka_t *prk, char **topics, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!topics[i])
+            continue;
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(prk, topics[i], NULL);
+        const struct rd_kafka_metadata *md = NULL;
+        if (rkt && rd_kafka_metadata(prk, 0, rkt, &md, 5000) == 0)
+            rd_kafka_metadata_destroy(md);
+        if (rkt)
+            rd_kafka_topic_destroy(rkt);
+    }
+}
+
+int lev_w_prepare_topics(lev_worker_t *w, lev_error_t *err)
+{
+    ensure_failure_topics(w);
+    char *dest[W_MAX_OUTPUTS + LEV_RETRY_LEVELS_MAX + 1];
+    size_t ndest = destination_topics(w, dest, sizeof dest / sizeof dest[0]);
+
+    /* a record the topics accept must be one our producer can send again
+     * (to a retry or dead-letter topic): the producer's limit follows the
+     * largest topic limit, unless KAFKA_MESSAGE_MAX_BYTES says otherwise */
+    char limit[32] = "";
+    if (!w->user_max_message_bytes) {
+        int64_t best = largest_record_limit(w->rk, dest, ndest);
+        if (best >= 1000 && best <= 1000000000) {
+            snprintf(limit, sizeof limit, "%" PRId64, best);
+            lev_log(LEV_LOG_INFO, "producer message.max.bytes follows the topics' limit",
+                    "message_max_bytes", limit, NULL);
+        }
+    }
+    int rc = LEV_OK;
+    if (!w->producer) {
+        rd_kafka_conf_t *kc = rd_kafka_conf_dup(w->producer_conf);
+        if (limit[0] && lev_kafka_conf_set(kc, "message.max.bytes", limit, err) != 0) {
+            rd_kafka_conf_destroy(kc);
+            rc = LEV_ERR_CONFIG;
+            goto out;
+        }
+        w->producer = lev_producer_new_from_conf(kc, w->conf.shutdown_timeout_ms, w->source, err);
+        if (!w->producer) {
+            rc = err ? err->code : LEV_ERR_KAFKA;
+            goto out;
+        }
+    }
+    warm_metadata(lev_producer_client(w->producer), dest, ndest);
+out:
+    for (size_t i = 0; i < ndest; i++)
+        free(dest[i]);
+    return rc;
+}

@@ -1,0 +1,175 @@
+/*
+ * The handler context: what a handler may call while it runs. Outputs are
+ * encoded into one buffer the context keeps from call to call, and sent
+ * only when the handler returns LEV_RESULT_OK.
+ */
+#include "codec_internal.h"
+#include "worker_internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Appends s[0..len) and a NUL to the context's buffer; its offset in *at. */
+static int ctx_append(lev_ctx_t *ctx, const char *s, size_t len, size_t *at)
+{
+    if (ctx->len + len + 1 > ctx->cap) {
+        size_t cap = ctx->cap ? ctx->cap : 1024;
+        while (cap < ctx->len + len + 1)
+            cap *= 2;
+        char *nb = realloc(ctx->buf, cap);
+        if (!nb)
+            return LEV_ERR_NOMEM;
+        ctx->buf = nb;
+        ctx->cap = cap;
+    }
+    *at = ctx->len;
+    memcpy(ctx->buf + ctx->len, s, len);
+    ctx->len += len;
+    ctx->buf[ctx->len++] = '\0';
+    return LEV_OK;
+}
+
+const char *lev_w_ctx_str(const lev_ctx_t *ctx, size_t off)
+{
+    return ctx->buf + off;
+}
+
+void lev_w_ctx_reset(lev_ctx_t *ctx)
+{
+    for (size_t i = 0; i < ctx->nvalues; i++)
+        avro_value_decref(&ctx->values[i]);
+    ctx->nvalues = 0;
+    ctx->nout = 0;
+    ctx->len = 0;
+    ctx->error[0] = '\0';
+    ctx->ev = NULL;
+}
+
+void lev_w_ctx_free(lev_ctx_t *ctx)
+{
+    lev_w_ctx_reset(ctx);
+    for (size_t i = 0; i < ctx->capout; i++)
+        free(ctx->out[i]);
+    free(ctx->out);
+    free(ctx->values);
+    free(ctx->buf);
+    ctx->out = NULL;
+    ctx->values = NULL;
+    ctx->buf = NULL;
+    ctx->capout = ctx->capvalues = ctx->cap = 0;
+}
+
+int lev_ctx_new_value(lev_ctx_t *ctx, const char *type, avro_value_t *out)
+{
+    if (!ctx || !type || !out)
+        return LEV_ERR_ARG;
+    const lev_schema_t *s = lev_schemas_find(ctx->w->schemas, type);
+    if (!s)
+        return LEV_ERR_NOT_FOUND;
+    if (ctx->nvalues == ctx->capvalues) {
+        size_t cap = ctx->capvalues ? ctx->capvalues * 2 : 4;
+        avro_value_t *nv = realloc(ctx->values, cap * sizeof *nv);
+        if (!nv)
+            return LEV_ERR_NOMEM;
+        ctx->values = nv;
+        ctx->capvalues = cap;
+    }
+    int rc = lev_codec_new_value(ctx->w->codec, s, out);
+    if (rc == 0)
+        ctx->values[ctx->nvalues++] = *out;
+    return rc;
+}
+
+/* The next output slot (kept from call to call). */
+static wout_t *ctx_next_out(lev_ctx_t *ctx)
+{
+    if (ctx->nout == ctx->capout) {
+        size_t cap = ctx->capout ? ctx->capout * 2 : 4;
+        wout_t **no = realloc(ctx->out, cap * sizeof *no);
+        if (!no)
+            return NULL;
+        for (size_t i = ctx->capout; i < cap; i++)
+            no[i] = NULL;
+        ctx->out = no;
+        ctx->capout = cap;
+    }
+    if (!ctx->out[ctx->nout] && !(ctx->out[ctx->nout] = malloc(sizeof(wout_t))))
+        return NULL;
+    return ctx->out[ctx->nout];
+}
+
+int lev_ctx_emit(lev_ctx_t *ctx, const char *topic, const char *key, avro_value_t *value,
+                 lev_error_t *err)
+{
+    if (!ctx || !ctx->ev || !topic || !*topic || !value)
+        return lev_error_set(err, LEV_ERR_ARG, NULL, "topic and value are required");
+    avro_schema_t as = avro_value_get_schema(value);
+    const char *type = as ? avro_schema_type_name(as) : NULL;
+    const char *ns = as ? avro_schema_namespace(as) : NULL;
+    char fullname[256];
+    snprintf(fullname, sizeof fullname, "%s%s%s", ns && *ns ? ns : "", ns && *ns ? "." : "",
+             type ? type : "");
+    const lev_schema_t *s = lev_schemas_find(ctx->w->schemas, fullname);
+    if (!s)
+        return lev_error_set(err, LEV_ERR_NOT_FOUND, fullname, "no schema of this type");
+    wout_t *o = ctx_next_out(ctx);
+    if (!o)
+        return lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
+    size_t mark = ctx->len;
+    if (!key)
+        key = "";
+    int rc = ctx_append(ctx, topic, strlen(topic), &o->topic);
+    if (rc == 0)
+        rc = ctx_append(ctx, key, strlen(key), &o->key);
+    if (rc != 0) {
+        ctx->len = mark;
+        return lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
+    }
+    o->key_len = strlen(key);
+    o->value = ctx->len;
+    if ((rc = lev_codec_encode_append(ctx->w->codec, s, value, &ctx->buf, &ctx->len, &ctx->cap,
+                                      err)) != 0) {
+        ctx->len = mark;
+        return rc;
+    }
+    o->value_len = ctx->len - o->value;
+    /* n-th output of this type for this input: deterministic ids */
+    unsigned n = 0;
+    for (size_t i = 0; i < ctx->nout; i++)
+        n += strcmp(ctx->out[i]->eh.type, fullname) == 0;
+    char id[LEV_UUID_STR_LEN], trace[64];
+    lev_uuid_derive(ctx->ev->id, fullname, n, id);
+    lev_traceparent_new(ctx->ev->traceparent, trace);
+    lev_event_meta_t meta = {.id = id,
+                             .source = ctx->w->source,
+                             .correlation_id = ctx->ev->correlation_id,
+                             .traceparent = trace};
+    lev_event_headers(&o->eh, fullname, &meta);
+    ctx->nout++;
+    return LEV_OK;
+}
+
+void lev_ctx_set_error(lev_ctx_t *ctx, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx->error, sizeof ctx->error, fmt, ap);
+    va_end(ap);
+}
+
+lev_store_t *lev_ctx_store(lev_ctx_t *ctx)
+{
+    return ctx->w->app_store;
+}
+
+const char *lev_ctx_service(const lev_ctx_t *ctx)
+{
+    return ctx->w->service;
+}
+
+lev_codec_t *lev_ctx_codec(lev_ctx_t *ctx)
+{
+    return ctx->w->codec;
+}

@@ -1,0 +1,346 @@
+/*
+ * Private parts of the worker, shared by its files:
+ *
+ *   worker.c          lifecycle, configuration calls and the run loop
+ *   worker_pipeline.c records: intake, claims, handlers, delivery reports,
+ *                     finishing in offset order, offsets
+ *   worker_ctx.c      the handler context (lev_ctx_*)
+ *   worker_route.c    retry and dead-letter records and their lev_* headers
+ *   worker_parts.c    partition state, pausing, rebalances (eager and cooperative)
+ *   worker_admin.c    topics: creation, size limits, metadata warm-up
+ *   worker_signal.c   SIGTERM/SIGINT for every worker of the process
+ *
+ * Everything here runs on the thread that runs lev_worker_run, except
+ * lev_worker_stop and the signal handler, which only set the stop flag and
+ * write to the wake pipe.
+ */
+#ifndef LEV_WORKER_INTERNAL_H
+#define LEV_WORKER_INTERNAL_H
+
+#include "kafka_internal.h"
+#include "producer_internal.h"
+#include "store_internal.h"
+
+#include <signal.h>
+#include <stdatomic.h>
+
+#define W_MAX_HANDLERS 64
+#define W_MAX_TOPICS 32
+#define W_MAX_OUTPUTS 32
+#define W_NAME_MAX 250
+#define W_ID_MAX 128
+
+/* ======================================================================
+ * Handlers
+ * ====================================================================== */
+
+typedef struct whandler_s {
+    char *type;
+    lev_handler_fn fn;
+    void *opaque;
+    int has_policy;
+    lev_retry_policy_t policy;
+} whandler_t;
+
+/* ======================================================================
+ * Records
+ * ====================================================================== */
+
+typedef struct wpart_s wpart_t;
+typedef struct wrec_s wrec_t;
+
+typedef enum wrec_state_e {
+    REC_NEW = 0, /* taken from the consumer, not handled yet */
+    REC_WAIT,    /* its outputs (or retry or dead-letter record) wait for reports */
+    REC_DONE,    /* finished: its offset may be stored once the ones before it are */
+} wrec_state_t;
+
+/* What the idempotency claim of a record is. */
+typedef enum wclaim_e {
+    CLAIM_NONE = 0, /* no store, or not a record to claim */
+    CLAIM_NEEDED,   /* to be claimed in this batch's round trip */
+    CLAIM_OWNED,    /* our lease */
+    CLAIM_DONE,     /* handled before: skip */
+    CLAIM_BUSY,     /* another live owner: wait */
+} wclaim_t;
+
+/* What the delivery reports a record waits for belong to. */
+typedef enum wroute_e {
+    ROUTE_NONE = 0,
+    ROUTE_OUTPUTS,  /* the events its handler emitted */
+    ROUTE_RETRY,    /* the record, moved to a retry topic */
+    ROUTE_DLQ,      /* the record, dead-lettered */
+    ROUTE_DLQ_BARE, /* dead-lettered without its value (it was too large) */
+} wroute_t;
+
+/* Why a record is being moved to a retry or dead-letter topic (allocated
+ * only for records that fail). */
+typedef struct wfail_s {
+    const char *error_class; /* static string */
+    char *message;
+    int attempts;
+    int level; /* retry topic level, 0 for the dead-letter topic */
+    int64_t first_failure_ms, due_ms;
+    size_t omitted_bytes; /* ROUTE_DLQ_BARE: size of the value left out */
+} wfail_t;
+
+/* A header of the input, as pointers into the message (valid while the
+ * message lives); len 0 and ptr NULL when absent. */
+typedef struct whdr_s {
+    const char *ptr;
+    size_t len;
+} whdr_t;
+
+enum {
+    H_ID,
+    H_SOURCE,
+    H_CORRELATION,
+    H_TRACE,
+    H_ORIG_TOPIC,
+    H_ORIG_PARTITION,
+    H_ORIG_OFFSET,
+    H_ORIG_TIMESTAMP,
+    H_ATTEMPTS,
+    H_FIRST_FAILURE,
+    H_DUE,
+    H_COUNT
+};
+
+/* One record taken from the consumer, from intake to its finish. Its
+ * address is the handle delivery reports refer to, so it lives until every
+ * report is in, even after its partition gave it up (`part` is NULL then). */
+struct wrec_s {
+    rd_kafka_message_t *m;
+    lev_worker_t *w;
+    wpart_t *part;      /* NULL once abandoned */
+    wrec_t *next;       /* partition queue, offset order (free list when unused) */
+    wrec_t *ready_next; /* the worker's ready list */
+    int outstanding;    /* delivery reports due (+1 while its records are being sent) */
+    uint8_t state;      /* wrec_state_t */
+    uint8_t claim;      /* wclaim_t */
+    uint8_t route;      /* wroute_t */
+    uint8_t ready;      /* on the ready list */
+    uint8_t handled;    /* its handler returned OK: complete the claim on success */
+    uint8_t in_batch;   /* referenced by the batch being handled: freed at its end */
+    int fail_code;      /* first failed report (LEV_ERR_*), 0 when none */
+    char *fail_text;    /* its reason */
+    wfail_t *fail;      /* routing to a retry or dead-letter topic, or NULL */
+    const lev_schema_t *writer;
+    const whandler_t *handler;
+    int frame_rc; /* the value's framing and schema: 0, or why it cannot be decoded */
+    size_t bytes; /* counted against the in-flight bound */
+    whdr_t h[H_COUNT];
+    char id[W_ID_MAX];
+};
+
+/* ======================================================================
+ * Partitions
+ * ====================================================================== */
+
+/* Reasons a partition is paused; paused in librdkafka while any is set. */
+enum {
+    PAUSE_HOLD = 1,  /* a record waits (backoff, due time, busy claim): seeked back to it */
+    PAUSE_STORE = 2, /* Redis is unavailable */
+    PAUSE_FULL = 4,  /* the in-flight bound is reached */
+    PAUSE_STOP = 8,  /* the worker is stopping */
+};
+
+struct wpart_s {
+    char *topic;
+    int32_t partition;
+    int level; /* retry level of the topic, 0 for an input topic */
+    wrec_t *head, *tail;
+    int64_t next_offset; /* offset after the last record taken, -1 unknown */
+    unsigned pause;      /* PAUSE_* */
+    int64_t resume_at;   /* PAUSE_HOLD: monotonic ms */
+    /* in-process attempts of the record at retry_offset */
+    int64_t retry_offset;
+    int retry_attempts;
+    int64_t first_failure_ms;
+    int produce_failures; /* reports failed in a row (backoff of handling again) */
+    uint8_t assigned;
+    uint8_t dirty;
+    wpart_t *hnext; /* hash chain */
+    wpart_t *dnext; /* dirty list */
+};
+
+/* ======================================================================
+ * The handler context
+ * ====================================================================== */
+
+typedef struct wout_s {
+    size_t topic, key, key_len, value, value_len; /* offsets into the context's buffer */
+    lev_event_headers_t eh;
+} wout_t;
+
+struct lev_ctx_s {
+    lev_worker_t *w;
+    const lev_event_t *ev;
+    wout_t **out; /* each allocated once and kept: its headers point into itself */
+    size_t nout, capout;
+    avro_value_t *values;
+    size_t nvalues, capvalues;
+    char *buf; /* topics, keys and encoded values of the outputs */
+    size_t len, cap;
+    char error[512];
+};
+
+/* ======================================================================
+ * The worker
+ * ====================================================================== */
+
+typedef struct wstats_s {
+    _Atomic uint64_t received, handled, skipped_duplicates, emitted, retried_inprocess,
+        sent_to_retry, dead_lettered, batches, finished, produce_failures, rebalances;
+} wstats_t;
+
+/* Counters have one writer (the worker's thread); readers on other threads
+ * see each one whole. */
+#define W_STAT_ADD(w, field, n)                                                                    \
+    atomic_store_explicit(&(w)->stats.field,                                                       \
+                          atomic_load_explicit(&(w)->stats.field, memory_order_relaxed) + (n),     \
+                          memory_order_relaxed)
+
+/* A growable list of strings in one buffer (keys to settle or claim). */
+typedef struct wkeys_s {
+    char *buf;
+    size_t len, cap;
+    size_t *off;
+    size_t n, capn;
+    const char **ptrs; /* filled by wkeys_ptrs */
+    size_t capp;
+} wkeys_t;
+
+struct lev_worker_s {
+    char *service, *group, *source;
+    lev_config_t conf; /* own copy of the scalar settings; strings above */
+    lev_schemas_t *schemas;
+    lev_codec_t *codec;
+    lev_producer_t *producer;
+    rd_kafka_conf_t *producer_conf; /* built at new, the client made at run */
+    int user_max_message_bytes;     /* KAFKA_MESSAGE_MAX_BYTES was given */
+    lev_store_t *store;             /* the engine's connection: claims and settles */
+    lev_store_t *app_store;         /* the handlers' connection (lev_ctx_store) */
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *consumer_q;
+
+    whandler_t handlers[W_MAX_HANDLERS];
+    size_t nhandlers;
+    const whandler_t **by_schema; /* handler of each loaded schema (by index), built at run */
+    avro_value_t *values;         /* decoded input of each reader schema, reused */
+    uint8_t *have_value;
+    size_t nschemas;
+    char *topics[W_MAX_TOPICS];
+    size_t ntopics;
+    char *outputs[W_MAX_OUTPUTS];
+    size_t noutputs;
+
+    /* partitions */
+    wpart_t **buckets;
+    size_t nbuckets, nparts;
+    wpart_t *dirty;
+    int cooperative;
+
+    /* records */
+    wrec_t *free_recs;
+    wrec_t *ready;
+    size_t inflight, inflight_bytes;
+    wrec_t **batch; /* being taken and classified; its claims go out next */
+    size_t nbatch;
+    wrec_t **prev; /* claimed while the batch before it was handled: handled next */
+    size_t nprev;
+
+    /* Redis: while one exchange is under way (settles, then the claims of
+     * `prev`), the next settles and claims collect in the other lists */
+    wkeys_t done[2], rel[2], claims[2];
+    int acc;        /* index of the lists collecting */
+    int exchanging; /* an exchange was begun and not ended */
+    lev_claim_t *claim_res;
+    size_t cap_res;
+    int store_down;
+    int64_t store_retry_at;
+    int store_delay_ms;
+
+    /* the loop */
+    int wake[2]; /* pipe: librdkafka queues and lev_worker_stop write to it */
+    volatile sig_atomic_t stop;
+    int running;
+    int full;
+    int max_poll_interval_ms;
+    lev_ctx_t ctx;
+    wstats_t stats;
+};
+
+/* ======================================================================
+ * Between the files
+ * ====================================================================== */
+
+/* worker.c */
+const lev_retry_policy_t *lev_w_policy(const lev_worker_t *w, const whandler_t *h);
+int lev_w_retry_level(const lev_worker_t *w, const char *topic);
+void lev_w_wake(lev_worker_t *w);
+
+/* worker_pipeline.c */
+wrec_t *lev_w_rec_take(lev_worker_t *w, rd_kafka_message_t *m);
+int lev_w_pipeline_step(lev_worker_t *w);
+void lev_w_pipeline_drain(lev_worker_t *w);
+void lev_w_delivery_cb(void *opaque, int err, const char *errstr, int32_t partition,
+                       int64_t offset);
+void lev_w_process_ready(lev_worker_t *w);
+void lev_w_advance(lev_worker_t *w);
+void lev_w_abandon_from(lev_worker_t *w, wpart_t *p, wrec_t *from);
+void lev_w_hold(lev_worker_t *w, wrec_t *r, int64_t resume_at);
+int lev_w_settle(lev_worker_t *w);
+int lev_w_serve_producer(lev_worker_t *w);
+int lev_w_pending_settles(const lev_worker_t *w);
+int64_t lev_w_header_i64(const wrec_t *r, int which, int64_t def, int64_t min, int64_t max);
+const char *lev_w_header_str(const wrec_t *r, int which, char *buf, size_t size);
+
+/* worker_ctx.c */
+void lev_w_ctx_reset(lev_ctx_t *ctx);
+void lev_w_ctx_free(lev_ctx_t *ctx);
+const char *lev_w_ctx_str(const lev_ctx_t *ctx, size_t off);
+
+/* worker_route.c: queues the record on its retry or dead-letter topic as
+ * r->fail says; 0 when queued (r waits for its report), else an error
+ * code with the reason logged. */
+int lev_w_route(lev_worker_t *w, wrec_t *r);
+/* Sets r->fail (replacing an earlier one). */
+int lev_w_fail(wrec_t *r, const char *error_class, const char *message, int attempts, int level,
+               int64_t first_failure_ms, int64_t due_ms);
+
+/* worker_parts.c */
+wpart_t *lev_w_part_find(lev_worker_t *w, const char *topic, int32_t partition);
+wpart_t *lev_w_part_get(lev_worker_t *w, const char *topic, int32_t partition);
+void lev_w_pause(lev_worker_t *w, wpart_t *p, unsigned why);
+void lev_w_unpause(lev_worker_t *w, wpart_t *p, unsigned why);
+void lev_w_pause_all(lev_worker_t *w, unsigned why);
+void lev_w_unpause_all(lev_worker_t *w, unsigned why);
+int lev_w_resume_due(lev_worker_t *w, int cap_ms);
+void lev_w_seek(lev_worker_t *w, wpart_t *p, int64_t offset);
+void lev_w_mark_dirty(lev_worker_t *w, wpart_t *p);
+void lev_w_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                        rd_kafka_topic_partition_list_t *parts, void *opaque);
+void lev_w_parts_free(lev_worker_t *w);
+
+/* worker_admin.c */
+int lev_w_prepare_topics(lev_worker_t *w, lev_error_t *err);
+
+/* worker_signal.c */
+int lev_w_signals_add(lev_worker_t *w);
+void lev_w_signals_remove(lev_worker_t *w);
+int lev_w_signals_pending(void);
+void lev_w_signals_dispatch(void);
+int lev_w_signals_fd(void);
+
+/* The librdkafka configurations of a worker's consumer and producer (for
+ * the project's benchmarks, which compare the worker with a bare client
+ * set up the same way). */
+rd_kafka_conf_t *lev_w_consumer_conf_new(const lev_config_t *conf, lev_error_t *err);
+rd_kafka_conf_t *lev_w_producer_conf_new(const lev_config_t *conf, lev_error_t *err);
+
+/* Private to the project's tests: the worker's current producer client
+ * (NULL before run), to inject faults. */
+rd_kafka_t *lev_worker_producer_client(lev_worker_t *w);
+
+#endif

@@ -1,0 +1,1025 @@
+/*
+ * The record pipeline. A poll batch is taken from the consumer, its
+ * idempotency keys are claimed in one Redis round trip (together with the
+ * completions and releases of the records that finished since the last
+ * one), and its records are handled in order. Their outputs are sent and
+ * the loop goes on to the next batch at once: nothing waits for the broker.
+ *
+ * Each record counts the delivery reports it waits for. When the last one
+ * is in, the record is finished, or, when a report failed, it is dead-
+ * lettered (the broker refused it for good) or held and handled again (the
+ * broker did not acknowledge in time). A partition's offset advances only
+ * over its prefix of finished records.
+ *
+ * A record that cannot go on now (in-process retry backoff, a retry record
+ * not due, a claim held by another live owner, a report that failed) holds
+ * its partition: the record and everything after it are given up, the
+ * partition is seeked back to it and paused until its time comes. Other
+ * partitions keep flowing.
+ */
+#include "codec_internal.h"
+#include "worker_internal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BUSY_RETRY_MS 1000
+#define PRODUCE_RETRY_MAX_MS 5000
+
+/* ======================================================================
+ * Records
+ * ====================================================================== */
+
+static wrec_t *rec_alloc(lev_worker_t *w)
+{
+    wrec_t *r = w->free_recs;
+    if (r) {
+        w->free_recs = r->next;
+        memset(r, 0, sizeof *r);
+        return r;
+    }
+    return calloc(1, sizeof *r);
+}
+
+static void rec_free(lev_worker_t *w, wrec_t *r)
+{
+    w->inflight--;
+    w->inflight_bytes -= r->bytes;
+    rd_kafka_message_destroy(r->m);
+    free(r->fail_text);
+    if (r->fail) {
+        free(r->fail->message);
+        free(r->fail);
+    }
+    r->m = NULL;
+    r->fail = NULL;
+    r->fail_text = NULL;
+    r->next = w->free_recs;
+    w->free_recs = r;
+}
+
+/* Reads the headers the worker uses, once per record: pointers into the
+ * message, valid while it lives; a repeated header counts by its last value. */
+static void scan_headers(wrec_t *r)
+{
+    rd_kafka_headers_t *h = NULL;
+    if (rd_kafka_message_headers(r->m, &h) != 0 || !h)
+        return;
+    static const struct {
+        const char *name;
+        int which;
+    } known[] = {
+        {LEV_H_CE_ID, H_ID},
+        {LEV_H_CE_SOURCE, H_SOURCE},
+        {LEV_H_CORRELATION_ID, H_CORRELATION},
+        {LEV_H_TRACEPARENT, H_TRACE},
+        {LEV_H_ORIG_TOPIC, H_ORIG_TOPIC},
+        {LEV_H_ORIG_PARTITION, H_ORIG_PARTITION},
+        {LEV_H_ORIG_OFFSET, H_ORIG_OFFSET},
+        {LEV_H_ORIG_TIMESTAMP, H_ORIG_TIMESTAMP},
+        {LEV_H_ATTEMPTS, H_ATTEMPTS},
+        {LEV_H_FIRST_FAILURE, H_FIRST_FAILURE},
+        {LEV_H_DUE, H_DUE},
+    };
+    const char *name;
+    const void *v;
+    size_t len;
+    for (size_t i = 0; rd_kafka_header_get_all(h, i, &name, &v, &len) == 0; i++) {
+        if (name[0] != 'c' && name[0] != 't' && name[0] != 'l')
+            continue;
+        for (size_t k = 0; k < sizeof known / sizeof known[0]; k++) {
+            if (strcmp(name, known[k].name) == 0) {
+                r->h[known[k].which] = (whdr_t){v, v ? len : 0};
+                break;
+            }
+        }
+    }
+}
+
+const char *lev_w_header_str(const wrec_t *r, int which, char *buf, size_t size)
+{
+    const whdr_t *h = &r->h[which];
+    if (!h->ptr)
+        return NULL;
+    size_t len = h->len < size - 1 ? h->len : size - 1;
+    memcpy(buf, h->ptr, len);
+    buf[len] = '\0';
+    return buf;
+}
+
+/* A decimal integer header within [min, max]; `def` when it is absent or
+ * anything else (never trusted: a value out of range is not used). */
+int64_t lev_w_header_i64(const wrec_t *r, int which, int64_t def, int64_t min, int64_t max)
+{
+    char buf[32];
+    const whdr_t *h = &r->h[which];
+    if (!h->ptr || h->len == 0 || h->len >= sizeof buf)
+        return def;
+    memcpy(buf, h->ptr, h->len);
+    buf[h->len] = '\0';
+    const char *p = buf;
+    int neg = *p == '-';
+    if (neg)
+        p++;
+    if (!*p)
+        return def;
+    uint64_t v = 0;
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9' || v > (UINT64_MAX - 9) / 10)
+            return def;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    if (v > (uint64_t)INT64_MAX)
+        return def;
+    int64_t x = neg ? -(int64_t)v : (int64_t)v;
+    return x < min || x > max ? def : x;
+}
+
+/* The claim key of a record: "<group>:<event id>". */
+static int claim_key(const lev_worker_t *w, const wrec_t *r, char *buf, size_t size)
+{
+    size_t gl = strlen(w->group), il = strlen(r->id);
+    if (gl + il + 2 > size)
+        return -1;
+    memcpy(buf, w->group, gl);
+    buf[gl] = ':';
+    memcpy(buf + gl + 1, r->id, il + 1);
+    return (int)(gl + il + 1);
+}
+
+/* ======================================================================
+ * Key lists
+ * ====================================================================== */
+
+static int wkeys_add(wkeys_t *k, const char *s, size_t len)
+{
+    if (k->len + len + 1 > k->cap) {
+        size_t cap = k->cap ? k->cap : 4096;
+        while (cap < k->len + len + 1)
+            cap *= 2;
+        char *nb = realloc(k->buf, cap);
+        if (!nb)
+            return -1;
+        k->buf = nb;
+        k->cap = cap;
+    }
+    if (k->n == k->capn) {
+        size_t cap = k->capn ? k->capn * 2 : 64;
+        size_t *no = realloc(k->off, cap * sizeof *no);
+        if (!no)
+            return -1;
+        k->off = no;
+        k->capn = cap;
+    }
+    k->off[k->n++] = k->len;
+    memcpy(k->buf + k->len, s, len);
+    k->len += len;
+    k->buf[k->len++] = '\0';
+    return 0;
+}
+
+/* The keys as an array of pointers (valid until the next add). */
+static const char **wkeys_ptrs(wkeys_t *k)
+{
+    if (k->n > k->capp) {
+        const char **np = realloc(k->ptrs, k->n * sizeof *np);
+        if (!np)
+            return NULL;
+        k->ptrs = np;
+        k->capp = k->n;
+    }
+    for (size_t i = 0; i < k->n; i++)
+        k->ptrs[i] = k->buf + k->off[i];
+    return k->ptrs;
+}
+
+static void wkeys_clear(wkeys_t *k)
+{
+    k->len = 0;
+    k->n = 0;
+}
+
+int lev_w_pending_settles(const lev_worker_t *w)
+{
+    return w->done[w->acc].n + w->rel[w->acc].n > 0;
+}
+
+/* Queues what a record's claim becomes now that the record is finished or
+ * given up: done when its handler succeeded and every output was
+ * acknowledged, else released for whoever handles it next. */
+static void settle(lev_worker_t *w, wrec_t *r)
+{
+    if (r->claim != CLAIM_OWNED)
+        return;
+    char key[W_NAME_MAX + W_ID_MAX + 8];
+    int n = claim_key(w, r, key, sizeof key);
+    if (n < 0)
+        return;
+    int done = r->handled && r->route == ROUTE_OUTPUTS && r->state == REC_DONE;
+    if (wkeys_add(done ? &w->done[w->acc] : &w->rel[w->acc], key, (size_t)n) != 0)
+        lev_log(LEV_LOG_WARN, "out of memory queueing a claim settle; it expires with its lease",
+                "event_id", r->id, NULL);
+    r->claim = CLAIM_NONE;
+}
+
+/* Begins a round trip with the settles collected so far and the claims of
+ * w->batch; the lists flip, so what comes meanwhile collects apart. */
+static int exchange_begin(lev_worker_t *w, lev_error_t *err)
+{
+    int a = w->acc;
+    const char **done = wkeys_ptrs(&w->done[a]);
+    const char **rel = wkeys_ptrs(&w->rel[a]);
+    const char **claims = wkeys_ptrs(&w->claims[a]);
+    if ((!done && w->done[a].n) || (!rel && w->rel[a].n) || (!claims && w->claims[a].n))
+        return lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
+    int rc = lev_store_exchange_begin(w->store, done, w->done[a].n, w->conf.done_ttl_ms, rel,
+                                      w->rel[a].n, claims, w->claims[a].n, w->conf.lease_ms, err);
+    if (rc != 0)
+        return rc;
+    w->exchanging = 1;
+    w->acc = !a;
+    wkeys_clear(&w->done[w->acc]);
+    wkeys_clear(&w->rel[w->acc]);
+    wkeys_clear(&w->claims[w->acc]);
+    return LEV_OK;
+}
+
+/* Moves the keys of `from` to the end of `to` (settles sent again later). */
+static void wkeys_merge(wkeys_t *to, wkeys_t *from)
+{
+    for (size_t i = 0; i < from->n; i++) {
+        const char *k = from->buf + from->off[i];
+        if (wkeys_add(to, k, strlen(k)) != 0)
+            lev_log(LEV_LOG_WARN, "out of memory keeping a claim settle; it expires with its lease",
+                    NULL);
+    }
+    wkeys_clear(from);
+}
+
+/* Reads the replies of the round trip under way: the claims of w->prev
+ * (in order, into its records). On failure the settles it carried are
+ * collected again, to go with the next one. */
+static int exchange_end(lev_worker_t *w, lev_error_t *err)
+{
+    int f = !w->acc; /* the lists in flight */
+    size_t n = w->claims[f].n;
+    w->exchanging = 0;
+    if (n > w->cap_res) {
+        lev_claim_t *nr = realloc(w->claim_res, n * sizeof *nr);
+        if (!nr) {
+            lev_store_exchange_abort(w->store);
+            lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
+            goto fail;
+        }
+        w->claim_res = nr;
+        w->cap_res = n;
+    }
+    if (lev_store_exchange_end(w->store, NULL, w->claim_res, err) != 0)
+        goto fail;
+    wkeys_clear(&w->done[f]);
+    wkeys_clear(&w->rel[f]);
+    wkeys_clear(&w->claims[f]);
+    size_t k = 0;
+    for (size_t i = 0; i < w->nprev && k < n; i++) {
+        wrec_t *r = w->prev[i];
+        if (r->claim != CLAIM_NEEDED)
+            continue;
+        lev_claim_t c = w->claim_res[k++];
+        r->claim = c == LEV_CLAIM_OWNED  ? CLAIM_OWNED
+                   : c == LEV_CLAIM_DONE ? CLAIM_DONE
+                                         : CLAIM_BUSY;
+        if (!r->part && r->claim == CLAIM_OWNED) /* given up meanwhile */
+            settle(w, r);
+    }
+    return LEV_OK;
+fail:
+    wkeys_merge(&w->done[w->acc], &w->done[f]);
+    wkeys_merge(&w->rel[w->acc], &w->rel[f]);
+    wkeys_clear(&w->claims[f]);
+    return LEV_ERR_REDIS;
+}
+
+/* Redis stopped answering: every partition waits until it is back. */
+static void store_lost(lev_worker_t *w, const lev_error_t *err)
+{
+    if (!w->store_down)
+        lev_log(LEV_LOG_WARN, "idempotency store unavailable; pausing", "error", err->text, NULL);
+    w->store_down = 1;
+    w->store_delay_ms = 100;
+    w->store_retry_at = lev_mono_ms() + w->store_delay_ms;
+    lev_w_pause_all(w, PAUSE_STORE);
+}
+
+/* Holds every record of `recs` that waits for its claim: without Redis it
+ * cannot go on, it is fetched again later. */
+static void hold_unclaimed(lev_worker_t *w, wrec_t **recs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (recs[i]->part && recs[i]->claim == CLAIM_NEEDED)
+            lev_w_hold(w, recs[i], lev_mono_ms());
+}
+
+int lev_w_settle(lev_worker_t *w)
+{
+    if (!w->store)
+        return 0;
+    lev_error_t err;
+    if (w->exchanging && exchange_end(w, &err) != 0) {
+        hold_unclaimed(w, w->prev, w->nprev);
+        store_lost(w, &err);
+        return -1;
+    }
+    if (!lev_w_pending_settles(w))
+        return 0;
+    /* claims are only collected and sent within a pipeline step: settles only */
+    if (exchange_begin(w, &err) == 0 && exchange_end(w, &err) == 0)
+        return 0;
+    store_lost(w, &err);
+    return -1;
+}
+
+/* ======================================================================
+ * Giving records up, holding partitions
+ * ====================================================================== */
+
+void lev_w_abandon_from(lev_worker_t *w, wpart_t *p, wrec_t *from)
+{
+    if (!from)
+        return;
+    wrec_t *prev = NULL;
+    for (wrec_t *r = p->head; r && r != from; r = r->next)
+        prev = r;
+    if (prev)
+        prev->next = NULL;
+    else
+        p->head = NULL;
+    p->tail = prev;
+    for (wrec_t *r = from, *next; r; r = next) {
+        next = r->next;
+        r->next = NULL;
+        r->part = NULL;
+        /* still referenced by the batch being handled, or by reports to
+         * come: freed then */
+        if (r->outstanding == 0 && !r->ready && !r->in_batch) {
+            settle(w, r);
+            rec_free(w, r);
+        }
+    }
+}
+
+void lev_w_hold(lev_worker_t *w, wrec_t *r, int64_t resume_at)
+{
+    wpart_t *p = r->part;
+    if (!p)
+        return;
+    int64_t offset = r->m->offset;
+    lev_w_abandon_from(w, p, r);
+    p->next_offset = offset;
+    if (!(p->pause & PAUSE_HOLD) || resume_at > p->resume_at)
+        p->resume_at = resume_at;
+    lev_w_pause(w, p, PAUSE_HOLD);
+    lev_w_seek(w, p, offset);
+}
+
+/* ======================================================================
+ * Intake
+ * ====================================================================== */
+
+wrec_t *lev_w_rec_take(lev_worker_t *w, rd_kafka_message_t *m)
+{
+    wpart_t *p = lev_w_part_find(w, rd_kafka_topic_name(m->rkt), m->partition);
+    /* a partition not (or no longer) ours, one held and seeked back, or a
+     * record taken already: fetched before a pause or seek, fetched again */
+    if (!p || !p->assigned || (p->pause & PAUSE_HOLD) ||
+        (p->next_offset >= 0 && m->offset < p->next_offset)) {
+        rd_kafka_message_destroy(m);
+        return NULL;
+    }
+    wrec_t *r = rec_alloc(w);
+    if (!r) {
+        /* out of memory: hold the partition at this record for a while */
+        lev_log(LEV_LOG_ERROR, "out of memory taking a record", NULL);
+        p->resume_at = lev_mono_ms() + 1000;
+        lev_w_pause(w, p, PAUSE_HOLD);
+        lev_w_seek(w, p, m->offset);
+        p->next_offset = m->offset;
+        rd_kafka_message_destroy(m);
+        return NULL;
+    }
+    r->m = m;
+    r->w = w;
+    r->part = p;
+    r->in_batch = 1;
+    r->bytes = m->len + m->key_len;
+    if (p->tail)
+        p->tail->next = r;
+    else
+        p->head = r;
+    p->tail = r;
+    p->next_offset = m->offset + 1;
+    w->inflight++;
+    w->inflight_bytes += r->bytes;
+    W_STAT_ADD(w, received, 1);
+    return r;
+}
+
+/* ======================================================================
+ * Handling
+ * ====================================================================== */
+
+static int64_t backoff_ms(const lev_retry_policy_t *p, int attempt)
+{
+    int64_t cap = p->backoff_ms;
+    for (int i = 1; i < attempt && cap < p->backoff_max_ms; i++)
+        cap *= 2;
+    if (cap > p->backoff_max_ms)
+        cap = p->backoff_max_ms;
+    /* full jitter, but never less than half, so attempts stay spread */
+    return cap / 2 + (int64_t)lev_random_below((uint64_t)(cap / 2 + 1));
+}
+
+/* Queues r on its retry or dead-letter topic as r->fail says. A record too
+ * large to send again is dead-lettered without its value; one that cannot
+ * be queued at all holds its partition for a while. */
+static void route(lev_worker_t *w, wrec_t *r)
+{
+    int rc = lev_w_route(w, r);
+    if (rc == LEV_ERR_TOO_LARGE && !(r->fail->level == 0 && r->fail->omitted_bytes > 0)) {
+        r->fail->level = 0;
+        r->fail->omitted_bytes = r->m->len;
+        rc = lev_w_route(w, r);
+    }
+    if (rc != 0 && r->part)
+        lev_w_hold(w, r, lev_mono_ms() + PRODUCE_RETRY_MAX_MS);
+}
+
+/* Dead-letters r at once (undecodable, permanent failure). */
+static void dead_letter(lev_worker_t *w, wrec_t *r, const char *error_class, const char *message,
+                        int attempts, int64_t first_failure_ms)
+{
+    if (lev_w_fail(r, error_class, message, attempts, 0, first_failure_ms, 0) != 0) {
+        lev_w_hold(w, r, lev_mono_ms() + 1000);
+        return;
+    }
+    route(w, r);
+}
+
+static void ready_push(lev_worker_t *w, wrec_t *r)
+{
+    if (r->ready)
+        return;
+    r->ready = 1;
+    r->ready_next = w->ready;
+    w->ready = r;
+}
+
+void lev_w_delivery_cb(void *opaque, int err, const char *errstr, int32_t partition, int64_t offset)
+{
+    wrec_t *r = opaque;
+    (void)partition;
+    (void)offset;
+    if (err && !r->fail_code) {
+        r->fail_code = err;
+        free(r->fail_text);
+        r->fail_text = strdup(errstr ? errstr : lev_err_name(err));
+    }
+    if (--r->outstanding == 0)
+        ready_push(r->w, r);
+}
+
+/* The event a handler sees, its strings in `bufs`. */
+typedef struct event_bufs_s {
+    char source[256], correlation[256], trace[128], key[256], topic[W_NAME_MAX];
+} event_bufs_t;
+
+static void event_of(const wrec_t *r, avro_value_t *value, const lev_schema_t *reader, int attempt,
+                     lev_event_t *ev, event_bufs_t *b)
+{
+    const rd_kafka_message_t *m = r->m;
+    memset(ev, 0, sizeof *ev);
+    ev->topic = rd_kafka_topic_name(m->rkt);
+    if (r->part->level > 0 && lev_w_header_str(r, H_ORIG_TOPIC, b->topic, sizeof b->topic))
+        ev->topic = b->topic;
+    ev->partition = m->partition;
+    ev->offset = m->offset;
+    ev->timestamp_ms = rd_kafka_message_timestamp(m, NULL);
+    ev->id = r->id;
+    ev->type = lev_schema_name(reader);
+    ev->source = lev_w_header_str(r, H_SOURCE, b->source, sizeof b->source);
+    ev->correlation_id = lev_w_header_str(r, H_CORRELATION, b->correlation, sizeof b->correlation);
+    if (!ev->correlation_id)
+        ev->correlation_id = r->id;
+    ev->traceparent = lev_w_header_str(r, H_TRACE, b->trace, sizeof b->trace);
+    size_t klen = m->key && m->key_len < sizeof b->key - 1 ? m->key_len
+                  : m->key                                 ? sizeof b->key - 1
+                                                           : 0;
+    if (klen)
+        memcpy(b->key, m->key, klen);
+    b->key[klen] = '\0';
+    ev->key = b->key;
+    ev->attempt = attempt;
+    ev->value = *value;
+}
+
+/* The reusable value records of `reader` are decoded into. */
+static avro_value_t *value_of(lev_worker_t *w, const lev_schema_t *reader)
+{
+    size_t i = lev_schema_index(reader);
+    if (i >= w->nschemas)
+        return NULL;
+    if (!w->have_value[i]) {
+        if (lev_codec_new_value(w->codec, reader, &w->values[i]) != 0)
+            return NULL;
+        w->have_value[i] = 1;
+    }
+    return &w->values[i];
+}
+
+/* Sends the outputs of a handler that returned OK; r waits for their
+ * reports. */
+static void send_outputs(lev_worker_t *w, wrec_t *r, lev_ctx_t *ctx)
+{
+    r->handled = 1;
+    r->route = ROUTE_OUTPUTS;
+    r->state = REC_WAIT;
+    r->outstanding++; /* held while sending: reports may be served meanwhile */
+    for (size_t i = 0; i < ctx->nout; i++) {
+        wout_t *o = ctx->out[i];
+        lev_msg_t msg = {.topic = lev_w_ctx_str(ctx, o->topic),
+                         .partition = LEV_PARTITION_ANY,
+                         .key = ctx->buf + o->key,
+                         .key_len = o->key_len,
+                         .value = ctx->buf + o->value,
+                         .value_len = o->value_len,
+                         .headers = o->eh.h,
+                         .nheaders = o->eh.n};
+        lev_error_t err;
+        r->outstanding++;
+        if (lev_producer_send(w->producer, &msg, lev_w_delivery_cb, r, &err) != 0) {
+            r->outstanding--;
+            if (!r->fail_code) {
+                r->fail_code = err.code ? err.code : LEV_ERR_KAFKA;
+                free(r->fail_text);
+                r->fail_text = strdup(err.text);
+            }
+            lev_log(LEV_LOG_ERROR, "cannot queue an output", "error", err.text, "event_id", r->id,
+                    NULL);
+            break;
+        }
+        size_t bytes = o->key_len + o->value_len;
+        r->bytes += bytes;
+        w->inflight_bytes += bytes;
+        W_STAT_ADD(w, emitted, 1);
+    }
+    r->outstanding--;
+}
+
+/* Runs the handler of a claimed record and acts on its result. */
+static void handle(lev_worker_t *w, wrec_t *r)
+{
+    wpart_t *p = r->part;
+    const rd_kafka_message_t *m = r->m;
+    const lev_retry_policy_t *pol = lev_w_policy(w, r->handler);
+    int earlier = (int)lev_w_header_i64(r, H_ATTEMPTS, 0, 0, 1000000); /* tries before this topic */
+    int tries_here = p->retry_offset == m->offset ? p->retry_attempts : 0;
+    int64_t now = lev_now_ms();
+    int64_t first = lev_w_header_i64(
+        r, H_FIRST_FAILURE, p->retry_offset == m->offset ? p->first_failure_ms : now, 0, INT64_MAX);
+
+    const lev_schema_t *reader = lev_schema_current_version(r->writer);
+    if (!reader)
+        reader = r->writer;
+    avro_value_t *value = value_of(w, reader);
+    lev_error_t err;
+    int rc = value ? lev_codec_decode_into(w->codec, m->payload, m->len, reader, value, NULL, &err)
+                   : lev_error_set(&err, LEV_ERR_NOMEM, NULL, "out of memory");
+    if (rc != 0) {
+        char text[800];
+        dead_letter(w, r, lev_err_name(rc), lev_error_format(&err, text, sizeof text), earlier + 1,
+                    now);
+        return;
+    }
+
+    lev_event_t ev;
+    event_bufs_t bufs;
+    event_of(r, value, reader, earlier + tries_here + 1, &ev, &bufs);
+    lev_ctx_t *ctx = &w->ctx;
+    lev_w_ctx_reset(ctx);
+    ctx->ev = &ev;
+    if (lev_log_enabled(LEV_LOG_DEBUG)) {
+        char attempt[16];
+        snprintf(attempt, sizeof attempt, "%d", ev.attempt);
+        lev_log(LEV_LOG_DEBUG, "handling", "event_id", r->id, "type", ev.type, "attempt", attempt,
+                "correlation_id", ev.correlation_id, "traceparent", ev.traceparent, NULL);
+    }
+    lev_result_t res = r->handler->fn(ctx, &ev, r->handler->opaque);
+    W_STAT_ADD(w, handled, 1);
+
+    if (res == LEV_RESULT_OK) {
+        if (tries_here > 0) {
+            char attempt[16];
+            snprintf(attempt, sizeof attempt, "%d", ev.attempt);
+            lev_log(LEV_LOG_INFO, "handled after retries", "event_id", r->id, "attempt", attempt,
+                    NULL);
+        }
+        if (p->retry_offset == m->offset)
+            p->retry_offset = -1;
+        send_outputs(w, r, ctx);
+        if (r->outstanding == 0)
+            ready_push(w, r);
+        lev_w_ctx_reset(ctx);
+        return;
+    }
+
+    const char *why = ctx->error[0] ? ctx->error : "handler failed";
+    if (res == LEV_RESULT_TRANSIENT && p->level == 0 && tries_here + 1 < pol->attempts) {
+        /* in-process retry: hold this partition, try again after a backoff */
+        if (p->retry_offset != m->offset) {
+            p->retry_offset = m->offset;
+            p->retry_attempts = 0;
+            p->first_failure_ms = now;
+        }
+        p->retry_attempts++;
+        int64_t delay = backoff_ms(pol, p->retry_attempts);
+        char attempt[16], delay_s[32];
+        snprintf(attempt, sizeof attempt, "%d", ev.attempt);
+        snprintf(delay_s, sizeof delay_s, "%" PRId64, delay);
+        lev_log(LEV_LOG_WARN, "transient failure, retrying in process", "event_id", r->id,
+                "attempt", attempt, "retry_in_ms", delay_s, "error", why, "correlation_id",
+                ev.correlation_id, "traceparent", ev.traceparent, NULL);
+        W_STAT_ADD(w, retried_inprocess, 1);
+        lev_w_hold(w, r, lev_mono_ms() + delay);
+        lev_w_ctx_reset(ctx);
+        return;
+    }
+    /* out of in-process attempts (or permanent): next retry topic or DLQ */
+    int next = 0;
+    const char *cls = "handler";
+    if (res == LEV_RESULT_TRANSIENT) {
+        next = p->level + 1 <= pol->levels ? p->level + 1 : 0;
+        cls = next ? "handler" : "retries-exhausted";
+    }
+    int64_t due = next ? now + pol->delays_ms[next - 1] : 0;
+    if (p->retry_offset == m->offset)
+        p->retry_offset = -1;
+    if (lev_w_fail(r, cls, why, earlier + tries_here + 1, next, first, due) != 0)
+        lev_w_hold(w, r, lev_mono_ms() + 1000);
+    else
+        route(w, r);
+    lev_w_ctx_reset(ctx);
+}
+
+/* ======================================================================
+ * The batch
+ * ====================================================================== */
+
+/* The largest due time a retry record may carry: further than the longest
+ * delay of any policy from now is not ours, and is not waited for. */
+static int64_t max_delay_ms(const lev_worker_t *w)
+{
+    int64_t d = 0;
+    for (int i = 0; i < w->conf.retry.levels; i++)
+        if (w->conf.retry.delays_ms[i] > d)
+            d = w->conf.retry.delays_ms[i];
+    for (size_t h = 0; h < w->nhandlers; h++)
+        for (int i = 0; w->handlers[h].has_policy && i < w->handlers[h].policy.levels; i++)
+            if (w->handlers[h].policy.delays_ms[i] > d)
+                d = w->handlers[h].policy.delays_ms[i];
+    return d;
+}
+
+/* First look at a record: its id, whether it is due, its writer schema and
+ * handler; queues its claim. */
+static void classify(lev_worker_t *w, wrec_t *r, int64_t now, int64_t max_delay)
+{
+    const rd_kafka_message_t *m = r->m;
+    scan_headers(r);
+    if (!lev_w_header_str(r, H_ID, r->id, sizeof r->id) || !r->id[0])
+        /* no event id: the record's coordinates are stable across redelivery */
+        snprintf(r->id, sizeof r->id, "%s/%" PRId32 "/%" PRId64, rd_kafka_topic_name(m->rkt),
+                 m->partition, m->offset);
+    if (r->part->level > 0) {
+        int64_t due = lev_w_header_i64(r, H_DUE, 0, 0, INT64_MAX);
+        if (due > now + max_delay + 60000)
+            due = 0;     /* not a due time we could have set: do not wait for it */
+        if (due > now) { /* not before its due time: wait without polling it */
+            lev_w_hold(w, r, lev_mono_ms() + (due - now));
+            return;
+        }
+    }
+    uint64_t fp;
+    if (lev_codec_peek_fingerprint(m->payload, m->len, &fp) != 0) {
+        r->frame_rc = LEV_ERR_DECODE;
+        return;
+    }
+    r->writer = lev_schemas_find_fingerprint(w->schemas, fp);
+    if (!r->writer) {
+        r->frame_rc = LEV_ERR_UNKNOWN_SCHEMA;
+        return;
+    }
+    size_t idx = lev_schema_index(r->writer);
+    r->handler = idx < w->nschemas ? w->by_schema[idx] : NULL;
+    if (!r->handler) {
+        /* not ours to handle (events we emitted, for example), but hostile
+         * bytes never pass unnoticed: the body is checked against its
+         * writer schema with bounds (cheap, nothing is allocated) */
+        if (m->len > lev_codec_limits(w->codec)->max_value_size ||
+            lev_codec_validate_body(w->codec, r->writer, (const uint8_t *)m->payload + 10,
+                                    m->len - 10, NULL) != 0) {
+            r->frame_rc = LEV_ERR_DECODE;
+            return;
+        }
+        r->state = REC_DONE;
+        lev_w_mark_dirty(w, r->part);
+        return;
+    }
+    if (w->store) {
+        char key[W_NAME_MAX + W_ID_MAX + 8];
+        int n = claim_key(w, r, key, sizeof key);
+        if (n > 0 && wkeys_add(&w->claims[w->acc], key, (size_t)n) == 0)
+            r->claim = CLAIM_NEEDED;
+        else
+            lev_w_hold(w, r, lev_mono_ms() + 1000);
+    }
+}
+
+/* Why a record cannot be decoded, for its dead-letter record (the rare
+ * path: the check is run again for its message). */
+static void frame_error(lev_worker_t *w, const wrec_t *r, char *buf, size_t size)
+{
+    const rd_kafka_message_t *m = r->m;
+    uint64_t fp = 0;
+    lev_error_t err;
+    size_t limit = lev_codec_limits(w->codec)->max_value_size;
+    if (r->writer && m->len > limit)
+        snprintf(buf, size, "value of %zu bytes exceeds the limit of %zu", m->len, limit);
+    else if (r->writer &&
+             lev_codec_validate_body(w->codec, r->writer, (const uint8_t *)m->payload + 10,
+                                     m->len - 10, &err) != 0)
+        lev_error_format(&err, buf, size);
+    else if (r->frame_rc == LEV_ERR_UNKNOWN_SCHEMA &&
+             lev_codec_peek_fingerprint(m->payload, m->len, &fp) == 0)
+        snprintf(buf, size, "no loaded schema has fingerprint %016llx", (unsigned long long)fp);
+    else
+        snprintf(buf, size, "not a single-object encoded Avro value (%zu bytes)", m->len);
+}
+
+/* Handles a claimed batch in order, then frees what was given up in it. */
+static void handle_batch(lev_worker_t *w, wrec_t **recs, size_t n)
+{
+    int64_t started = lev_mono_ms(), budget = w->max_poll_interval_ms / 3;
+    for (size_t i = 0; i < n; i++) {
+        wrec_t *r = recs[i];
+        if (!r->part || r->state != REC_NEW)
+            continue;
+        if (w->stop || lev_mono_ms() - started > budget) {
+            /* stopping, or keeping well inside max.poll.interval.ms: the
+             * rest is fetched again */
+            lev_w_hold(w, r, lev_mono_ms());
+            continue;
+        }
+        if (r->frame_rc) { /* undecodable: straight to the dead-letter topic */
+            char text[800];
+            frame_error(w, r, text, sizeof text);
+            dead_letter(w, r, lev_err_name(r->frame_rc), text,
+                        (int)lev_w_header_i64(r, H_ATTEMPTS, 0, 0, 1000000) + 1, lev_now_ms());
+            continue;
+        }
+        if (r->claim == CLAIM_DONE) {
+            r->state = REC_DONE;
+            lev_w_mark_dirty(w, r->part);
+            W_STAT_ADD(w, skipped_duplicates, 1);
+            lev_log(LEV_LOG_INFO, "duplicate skipped", "event_id", r->id, NULL);
+            continue;
+        }
+        if (r->claim == CLAIM_BUSY) { /* another owner holds a live lease */
+            lev_log(LEV_LOG_INFO, "event claimed by another consumer, waiting", "event_id", r->id,
+                    NULL);
+            lev_w_hold(w, r, lev_mono_ms() + BUSY_RETRY_MS);
+            continue;
+        }
+        if (r->claim == CLAIM_NEEDED) { /* its claim never came back */
+            lev_w_hold(w, r, lev_mono_ms());
+            continue;
+        }
+        handle(w, r);
+    }
+    /* records given up while the batch held them are freed now */
+    for (size_t i = 0; i < n; i++) {
+        wrec_t *r = recs[i];
+        r->in_batch = 0;
+        if (!r->part && r->outstanding == 0 && !r->ready) {
+            settle(w, r);
+            rec_free(w, r);
+        }
+    }
+}
+
+/*
+ * One step of the pipeline. The batch just taken is classified and its
+ * claims go to Redis in one round trip together with the settles of what
+ * finished; while Redis works on them, the batch claimed in the step before
+ * is handled. So the worker never waits for a round trip it could overlap.
+ * Without Redis, the batch is handled at once. Returns 1 when it did
+ * something.
+ */
+int lev_w_pipeline_step(lev_worker_t *w)
+{
+    int64_t now = lev_now_ms(), max_delay = max_delay_ms(w);
+    size_t taken = w->nbatch;
+    if (taken) {
+        W_STAT_ADD(w, batches, 1);
+        for (size_t i = 0; i < taken; i++)
+            if (w->batch[i]->part)
+                classify(w, w->batch[i], now, max_delay);
+    }
+    if (!w->store) {
+        handle_batch(w, w->batch, taken);
+        w->nbatch = 0;
+        return taken > 0;
+    }
+    int did = taken > 0;
+    lev_error_t err;
+    if (w->exchanging) {
+        did = 1;
+        if (exchange_end(w, &err) != 0) {
+            hold_unclaimed(w, w->prev, w->nprev);
+            store_lost(w, &err);
+        }
+    }
+    if (!w->store_down && (w->claims[w->acc].n || lev_w_pending_settles(w))) {
+        did = 1;
+        if (exchange_begin(w, &err) != 0) {
+            wkeys_clear(&w->claims[w->acc]);
+            hold_unclaimed(w, w->batch, taken);
+            store_lost(w, &err);
+        }
+    } else if (w->claims[w->acc].n) { /* Redis is down: nothing that needs a claim goes on */
+        wkeys_clear(&w->claims[w->acc]);
+        hold_unclaimed(w, w->batch, taken);
+    }
+    if (w->nprev) {
+        handle_batch(w, w->prev, w->nprev);
+        did = 1;
+    }
+    wrec_t **t = w->prev;
+    w->prev = w->batch;
+    w->nprev = taken;
+    w->batch = t;
+    w->nbatch = 0;
+    return did;
+}
+
+/* Ends the exchange under way and handles the batch it claimed (with the
+ * stop flag set, that holds every record not handled yet): used when the
+ * worker stops. */
+void lev_w_pipeline_drain(lev_worker_t *w)
+{
+    lev_error_t err;
+    if (w->exchanging && exchange_end(w, &err) != 0) {
+        hold_unclaimed(w, w->prev, w->nprev);
+        store_lost(w, &err);
+    }
+    if (w->nbatch) { /* taken but never classified: fetched again */
+        for (size_t i = 0; i < w->nbatch; i++)
+            if (w->batch[i]->part)
+                lev_w_hold(w, w->batch[i], lev_mono_ms());
+        handle_batch(w, w->batch, w->nbatch);
+        w->nbatch = 0;
+    }
+    if (w->nprev) {
+        handle_batch(w, w->prev, w->nprev);
+        w->nprev = 0;
+    }
+}
+
+/* ======================================================================
+ * Reports, finishing, offsets
+ * ====================================================================== */
+
+int lev_w_serve_producer(lev_worker_t *w)
+{
+    int n = 0, k;
+    while ((k = lev_producer_poll(w->producer, 0)) > 0)
+        n += k;
+    return n;
+}
+
+/* Acts on a record whose reports are all in but one failed. */
+static void delivery_failed(lev_worker_t *w, wrec_t *r)
+{
+    int code = r->fail_code;
+    char text[512];
+    snprintf(text, sizeof text, "%s", r->fail_text ? r->fail_text : lev_err_name(code));
+    free(r->fail_text);
+    r->fail_text = NULL;
+    r->fail_code = 0;
+    W_STAT_ADD(w, produce_failures, 1);
+    wpart_t *p = r->part;
+    int permanent = code == LEV_ERR_TOO_LARGE || code == LEV_ERR_REFUSED;
+    if (permanent && r->route == ROUTE_OUTPUTS) {
+        /* an output the broker will never take: the input is a permanent
+         * failure, dead-lettered with its value */
+        char msg[700];
+        snprintf(msg, sizeof msg, "an output was refused: %s", text);
+        int attempts = (int)lev_w_header_i64(r, H_ATTEMPTS, 0, 0, 1000000) + 1;
+        r->handled = 0;
+        dead_letter(w, r, code == LEV_ERR_TOO_LARGE ? "too-large" : "produce", msg, attempts,
+                    lev_now_ms());
+        return;
+    }
+    if (permanent && (r->route == ROUTE_RETRY || r->route == ROUTE_DLQ) && r->fail) {
+        /* the record itself cannot go there: dead-letter it, without its
+         * value when the value is what is too large */
+        if (code == LEV_ERR_TOO_LARGE) {
+            r->fail->level = 0;
+            r->fail->omitted_bytes = r->m->len;
+            route(w, r);
+            return;
+        }
+        if (r->route == ROUTE_RETRY) {
+            r->fail->level = 0;
+            route(w, r);
+            return;
+        }
+    }
+    /* not acknowledged in time, or the dead-letter topic refuses it: the
+     * record is not finished; hold its partition and handle it again */
+    int64_t delay = w->conf.retry.backoff_ms > 0 ? w->conf.retry.backoff_ms : 100;
+    for (int i = 0; i < p->produce_failures && delay < PRODUCE_RETRY_MAX_MS; i++)
+        delay *= 2;
+    p->produce_failures++;
+    if (delay > PRODUCE_RETRY_MAX_MS)
+        delay = PRODUCE_RETRY_MAX_MS;
+    lev_log(permanent ? LEV_LOG_ERROR : LEV_LOG_WARN,
+            r->route == ROUTE_OUTPUTS ? "output not acknowledged; the input will be handled again"
+                                      : "failed record not acknowledged; it will be routed again",
+            "error", text, "event_id", r->id, "topic", p->topic, NULL);
+    lev_w_hold(w, r, lev_mono_ms() + delay);
+}
+
+void lev_w_process_ready(lev_worker_t *w)
+{
+    while (w->ready) {
+        wrec_t *r = w->ready;
+        w->ready = r->ready_next;
+        r->ready = 0;
+        if (r->outstanding > 0)
+            continue;
+        if (!r->part) { /* given up earlier: only its claim is left to settle */
+            if (r->fail_code == 0 && r->state == REC_WAIT)
+                r->state = REC_DONE;
+            settle(w, r);
+            rec_free(w, r);
+            continue;
+        }
+        if (r->fail_code) {
+            delivery_failed(w, r);
+            continue;
+        }
+        if (r->route == ROUTE_RETRY)
+            W_STAT_ADD(w, sent_to_retry, 1);
+        else if (r->route == ROUTE_DLQ || r->route == ROUTE_DLQ_BARE)
+            W_STAT_ADD(w, dead_lettered, 1);
+        r->state = REC_DONE;
+        lev_w_mark_dirty(w, r->part);
+    }
+}
+
+void lev_w_advance(lev_worker_t *w)
+{
+    rd_kafka_topic_partition_list_t *store = NULL;
+    while (w->dirty) {
+        wpart_t *p = w->dirty;
+        w->dirty = p->dnext;
+        p->dirty = 0;
+        int64_t offset = -1;
+        wrec_t *r;
+        while ((r = p->head) && r->state == REC_DONE) {
+            p->head = r->next;
+            if (!p->head)
+                p->tail = NULL;
+            offset = r->m->offset + 1;
+            p->produce_failures = 0;
+            if (p->retry_offset == r->m->offset)
+                p->retry_offset = -1;
+            settle(w, r);
+            W_STAT_ADD(w, finished, 1);
+            rec_free(w, r);
+        }
+        if (offset >= 0 && p->assigned) {
+            if (!store)
+                store = rd_kafka_topic_partition_list_new(8);
+            rd_kafka_topic_partition_list_add(store, p->topic, p->partition)->offset = offset;
+        }
+    }
+    if (!store)
+        return;
+    rd_kafka_resp_err_t err = rd_kafka_offsets_store(w->rk, store);
+    if (err)
+        lev_log(LEV_LOG_WARN, "offset store failed (partition revoked?)", "error",
+                rd_kafka_err2str(err), NULL);
+    rd_kafka_topic_partition_list_destroy(store);
+}
