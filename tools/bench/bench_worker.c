@@ -1,74 +1,139 @@
 /*
- * bench_worker: end-to-end throughput of a libevents worker against a real
- * broker (and Redis). Publishes N OrderPlaced events to a fresh topic, then
- * runs a worker whose handler emits one OrderAccepted per event, and prints
- * events per second from the first handled event to the last, with
- * idempotency in Redis and without it.
+ * bench_worker: the worker's throughput against its own ceiling, measured in
+ * one run on the same input records, against a real broker (and Redis).
  *
  *   KAFKA_BOOTSTRAP=127.0.0.1:19092 REDIS_URL=redis://127.0.0.1:16379/0 \
- *   LEV_SCHEMA_DIRS=schemas bench_worker [events]
+ *   LEV_SCHEMA_DIRS=schemas bench_worker [events [rounds]]
  *
- * Topics are named bench-worker-<pid>-<n> and are left behind (delete them
- * or use a throwaway broker). Not a test.
+ * Publishes `events` OrderPlaced (default 50000) once to a fresh 3-partition
+ * topic. Then, in each round (default 3), each in a consumer group and
+ * output topic of its own:
+ *   (a) ceiling: a bare librdkafka consumer copying every record (key,
+ *       value, headers) to the output topic through a bare producer, both
+ *       configured exactly as the worker's clients are; no decode, no
+ *       Redis, no handler;
+ *   (b) the worker, OrderPlaced -> handler -> OrderAccepted, with Redis
+ *       idempotency;
+ *   (c) the same worker without Redis.
+ * A run's rate is events / (first record taken .. last output acknowledged
+ * and its input finished). The figures are medians over the rounds; the
+ * process CPU of (b) (all threads, librdkafka's included) is divided by the
+ * events. The last line is:
+ *
+ *   ceiling_eps=<n> worker_eps=<n> ratio=<worker/ceiling> cpu_us_per_event=<n>
+ *
+ * Topics are deleted at the end. Not a test: it prints figures. To profile
+ * one kind of run alone, set BENCH_ONLY to a, b or c (the last line then
+ * reports 0 for what did not run).
  */
-#include <libevents.h>
+#define _GNU_SOURCE /* pthread_setname_np */
+#include "worker_internal.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
-typedef struct {
-    lev_worker_t *w;
-    const char *out_topic;
-    long target, handled;
-    int64_t first_ms, last_ms;
-} bench_t;
-
-static lev_result_t on_placed(lev_ctx_t *ctx, const lev_event_t *ev, void *opaque)
-{
-    bench_t *b = opaque;
-    const char *order_id, *customer, *currency, *token;
-    int64_t total;
-    avro_value_t *in = (avro_value_t *)&ev->value, out;
-    if (lev_value_get_string(in, "order_id", &order_id, NULL) ||
-        lev_value_get_string(in, "customer_id", &customer, NULL) ||
-        lev_value_get_string(in, "currency", &currency, NULL) ||
-        lev_value_get_string(in, "payment_token", &token, NULL) ||
-        lev_value_get_long(in, "total_minor", &total) ||
-        lev_ctx_new_value(ctx, "shop.order.OrderAccepted", &out) ||
-        lev_value_set_string(&out, "order_id", order_id) ||
-        lev_value_set_string(&out, "customer_id", customer) ||
-        lev_value_set_string(&out, "currency", currency) ||
-        lev_value_set_long(&out, "total_minor", total) ||
-        lev_value_set_string(&out, "payment_token", token) ||
-        lev_value_set_long(&out, "accepted_at", lev_now_ms()) ||
-        lev_ctx_emit(ctx, b->out_topic, order_id, &out, NULL))
-        return LEV_RESULT_PERMANENT;
-    if (b->handled++ == 0)
-        b->first_ms = lev_mono_ms();
-    b->last_ms = lev_mono_ms();
-    if (b->handled >= b->target)
-        lev_worker_stop(b->w);
-    return LEV_RESULT_OK;
-}
-
-static void *run(void *arg)
-{
-    bench_t *b = arg;
-    lev_worker_run(b->w);
-    return NULL;
-}
+#define PARTITIONS 3
 
 static int fail(const char *what, const lev_error_t *err)
 {
     char buf[800];
-    fprintf(stderr, "bench_worker: %s: %s\n", what, lev_error_format(err, buf, sizeof buf));
+    fprintf(stderr, "bench_worker: %s: %s\n", what,
+            err ? lev_error_format(err, buf, sizeof buf) : "failed");
     return 1;
 }
 
-/* Publishes n orders to topic; returns 0. */
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* CPU seconds of the whole machine (every process: broker and Redis too),
+ * from /proc/stat; 0 where there is none. */
+static double machine_cpu_seconds(void)
+{
+    FILE *f = fopen("/proc/stat", "r");
+    unsigned long long v[8] = {0};
+    if (!f)
+        return 0;
+    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+                   &v[4], &v[5], &v[6], &v[7]);
+    fclose(f);
+    if (n < 8)
+        return 0;
+    /* user nice system [idle iowait] irq softirq steal */
+    double ticks = (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]);
+    return ticks / (double)sysconf(_SC_CLK_TCK);
+}
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* ---- topics ---- */
+
+static int admin_topics(const lev_config_t *conf, char **names, size_t n, int create)
+{
+    lev_error_t err;
+    rd_kafka_conf_t *kc = lev_kafka_conf_new(conf, RD_KAFKA_PRODUCER, NULL, NULL, &err);
+    char errstr[256];
+    rd_kafka_t *rk = kc ? rd_kafka_new(RD_KAFKA_PRODUCER, kc, errstr, sizeof errstr) : NULL;
+    if (!rk)
+        return fail("admin client", NULL);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    if (create) {
+        rd_kafka_NewTopic_t *nt[8];
+        for (size_t i = 0; i < n; i++)
+            nt[i] = rd_kafka_NewTopic_new(names[i], PARTITIONS, -1, errstr, sizeof errstr);
+        rd_kafka_CreateTopics(rk, nt, n, NULL, q);
+        for (size_t i = 0; i < n; i++)
+            rd_kafka_NewTopic_destroy(nt[i]);
+    } else {
+        rd_kafka_DeleteTopic_t *dt[64];
+        for (size_t i = 0; i < n; i++)
+            dt[i] = rd_kafka_DeleteTopic_new(names[i]);
+        rd_kafka_DeleteTopics(rk, dt, n, NULL, q);
+        for (size_t i = 0; i < n; i++)
+            rd_kafka_DeleteTopic_destroy(dt[i]);
+    }
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_destroy(rk);
+    return 0;
+}
+
+/* Records in a topic: the sum of its partitions' high watermarks (the
+ * topics here are fresh, so this counts what was written). */
+static long topic_count(const lev_config_t *conf, const char *topic)
+{
+    lev_error_t err;
+    char errstr[256];
+    rd_kafka_conf_t *kc = lev_kafka_conf_new(conf, RD_KAFKA_PRODUCER, NULL, NULL, &err);
+    rd_kafka_t *rk = kc ? rd_kafka_new(RD_KAFKA_PRODUCER, kc, errstr, sizeof errstr) : NULL;
+    long sum = 0;
+    for (int p = 0; rk && p < PARTITIONS; p++) {
+        int64_t lo = 0, hi = 0;
+        if (rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 10000) == 0)
+            sum += (long)hi;
+    }
+    if (rk)
+        rd_kafka_destroy(rk);
+    return sum;
+}
+
+/* ---- input ---- */
+
 static int publish(const lev_config_t *conf, const char *topic, long n)
 {
     lev_error_t err;
@@ -97,56 +162,269 @@ static int publish(const lev_config_t *conf, const char *topic, long n)
         if (i % 1000 == 0)
             lev_producer_poll(p, 0);
     }
-    if (lev_producer_flush(p, 60000) != 0)
-        fprintf(stderr, "bench_worker: not every event was acknowledged\n");
+    int rc = lev_producer_flush(p, 60000);
     lev_producer_destroy(p);
     lev_codec_destroy(codec);
     lev_schemas_destroy(schemas);
-    return 0;
+    return rc ? fail("publish: not every event was acknowledged", NULL) : 0;
 }
 
-static int bench(long n, int with_redis, int round)
+/* ---- (a) the ceiling: a bare copy ---- */
+
+typedef struct {
+    long delivered, failed;
+    int64_t last_us;
+} copy_t;
+
+static void copy_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
-    lev_config_t conf;
+    copy_t *c = opaque;
+    (void)rk;
+    if (m->err)
+        c->failed++;
+    else
+        c->delivered++;
+    c->last_us = now_us();
+}
+
+/* What one run measured. */
+typedef struct {
+    double eps;        /* events per second */
+    double cpu_us;     /* this process' CPU per event (all its threads) */
+    double machine_us; /* the machine's CPU per event (broker and Redis included) */
+} result_t;
+
+static int ceiling(const lev_config_t *base, const char *in, const char *out, const char *group,
+                   long n, result_t *res)
+{
+    lev_config_t conf = *base;
+    conf.group_id = (char *)group;
     lev_error_t err;
-    if (lev_config_from_env(&conf, "bench-worker", &err))
-        return fail("configuration", &err);
-    char in[96], out[128], group[128];
-    snprintf(in, sizeof in, "bench-worker-%d-%d", (int)getpid(), round);
-    snprintf(out, sizeof out, "%s-out", in);
-    snprintf(group, sizeof group, "%s-group", in);
-    lev_config_set_str(&conf.group_id, group);
+    char errstr[512];
+    copy_t c = {0};
+    rd_kafka_conf_t *pc = lev_w_producer_conf_new(&conf, &err);
+    rd_kafka_conf_t *cc = lev_w_consumer_conf_new(&conf, &err);
+    if (!pc || !cc)
+        return fail("ceiling configuration", &err);
+    rd_kafka_conf_set_dr_msg_cb(pc, copy_dr);
+    rd_kafka_conf_set_error_cb(pc, NULL);
+    rd_kafka_conf_set_opaque(pc, &c);
+    rd_kafka_t *prk = rd_kafka_new(RD_KAFKA_PRODUCER, pc, errstr, sizeof errstr);
+    rd_kafka_t *crk = rd_kafka_new(RD_KAFKA_CONSUMER, cc, errstr, sizeof errstr);
+    if (!prk || !crk)
+        return fail("ceiling clients", NULL);
+    rd_kafka_poll_set_consumer(crk);
+    /* as the worker does at start: the output topic's metadata first */
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(prk, out, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    if (rd_kafka_metadata(prk, 0, rkt, &md, 5000) == 0)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(subs, in, RD_KAFKA_PARTITION_UA);
+    rd_kafka_subscribe(crk, subs);
+    rd_kafka_topic_partition_list_destroy(subs);
+    long taken = 0;
+    int64_t first = 0;
+    double cpu0 = cpu_seconds(), mcpu0 = machine_cpu_seconds();
+    while (c.delivered + c.failed < n) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(crk, taken < n ? 100 : 0);
+        if (m && !m->err) {
+            if (taken++ == 0)
+                first = now_us();
+
+            rd_kafka_headers_t *h = NULL, *hc = NULL;
+            if (rd_kafka_message_headers(m, &h) == 0 && h)
+                hc = rd_kafka_headers_copy(h);
+            rd_kafka_resp_err_t e;
+            while (
+                (e = rd_kafka_producev(
+                     prk, RD_KAFKA_V_TOPIC(out), RD_KAFKA_V_KEY(m->key, m->key_len),
+                     RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                     RD_KAFKA_V_HEADERS(hc), RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                rd_kafka_poll(prk, 10);
+            if (e) {
+                rd_kafka_headers_destroy(hc);
+                c.failed++;
+            }
+        }
+        if (m)
+            rd_kafka_message_destroy(m);
+        rd_kafka_poll(prk, taken < n ? 0 : 10);
+    }
+    res->eps = (double)n / ((double)(c.last_us - first) / 1e6);
+    res->cpu_us = (cpu_seconds() - cpu0) * 1e6 / (double)n;
+    res->machine_us = (machine_cpu_seconds() - mcpu0) * 1e6 / (double)n;
+    rd_kafka_consumer_close(crk);
+    rd_kafka_destroy(crk);
+    rd_kafka_flush(prk, 10000);
+    rd_kafka_destroy(prk);
+    return c.failed ? fail("ceiling: some copies failed", NULL) : 0;
+}
+
+/* ---- (b), (c) the worker ---- */
+
+typedef struct {
+    lev_worker_t *w;
+    const char *out_topic;
+    int64_t first_us;
+    int rc;
+} bench_t;
+
+static lev_result_t on_placed(lev_ctx_t *ctx, const lev_event_t *ev, void *opaque)
+{
+    bench_t *b = opaque;
+    const char *order_id, *customer, *currency, *token;
+    int64_t total;
+    avro_value_t *in = (avro_value_t *)&ev->value, out;
+    if (!b->first_us)
+        b->first_us = now_us();
+    if (lev_value_get_string(in, "order_id", &order_id, NULL) ||
+        lev_value_get_string(in, "customer_id", &customer, NULL) ||
+        lev_value_get_string(in, "currency", &currency, NULL) ||
+        lev_value_get_string(in, "payment_token", &token, NULL) ||
+        lev_value_get_long(in, "total_minor", &total) ||
+        lev_ctx_new_value(ctx, "shop.order.OrderAccepted", &out) ||
+        lev_value_set_string(&out, "order_id", order_id) ||
+        lev_value_set_string(&out, "customer_id", customer) ||
+        lev_value_set_string(&out, "currency", currency) ||
+        lev_value_set_long(&out, "total_minor", total) ||
+        lev_value_set_string(&out, "payment_token", token) ||
+        lev_value_set_long(&out, "accepted_at", lev_now_ms()) ||
+        lev_ctx_emit(ctx, b->out_topic, order_id, &out, NULL))
+        return LEV_RESULT_PERMANENT;
+    return LEV_RESULT_OK;
+}
+
+static void *run(void *arg)
+{
+    bench_t *b = arg;
+    pthread_setname_np(pthread_self(), "lev-worker"); /* for profilers */
+    b->rc = lev_worker_run(b->w);
+    return NULL;
+}
+
+static int worker(const lev_config_t *base, const char *in, const char *out, const char *group,
+                  int with_redis, long n, result_t *res)
+{
+    lev_config_t conf = *base;
+    conf.group_id = (char *)group;
     if (!with_redis)
-        lev_config_set_str(&conf.redis_url, "");
-    if (publish(&conf, in, n))
-        return 1;
-    bench_t b = {.out_topic = out, .target = n};
+        conf.redis_url = "";
+    lev_error_t err;
+    bench_t b = {.out_topic = out};
     b.w = lev_worker_new(&conf, &err);
     if (!b.w || lev_worker_on(b.w, "shop.order.OrderPlaced", on_placed, &b, &err) ||
-        lev_worker_subscribe(b.w, in, &err))
+        lev_worker_subscribe(b.w, in, &err) || lev_worker_declare_output(b.w, out, &err))
         return fail("worker", &err);
+    double cpu0 = cpu_seconds(), mcpu0 = machine_cpu_seconds();
     pthread_t th;
     pthread_create(&th, NULL, run, &b);
+    lev_worker_stats_t st = {0};
+    while (st.finished < (uint64_t)n) {
+        usleep(1000);
+        lev_worker_stats(b.w, &st);
+    }
+    int64_t end = now_us();
+    double cpu1 = cpu_seconds(), mcpu1 = machine_cpu_seconds();
+    lev_worker_stop(b.w);
     pthread_join(th, NULL);
-    lev_worker_stats_t st;
-    lev_worker_stats(b.w, &st);
-    double secs = (double)(b.last_ms - b.first_ms) / 1000.0;
-    printf("%-22s %8ld events  %7.2f s  %9.0f events/s  %llu batches  %llu Redis round trips\n",
-           with_redis ? "with Redis idempotency" : "without idempotency", b.handled, secs,
-           secs > 0 ? (double)b.handled / secs : 0.0, (unsigned long long)st.batches,
-           (unsigned long long)st.store_round_trips);
+    res->eps = (double)n / ((double)(end - b.first_us) / 1e6);
+    res->cpu_us = (cpu1 - cpu0) * 1e6 / (double)n;
+    res->machine_us = (mcpu1 - mcpu0) * 1e6 / (double)n;
+    printf("    %llu batches, %llu Redis round trips, %llu produce failures\n",
+           (unsigned long long)st.batches, (unsigned long long)st.store_round_trips,
+           (unsigned long long)st.produce_failures);
     lev_worker_destroy(b.w);
-    lev_config_clear(&conf);
-    return 0;
+    return b.rc;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 int main(int argc, char **argv)
 {
     long n = argc > 1 ? atol(argv[1]) : 50000;
-    if (n <= 0) {
-        fprintf(stderr, "usage: bench_worker [events]\n");
+    int rounds = argc > 2 ? atoi(argv[2]) : 3;
+    if (n <= 0 || rounds <= 0 || rounds > 20) {
+        fprintf(stderr, "usage: bench_worker [events [rounds]]\n");
         return 64;
     }
-    printf("bench_worker: %ld OrderPlaced -> handler -> OrderAccepted, acks=all, one worker\n", n);
-    return bench(n, 1, 0) || bench(n, 0, 1);
+    lev_config_t conf;
+    lev_error_t err;
+    if (lev_config_from_env(&conf, "bench-worker", &err))
+        return fail("configuration", &err);
+    lev_log_set(lev_log_json, NULL, getenv("BENCH_DEBUG") ? LEV_LOG_DEBUG : LEV_LOG_WARN);
+    char in[96];
+    snprintf(in, sizeof in, "bench-worker-%d-in", (int)getpid());
+    char *cleanup[64];
+    size_t ncleanup = 0;
+    cleanup[ncleanup++] = in;
+    char *create[] = {in};
+    if (admin_topics(&conf, create, 1, 1) || publish(&conf, in, n))
+        return 1;
+    printf("bench_worker: %ld OrderPlaced, %d partitions, %d rounds; acks=all, idempotent\n", n,
+           PARTITIONS, rounds);
+    result_t r[3][20];
+    memset(r, 0, sizeof r);
+    const char *only = getenv("BENCH_ONLY");
+    const char *kind[3] = {"copy", "redis", "plain"};
+    const char *label[3] = {"(a) ceiling, bare copy       ", "(b) worker, Redis idempotency",
+                            "(c) worker, no idempotency   "};
+    for (int i = 0; i < rounds; i++) {
+        for (int k = 0; k < 3; k++) {
+            if (only && !strchr(only, 'a' + k))
+                continue;
+            char group[128], out[140];
+            snprintf(group, sizeof group, "%s-%s-%d", in, kind[k], i);
+            snprintf(out, sizeof out, "%s-out", group);
+            char *topics[] = {out};
+            admin_topics(&conf, topics, 1, 1);
+            if (ncleanup + 2 < 64) {
+                char dlq[160];
+                lev_dlq_topic_name(group, dlq, sizeof dlq);
+                cleanup[ncleanup++] = strdup(out);
+                cleanup[ncleanup++] = strdup(dlq);
+            }
+            int rc = k == 0 ? ceiling(&conf, in, out, group, n, &r[k][i])
+                            : worker(&conf, in, out, group, k == 1, n, &r[k][i]);
+            if (rc)
+                return 1;
+            printf("round %d  %s %9.0f events/s  CPU per event: %5.1f us process, %5.1f us "
+                   "machine  (%ld written)\n",
+                   i + 1, label[k], r[k][i].eps, r[k][i].cpu_us, r[k][i].machine_us,
+                   topic_count(&conf, out));
+            fflush(stdout);
+        }
+    }
+    double med[3][3];
+    for (int k = 0; k < 3; k++) {
+        double v[3][20];
+        for (int i = 0; i < rounds; i++) {
+            v[0][i] = r[k][i].eps;
+            v[1][i] = r[k][i].cpu_us;
+            v[2][i] = r[k][i].machine_us;
+        }
+        for (int m = 0; m < 3; m++)
+            med[k][m] = median(v[m], rounds);
+    }
+    double rb = med[0][0] > 0 ? med[1][0] / med[0][0] : 0;
+    double rc = med[0][0] > 0 ? med[2][0] / med[0][0] : 0;
+    printf("median: ceiling %.0f events/s (%.1f us machine CPU per event); worker with Redis "
+           "%.0f (%.2fx, %.1f us machine), without %.0f (%.2fx, %.1f us machine)\n",
+           med[0][0], med[0][2], med[1][0], rb, med[1][2], med[2][0], rc, med[2][2]);
+    admin_topics(&conf, cleanup, ncleanup, 0);
+    printf("ceiling_eps=%.0f worker_eps=%.0f ratio=%.2f cpu_us_per_event=%.1f\n", med[0][0],
+           med[1][0], rb, med[1][1]);
+    lev_config_clear(&conf);
+    return 0;
 }
