@@ -167,7 +167,8 @@ int main(void)
         return 1;
     }
     int rc = lev_worker_on(w, "shop.order.OrderPlaced", on_order_placed, &app, &err) ||
-             lev_worker_subscribe(w, in, &err) || lev_worker_stop_on_signals(w);
+             lev_worker_subscribe(w, in, &err) ||
+             lev_worker_declare_output(w, app.out_topic, &err) || lev_worker_stop_on_signals(w);
     if (!rc && (getenv("ORDER_RETRY_ATTEMPTS") || getenv("ORDER_RETRY_DELAYS"))) {
         lev_retry_policy_t policy = {.attempts = 1, .backoff_ms = 50, .backoff_max_ms = 1000};
         if (getenv("ORDER_RETRY_ATTEMPTS"))
