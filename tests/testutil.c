@@ -86,9 +86,16 @@ static int partition_count(rd_kafka_t *rk, const char *topic)
 
 int lev_test_create_topic(const char *topic, int partitions)
 {
+    return lev_test_create_topic_with(topic, partitions, NULL);
+}
+
+int lev_test_create_topic_with(const char *topic, int partitions, const char *const *configs)
+{
     rd_kafka_t *rk = client(RD_KAFKA_PRODUCER, NULL);
     char errstr[512];
     rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, 1, errstr, sizeof errstr);
+    for (size_t i = 0; configs && configs[i]; i += 2)
+        rd_kafka_NewTopic_set_config(nt, configs[i], configs[i + 1]);
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
     rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
     rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);

@@ -24,6 +24,8 @@ void lev_test_config(lev_config_t *conf, const char *service);
 /* Creates a topic (error if it exists already unless it has the same
  * partition count). Waits until its metadata shows every partition led. */
 int lev_test_create_topic(const char *topic, int partitions);
+/* The same with topic configuration: name, value pairs ending with NULL. */
+int lev_test_create_topic_with(const char *topic, int partitions, const char *const *configs);
 
 /* One record read back from a topic. */
 typedef struct lev_test_record_s {

@@ -18,6 +18,16 @@
 
 typedef struct envelope_s envelope_t;
 
+typedef struct topic_limit_s {
+    char *topic;
+    size_t max_bytes;
+} topic_limit_t;
+
+/* Bytes a record adds to a record batch besides its key, value and header
+ * names and values (Kafka's v2 format: the batch header, the record's
+ * varints), so a record that passes the check fits a batch of its own. */
+#define RECORD_OVERHEAD 96
+
 struct lev_producer_s {
     rd_kafka_t *rk;
     rd_kafka_conf_t *template; /* copy kept to recreate the client */
@@ -28,6 +38,8 @@ struct lev_producer_s {
     int shutdown_timeout_ms;
     int wake_fd; /* written when delivery reports are waiting (-1: none) */
     char source[128];
+    topic_limit_t *limits; /* max.message.bytes of the topics known to us */
+    size_t nlimits;
 };
 
 /* A header kept flat in its envelope: offsets into the envelope's data. */
@@ -41,6 +53,8 @@ typedef struct flat_header_s {
 struct envelope_s {
     lev_delivery_cb cb;
     void *opaque;
+    size_t record_bytes; /* key, value, headers and overhead */
+    size_t topic_limit;  /* max.message.bytes of its topic, 0 when unknown */
     char *topic;
     int32_t partition;
     void *key;
@@ -95,9 +109,11 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *conf_opaque
     }
     live_remove(p, e);
     if (e->cb) {
+        int code = lev_kafka_err_code(m->err);
+        if (code == LEV_ERR_TOO_LARGE && e->topic_limit && e->record_bytes <= e->topic_limit)
+            code = LEV_ERR_KAFKA; /* it fits: the batch it went in with did not */
         if (m->err)
-            e->cb(e->opaque, lev_kafka_err_code(m->err), rd_kafka_err2str(m->err), m->partition,
-                  -1);
+            e->cb(e->opaque, code, rd_kafka_err2str(m->err), m->partition, -1);
         else
             e->cb(e->opaque, LEV_OK, NULL, m->partition, m->offset);
     }
@@ -324,6 +340,9 @@ void lev_producer_destroy(lev_producer_t *p)
     }
     rd_kafka_destroy(p->rk);
     rd_kafka_conf_destroy(p->template);
+    for (size_t i = 0; i < p->nlimits; i++)
+        free(p->limits[i].topic);
+    free(p->limits);
     free(p);
 }
 
@@ -342,11 +361,24 @@ int lev_producer_send(lev_producer_t *p, const lev_msg_t *msg, lev_delivery_cb c
     size_t total = sizeof(envelope_t) + htab + tlen + msg->key_len + msg->value_len + hbytes;
     if (hbytes > UINT32_MAX / 2 || total < hbytes)
         return lev_error_set(err, LEV_ERR_TOO_LARGE, msg->topic, "headers too large");
+    /* a record larger than its topic takes is refused here, before it can
+     * take innocent records of its batch down with it at the broker */
+    size_t record_bytes = msg->key_len + msg->value_len + hbytes + RECORD_OVERHEAD;
+    size_t limit = 0;
+    for (size_t i = 0; i < p->nlimits; i++)
+        if (strcmp(p->limits[i].topic, msg->topic) == 0)
+            limit = p->limits[i].max_bytes;
+    if (limit && record_bytes > limit)
+        return lev_error_set(err, LEV_ERR_TOO_LARGE, msg->topic,
+                             "record of %zu bytes exceeds the topic's max.message.bytes (%zu)",
+                             record_bytes, limit);
     envelope_t *e = malloc(total);
     if (!e)
         return lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
     *e = (envelope_t){.cb = cb,
                       .opaque = opaque,
+                      .record_bytes = record_bytes,
+                      .topic_limit = limit,
                       .partition = msg->partition,
                       .timestamp_ms = msg->timestamp_ms,
                       .nheaders = msg->nheaders};
@@ -423,6 +455,24 @@ unsigned lev_producer_recreations(const lev_producer_t *p)
 rd_kafka_t *lev_producer_client(lev_producer_t *p)
 {
     return p->rk;
+}
+
+int lev_producer_set_topic_limit(lev_producer_t *p, const char *topic, size_t max_bytes)
+{
+    for (size_t i = 0; i < p->nlimits; i++) {
+        if (strcmp(p->limits[i].topic, topic) == 0) {
+            p->limits[i].max_bytes = max_bytes;
+            return LEV_OK;
+        }
+    }
+    topic_limit_t *nl = realloc(p->limits, (p->nlimits + 1) * sizeof *nl);
+    if (!nl)
+        return LEV_ERR_NOMEM;
+    p->limits = nl;
+    if (!(nl[p->nlimits].topic = strdup(topic)))
+        return LEV_ERR_NOMEM;
+    nl[p->nlimits++].max_bytes = max_bytes;
+    return LEV_OK;
 }
 
 void lev_producer_set_wakeup_fd(lev_producer_t *p, int fd)

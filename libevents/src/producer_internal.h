@@ -25,6 +25,13 @@ lev_producer_t *lev_producer_new_from_conf(rd_kafka_conf_t *kc, int shutdown_tim
 /* The current librdkafka client (replaced after a fatal error). */
 rd_kafka_t *lev_producer_client(lev_producer_t *p);
 
+/* Tells the producer a topic's max.message.bytes: a record larger than that
+ * (key, value, headers and the record's overhead) is refused by
+ * lev_producer_send with LEV_ERR_TOO_LARGE, and a too-large answer of the
+ * broker for a record within it is reported as LEV_ERR_KAFKA (its batch was
+ * too large, not the record: sending it again can work). */
+int lev_producer_set_topic_limit(lev_producer_t *p, const char *topic, size_t max_bytes);
+
 /* Makes the client write a byte to fd whenever delivery reports wait to be
  * served by lev_producer_poll (also for clients recreated later). */
 void lev_producer_set_wakeup_fd(lev_producer_t *p, int fd);

@@ -206,21 +206,23 @@ void lev_worker_destroy(lev_worker_t *w)
     if (!w)
         return;
     lev_w_signals_remove(w);
-    if (w->consumer_q) {
-        rd_kafka_queue_io_event_enable(w->consumer_q, -1, NULL, 0);
-        rd_kafka_queue_destroy(w->consumer_q);
-    }
-    if (w->rk)
-        rd_kafka_destroy(w->rk);
     /* reports still owed arrive here, for records given up: they go to the
      * ready list and are freed below */
     if (w->producer) {
         lev_producer_set_wakeup_fd(w->producer, -1);
         lev_producer_destroy(w->producer);
     }
-    w->rk = NULL;
+    /* every consumed message goes back before the consumer: librdkafka's
+     * destroy waits for the last one */
     records_free(w);
     lev_w_parts_free(w);
+    if (w->consumer_q) {
+        rd_kafka_queue_io_event_enable(w->consumer_q, -1, NULL, 0);
+        rd_kafka_queue_destroy(w->consumer_q);
+    }
+    if (w->rk)
+        rd_kafka_destroy(w->rk);
+    w->rk = NULL;
     if (w->producer_conf)
         rd_kafka_conf_destroy(w->producer_conf);
     lev_w_ctx_free(&w->ctx);
@@ -395,6 +397,8 @@ void lev_worker_stats(const lev_worker_t *w, lev_worker_stats_t *out)
     out->finished = STAT(finished);
     out->produce_failures = STAT(produce_failures);
     out->rebalances = STAT(rebalances);
+    out->given_up_waiting = STAT(given_up_waiting);
+    out->in_flight_peak = STAT(in_flight_peak);
     out->store_round_trips = w->store ? lev_store_round_trips(w->store) : 0;
 }
 

@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ADMIN_TIMEOUT_MS 15000
+/* Bound on the admin requests at start. They go out together, so a broker
+ * that never answers them (an old one, a proxy) delays a start this long. */
+#define ADMIN_TIMEOUT_MS 5000
 
 /* Partition count of a topic, 0 when it does not exist (or no answer). */
 static int topic_partitions(rd_kafka_t *rk, const char *topic)
@@ -39,10 +41,12 @@ static int failure_levels(const lev_worker_t *w)
     return levels;
 }
 
-/* Creates this group's retry and dead-letter topics if they are missing,
- * with as many partitions as the widest subscribed topic and the cluster's
- * default replication, and subscribes to the retry topics. */
-static void ensure_failure_topics(lev_worker_t *w)
+/* Asks for this group's retry and dead-letter topics to be created (those
+ * that exist stay as they are), with as many partitions as the widest
+ * subscribed topic and the cluster's default replication; the answer comes
+ * on q. Subscribes to the retry topics. */
+static void create_failure_topics(lev_worker_t *w, rd_kafka_queue_t *q,
+                                  rd_kafka_AdminOptions_t *opts)
 {
     int partitions = 0, unknown = 0;
     for (size_t i = 0; i < w->ntopics; i++) {
@@ -70,25 +74,7 @@ static void ensure_failure_topics(lev_worker_t *w)
         lev_retry_topic_name(w->group, l, name, sizeof name);
         nt[n++] = rd_kafka_NewTopic_new(name, partitions, -1, errstr, sizeof errstr);
     }
-    rd_kafka_queue_t *q = rd_kafka_queue_new(w->rk);
-    rd_kafka_CreateTopics(w->rk, nt, (size_t)n, NULL, q);
-    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, ADMIN_TIMEOUT_MS);
-    if (ev) {
-        size_t cnt = 0;
-        const rd_kafka_topic_result_t **res =
-            rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &cnt);
-        for (size_t i = 0; res && i < cnt; i++) {
-            rd_kafka_resp_err_t e = rd_kafka_topic_result_error(res[i]);
-            if (e && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
-                lev_log(LEV_LOG_WARN, "cannot create a failure topic", "topic",
-                        rd_kafka_topic_result_name(res[i]), "error",
-                        rd_kafka_topic_result_error_string(res[i]), NULL);
-        }
-        rd_kafka_event_destroy(ev);
-    } else {
-        lev_log(LEV_LOG_WARN, "no answer to creating the failure topics", NULL);
-    }
-    rd_kafka_queue_destroy(q);
+    rd_kafka_CreateTopics(w->rk, nt, (size_t)n, opts, q);
     for (int i = 0; i < n; i++)
         rd_kafka_NewTopic_destroy(nt[i]);
     /* the retry topics are consumed by the same group */
@@ -99,6 +85,20 @@ static void ensure_failure_topics(lev_worker_t *w)
             dup |= strcmp(w->topics[i], name) == 0;
         if (!dup && (w->topics[w->ntopics] = strdup(name)))
             w->ntopics++;
+    }
+}
+
+static void created_failure_topics(rd_kafka_event_t *ev)
+{
+    size_t cnt = 0;
+    const rd_kafka_topic_result_t **res =
+        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &cnt);
+    for (size_t i = 0; res && i < cnt; i++) {
+        rd_kafka_resp_err_t e = rd_kafka_topic_result_error(res[i]);
+        if (e && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+            lev_log(LEV_LOG_WARN, "cannot create a failure topic", "topic",
+                    rd_kafka_topic_result_name(res[i]), "error",
+                    rd_kafka_topic_result_error_string(res[i]), NULL);
     }
 }
 
@@ -119,46 +119,51 @@ static size_t destination_topics(const lev_worker_t *w, char **out, size_t max)
     return n;
 }
 
-/* The largest max.message.bytes among the topics, read from the broker;
- * 0 when none could be read. */
-static int64_t largest_record_limit(rd_kafka_t *rk, char **topics, size_t n)
+/* Asks for the configuration of the topics; the answer comes on q. */
+static void describe_topics(rd_kafka_t *rk, char **topics, size_t n, rd_kafka_queue_t *q,
+                            rd_kafka_AdminOptions_t *opts)
 {
     rd_kafka_ConfigResource_t *res[W_MAX_OUTPUTS + LEV_RETRY_LEVELS_MAX + 1];
     size_t nres = 0;
-    int64_t best = 0;
     for (size_t i = 0; i < n; i++)
         if (topics[i])
             res[nres++] = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topics[i]);
-    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-    rd_kafka_DescribeConfigs(rk, res, nres, NULL, q);
-    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, ADMIN_TIMEOUT_MS);
-    if (ev && !rd_kafka_event_error(ev)) {
-        size_t cnt = 0;
-        const rd_kafka_ConfigResource_t **rs = rd_kafka_DescribeConfigs_result_resources(
-            rd_kafka_event_DescribeConfigs_result(ev), &cnt);
-        for (size_t i = 0; i < cnt; i++) {
-            if (rd_kafka_ConfigResource_error(rs[i]))
-                continue; /* a topic not created yet: the broker's default applies later */
-            size_t ne = 0;
-            const rd_kafka_ConfigEntry_t **es = rd_kafka_ConfigResource_configs(rs[i], &ne);
-            for (size_t j = 0; j < ne; j++) {
-                const char *v = rd_kafka_ConfigEntry_value(es[j]);
-                if (v && strcmp(rd_kafka_ConfigEntry_name(es[j]), "max.message.bytes") == 0) {
-                    int64_t x = strtoll(v, NULL, 10);
-                    if (x > best)
-                        best = x;
-                }
-            }
-        }
-    } else {
-        lev_log(LEV_LOG_WARN, "cannot read the topics' max.message.bytes", "error",
-                ev ? rd_kafka_event_error_string(ev) : "no answer", NULL);
-    }
-    if (ev)
-        rd_kafka_event_destroy(ev);
-    rd_kafka_queue_destroy(q);
+    rd_kafka_DescribeConfigs(rk, res, nres, opts, q);
     for (size_t i = 0; i < nres; i++)
         rd_kafka_ConfigResource_destroy(res[i]);
+}
+
+/* The max.message.bytes of each topic of a DescribeConfigs answer (given to
+ * the producer once it exists) and the largest of them, 0 if none. */
+typedef struct limits_s {
+    char *topic[W_MAX_OUTPUTS + LEV_RETRY_LEVELS_MAX + 1];
+    int64_t bytes[W_MAX_OUTPUTS + LEV_RETRY_LEVELS_MAX + 1];
+    size_t n;
+} limits_t;
+
+static int64_t largest_record_limit(rd_kafka_event_t *ev, limits_t *lim)
+{
+    int64_t best = 0;
+    size_t cnt = 0;
+    const rd_kafka_ConfigResource_t **rs =
+        rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(ev), &cnt);
+    for (size_t i = 0; i < cnt; i++) {
+        if (rd_kafka_ConfigResource_error(rs[i]))
+            continue; /* a topic not created yet: the broker's default applies later */
+        size_t ne = 0;
+        const rd_kafka_ConfigEntry_t **es = rd_kafka_ConfigResource_configs(rs[i], &ne);
+        for (size_t j = 0; j < ne; j++) {
+            const char *v = rd_kafka_ConfigEntry_value(es[j]);
+            if (v && strcmp(rd_kafka_ConfigEntry_name(es[j]), "max.message.bytes") == 0) {
+                int64_t x = strtoll(v, NULL, 10);
+                if (x > best)
+                    best = x;
+                if (x > 0 && lim->n < sizeof lim->topic / sizeof lim->topic[0] &&
+                    (lim->topic[lim->n] = strdup(rd_kafka_ConfigResource_name(rs[i]))))
+                    lim->bytes[lim->n++] = x;
+            }
+        }
+    }
     return best;
 }
 
@@ -180,21 +185,55 @@ static void warm_metadata(rd_kafka_t *prk, char **topics, size_t n)
 
 int lev_w_prepare_topics(lev_worker_t *w, lev_error_t *err)
 {
-    ensure_failure_topics(w);
     char *dest[W_MAX_OUTPUTS + LEV_RETRY_LEVELS_MAX + 1];
     size_t ndest = destination_topics(w, dest, sizeof dest / sizeof dest[0]);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(w->rk);
+    rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(w->rk, RD_KAFKA_ADMIN_OP_ANY);
+    char errstr[256];
+    rd_kafka_AdminOptions_set_request_timeout(opts, ADMIN_TIMEOUT_MS, errstr, sizeof errstr);
+
+    /* both requests at once: the failure topics are created, and the
+     * topics we write to say how large a record they take */
+    create_failure_topics(w, q, opts);
+    describe_topics(w->rk, dest, ndest, q, opts);
+    int waiting = 2;
+    int64_t best = 0, deadline = lev_mono_ms() + ADMIN_TIMEOUT_MS + 1000;
+    limits_t lim = {.n = 0};
+    while (waiting > 0) {
+        int64_t left = deadline - lev_mono_ms();
+        rd_kafka_event_t *ev = left > 0 ? rd_kafka_queue_poll(q, (int)left) : NULL;
+        if (!ev) {
+            lev_log(LEV_LOG_WARN, "no answer from the broker to admin requests at start", NULL);
+            break;
+        }
+        if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_CREATETOPICS_RESULT) {
+            if (rd_kafka_event_error(ev))
+                lev_log(LEV_LOG_WARN, "cannot create the failure topics", "error",
+                        rd_kafka_event_error_string(ev), NULL);
+            else
+                created_failure_topics(ev);
+            waiting--;
+        } else if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_DESCRIBECONFIGS_RESULT) {
+            if (rd_kafka_event_error(ev))
+                lev_log(LEV_LOG_WARN, "cannot read the topics' max.message.bytes", "error",
+                        rd_kafka_event_error_string(ev), NULL);
+            else
+                best = largest_record_limit(ev, &lim);
+            waiting--;
+        }
+        rd_kafka_event_destroy(ev);
+    }
+    rd_kafka_AdminOptions_destroy(opts);
+    rd_kafka_queue_destroy(q);
 
     /* a record the topics accept must be one our producer can send again
      * (to a retry or dead-letter topic): the producer's limit follows the
      * largest topic limit, unless KAFKA_MESSAGE_MAX_BYTES says otherwise */
     char limit[32] = "";
-    if (!w->user_max_message_bytes) {
-        int64_t best = largest_record_limit(w->rk, dest, ndest);
-        if (best >= 1000 && best <= 1000000000) {
-            snprintf(limit, sizeof limit, "%" PRId64, best);
-            lev_log(LEV_LOG_INFO, "producer message.max.bytes follows the topics' limit",
-                    "message_max_bytes", limit, NULL);
-        }
+    if (!w->user_max_message_bytes && best >= 1000 && best <= 1000000000) {
+        snprintf(limit, sizeof limit, "%" PRId64, best);
+        lev_log(LEV_LOG_INFO, "producer message.max.bytes follows the topics' limit",
+                "message_max_bytes", limit, NULL);
     }
     int rc = LEV_OK;
     if (!w->producer) {
@@ -210,8 +249,12 @@ int lev_w_prepare_topics(lev_worker_t *w, lev_error_t *err)
             goto out;
         }
     }
+    for (size_t i = 0; i < lim.n; i++)
+        lev_producer_set_topic_limit(w->producer, lim.topic[i], (size_t)lim.bytes[i]);
     warm_metadata(lev_producer_client(w->producer), dest, ndest);
 out:
+    for (size_t i = 0; i < lim.n; i++)
+        free(lim.topic[i]);
     for (size_t i = 0; i < ndest; i++)
         free(dest[i]);
     return rc;

@@ -191,7 +191,8 @@ struct lev_ctx_s {
 
 typedef struct wstats_s {
     _Atomic uint64_t received, handled, skipped_duplicates, emitted, retried_inprocess,
-        sent_to_retry, dead_lettered, batches, finished, produce_failures, rebalances;
+        sent_to_retry, dead_lettered, batches, finished, produce_failures, rebalances,
+        given_up_waiting, in_flight_peak;
 } wstats_t;
 
 /* Counters have one writer (the worker's thread); readers on other threads

@@ -360,6 +360,8 @@ void lev_w_abandon_from(lev_worker_t *w, wpart_t *p, wrec_t *from)
         next = r->next;
         r->next = NULL;
         r->part = NULL;
+        if (r->outstanding > 0)
+            W_STAT_ADD(w, given_up_waiting, 1);
         /* still referenced by the batch being handled, or by reports to
          * come: freed then */
         if (r->outstanding == 0 && !r->ready && !r->in_batch) {
@@ -422,6 +424,8 @@ wrec_t *lev_w_rec_take(lev_worker_t *w, rd_kafka_message_t *m)
     w->inflight++;
     w->inflight_bytes += r->bytes;
     W_STAT_ADD(w, received, 1);
+    if (w->inflight > atomic_load_explicit(&w->stats.in_flight_peak, memory_order_relaxed))
+        atomic_store_explicit(&w->stats.in_flight_peak, w->inflight, memory_order_relaxed);
     return r;
 }
 

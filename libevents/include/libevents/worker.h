@@ -139,10 +139,16 @@ LEV_API void lev_retry_topic_name(const char *group, int level, char *out, size_
 LEV_API void lev_dlq_topic_name(const char *group, char *out, size_t size);
 
 /* Counters, for tests and metrics. `finished` counts records whose offset
- * was stored; `produce_failures` records with a failed delivery report. */
+ * was stored; `produce_failures` records with a failed delivery report;
+ * `given_up_waiting` records given up (their partition revoked or held)
+ * while their outputs still waited for the broker: they are fetched again
+ * and their idempotency claims make the next owner wait for them;
+ * `in_flight_peak` the most records held at once (LEV_MAX_IN_FLIGHT bounds
+ * it). */
 typedef struct lev_worker_stats_s {
     uint64_t received, handled, skipped_duplicates, emitted, retried_inprocess, sent_to_retry,
-        dead_lettered, batches, store_round_trips, finished, produce_failures, rebalances;
+        dead_lettered, batches, store_round_trips, finished, produce_failures, rebalances,
+        given_up_waiting, in_flight_peak;
 } lev_worker_stats_t;
 LEV_API void lev_worker_stats(const lev_worker_t *w, lev_worker_stats_t *out);
 
