@@ -242,6 +242,94 @@ static void sigterm_under_load_exits_zero_commits_and_redelivers_nothing(void)
     lev_test_strings_free(handled, nh);
 }
 
+/* ---- signals ---- */
+
+static volatile sig_atomic_t terms_seen;
+
+static void count_term(int sig)
+{
+    (void)sig;
+    terms_seen++;
+}
+
+typedef struct {
+    lev_worker_t *w;
+    int rc;
+    int64_t returned_ms;
+} sig_run_t;
+
+static void *sig_run(void *arg)
+{
+    sig_run_t *r = arg;
+    r->rc = lev_worker_run(r->w);
+    r->returned_ms = lev_mono_ms();
+    return NULL;
+}
+
+static lev_result_t ignore_event(lev_ctx_t *ctx, const lev_event_t *ev, void *opaque)
+{
+    (void)ctx;
+    (void)ev;
+    (void)opaque;
+    return LEV_RESULT_OK;
+}
+
+/* SIGTERM stops every worker that asked for it; a worker destroyed is out
+ * of reach of the handler (AddressSanitizer would see it otherwise), and
+ * once the last one is gone the handler that was there before is back. */
+static void sigterm_stops_every_registered_worker_and_is_safe_after_destroy(void)
+{
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = count_term;
+    sigemptyset(&sa.sa_mask);
+    REQUIRE(sigaction(SIGTERM, &sa, &old) == 0);
+    terms_seen = 0;
+
+    char topic[128];
+    lev_test_unique("it-signals", topic, sizeof topic);
+    REQUIRE(lev_test_create_topic(topic, 1) == 0);
+    lev_config_t conf;
+    lev_error_t err;
+    sig_run_t r[2];
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) {
+        lev_test_config(&conf, "it-signals");
+        r[i].w = lev_worker_new(&conf, &err);
+        lev_config_clear(&conf);
+        REQUIRE(r[i].w);
+        CHECK(lev_worker_on(r[i].w, "shop.order.OrderPlaced", ignore_event, NULL, &err) == 0);
+        CHECK(lev_worker_subscribe(r[i].w, topic, &err) == 0);
+        CHECK(lev_worker_stop_on_signals(r[i].w) == 0);
+        r[i].returned_ms = 0;
+        pthread_create(&th[i], NULL, sig_run, &r[i]);
+    }
+    lev_worker_stats_t st[2] = {{0}};
+    int64_t deadline = lev_mono_ms() + 30000;
+    while ((st[0].rebalances == 0 || st[1].rebalances == 0) && lev_mono_ms() < deadline) {
+        lev_test_sleep_ms(50);
+        lev_worker_stats(r[0].w, &st[0]);
+        lev_worker_stats(r[1].w, &st[1]);
+    }
+    int64_t t0 = lev_mono_ms();
+    raise(SIGTERM); /* both stop, gracefully */
+    for (int i = 0; i < 2; i++) {
+        pthread_join(th[i], NULL);
+        CHECK_INT(r[i].rc, ==, 0);
+        CHECK(r[i].returned_ms - t0 < 20000);
+    }
+    CHECK_INT(terms_seen, ==, 0); /* ours was replaced while workers were registered */
+
+    lev_worker_destroy(r[0].w);
+    raise(SIGTERM); /* reaches the remaining worker only, never the freed one */
+    CHECK_INT(terms_seen, ==, 0);
+    lev_worker_destroy(r[1].w);
+    raise(SIGTERM); /* the handler from before is back */
+    CHECK_INT(terms_seen, ==, 1);
+    sigaction(SIGTERM, &old, NULL);
+}
+
 CHECK_MAIN(CASE(produced_events_all_arrive_decoded_equal_and_offsets_are_committed),
            CASE(two_consumers_share_partitions_and_one_takes_over_when_the_other_leaves),
-           CASE(sigterm_under_load_exits_zero_commits_and_redelivers_nothing))
+           CASE(sigterm_under_load_exits_zero_commits_and_redelivers_nothing),
+           CASE(sigterm_stops_every_registered_worker_and_is_safe_after_destroy))
