@@ -1051,8 +1051,10 @@ int lev_store_exchange_begin(lev_store_t *store, const char *const *done, size_t
                              const char *const *claim, size_t nclaim, int64_t lease_ms,
                              lev_error_t *err)
 {
-    store_pending_t *p = &store->pending;
     int rc;
+    if (!store)
+        return lev_error_set(err, LEV_ERR_ARG, "redis", "no store");
+    store_pending_t *p = &store->pending;
     if ((rc = check_batch(store, done, ndone, err)) != 0 ||
         (rc = check_batch(store, rel, nrel, err)) != 0 ||
         (rc = check_batch(store, claim, nclaim, err)) != 0)
@@ -1113,6 +1115,8 @@ int lev_store_exchange_begin(lev_store_t *store, const char *const *done, size_t
 
 int lev_store_exchange_end(lev_store_t *store, int *done_ok, lev_claim_t *out, lev_error_t *err)
 {
+    if (!store)
+        return lev_error_set(err, LEV_ERR_ARG, "redis", "no store");
     store_pending_t *p = &store->pending;
     if (p->active && p->nclaim > 0 && !out) {
         lev_store_exchange_abort(store);

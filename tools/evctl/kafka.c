@@ -3,6 +3,7 @@
 #include "evctl.h"
 
 #include "kafka_internal.h"
+#include "producer_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -93,10 +94,11 @@ int evctl_topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms)
 
 lev_producer_t *evctl_producer_new(evctl_ctx_t *ctx)
 {
-    const lev_kv_t extra[] = {{"linger.ms", "20"}, {NULL, NULL}};
+    /* batches for bulk publishing; KAFKA_LINGER_MS still overrides it */
+    const lev_kv_t defaults[] = {{"linger.ms", "20"}, {NULL, NULL}};
     lev_error_t err;
     char buf[800];
-    lev_producer_t *p = lev_producer_new(&ctx->conf, extra, &err);
+    lev_producer_t *p = lev_producer_new_with(&ctx->conf, defaults, NULL, &err);
     if (!p)
         evctl_fail(err.code == LEV_ERR_CONFIG ? EVCTL_EXIT_USAGE : EVCTL_EXIT_INTERNAL,
                    "cannot create a producer: %s", lev_error_format(&err, buf, sizeof buf));
