@@ -63,7 +63,10 @@ LEV_API const char *lev_error_format(const lev_error_t *err, char *buf, size_t s
 
 /* ======================================================================
  * Logging. The library never prints: it reports through one process-wide
- * callback. Without a callback, nothing is logged.
+ * callback. Without a callback, nothing is logged. The callback is called
+ * from any thread (librdkafka logs from its own threads), so it must be
+ * thread-safe; lev_log_json is. The settings below may be changed at any
+ * time, from any thread.
  * ====================================================================== */
 
 typedef enum lev_log_level_e {
@@ -83,7 +86,7 @@ typedef void (*lev_log_cb)(void *opaque, lev_log_level_t level, const char *msg,
                            const lev_kv_t *fields, size_t nfields);
 
 /* Installs the process-wide log callback (NULL turns logging off) and the
- * lowest level passed to it. Call before creating handles. */
+ * lowest level passed to it. */
 LEV_API void lev_log_set(lev_log_cb cb, void *opaque, lev_log_level_t min_level);
 
 /* A ready-made callback writing one JSON object per line:
