@@ -308,6 +308,9 @@ typedef struct store_pending_s {
     struct store_call_s *calls;
     size_t ncalls, cap;
     size_t *first, *uniq, m;
+    size_t *table, table_cap; /* the duplicate-key table, kept */
+    redisReply **replies;     /* kept from call to call */
+    size_t replies_cap;
     const char *const *done, *const *rel, *const *claim;
     size_t ndone, nrel, nclaim;
     char ttl[24], lease[24];
@@ -909,6 +912,8 @@ void lev_store_destroy(lev_store_t *store)
     free(store->pending.calls);
     free(store->pending.first);
     free(store->pending.uniq);
+    free(store->pending.table);
+    free(store->pending.replies);
     free(store);
 }
 
@@ -953,14 +958,20 @@ static uint64_t key_hash(const char *k)
 /* For every i sets first[i] to the smallest j with keys[j] equal to keys[i],
  * and lists those first indices, in order, in uniq[0..*m). Returns 0, or
  * LEV_ERR_NOMEM. */
-static int keys_dedup(const char *const *keys, size_t n, size_t *first, size_t *uniq, size_t *m)
+static int keys_dedup(const char *const *keys, size_t n, size_t *first, size_t *uniq, size_t *m,
+                      size_t **tablep, size_t *tcap)
 {
     size_t cap = 16;
     while (cap < 2 * n)
         cap *= 2;
-    size_t *table = malloc(cap * sizeof *table);
-    if (!table)
-        return LEV_ERR_NOMEM;
+    if (cap > *tcap) {
+        size_t *nt = realloc(*tablep, cap * sizeof *nt);
+        if (!nt)
+            return LEV_ERR_NOMEM;
+        *tablep = nt;
+        *tcap = cap;
+    }
+    size_t *table = *tablep;
     for (size_t i = 0; i < cap; i++)
         table[i] = SIZE_MAX;
     *m = 0;
@@ -974,7 +985,6 @@ static int keys_dedup(const char *const *keys, size_t n, size_t *first, size_t *
         }
         first[i] = table[slot];
     }
-    free(table);
     return LEV_OK;
 }
 
@@ -1079,7 +1089,8 @@ int lev_store_exchange_begin(lev_store_t *store, const char *const *done, size_t
         p->cap = total;
     }
     p->m = 0;
-    if (nclaim > 0 && keys_dedup(claim, nclaim, p->first, p->uniq, &p->m) != 0)
+    if (nclaim > 0 &&
+        keys_dedup(claim, nclaim, p->first, p->uniq, &p->m, &p->table, &p->table_cap) != 0)
         return lev_error_set(err, LEV_ERR_NOMEM, "redis", "out of memory");
     snprintf(p->ttl, sizeof p->ttl, "%" PRId64, done_ttl_ms);
     snprintf(p->lease, sizeof p->lease, "%" PRId64, lease_ms);
@@ -1127,8 +1138,15 @@ int lev_store_exchange_end(lev_store_t *store, int *done_ok, lev_claim_t *out, l
             return LEV_OK;
         return lev_error_set(err, LEV_ERR_STATE, "redis", "no exchange under way");
     }
-    redisReply **replies = calloc(p->ncalls, sizeof *replies);
     int rc;
+    if (p->ncalls > p->replies_cap) {
+        redisReply **nr = realloc(p->replies, p->ncalls * sizeof *nr);
+        if (nr) {
+            p->replies = nr;
+            p->replies_cap = p->ncalls;
+        }
+    }
+    redisReply **replies = p->ncalls <= p->replies_cap ? p->replies : NULL;
     if (!replies) {
         /* the replies are still coming: the stream is out of step */
         store_disconnect(store);
@@ -1151,7 +1169,6 @@ int lev_store_exchange_end(lev_store_t *store, int *done_ok, lev_claim_t *out, l
             out[i] = out[p->first[i]] == LEV_CLAIM_OWNED ? LEV_CLAIM_BUSY : out[p->first[i]];
     replies_free(replies, p->ncalls);
 done:
-    free(replies);
     pending_clear(p);
     return rc;
 }

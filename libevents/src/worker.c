@@ -193,14 +193,6 @@ static void records_free(lev_worker_t *w)
     w->free_recs = NULL;
 }
 
-static void wkeys_free(wkeys_t *k)
-{
-    free(k->buf);
-    free(k->off);
-    free(k->ptrs);
-    memset(k, 0, sizeof *k);
-}
-
 void lev_worker_destroy(lev_worker_t *w)
 {
     if (!w)
@@ -243,9 +235,9 @@ void lev_worker_destroy(lev_worker_t *w)
     for (size_t i = 0; i < w->noutputs; i++)
         free(w->outputs[i]);
     for (int i = 0; i < 2; i++) {
-        wkeys_free(&w->done[i]);
-        wkeys_free(&w->rel[i]);
-        wkeys_free(&w->claims[i]);
+        lev_w_keys_free(&w->done[i]);
+        lev_w_keys_free(&w->rel[i]);
+        lev_w_keys_free(&w->claims[i]);
     }
     free(w->claim_res);
     free(w->batch);

@@ -2,8 +2,10 @@
  * Private parts of the worker, shared by its files:
  *
  *   worker.c          lifecycle, configuration calls and the run loop
- *   worker_pipeline.c records: intake, claims, handlers, delivery reports,
- *                     finishing in offset order, offsets
+ *   worker_pipeline.c the batch step: intake, classifying, handlers, delivery
+ *                     reports, finishing in offset order, offsets
+ *   worker_record.c   records: their headers, allocation, giving them up
+ *   worker_claims.c   the idempotency round trip: keys to claim and settle
  *   worker_ctx.c      the handler context (lev_ctx_*)
  *   worker_route.c    retry and dead-letter records and their lev_* headers
  *   worker_parts.c    partition state, pausing, rebalances (eager and cooperative)
@@ -289,13 +291,35 @@ void lev_w_delivery_cb(void *opaque, int err, const char *errstr, int32_t partit
                        int64_t offset);
 void lev_w_process_ready(lev_worker_t *w);
 void lev_w_advance(lev_worker_t *w);
-void lev_w_abandon_from(lev_worker_t *w, wpart_t *p, wrec_t *from);
-void lev_w_hold(lev_worker_t *w, wrec_t *r, int64_t resume_at);
-int lev_w_settle(lev_worker_t *w);
 int lev_w_serve_producer(lev_worker_t *w);
-int lev_w_pending_settles(const lev_worker_t *w);
+
+/* worker_record.c */
+wrec_t *lev_w_rec_alloc(lev_worker_t *w);
+void lev_w_rec_free(lev_worker_t *w, wrec_t *r);
+void lev_w_scan_headers(wrec_t *r);
 int64_t lev_w_header_i64(const wrec_t *r, int which, int64_t def, int64_t min, int64_t max);
 const char *lev_w_header_str(const wrec_t *r, int which, char *buf, size_t size);
+/* Gives up `from` and every record after it in p's queue (a record still
+ * referenced by a batch or waiting for reports is freed later). */
+void lev_w_abandon_from(lev_worker_t *w, wpart_t *p, wrec_t *from);
+/* Gives r and what follows up, seeks its partition back to r and pauses it
+ * until resume_at (monotonic ms). */
+void lev_w_hold(lev_worker_t *w, wrec_t *r, int64_t resume_at);
+
+/* worker_claims.c */
+int lev_w_claim_queue(lev_worker_t *w, wrec_t *r); /* 0, or -1: no memory */
+size_t lev_w_claims_queued(const lev_worker_t *w);
+void lev_w_claims_drop(lev_worker_t *w);
+/* Queues what r's claim becomes now that r is finished or given up. */
+void lev_w_settle_rec(lev_worker_t *w, wrec_t *r);
+int lev_w_pending_settles(const lev_worker_t *w);
+int lev_w_exchange_begin(lev_worker_t *w, lev_error_t *err);
+int lev_w_exchange_end(lev_worker_t *w, lev_error_t *err);
+void lev_w_hold_unclaimed(lev_worker_t *w, wrec_t **recs, size_t n);
+void lev_w_store_lost(lev_worker_t *w, const lev_error_t *err);
+/* A settle-only round trip now (ends one under way first). */
+int lev_w_settle(lev_worker_t *w);
+void lev_w_keys_free(wkeys_t *k);
 
 /* worker_ctx.c */
 void lev_w_ctx_reset(lev_ctx_t *ctx);

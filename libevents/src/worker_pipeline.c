@@ -29,363 +29,6 @@
 #define PRODUCE_RETRY_MAX_MS 5000
 
 /* ======================================================================
- * Records
- * ====================================================================== */
-
-static wrec_t *rec_alloc(lev_worker_t *w)
-{
-    wrec_t *r = w->free_recs;
-    if (r) {
-        w->free_recs = r->next;
-        memset(r, 0, sizeof *r);
-        return r;
-    }
-    return calloc(1, sizeof *r);
-}
-
-static void rec_free(lev_worker_t *w, wrec_t *r)
-{
-    w->inflight--;
-    w->inflight_bytes -= r->bytes;
-    rd_kafka_message_destroy(r->m);
-    free(r->fail_text);
-    if (r->fail) {
-        free(r->fail->message);
-        free(r->fail);
-    }
-    r->m = NULL;
-    r->fail = NULL;
-    r->fail_text = NULL;
-    r->next = w->free_recs;
-    w->free_recs = r;
-}
-
-/* Reads the headers the worker uses, once per record: pointers into the
- * message, valid while it lives; a repeated header counts by its last value. */
-static void scan_headers(wrec_t *r)
-{
-    rd_kafka_headers_t *h = NULL;
-    if (rd_kafka_message_headers(r->m, &h) != 0 || !h)
-        return;
-    static const struct {
-        const char *name;
-        int which;
-    } known[] = {
-        {LEV_H_CE_ID, H_ID},
-        {LEV_H_CE_SOURCE, H_SOURCE},
-        {LEV_H_CORRELATION_ID, H_CORRELATION},
-        {LEV_H_TRACEPARENT, H_TRACE},
-        {LEV_H_ORIG_TOPIC, H_ORIG_TOPIC},
-        {LEV_H_ORIG_PARTITION, H_ORIG_PARTITION},
-        {LEV_H_ORIG_OFFSET, H_ORIG_OFFSET},
-        {LEV_H_ORIG_TIMESTAMP, H_ORIG_TIMESTAMP},
-        {LEV_H_ATTEMPTS, H_ATTEMPTS},
-        {LEV_H_FIRST_FAILURE, H_FIRST_FAILURE},
-        {LEV_H_DUE, H_DUE},
-    };
-    const char *name;
-    const void *v;
-    size_t len;
-    for (size_t i = 0; rd_kafka_header_get_all(h, i, &name, &v, &len) == 0; i++) {
-        if (name[0] != 'c' && name[0] != 't' && name[0] != 'l')
-            continue;
-        for (size_t k = 0; k < sizeof known / sizeof known[0]; k++) {
-            if (strcmp(name, known[k].name) == 0) {
-                r->h[known[k].which] = (whdr_t){v, v ? len : 0};
-                break;
-            }
-        }
-    }
-}
-
-const char *lev_w_header_str(const wrec_t *r, int which, char *buf, size_t size)
-{
-    const whdr_t *h = &r->h[which];
-    if (!h->ptr)
-        return NULL;
-    size_t len = h->len < size - 1 ? h->len : size - 1;
-    memcpy(buf, h->ptr, len);
-    buf[len] = '\0';
-    return buf;
-}
-
-/* A decimal integer header within [min, max]; `def` when it is absent or
- * anything else (never trusted: a value out of range is not used). */
-int64_t lev_w_header_i64(const wrec_t *r, int which, int64_t def, int64_t min, int64_t max)
-{
-    char buf[32];
-    const whdr_t *h = &r->h[which];
-    if (!h->ptr || h->len == 0 || h->len >= sizeof buf)
-        return def;
-    memcpy(buf, h->ptr, h->len);
-    buf[h->len] = '\0';
-    const char *p = buf;
-    int neg = *p == '-';
-    if (neg)
-        p++;
-    if (!*p)
-        return def;
-    uint64_t v = 0;
-    for (; *p; p++) {
-        if (*p < '0' || *p > '9' || v > (UINT64_MAX - 9) / 10)
-            return def;
-        v = v * 10 + (uint64_t)(*p - '0');
-    }
-    if (v > (uint64_t)INT64_MAX)
-        return def;
-    int64_t x = neg ? -(int64_t)v : (int64_t)v;
-    return x < min || x > max ? def : x;
-}
-
-/* The claim key of a record: "<group>:<event id>". */
-static int claim_key(const lev_worker_t *w, const wrec_t *r, char *buf, size_t size)
-{
-    size_t gl = strlen(w->group), il = strlen(r->id);
-    if (gl + il + 2 > size)
-        return -1;
-    memcpy(buf, w->group, gl);
-    buf[gl] = ':';
-    memcpy(buf + gl + 1, r->id, il + 1);
-    return (int)(gl + il + 1);
-}
-
-/* ======================================================================
- * Key lists
- * ====================================================================== */
-
-static int wkeys_add(wkeys_t *k, const char *s, size_t len)
-{
-    if (k->len + len + 1 > k->cap) {
-        size_t cap = k->cap ? k->cap : 4096;
-        while (cap < k->len + len + 1)
-            cap *= 2;
-        char *nb = realloc(k->buf, cap);
-        if (!nb)
-            return -1;
-        k->buf = nb;
-        k->cap = cap;
-    }
-    if (k->n == k->capn) {
-        size_t cap = k->capn ? k->capn * 2 : 64;
-        size_t *no = realloc(k->off, cap * sizeof *no);
-        if (!no)
-            return -1;
-        k->off = no;
-        k->capn = cap;
-    }
-    k->off[k->n++] = k->len;
-    memcpy(k->buf + k->len, s, len);
-    k->len += len;
-    k->buf[k->len++] = '\0';
-    return 0;
-}
-
-/* The keys as an array of pointers (valid until the next add). */
-static const char **wkeys_ptrs(wkeys_t *k)
-{
-    if (k->n > k->capp) {
-        const char **np = realloc(k->ptrs, k->n * sizeof *np);
-        if (!np)
-            return NULL;
-        k->ptrs = np;
-        k->capp = k->n;
-    }
-    for (size_t i = 0; i < k->n; i++)
-        k->ptrs[i] = k->buf + k->off[i];
-    return k->ptrs;
-}
-
-static void wkeys_clear(wkeys_t *k)
-{
-    k->len = 0;
-    k->n = 0;
-}
-
-int lev_w_pending_settles(const lev_worker_t *w)
-{
-    return w->done[w->acc].n + w->rel[w->acc].n > 0;
-}
-
-/* Queues what a record's claim becomes now that the record is finished or
- * given up: done when its handler succeeded and every output was
- * acknowledged, else released for whoever handles it next. */
-static void settle(lev_worker_t *w, wrec_t *r)
-{
-    if (r->claim != CLAIM_OWNED)
-        return;
-    char key[W_NAME_MAX + W_ID_MAX + 8];
-    int n = claim_key(w, r, key, sizeof key);
-    if (n < 0)
-        return;
-    int done = r->handled && r->route == ROUTE_OUTPUTS && r->state == REC_DONE;
-    if (wkeys_add(done ? &w->done[w->acc] : &w->rel[w->acc], key, (size_t)n) != 0)
-        lev_log(LEV_LOG_WARN, "out of memory queueing a claim settle; it expires with its lease",
-                "event_id", r->id, NULL);
-    r->claim = CLAIM_NONE;
-}
-
-/* Begins a round trip with the settles collected so far and the claims of
- * w->batch; the lists flip, so what comes meanwhile collects apart. */
-static int exchange_begin(lev_worker_t *w, lev_error_t *err)
-{
-    int a = w->acc;
-    const char **done = wkeys_ptrs(&w->done[a]);
-    const char **rel = wkeys_ptrs(&w->rel[a]);
-    const char **claims = wkeys_ptrs(&w->claims[a]);
-    if ((!done && w->done[a].n) || (!rel && w->rel[a].n) || (!claims && w->claims[a].n))
-        return lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
-    int rc = lev_store_exchange_begin(w->store, done, w->done[a].n, w->conf.done_ttl_ms, rel,
-                                      w->rel[a].n, claims, w->claims[a].n, w->conf.lease_ms, err);
-    if (rc != 0)
-        return rc;
-    w->exchanging = 1;
-    w->acc = !a;
-    wkeys_clear(&w->done[w->acc]);
-    wkeys_clear(&w->rel[w->acc]);
-    wkeys_clear(&w->claims[w->acc]);
-    return LEV_OK;
-}
-
-/* Moves the keys of `from` to the end of `to` (settles sent again later). */
-static void wkeys_merge(wkeys_t *to, wkeys_t *from)
-{
-    for (size_t i = 0; i < from->n; i++) {
-        const char *k = from->buf + from->off[i];
-        if (wkeys_add(to, k, strlen(k)) != 0)
-            lev_log(LEV_LOG_WARN, "out of memory keeping a claim settle; it expires with its lease",
-                    NULL);
-    }
-    wkeys_clear(from);
-}
-
-/* Reads the replies of the round trip under way: the claims of w->prev
- * (in order, into its records). On failure the settles it carried are
- * collected again, to go with the next one. */
-static int exchange_end(lev_worker_t *w, lev_error_t *err)
-{
-    int f = !w->acc; /* the lists in flight */
-    size_t n = w->claims[f].n;
-    w->exchanging = 0;
-    if (n > w->cap_res) {
-        lev_claim_t *nr = realloc(w->claim_res, n * sizeof *nr);
-        if (!nr) {
-            lev_store_exchange_abort(w->store);
-            lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
-            goto fail;
-        }
-        w->claim_res = nr;
-        w->cap_res = n;
-    }
-    if (lev_store_exchange_end(w->store, NULL, w->claim_res, err) != 0)
-        goto fail;
-    wkeys_clear(&w->done[f]);
-    wkeys_clear(&w->rel[f]);
-    wkeys_clear(&w->claims[f]);
-    size_t k = 0;
-    for (size_t i = 0; i < w->nprev && k < n; i++) {
-        wrec_t *r = w->prev[i];
-        if (r->claim != CLAIM_NEEDED)
-            continue;
-        lev_claim_t c = w->claim_res[k++];
-        r->claim = c == LEV_CLAIM_OWNED  ? CLAIM_OWNED
-                   : c == LEV_CLAIM_DONE ? CLAIM_DONE
-                                         : CLAIM_BUSY;
-        if (!r->part && r->claim == CLAIM_OWNED) /* given up meanwhile */
-            settle(w, r);
-    }
-    return LEV_OK;
-fail:
-    wkeys_merge(&w->done[w->acc], &w->done[f]);
-    wkeys_merge(&w->rel[w->acc], &w->rel[f]);
-    wkeys_clear(&w->claims[f]);
-    return LEV_ERR_REDIS;
-}
-
-/* Redis stopped answering: every partition waits until it is back. */
-static void store_lost(lev_worker_t *w, const lev_error_t *err)
-{
-    if (!w->store_down)
-        lev_log(LEV_LOG_WARN, "idempotency store unavailable; pausing", "error", err->text, NULL);
-    w->store_down = 1;
-    w->store_delay_ms = 100;
-    w->store_retry_at = lev_mono_ms() + w->store_delay_ms;
-    lev_w_pause_all(w, PAUSE_STORE);
-}
-
-/* Holds every record of `recs` that waits for its claim: without Redis it
- * cannot go on, it is fetched again later. */
-static void hold_unclaimed(lev_worker_t *w, wrec_t **recs, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (recs[i]->part && recs[i]->claim == CLAIM_NEEDED)
-            lev_w_hold(w, recs[i], lev_mono_ms());
-}
-
-int lev_w_settle(lev_worker_t *w)
-{
-    if (!w->store)
-        return 0;
-    lev_error_t err;
-    if (w->exchanging && exchange_end(w, &err) != 0) {
-        hold_unclaimed(w, w->prev, w->nprev);
-        store_lost(w, &err);
-        return -1;
-    }
-    if (!lev_w_pending_settles(w))
-        return 0;
-    /* claims are only collected and sent within a pipeline step: settles only */
-    if (exchange_begin(w, &err) == 0 && exchange_end(w, &err) == 0)
-        return 0;
-    store_lost(w, &err);
-    return -1;
-}
-
-/* ======================================================================
- * Giving records up, holding partitions
- * ====================================================================== */
-
-void lev_w_abandon_from(lev_worker_t *w, wpart_t *p, wrec_t *from)
-{
-    if (!from)
-        return;
-    wrec_t *prev = NULL;
-    for (wrec_t *r = p->head; r && r != from; r = r->next)
-        prev = r;
-    if (prev)
-        prev->next = NULL;
-    else
-        p->head = NULL;
-    p->tail = prev;
-    for (wrec_t *r = from, *next; r; r = next) {
-        next = r->next;
-        r->next = NULL;
-        r->part = NULL;
-        if (r->outstanding > 0)
-            W_STAT_ADD(w, given_up_waiting, 1);
-        /* still referenced by the batch being handled, or by reports to
-         * come: freed then */
-        if (r->outstanding == 0 && !r->ready && !r->in_batch) {
-            settle(w, r);
-            rec_free(w, r);
-        }
-    }
-}
-
-void lev_w_hold(lev_worker_t *w, wrec_t *r, int64_t resume_at)
-{
-    wpart_t *p = r->part;
-    if (!p)
-        return;
-    int64_t offset = r->m->offset;
-    lev_w_abandon_from(w, p, r);
-    p->next_offset = offset;
-    if (!(p->pause & PAUSE_HOLD) || resume_at > p->resume_at)
-        p->resume_at = resume_at;
-    lev_w_pause(w, p, PAUSE_HOLD);
-    lev_w_seek(w, p, offset);
-}
-
-/* ======================================================================
  * Intake
  * ====================================================================== */
 
@@ -399,7 +42,7 @@ wrec_t *lev_w_rec_take(lev_worker_t *w, rd_kafka_message_t *m)
         rd_kafka_message_destroy(m);
         return NULL;
     }
-    wrec_t *r = rec_alloc(w);
+    wrec_t *r = lev_w_rec_alloc(w);
     if (!r) {
         /* out of memory: hold the partition at this record for a while */
         lev_log(LEV_LOG_ERROR, "out of memory taking a record", NULL);
@@ -699,7 +342,7 @@ static int64_t max_delay_ms(const lev_worker_t *w)
 static void classify(lev_worker_t *w, wrec_t *r, int64_t now, int64_t max_delay)
 {
     const rd_kafka_message_t *m = r->m;
-    scan_headers(r);
+    lev_w_scan_headers(r);
     if (!lev_w_header_str(r, H_ID, r->id, sizeof r->id) || !r->id[0])
         /* no event id: the record's coordinates are stable across redelivery */
         snprintf(r->id, sizeof r->id, "%s/%" PRId32 "/%" PRId64, rd_kafka_topic_name(m->rkt),
@@ -740,9 +383,7 @@ static void classify(lev_worker_t *w, wrec_t *r, int64_t now, int64_t max_delay)
         return;
     }
     if (w->store) {
-        char key[W_NAME_MAX + W_ID_MAX + 8];
-        int n = claim_key(w, r, key, sizeof key);
-        if (n > 0 && wkeys_add(&w->claims[w->acc], key, (size_t)n) == 0)
+        if (lev_w_claim_queue(w, r) == 0)
             r->claim = CLAIM_NEEDED;
         else
             lev_w_hold(w, r, lev_mono_ms() + 1000);
@@ -815,8 +456,8 @@ static void handle_batch(lev_worker_t *w, wrec_t **recs, size_t n)
         wrec_t *r = recs[i];
         r->in_batch = 0;
         if (!r->part && r->outstanding == 0 && !r->ready) {
-            settle(w, r);
-            rec_free(w, r);
+            lev_w_settle_rec(w, r);
+            lev_w_rec_free(w, r);
         }
     }
 }
@@ -848,21 +489,21 @@ int lev_w_pipeline_step(lev_worker_t *w)
     lev_error_t err;
     if (w->exchanging) {
         did = 1;
-        if (exchange_end(w, &err) != 0) {
-            hold_unclaimed(w, w->prev, w->nprev);
-            store_lost(w, &err);
+        if (lev_w_exchange_end(w, &err) != 0) {
+            lev_w_hold_unclaimed(w, w->prev, w->nprev);
+            lev_w_store_lost(w, &err);
         }
     }
-    if (!w->store_down && (w->claims[w->acc].n || lev_w_pending_settles(w))) {
+    if (!w->store_down && (lev_w_claims_queued(w) || lev_w_pending_settles(w))) {
         did = 1;
-        if (exchange_begin(w, &err) != 0) {
-            wkeys_clear(&w->claims[w->acc]);
-            hold_unclaimed(w, w->batch, taken);
-            store_lost(w, &err);
+        if (lev_w_exchange_begin(w, &err) != 0) {
+            lev_w_claims_drop(w);
+            lev_w_hold_unclaimed(w, w->batch, taken);
+            lev_w_store_lost(w, &err);
         }
-    } else if (w->claims[w->acc].n) { /* Redis is down: nothing that needs a claim goes on */
-        wkeys_clear(&w->claims[w->acc]);
-        hold_unclaimed(w, w->batch, taken);
+    } else if (lev_w_claims_queued(w)) { /* Redis is down: nothing that needs a claim goes on */
+        lev_w_claims_drop(w);
+        lev_w_hold_unclaimed(w, w->batch, taken);
     }
     if (w->nprev) {
         handle_batch(w, w->prev, w->nprev);
@@ -882,9 +523,9 @@ int lev_w_pipeline_step(lev_worker_t *w)
 void lev_w_pipeline_drain(lev_worker_t *w)
 {
     lev_error_t err;
-    if (w->exchanging && exchange_end(w, &err) != 0) {
-        hold_unclaimed(w, w->prev, w->nprev);
-        store_lost(w, &err);
+    if (w->exchanging && lev_w_exchange_end(w, &err) != 0) {
+        lev_w_hold_unclaimed(w, w->prev, w->nprev);
+        lev_w_store_lost(w, &err);
     }
     if (w->nbatch) { /* taken but never classified: fetched again */
         for (size_t i = 0; i < w->nbatch; i++)
@@ -975,8 +616,8 @@ void lev_w_process_ready(lev_worker_t *w)
         if (!r->part) { /* given up earlier: only its claim is left to settle */
             if (r->fail_code == 0 && r->state == REC_WAIT)
                 r->state = REC_DONE;
-            settle(w, r);
-            rec_free(w, r);
+            lev_w_settle_rec(w, r);
+            lev_w_rec_free(w, r);
             continue;
         }
         if (r->fail_code) {
@@ -1009,9 +650,9 @@ void lev_w_advance(lev_worker_t *w)
             p->produce_failures = 0;
             if (p->retry_offset == r->m->offset)
                 p->retry_offset = -1;
-            settle(w, r);
+            lev_w_settle_rec(w, r);
             W_STAT_ADD(w, finished, 1);
-            rec_free(w, r);
+            lev_w_rec_free(w, r);
         }
         if (offset >= 0 && p->assigned) {
             if (!store)

@@ -1,0 +1,240 @@
+/*
+ * The worker's side of the idempotency store: the claim key of a record,
+ * the lists of keys to claim, complete and release, and the round trip that
+ * carries them. While one round trip is under way (begun before a batch is
+ * handled, ended in the next step), what comes meanwhile collects in the
+ * other set of lists.
+ */
+#include "worker_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The claim key of a record: "<group>:<event id>". */
+static int claim_key(const lev_worker_t *w, const wrec_t *r, char *buf, size_t size)
+{
+    size_t gl = strlen(w->group), il = strlen(r->id);
+    if (gl + il + 2 > size)
+        return -1;
+    memcpy(buf, w->group, gl);
+    buf[gl] = ':';
+    memcpy(buf + gl + 1, r->id, il + 1);
+    return (int)(gl + il + 1);
+}
+
+/* ======================================================================
+ * Key lists
+ * ====================================================================== */
+
+static int wkeys_add(wkeys_t *k, const char *s, size_t len)
+{
+    if (k->len + len + 1 > k->cap) {
+        size_t cap = k->cap ? k->cap : 4096;
+        while (cap < k->len + len + 1)
+            cap *= 2;
+        char *nb = realloc(k->buf, cap);
+        if (!nb)
+            return -1;
+        k->buf = nb;
+        k->cap = cap;
+    }
+    if (k->n == k->capn) {
+        size_t cap = k->capn ? k->capn * 2 : 64;
+        size_t *no = realloc(k->off, cap * sizeof *no);
+        if (!no)
+            return -1;
+        k->off = no;
+        k->capn = cap;
+    }
+    k->off[k->n++] = k->len;
+    memcpy(k->buf + k->len, s, len);
+    k->len += len;
+    k->buf[k->len++] = '\0';
+    return 0;
+}
+
+/* The keys as an array of pointers (valid until the next add). */
+static const char **wkeys_ptrs(wkeys_t *k)
+{
+    if (k->n > k->capp) {
+        const char **np = realloc(k->ptrs, k->n * sizeof *np);
+        if (!np)
+            return NULL;
+        k->ptrs = np;
+        k->capp = k->n;
+    }
+    for (size_t i = 0; i < k->n; i++)
+        k->ptrs[i] = k->buf + k->off[i];
+    return k->ptrs;
+}
+
+static void wkeys_clear(wkeys_t *k)
+{
+    k->len = 0;
+    k->n = 0;
+}
+
+int lev_w_pending_settles(const lev_worker_t *w)
+{
+    return w->done[w->acc].n + w->rel[w->acc].n > 0;
+}
+
+/* Queues what a record's claim becomes now that the record is finished or
+ * given up: done when its handler succeeded and every output was
+ * acknowledged, else released for whoever handles it next. */
+void lev_w_settle_rec(lev_worker_t *w, wrec_t *r)
+{
+    if (r->claim != CLAIM_OWNED)
+        return;
+    char key[W_NAME_MAX + W_ID_MAX + 8];
+    int n = claim_key(w, r, key, sizeof key);
+    if (n < 0)
+        return;
+    int done = r->handled && r->route == ROUTE_OUTPUTS && r->state == REC_DONE;
+    if (wkeys_add(done ? &w->done[w->acc] : &w->rel[w->acc], key, (size_t)n) != 0)
+        lev_log(LEV_LOG_WARN, "out of memory queueing a claim settle; it expires with its lease",
+                "event_id", r->id, NULL);
+    r->claim = CLAIM_NONE;
+}
+
+/* Begins a round trip with the settles collected so far and the claims of
+ * w->batch; the lists flip, so what comes meanwhile collects apart. */
+int lev_w_exchange_begin(lev_worker_t *w, lev_error_t *err)
+{
+    int a = w->acc;
+    const char **done = wkeys_ptrs(&w->done[a]);
+    const char **rel = wkeys_ptrs(&w->rel[a]);
+    const char **claims = wkeys_ptrs(&w->claims[a]);
+    if ((!done && w->done[a].n) || (!rel && w->rel[a].n) || (!claims && w->claims[a].n))
+        return lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
+    int rc = lev_store_exchange_begin(w->store, done, w->done[a].n, w->conf.done_ttl_ms, rel,
+                                      w->rel[a].n, claims, w->claims[a].n, w->conf.lease_ms, err);
+    if (rc != 0)
+        return rc;
+    w->exchanging = 1;
+    w->acc = !a;
+    wkeys_clear(&w->done[w->acc]);
+    wkeys_clear(&w->rel[w->acc]);
+    wkeys_clear(&w->claims[w->acc]);
+    return LEV_OK;
+}
+
+/* Moves the keys of `from` to the end of `to` (settles sent again later). */
+static void wkeys_merge(wkeys_t *to, wkeys_t *from)
+{
+    for (size_t i = 0; i < from->n; i++) {
+        const char *k = from->buf + from->off[i];
+        if (wkeys_add(to, k, strlen(k)) != 0)
+            lev_log(LEV_LOG_WARN, "out of memory keeping a claim settle; it expires with its lease",
+                    NULL);
+    }
+    wkeys_clear(from);
+}
+
+/* Reads the replies of the round trip under way: the claims of w->prev
+ * (in order, into its records). On failure the settles it carried are
+ * collected again, to go with the next one. */
+int lev_w_exchange_end(lev_worker_t *w, lev_error_t *err)
+{
+    int f = !w->acc; /* the lists in flight */
+    size_t n = w->claims[f].n;
+    w->exchanging = 0;
+    if (n > w->cap_res) {
+        lev_claim_t *nr = realloc(w->claim_res, n * sizeof *nr);
+        if (!nr) {
+            lev_store_exchange_abort(w->store);
+            lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
+            goto fail;
+        }
+        w->claim_res = nr;
+        w->cap_res = n;
+    }
+    if (lev_store_exchange_end(w->store, NULL, w->claim_res, err) != 0)
+        goto fail;
+    wkeys_clear(&w->done[f]);
+    wkeys_clear(&w->rel[f]);
+    wkeys_clear(&w->claims[f]);
+    size_t k = 0;
+    for (size_t i = 0; i < w->nprev && k < n; i++) {
+        wrec_t *r = w->prev[i];
+        if (r->claim != CLAIM_NEEDED)
+            continue;
+        lev_claim_t c = w->claim_res[k++];
+        r->claim = c == LEV_CLAIM_OWNED  ? CLAIM_OWNED
+                   : c == LEV_CLAIM_DONE ? CLAIM_DONE
+                                         : CLAIM_BUSY;
+        if (!r->part && r->claim == CLAIM_OWNED) /* given up meanwhile */
+            lev_w_settle_rec(w, r);
+    }
+    return LEV_OK;
+fail:
+    wkeys_merge(&w->done[w->acc], &w->done[f]);
+    wkeys_merge(&w->rel[w->acc], &w->rel[f]);
+    wkeys_clear(&w->claims[f]);
+    return LEV_ERR_REDIS;
+}
+
+/* Redis stopped answering: every partition waits until it is back. */
+void lev_w_store_lost(lev_worker_t *w, const lev_error_t *err)
+{
+    if (!w->store_down)
+        lev_log(LEV_LOG_WARN, "idempotency store unavailable; pausing", "error", err->text, NULL);
+    w->store_down = 1;
+    w->store_delay_ms = 100;
+    w->store_retry_at = lev_mono_ms() + w->store_delay_ms;
+    lev_w_pause_all(w, PAUSE_STORE);
+}
+
+/* Holds every record of `recs` that waits for its claim: without Redis it
+ * cannot go on, it is fetched again later. */
+void lev_w_hold_unclaimed(lev_worker_t *w, wrec_t **recs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (recs[i]->part && recs[i]->claim == CLAIM_NEEDED)
+            lev_w_hold(w, recs[i], lev_mono_ms());
+}
+
+int lev_w_settle(lev_worker_t *w)
+{
+    if (!w->store)
+        return 0;
+    lev_error_t err;
+    if (w->exchanging && lev_w_exchange_end(w, &err) != 0) {
+        lev_w_hold_unclaimed(w, w->prev, w->nprev);
+        lev_w_store_lost(w, &err);
+        return -1;
+    }
+    if (!lev_w_pending_settles(w))
+        return 0;
+    /* claims are only collected and sent within a pipeline step: settles only */
+    if (lev_w_exchange_begin(w, &err) == 0 && lev_w_exchange_end(w, &err) == 0)
+        return 0;
+    lev_w_store_lost(w, &err);
+    return -1;
+}
+
+int lev_w_claim_queue(lev_worker_t *w, wrec_t *r)
+{
+    char key[W_NAME_MAX + W_ID_MAX + 8];
+    int n = claim_key(w, r, key, sizeof key);
+    return n > 0 && wkeys_add(&w->claims[w->acc], key, (size_t)n) == 0 ? 0 : -1;
+}
+
+size_t lev_w_claims_queued(const lev_worker_t *w)
+{
+    return w->claims[w->acc].n;
+}
+
+void lev_w_claims_drop(lev_worker_t *w)
+{
+    wkeys_clear(&w->claims[w->acc]);
+}
+
+void lev_w_keys_free(wkeys_t *k)
+{
+    free(k->buf);
+    free(k->off);
+    free(k->ptrs);
+    memset(k, 0, sizeof *k);
+}
