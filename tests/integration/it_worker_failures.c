@@ -210,6 +210,89 @@ static void permanent_failure_is_dead_lettered_at_once(void)
     lev_test_records_free(dl, ndl);
 }
 
+/* Integers in lev_* headers come from the wire and are never trusted: an
+ * attempt count at INT_MAX does not overflow (UBSan would abort), a due
+ * time at the end of time or a year away is not one the worker could have
+ * set and is not waited for, a negative first failure is not used. */
+static void wire_integers_out_of_range_are_not_trusted(void)
+{
+    run_t r;
+    run_init(&r, "it-wireint");
+    REQUIRE(lev_test_create_topic(r.in, 1) == 0);
+    char rt[200];
+    lev_retry_topic_name(r.group, 1, rt, sizeof rt);
+    REQUIRE(lev_test_create_topic(rt, 1) == 0);
+
+    lev_schemas_t *schemas = lev_schemas_new();
+    lev_error_t err;
+    REQUIRE(lev_schemas_load_path(schemas, strchr(r.e_schemas, '=') + 1, &err) == 0);
+    lev_codec_t *codec = lev_codec_new(schemas, NULL);
+    const lev_schema_t *os = lev_schemas_find(schemas, "shop.order.OrderPlaced");
+    lev_config_t conf;
+    lev_test_config(&conf, "it-wireint");
+    lev_producer_t *p = lev_producer_new(&conf, NULL, &err);
+    lev_config_clear(&conf);
+    REQUIRE(p && codec && os);
+    char year_away[32];
+    snprintf(year_away, sizeof year_away, "%" PRId64, lev_now_ms() + (int64_t)365 * 86400000);
+    const char *dues[3] = {"9223372036854775000", year_away, "-9223372036854775808"};
+    char ids[3][LEV_UUID_STR_LEN];
+    for (int i = 0; i < 3; i++) {
+        lev_uuid4(ids[i]);
+        json_t *j = lev_test_order_json(ids[i], i);
+        avro_value_t v;
+        void *buf;
+        size_t len;
+        REQUIRE(lev_codec_from_json(codec, os, j, &v, &err) == 0);
+        REQUIRE(lev_codec_encode(codec, os, &v, &buf, &len, &err) == 0);
+        lev_header_t h[] = {{"ce_id", ids[i], strlen(ids[i])},
+                            {LEV_H_ATTEMPTS, "2147483647", 10},
+                            {LEV_H_DUE, dues[i], strlen(dues[i])},
+                            {LEV_H_FIRST_FAILURE, "-42", 3},
+                            {LEV_H_ORIG_TOPIC, r.in, strlen(r.in)},
+                            {LEV_H_ORIG_OFFSET, "99999999999999999999999", 23}};
+        lev_msg_t m = {.topic = rt,
+                       .partition = 0,
+                       .key = ids[i],
+                       .key_len = strlen(ids[i]),
+                       .value = buf,
+                       .value_len = len,
+                       .headers = h,
+                       .nheaders = sizeof h / sizeof h[0]};
+        CHECK(lev_producer_send(p, &m, NULL, NULL, &err) == 0);
+        free(buf);
+        avro_value_decref(&v);
+        json_decref(j);
+    }
+    CHECK(lev_producer_flush(p, 10000) == 0);
+    lev_producer_destroy(p);
+    lev_codec_destroy(codec);
+    lev_schemas_destroy(schemas);
+
+    /* the handler always fails: from the last retry level to the DLQ */
+    char *extra[] = {"FAIL_MODE=transient", "LEV_RETRY_ATTEMPTS=1", "LEV_RETRY_DELAYS=1m", NULL};
+    int64_t t0 = lev_mono_ms();
+    pid_t w = run_start(&r, extra);
+    lev_test_record_t *dl;
+    size_t ndl = lev_test_read_topic(r.dlq, 3, 60000, &dl);
+    CHECK_INT(ndl, ==, 3);
+    CHECK(lev_mono_ms() - t0 < 30000); /* nobody waited for those due times */
+    for (size_t i = 0; i < ndl; i++) {
+        char b[64];
+        CHECK_STR(lev_test_header(&dl[i], LEV_H_ERROR_CLASS, b, sizeof b), "retries-exhausted");
+        /* the count out of range was not used: this is the first attempt counted */
+        CHECK_STR(lev_test_header(&dl[i], LEV_H_ATTEMPTS, b, sizeof b), "1");
+        lev_test_header(&dl[i], LEV_H_FIRST_FAILURE, b, sizeof b);
+        CHECK(strtoll(b, NULL, 10) > 0);
+        /* an offset that is no number falls back to the record's own */
+        char own[16];
+        snprintf(own, sizeof own, "%zu", i); /* one partition: the i-th retry record */
+        CHECK_STR(lev_test_header(&dl[i], LEV_H_ORIG_OFFSET, b, sizeof b), own);
+    }
+    CHECK_INT(run_stop(w), ==, 0);
+    lev_test_records_free(dl, ndl);
+}
+
 static void retry_partition_waiting_for_its_due_time_survives_a_rebalance(void)
 {
     enum { N = 5 };
@@ -568,6 +651,7 @@ CHECK_MAIN(CASE(transient_failure_twice_then_success_is_handled_once_without_dea
            CASE(always_failing_event_passes_each_retry_level_when_due_and_is_dead_lettered),
            CASE(permanent_failure_is_dead_lettered_at_once),
            CASE(retry_partition_waiting_for_its_due_time_survives_a_rebalance),
+           CASE(wire_integers_out_of_range_are_not_trusted),
            CASE(a_retry_policy_per_event_type_overrides_the_workers),
            CASE(hostile_bytes_are_dead_lettered_by_class_and_good_events_around_them_are_handled),
            CASE(same_event_delivered_twice_has_its_side_effect_once),
