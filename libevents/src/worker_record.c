@@ -164,4 +164,3 @@ void lev_w_hold(lev_worker_t *w, wrec_t *r, int64_t resume_at)
     lev_w_pause(w, p, PAUSE_HOLD);
     lev_w_seek(w, p, offset);
 }
-

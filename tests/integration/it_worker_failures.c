@@ -285,7 +285,7 @@ static void wire_integers_out_of_range_are_not_trusted(void)
         lev_test_header(&dl[i], LEV_H_FIRST_FAILURE, b, sizeof b);
         CHECK(strtoll(b, NULL, 10) > 0);
         /* an offset that is no number falls back to the record's own */
-        char own[16];
+        char own[24];
         snprintf(own, sizeof own, "%zu", i); /* one partition: the i-th retry record */
         CHECK_STR(lev_test_header(&dl[i], LEV_H_ORIG_OFFSET, b, sizeof b), own);
     }

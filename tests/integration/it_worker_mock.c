@@ -341,9 +341,8 @@ static void check_all_finished(const app_t *a, int dead_lettered_expected)
 static void slow_produce_after_a_while(int fast, int slow)
 {
     for (int i = 0; i < fast + slow; i++)
-        rd_kafka_mock_broker_push_request_error_rtts(mock, 1, KAFKA_API_PRODUCE, 1,
-                                                     RD_KAFKA_RESP_ERR_NO_ERROR,
-                                                     i < fast ? 0 : 2500);
+        rd_kafka_mock_broker_push_request_error_rtts(
+            mock, 1, KAFKA_API_PRODUCE, 1, RD_KAFKA_RESP_ERR_NO_ERROR, i < fast ? 0 : 2500);
 }
 
 static void outputs_not_acknowledged_in_time_are_never_stored_past_and_are_sent_again(void)

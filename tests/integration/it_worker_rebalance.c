@@ -8,8 +8,8 @@
 #include "testutil.h"
 
 #include <pthread.h>
-#include <stdatomic.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/wait.h>
 
 enum { N = 5000, WAVES = 10, PARTITIONS = 6 };
@@ -38,8 +38,8 @@ static pid_t member(flow_t *f, int n)
 {
     char log[300];
     snprintf(log, sizeof log, "%s/%s-%d.log", lev_test_env("TMPDIR", "/tmp"), f->in, n);
-    char *env[] = {f->e_in, f->e_out, f->e_group, f->e_effect, f->e_strategy,
-                   "HANDLE_DELAY_MS=1", NULL};
+    char *env[] = {f->e_in, f->e_out, f->e_group, f->e_effect, f->e_strategy, "HANDLE_DELAY_MS=1",
+                   NULL};
     return lev_test_start_worker(env, log);
 }
 
@@ -84,8 +84,7 @@ static void members_come_and_go(const char *strategy)
     snprintf(f.e_out, sizeof f.e_out, "OUT_TOPIC=%s", f.out);
     snprintf(f.e_group, sizeof f.e_group, "LEV_GROUP_ID=%s", f.group);
     snprintf(f.e_effect, sizeof f.e_effect, "EFFECT_LOG=%s", f.effect);
-    snprintf(f.e_strategy, sizeof f.e_strategy, "KAFKA_PARTITION_ASSIGNMENT_STRATEGY=%s",
-             strategy);
+    snprintf(f.e_strategy, sizeof f.e_strategy, "KAFKA_PARTITION_ASSIGNMENT_STRATEGY=%s", strategy);
     unlink(f.effect);
     REQUIRE(lev_test_create_topic(f.in, PARTITIONS) == 0);
     REQUIRE(lev_test_create_topic(f.out, PARTITIONS) == 0);
