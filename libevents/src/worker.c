@@ -499,6 +499,15 @@ static void wait_for_work(lev_worker_t *w, int timeout_ms)
         lev_w_signals_dispatch();
 }
 
+int lev_w_sleep(lev_worker_t *w, int ms)
+{
+    if (lev_w_signals_pending())
+        lev_w_signals_dispatch();
+    if (!w->stop && ms > 0)
+        wait_for_work(w, ms);
+    return w->stop != 0;
+}
+
 static void drain_wake(lev_worker_t *w)
 {
     char buf[64];
@@ -574,7 +583,12 @@ int lev_worker_run(lev_worker_t *w)
     w->prev = calloc((size_t)w->conf.batch_size, sizeof *w->prev);
     if (!w->batch || !w->prev || build_dispatch(w) != 0)
         return LEV_ERR_NOMEM;
-    if (lev_w_prepare_topics(w, &err) != 0) {
+    int prc = lev_w_prepare_topics(w, &err);
+    if (prc == LEV_W_STOPPED) { /* asked to stop before the broker answered */
+        lev_log(LEV_LOG_INFO, "worker stopped before it started", NULL);
+        return LEV_OK;
+    }
+    if (prc != 0) {
         lev_log(LEV_LOG_ERROR, "cannot start the producer", "error", err.text, NULL);
         return err.code ? err.code : LEV_ERR_KAFKA;
     }

@@ -32,6 +32,44 @@ static int topic_partitions(rd_kafka_t *rk, const char *topic)
     return n;
 }
 
+/* Waits until the cluster answers a metadata request, saying so every 10 s
+ * while it does not. 0 then, -1 when the worker is asked to stop meanwhile
+ * (a stop never waits for the broker). */
+static int wait_for_broker(lev_worker_t *w)
+{
+    int64_t since = lev_mono_ms(), next_log = since;
+    int delay = 100, waited = 0;
+    for (;;) {
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(w->rk, w->topics[0], NULL);
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t e =
+            rkt ? rd_kafka_metadata(w->rk, 0, rkt, &md, 1000) : RD_KAFKA_RESP_ERR__NOENT;
+        if (md)
+            rd_kafka_metadata_destroy(md);
+        if (rkt)
+            rd_kafka_topic_destroy(rkt);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            if (waited)
+                lev_log(LEV_LOG_INFO, "the broker answers", NULL);
+            return 0;
+        }
+        if (lev_w_sleep(w, 0))
+            return -1;
+        int64_t now = lev_mono_ms();
+        if (now >= next_log) {
+            char s[32];
+            snprintf(s, sizeof s, "%" PRId64, (now - since) / 1000);
+            lev_log(LEV_LOG_WARN, "the broker does not answer; waiting for it", "error",
+                    rd_kafka_err2str(e), "waiting_s", s, NULL);
+            next_log = now + 10000;
+        }
+        waited = 1;
+        if (lev_w_sleep(w, delay))
+            return -1;
+        delay = delay * 2 > 2000 ? 2000 : delay * 2;
+    }
+}
+
 static int failure_levels(const lev_worker_t *w)
 {
     int levels = w->conf.retry.levels;
@@ -185,6 +223,8 @@ static void warm_metadata(rd_kafka_t *prk, char **topics, size_t n)
 
 int lev_w_prepare_topics(lev_worker_t *w, lev_error_t *err)
 {
+    if (wait_for_broker(w) != 0)
+        return LEV_W_STOPPED;
     char *dest[W_MAX_OUTPUTS + LEV_RETRY_LEVELS_MAX + 1];
     size_t ndest = destination_topics(w, dest, sizeof dest / sizeof dest[0]);
     rd_kafka_queue_t *q = rd_kafka_queue_new(w->rk);

@@ -280,6 +280,9 @@ struct lev_worker_s {
 
 /* worker.c */
 const lev_retry_policy_t *lev_w_policy(const lev_worker_t *w, const whandler_t *h);
+/* Sleeps up to ms (0: only looks), woken early by a stop request or a
+ * signal; returns 1 when the worker is asked to stop. */
+int lev_w_sleep(lev_worker_t *w, int ms);
 int lev_w_retry_level(const lev_worker_t *w, const char *topic);
 void lev_w_wake(lev_worker_t *w);
 
@@ -348,7 +351,9 @@ void lev_w_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                         rd_kafka_topic_partition_list_t *parts, void *opaque);
 void lev_w_parts_free(lev_worker_t *w);
 
-/* worker_admin.c */
+/* worker_admin.c: waits for the broker, creates the failure topics, makes
+ * the producer. LEV_W_STOPPED when asked to stop meanwhile. */
+#define LEV_W_STOPPED 1
 int lev_w_prepare_topics(lev_worker_t *w, lev_error_t *err);
 
 /* worker_signal.c */

@@ -242,6 +242,38 @@ static void sigterm_under_load_exits_zero_commits_and_redelivers_nothing(void)
     lev_test_strings_free(handled, nh);
 }
 
+/* A worker started while the broker does not answer says so, keeps waiting,
+ * and stops at once (exit 0) when asked, whatever the wait. */
+static void start_with_the_broker_down_says_so_and_stops_at_once(void)
+{
+    char log[256];
+    snprintf(log, sizeof log, "%s/it-broker-down-%d.log", lev_test_env("TMPDIR", "/tmp"),
+             (int)getpid());
+    unlink(log);
+    /* port 9 (discard) on loopback: nothing listens, connections are refused */
+    char *env[] = {"IN_TOPIC=it-broker-down", "OUT_TOPIC=it-broker-down-out",
+                   "KAFKA_BOOTSTRAP=127.0.0.1:9", NULL};
+    pid_t pid = lev_test_start_worker(env, log);
+    int64_t deadline = lev_mono_ms() + 20000;
+    int said = 0;
+    while (!said && lev_mono_ms() < deadline) {
+        lev_test_sleep_ms(200);
+        FILE *f = fopen(log, "r");
+        char line[2048];
+        while (f && !said && fgets(line, sizeof line, f))
+            said = strstr(line, "the broker does not answer; waiting for it") != NULL;
+        if (f)
+            fclose(f);
+    }
+    CHECK(said);
+    int64_t t0 = lev_mono_ms();
+    kill(pid, SIGTERM);
+    int status = -1;
+    CHECK(lev_test_wait(pid, 10000, &status) == 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(lev_mono_ms() - t0 < 3000);
+}
+
 /* ---- signals ---- */
 
 static volatile sig_atomic_t terms_seen;
@@ -332,4 +364,5 @@ static void sigterm_stops_every_registered_worker_and_is_safe_after_destroy(void
 CHECK_MAIN(CASE(produced_events_all_arrive_decoded_equal_and_offsets_are_committed),
            CASE(two_consumers_share_partitions_and_one_takes_over_when_the_other_leaves),
            CASE(sigterm_under_load_exits_zero_commits_and_redelivers_nothing),
-           CASE(sigterm_stops_every_registered_worker_and_is_safe_after_destroy))
+           CASE(sigterm_stops_every_registered_worker_and_is_safe_after_destroy),
+           CASE(start_with_the_broker_down_says_so_and_stops_at_once))
