@@ -652,7 +652,12 @@ void lev_w_advance(lev_worker_t *w)
                 p->retry_offset = -1;
             lev_w_settle_rec(w, r);
             W_STAT_ADD(w, finished, 1);
-            lev_w_rec_free(w, r);
+            r->next = NULL;
+            r->part = NULL;
+            /* a record finished without handling (no handler) may still be
+             * in the batch claimed for the next step: that batch frees it */
+            if (!r->in_batch)
+                lev_w_rec_free(w, r);
         }
         if (offset >= 0 && p->assigned) {
             if (!store)

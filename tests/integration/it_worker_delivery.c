@@ -242,6 +242,85 @@ static void sigterm_under_load_exits_zero_commits_and_redelivers_nothing(void)
     lev_test_strings_free(handled, nh);
 }
 
+/* Events of a type the worker has no handler for (here OrderAccepted, as a
+ * service reads the events it emitted itself) are finished without a
+ * handler, between the ones it handles, and every offset is committed:
+ * also one at the head of its partition while its batch waits for its
+ * claims (freed once, by its batch). */
+static void events_without_a_handler_are_finished_between_the_handled_ones(void)
+{
+    enum { N = 400 };
+    char topic[128];
+    lev_test_unique("it-nohandler", topic, sizeof topic);
+    REQUIRE(lev_test_create_topic(topic, 2) == 0);
+    static char ids[N][LEV_UUID_STR_LEN];
+    delivery_t d = {.n = N, .ids = ids};
+    d.received = calloc(N, sizeof *d.received);
+    lev_config_t conf;
+    lev_error_t err;
+    lev_test_config(&conf, "it-nohandler");
+    lev_producer_t *p = lev_producer_new(&conf, NULL, &err);
+    lev_codec_t *codec = lev_codec_new(lev_test_schemas(), NULL);
+    const lev_schema_t *placed = lev_schemas_find(lev_test_schemas(), "shop.order.OrderPlaced");
+    const lev_schema_t *accepted = lev_schemas_find(lev_test_schemas(), "shop.order.OrderAccepted");
+    REQUIRE(p && codec && placed && accepted);
+    for (int i = 0; i < N; i++) {
+        lev_uuid4(ids[i]);
+        json_t *j = lev_test_order_json(ids[i], i);
+        avro_value_t v, a;
+        /* an OrderAccepted of the order first (finished without a handler
+         * at the head of its partition), then the OrderPlaced */
+        REQUIRE(lev_codec_new_value(codec, accepted, &a) == 0);
+        lev_value_set_string(&a, "order_id", ids[i]);
+        lev_value_set_string(&a, "customer_id", "c");
+        lev_value_set_string(&a, "currency", "EUR");
+        lev_value_set_long(&a, "total_minor", 1);
+        lev_value_set_string(&a, "payment_token", "t");
+        lev_value_set_long(&a, "accepted_at", lev_now_ms());
+        CHECK(lev_producer_send_event(p, codec, topic, ids[i], accepted, &a, NULL, NULL, NULL,
+                                      &err) == 0);
+        REQUIRE(lev_codec_from_json(codec, placed, j, &v, &err) == 0);
+        lev_event_meta_t meta = {.id = ids[i]};
+        CHECK(lev_producer_send_event(p, codec, topic, ids[i], placed, &v, &meta, NULL, NULL,
+                                      &err) == 0);
+        avro_value_decref(&a);
+        avro_value_decref(&v);
+        json_decref(j);
+    }
+    CHECK(lev_producer_flush(p, 30000) == 0);
+    lev_producer_destroy(p);
+    lev_codec_destroy(codec);
+
+    d.w = lev_worker_new(&conf, &err);
+    REQUIRE(d.w);
+    CHECK(lev_worker_on(d.w, "shop.order.OrderPlaced", record_event, &d, &err) == 0);
+    CHECK(lev_worker_subscribe(d.w, topic, &err) == 0);
+    pthread_t th;
+    pthread_create(&th, NULL, run_worker, &d);
+    int64_t deadline = lev_mono_ms() + 60000;
+    int64_t committed[2] = {0, 0};
+    while (lev_mono_ms() < deadline) {
+        if (lev_test_committed(conf.group_id, topic, 2, committed) == 0 &&
+            committed[0] + committed[1] == 2 * N)
+            break;
+        lev_test_sleep_ms(200);
+    }
+    lev_worker_stop(d.w);
+    pthread_join(th, NULL);
+    CHECK_INT(d.rc, ==, 0);
+    CHECK_INT(d.got, ==, N);
+    CHECK_INT(committed[0] + committed[1], ==, 2 * N);
+    lev_worker_stats_t st;
+    lev_worker_stats(d.w, &st);
+    CHECK_INT(st.handled, ==, N);
+    CHECK_INT(st.finished, ==, 2 * N);
+    lev_worker_destroy(d.w);
+    lev_config_clear(&conf);
+    for (int i = 0; i < N; i++)
+        free(d.received[i]);
+    free(d.received);
+}
+
 /* A worker started while the broker does not answer says so, keeps waiting,
  * and stops at once (exit 0) when asked, whatever the wait. */
 static void start_with_the_broker_down_says_so_and_stops_at_once(void)
@@ -365,4 +444,5 @@ CHECK_MAIN(CASE(produced_events_all_arrive_decoded_equal_and_offsets_are_committ
            CASE(two_consumers_share_partitions_and_one_takes_over_when_the_other_leaves),
            CASE(sigterm_under_load_exits_zero_commits_and_redelivers_nothing),
            CASE(sigterm_stops_every_registered_worker_and_is_safe_after_destroy),
-           CASE(start_with_the_broker_down_says_so_and_stops_at_once))
+           CASE(start_with_the_broker_down_says_so_and_stops_at_once),
+           CASE(events_without_a_handler_are_finished_between_the_handled_ones))
