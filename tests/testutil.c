@@ -403,6 +403,18 @@ pid_t lev_test_start_worker(char *const env[], const char *log_path)
     return lev_test_spawn(argv, env, log_path);
 }
 
+int lev_test_stop_worker(pid_t pid)
+{
+    int status = -1;
+    kill(pid, SIGTERM);
+    if (lev_test_wait(pid, 30000, &status) != 0) {
+        kill(pid, SIGKILL);
+        lev_test_wait(pid, 5000, &status);
+        return -1;
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 char **lev_test_effect_ids(const char *path, size_t *n)
 {
     size_t cap = 256, k = 0;

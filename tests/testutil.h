@@ -94,6 +94,10 @@ const lev_schemas_t *lev_test_schemas(void);
  * and its log at log_path. */
 pid_t lev_test_start_worker(char *const env[], const char *log_path);
 
+/* SIGTERM, then the exit code within 30 s (-1 after a SIGKILL when it took
+ * longer, or when it did not exit normally). */
+int lev_test_stop_worker(pid_t pid);
+
 /* Lines of an effect log (see tests/tools/test_worker.c): the first word of
  * each line in a malloc'd array (count in *n). Missing file: 0 lines. */
 char **lev_test_effect_ids(const char *path, size_t *n);

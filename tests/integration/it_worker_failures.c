@@ -44,18 +44,6 @@ static pid_t run_start(run_t *r, char *const extra[])
     return lev_test_start_worker(env, r->log);
 }
 
-static int run_stop(pid_t pid)
-{
-    int status = -1;
-    kill(pid, SIGTERM);
-    if (lev_test_wait(pid, 30000, &status) != 0) {
-        kill(pid, SIGKILL);
-        lev_test_wait(pid, 5000, &status);
-        return -1;
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 static int file_contains(const char *path, const char *needle)
 {
     FILE *f = fopen(path, "r");
@@ -92,7 +80,7 @@ static void transient_failure_twice_then_success_is_handled_once_without_dead_le
     char **out = lev_test_read_order_ids(r.out, N, 30000, &nout);
     CHECK_INT(lev_test_missing(ids, N, out, nout), ==, 0);
     CHECK_INT(nout, ==, N);
-    CHECK_INT(run_stop(w), ==, 0);
+    CHECK_INT(lev_test_stop_worker(w), ==, 0);
     /* each handled once (third attempt), none dead-lettered */
     size_t nh;
     char **handled = lev_test_effect_ids(r.effect, &nh);
@@ -132,7 +120,7 @@ static void always_failing_event_passes_each_retry_level_when_due_and_is_dead_le
     lev_test_record_t *dl;
     size_t ndl = lev_test_read_topic(r.dlq, 1, 60000, &dl);
     CHECK_INT(ndl, ==, 1);
-    CHECK_INT(run_stop(w), ==, 0);
+    CHECK_INT(lev_test_stop_worker(w), ==, 0);
     if (ndl == 1) {
         char b[256];
         lev_test_record_t *d = &dl[0];
@@ -204,7 +192,7 @@ static void permanent_failure_is_dead_lettered_at_once(void)
         CHECK_STR(lev_test_header(&dl[i], LEV_H_ERROR_CLASS, b, sizeof b), "handler");
         CHECK_STR(lev_test_header(&dl[i], LEV_H_ATTEMPTS, b, sizeof b), "1");
     }
-    CHECK_INT(run_stop(w), ==, 0);
+    CHECK_INT(lev_test_stop_worker(w), ==, 0);
     CHECK(file_contains(r.log, "\"msg\":\"worker started\""));
     CHECK(!file_contains(r.log, "CONFWARN"));
     lev_test_records_free(dl, ndl);
@@ -289,7 +277,7 @@ static void wire_integers_out_of_range_are_not_trusted(void)
         snprintf(own, sizeof own, "%zu", i); /* one partition: the i-th retry record */
         CHECK_STR(lev_test_header(&dl[i], LEV_H_ORIG_OFFSET, b, sizeof b), own);
     }
-    CHECK_INT(run_stop(w), ==, 0);
+    CHECK_INT(lev_test_stop_worker(w), ==, 0);
     lev_test_records_free(dl, ndl);
 }
 
@@ -321,8 +309,8 @@ static void retry_partition_waiting_for_its_due_time_survives_a_rebalance(void)
     char **out = lev_test_read_order_ids(r.out, N, 30000, &nout);
     CHECK_INT(lev_test_missing(ids, N, out, nout), ==, 0);
     CHECK(file_contains(r.log, "\"msg\":\"partitions revoked\""));
-    CHECK_INT(run_stop(b), ==, 0);
-    CHECK_INT(run_stop(a), ==, 0);
+    CHECK_INT(lev_test_stop_worker(b), ==, 0);
+    CHECK_INT(lev_test_stop_worker(a), ==, 0);
     lev_test_strings_free(out, nout);
 }
 
@@ -347,7 +335,7 @@ static void a_retry_policy_per_event_type_overrides_the_workers(void)
         CHECK_STR(lev_test_header(&dl[0], LEV_H_ERROR_CLASS, b, sizeof b), "retries-exhausted");
         CHECK_STR(lev_test_header(&dl[0], LEV_H_ATTEMPTS, b, sizeof b), "2");
     }
-    CHECK_INT(run_stop(w), ==, 0);
+    CHECK_INT(lev_test_stop_worker(w), ==, 0);
     lev_test_records_free(dl, ndl);
 }
 
@@ -458,7 +446,7 @@ static void hostile_bytes_are_dead_lettered_by_class_and_good_events_around_them
     size_t ndl = lev_test_read_topic(r.dlq, 5, 60000, &dl);
     CHECK_INT(ndl, ==, 5);
     long rss = peak_rss_kb(w);
-    CHECK_INT(run_stop(w), ==, 0);
+    CHECK_INT(lev_test_stop_worker(w), ==, 0);
     for (size_t i = 0; i < ndl && ndl == 5; i++) {
         char b[512], want[32];
         snprintf(want, sizeof want, "bad-%zu", i);
@@ -515,7 +503,7 @@ static void same_event_delivered_twice_has_its_side_effect_once(void)
     lev_test_records_free(recs, n);
     /* give the worker time to see them, then stop it and count */
     lev_test_sleep_ms(3000);
-    CHECK_INT(run_stop(w), ==, 0);
+    CHECK_INT(lev_test_stop_worker(w), ==, 0);
     CHECK(file_contains(r.log, "\"msg\":\"duplicate skipped\""));
     size_t nh;
     char **handled = lev_test_effect_ids(r.effect, &nh);
@@ -545,7 +533,7 @@ static void kill9_between_claim_and_done_loses_nothing_and_repeats_no_side_effec
     size_t nout;
     char **out = lev_test_read_order_ids(r.out, 1, 60000, &nout);
     CHECK_INT(lev_test_missing(ids, 1, out, nout), ==, 0);
-    CHECK_INT(run_stop(w), ==, 0);
+    CHECK_INT(lev_test_stop_worker(w), ==, 0);
     size_t nh;
     char **handled = lev_test_effect_ids(r.effect, &nh);
     CHECK_INT(nh, ==, 1);
@@ -607,7 +595,7 @@ static void redis_outage_under_load_loses_and_skips_nothing_and_resumes_by_itsel
     }
     CHECK_INT(missing, ==, 0);
     CHECK(file_contains(r.log, "\"msg\":\"idempotency store is back\""));
-    CHECK_INT(run_stop(w), ==, 0);
+    CHECK_INT(lev_test_stop_worker(w), ==, 0);
     redis_ctl("stop", dir, port);
     lev_test_strings_free(out, nout);
 }
@@ -623,7 +611,7 @@ static void redis_round_trips_are_per_batch_not_per_message(void)
     char *extra[] = {NULL};
     pid_t w = run_start(&r, extra);
     CHECK(lev_test_wait_lines(r.effect, N, 60000) == N);
-    CHECK_INT(run_stop(w), ==, 0);
+    CHECK_INT(lev_test_stop_worker(w), ==, 0);
     /* the worker prints its counters when it stops */
     FILE *f = fopen(r.log, "r");
     char line[4096];

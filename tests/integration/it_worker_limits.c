@@ -37,18 +37,6 @@ static void member_start(member_t *m, const char *in, const char *name)
     m->pid = lev_test_start_worker(env, m->log);
 }
 
-static int member_stop(member_t *m)
-{
-    int status = -1;
-    kill(m->pid, SIGTERM);
-    if (lev_test_wait(m->pid, 30000, &status) != 0) {
-        kill(m->pid, SIGKILL);
-        lev_test_wait(m->pid, 5000, &status);
-        return -1;
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 /* Waits until the group committed `n` records of a one-partition topic. */
 static int64_t wait_committed(const char *group, const char *topic, int64_t n, int timeout_ms)
 {
@@ -169,7 +157,7 @@ static void a_record_too_large_to_send_again_is_dead_lettered_without_its_value_
         CHECK_INT(committed, ==, 11);
     }
     for (int g = 0; g < 2; g++) {
-        CHECK_INT(member_stop(&m[g]), ==, 0);
+        CHECK_INT(lev_test_stop_worker(m[g].pid), ==, 0);
         size_t nout;
         char **out = lev_test_read_order_ids(m[g].out, 10, 30000, &nout);
         CHECK_INT(lev_test_missing(before, 5, out, nout), ==, 0);
@@ -242,7 +230,7 @@ static void an_output_larger_than_its_topic_takes_dead_letters_its_input_with_it
     member_start(&m, in, "a");
     int64_t committed = wait_committed(m.group, in, 7, 60000);
     CHECK_INT(committed, ==, 7);
-    CHECK_INT(member_stop(&m), ==, 0);
+    CHECK_INT(lev_test_stop_worker(m.pid), ==, 0);
     size_t nout;
     char **out = lev_test_read_order_ids(m.out, 6, 30000, &nout);
     CHECK_INT(nout, ==, 6);

@@ -43,18 +43,6 @@ static pid_t member(flow_t *f, int n)
     return lev_test_start_worker(env, log);
 }
 
-static int leave(pid_t pid)
-{
-    int status = -1;
-    kill(pid, SIGTERM);
-    if (lev_test_wait(pid, 30000, &status) != 0) {
-        kill(pid, SIGKILL);
-        lev_test_wait(pid, 5000, &status);
-        return -1;
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 /* Sleeps ms while watching the effect log grow; *longest gets the longest
  * time it did not grow while published records were waiting. */
 static void watch(flow_t *f, int ms, size_t *lines, int64_t *since, int64_t *longest)
@@ -100,15 +88,15 @@ static void members_come_and_go(const char *strategy)
     watch(&f, 3000, &lines, &since, &longest);
     pid_t c = member(&f, 3); /* and a third */
     watch(&f, 3000, &lines, &since, &longest);
-    CHECK_INT(leave(b), ==, 0); /* the second leaves */
+    CHECK_INT(lev_test_stop_worker(b), ==, 0); /* the second leaves */
     watch(&f, 3000, &lines, &since, &longest);
-    CHECK_INT(leave(c), ==, 0); /* the third leaves */
+    CHECK_INT(lev_test_stop_worker(c), ==, 0); /* the third leaves */
     pthread_join(pub, NULL);
     REQUIRE(f.publish_rc == 0);
     int64_t deadline = lev_mono_ms() + 120000;
     while (lines < N && lev_mono_ms() < deadline)
         watch(&f, 500, &lines, &since, &longest);
-    CHECK_INT(leave(a), ==, 0);
+    CHECK_INT(lev_test_stop_worker(a), ==, 0);
 
     size_t nh, nout;
     char **handled = lev_test_effect_ids(f.effect, &nh);
