@@ -617,7 +617,8 @@ void lev_w_process_ready(lev_worker_t *w)
             if (r->fail_code == 0 && r->state == REC_WAIT)
                 r->state = REC_DONE;
             lev_w_settle_rec(w, r);
-            lev_w_rec_free(w, r);
+            if (!r->in_batch) /* else its batch frees it */
+                lev_w_rec_free(w, r);
             continue;
         }
         if (r->fail_code) {
