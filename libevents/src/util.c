@@ -190,18 +190,20 @@ int lev_uuid5(const char *ns, const char *name, size_t name_len, char out[LEV_UU
 /* Namespace for ids derived from inputs whose id is not itself a UUID. */
 static const char lev_uuid_ns[] = "6f0d3b8e-2c1a-5e7b-9a44-1c0e8f3d2b71";
 
-int lev_uuid_derive(const char *input_id, const char *output_type, unsigned n,
-                    char out[LEV_UUID_STR_LEN])
+int lev_uuid_derive_event(const char *source, const char *input_id, const char *output_type,
+                          unsigned n, char out[LEV_UUID_STR_LEN])
 {
     if (!input_id || !output_type)
         return LEV_ERR_ARG;
-    /* "<input_id>/<output_type>/<n>" */
-    char name[512], digits[16];
+    /* "<input_id>/<output_type>/<n>", then "\n<source>" when there is one
+     * (a valid id or source holds no control character: unambiguous) */
+    char name[2048], digits[16];
     size_t il = strlen(input_id), tl = strlen(output_type), dl = 0;
+    size_t sl = source ? strlen(source) : 0;
     do
         digits[dl++] = (char)('0' + n % 10);
     while ((n /= 10) > 0 && dl < sizeof digits);
-    if (il + tl + dl + 2 >= sizeof name)
+    if (il + tl + dl + sl + 3 >= sizeof name)
         return LEV_ERR_ARG;
     char *p = name;
     memcpy(p, input_id, il);
@@ -212,10 +214,21 @@ int lev_uuid_derive(const char *input_id, const char *output_type, unsigned n,
     *p++ = '/';
     while (dl > 0)
         *p++ = digits[--dl];
+    if (sl) {
+        *p++ = '\n';
+        memcpy(p, source, sl);
+        p += sl;
+    }
     unsigned char nsb[16];
     if (uuid_parse(input_id, nsb) != 0)
         uuid_parse(lev_uuid_ns, nsb);
     return uuid5_raw(nsb, name, (size_t)(p - name), out);
+}
+
+int lev_uuid_derive(const char *input_id, const char *output_type, unsigned n,
+                    char out[LEV_UUID_STR_LEN])
+{
+    return lev_uuid_derive_event(NULL, input_id, output_type, n, out);
 }
 
 int64_t lev_now_ms(void)

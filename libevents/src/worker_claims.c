@@ -7,20 +7,57 @@
  */
 #include "worker_internal.h"
 
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* The claim key of a record: "<group>:<event id>". */
+/* Keys longer than this are hashed. */
+#define CLAIM_KEY_READABLE_MAX 400
+
+/* The claim key of a record. CloudEvents makes source and id together
+ * unique, so both are in it: "<group>:<id>" for an event without a source,
+ * else "<group>:<source length>:<source>:<id>" (the length makes it
+ * unambiguous whatever the source holds); when that is longer than
+ * CLAIM_KEY_READABLE_MAX, "<group>:sha256:<hex>" of the part after the
+ * group. Never cut. */
 static int claim_key(const lev_worker_t *w, const wrec_t *r, char *buf, size_t size)
 {
+    const whdr_t *src = &r->h[H_SOURCE];
     size_t gl = strlen(w->group), il = strlen(r->id);
-    if (gl + il + 2 > size)
+    char *tail = malloc(il + src->len + 32);
+    if (!tail)
         return -1;
-    memcpy(buf, w->group, gl);
-    buf[gl] = ':';
-    memcpy(buf + gl + 1, r->id, il + 1);
-    return (int)(gl + il + 1);
+    int tl;
+    if (src->ptr && src->len) {
+        tl = snprintf(tail, 24, "%zu:", src->len);
+        memcpy(tail + tl, src->ptr, src->len);
+        tl += (int)src->len;
+        tail[tl++] = ':';
+    } else {
+        tl = 0;
+    }
+    memcpy(tail + tl, r->id, il);
+    tl += (int)il;
+    int n = -1;
+    if (gl + 1 + (size_t)tl <= CLAIM_KEY_READABLE_MAX && gl + 2 + (size_t)tl <= size) {
+        memcpy(buf, w->group, gl);
+        buf[gl] = ':';
+        memcpy(buf + gl + 1, tail, (size_t)tl);
+        buf[gl + 1 + (size_t)tl] = '\0';
+        n = (int)(gl + 1 + (size_t)tl);
+    } else if (gl + 8 + 64 + 1 <= size) {
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned int mdlen = 0;
+        if (EVP_Digest(tail, (size_t)tl, md, &mdlen, EVP_sha256(), NULL) == 1) {
+            memcpy(buf, w->group, gl);
+            memcpy(buf + gl, ":sha256:", 8);
+            lev_hex(md, mdlen, buf + gl + 8);
+            n = (int)(gl + 8 + 2 * mdlen);
+        }
+    }
+    free(tail);
+    return n;
 }
 
 /* ======================================================================
@@ -87,7 +124,7 @@ void lev_w_settle_rec(lev_worker_t *w, wrec_t *r)
 {
     if (r->claim != CLAIM_OWNED)
         return;
-    char key[W_NAME_MAX + W_ID_MAX + 8];
+    char key[W_NAME_MAX + CLAIM_KEY_READABLE_MAX + 16];
     int n = claim_key(w, r, key, sizeof key);
     if (n < 0)
         return;
@@ -216,7 +253,7 @@ int lev_w_settle(lev_worker_t *w)
 
 int lev_w_claim_queue(lev_worker_t *w, wrec_t *r)
 {
-    char key[W_NAME_MAX + W_ID_MAX + 8];
+    char key[W_NAME_MAX + CLAIM_KEY_READABLE_MAX + 16];
     int n = claim_key(w, r, key, sizeof key);
     return n > 0 && wkeys_add(&w->claims[w->acc], key, (size_t)n) == 0 ? 0 : -1;
 }

@@ -140,7 +140,7 @@ int lev_ctx_emit(lev_ctx_t *ctx, const char *topic, const char *key, avro_value_
     for (size_t i = 0; i < ctx->nout; i++)
         n += strcmp(ctx->out[i]->eh.type, fullname) == 0;
     char id[LEV_UUID_STR_LEN], trace[64];
-    lev_uuid_derive(ctx->ev->id, fullname, n, id);
+    lev_uuid_derive_event(ctx->ev->source, ctx->ev->id, fullname, n, id);
     lev_traceparent_new(ctx->ev->traceparent, trace);
     lev_event_meta_t meta = {.id = id,
                              .source = ctx->w->source,

@@ -30,7 +30,7 @@
 #define W_MAX_TOPICS 32
 #define W_MAX_OUTPUTS 32
 #define W_NAME_MAX 250
-#define W_ID_MAX 128
+#define W_ID_MAX (LEV_EVENT_ID_MAX + 1)
 
 /* ======================================================================
  * Handlers
@@ -129,8 +129,9 @@ struct wrec_s {
     wfail_t *fail;      /* routing to a retry or dead-letter topic, or NULL */
     const lev_schema_t *writer;
     const whandler_t *handler;
-    int frame_rc; /* the value's framing and schema: 0, or why it cannot be decoded */
-    size_t bytes; /* counted against the in-flight bound */
+    int frame_rc;   /* the value's framing and schema: 0, or why it cannot be decoded */
+    uint8_t bad_id; /* its ce_id or ce_source cannot identify it (see LEV_EVENT_ID_MAX) */
+    size_t bytes;   /* counted against the in-flight bound */
     whdr_t h[H_COUNT];
     char id[W_ID_MAX];
 };
@@ -308,6 +309,10 @@ void lev_w_abandon_from(lev_worker_t *w, wpart_t *p, wrec_t *from);
 /* Gives r and what follows up, seeks its partition back to r and pauses it
  * until resume_at (monotonic ms). */
 void lev_w_hold(lev_worker_t *w, wrec_t *r, int64_t resume_at);
+
+/* worker_record.c: what is wrong with a record's ce_id or ce_source, in
+ * buf (NULL when nothing is). */
+const char *lev_w_id_problem(const wrec_t *r, char *buf, size_t size);
 
 /* worker_claims.c */
 int lev_w_claim_queue(lev_worker_t *w, wrec_t *r); /* 0, or -1: no memory */

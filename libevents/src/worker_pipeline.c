@@ -343,7 +343,7 @@ static void classify(lev_worker_t *w, wrec_t *r, int64_t now, int64_t max_delay)
 {
     const rd_kafka_message_t *m = r->m;
     lev_w_scan_headers(r);
-    if (!lev_w_header_str(r, H_ID, r->id, sizeof r->id) || !r->id[0])
+    if (!lev_w_header_str(r, H_ID, r->id, sizeof r->id))
         /* no event id: the record's coordinates are stable across redelivery */
         snprintf(r->id, sizeof r->id, "%s/%" PRId32 "/%" PRId64, rd_kafka_topic_name(m->rkt),
                  m->partition, m->offset);
@@ -380,6 +380,11 @@ static void classify(lev_worker_t *w, wrec_t *r, int64_t now, int64_t max_delay)
         }
         r->state = REC_DONE;
         lev_w_mark_dirty(w, r->part);
+        return;
+    }
+    char why[160];
+    if (lev_w_id_problem(r, why, sizeof why)) { /* nothing to key it by: dead-lettered */
+        r->bad_id = 1;
         return;
     }
     if (w->store) {
@@ -423,6 +428,12 @@ static void handle_batch(lev_worker_t *w, wrec_t **recs, size_t n)
             /* stopping, or keeping well inside max.poll.interval.ms: the
              * rest is fetched again */
             lev_w_hold(w, r, lev_mono_ms());
+            continue;
+        }
+        if (r->bad_id) { /* an id that cannot key it */
+            char why[160];
+            dead_letter(w, r, "bad-id", lev_w_id_problem(r, why, sizeof why),
+                        (int)lev_w_header_i64(r, H_ATTEMPTS, 0, 0, 1000000) + 1, lev_now_ms());
             continue;
         }
         if (r->frame_rc) { /* undecodable: straight to the dead-letter topic */

@@ -81,6 +81,40 @@ void lev_w_scan_headers(wrec_t *r)
     }
 }
 
+/* What is wrong with a header as an identifier: NULL, or the reason. */
+static const char *ident_problem(const whdr_t *h, const char *name, size_t max, char *buf,
+                                 size_t size)
+{
+    if (h->len == 0) {
+        snprintf(buf, size, "%s is empty", name);
+        return buf;
+    }
+    if (h->len > max) {
+        snprintf(buf, size, "%s is %zu bytes long, more than %zu", name, h->len, max);
+        return buf;
+    }
+    for (size_t i = 0; i < h->len; i++) {
+        unsigned char c = (unsigned char)h->ptr[i];
+        if (c < 0x20 || c == 0x7f) {
+            snprintf(buf, size, "%s holds the control character 0x%02x at byte %zu", name, c, i);
+            return buf;
+        }
+    }
+    return NULL;
+}
+
+const char *lev_w_id_problem(const wrec_t *r, char *buf, size_t size)
+{
+    if (r->h[H_ID].ptr) {
+        const char *p = ident_problem(&r->h[H_ID], "ce_id", LEV_EVENT_ID_MAX, buf, size);
+        if (p)
+            return p;
+    }
+    if (r->h[H_SOURCE].ptr)
+        return ident_problem(&r->h[H_SOURCE], "ce_source", LEV_EVENT_SOURCE_MAX, buf, size);
+    return NULL;
+}
+
 const char *lev_w_header_str(const wrec_t *r, int which, char *buf, size_t size)
 {
     const whdr_t *h = &r->h[which];

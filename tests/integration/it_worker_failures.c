@@ -281,6 +281,112 @@ static void wire_integers_out_of_range_are_not_trusted(void)
     lev_test_records_free(dl, ndl);
 }
 
+/* Sends an order with these ce_id and ce_source headers (len: bytes of the
+ * id, which may hold a NUL; source NULL: none) to partition 0. */
+static void send_with_id(lev_producer_t *p, lev_codec_t *codec, const lev_schema_t *os,
+                         const char *topic, const char *order_id, int i, const char *id,
+                         size_t id_len, const char *source)
+{
+    lev_error_t err;
+    json_t *j = lev_test_order_json(order_id, i);
+    avro_value_t v;
+    void *buf;
+    size_t len;
+    REQUIRE(lev_codec_from_json(codec, os, j, &v, &err) == 0);
+    REQUIRE(lev_codec_encode(codec, os, &v, &buf, &len, &err) == 0);
+    lev_header_t h[2] = {{"ce_id", id, id_len}, {"ce_source", source, source ? strlen(source) : 0}};
+    lev_msg_t m = {.topic = topic,
+                   .partition = 0,
+                   .key = order_id,
+                   .key_len = strlen(order_id),
+                   .value = buf,
+                   .value_len = len,
+                   .headers = h,
+                   .nheaders = source ? 2 : 1};
+    CHECK(lev_producer_send(p, &m, NULL, NULL, &err) == 0);
+    free(buf);
+    avro_value_decref(&v);
+    json_decref(j);
+}
+
+/* CloudEvents identifies an event by source and id together: events that
+ * share a long id prefix, or an id under two sources, are all handled, each
+ * once; ids that cannot key an event (empty, too long, control characters,
+ * in the id or the source) are dead-lettered with the reason. */
+static void event_ids_key_with_their_source_and_bad_ids_are_dead_lettered(void)
+{
+    run_t r;
+    run_init(&r, "it-ids");
+    REQUIRE(lev_test_create_topic(r.in, 1) == 0);
+    lev_schemas_t *schemas = lev_schemas_new();
+    lev_error_t err;
+    REQUIRE(lev_schemas_load_path(schemas, strchr(r.e_schemas, '=') + 1, &err) == 0);
+    lev_codec_t *codec = lev_codec_new(schemas, NULL);
+    const lev_schema_t *os = lev_schemas_find(schemas, "shop.order.OrderPlaced");
+    lev_config_t conf;
+    lev_test_config(&conf, "it-ids");
+    lev_producer_t *p = lev_producer_new(&conf, NULL, &err);
+    lev_config_clear(&conf);
+    REQUIRE(p && codec && os);
+
+    enum { GOOD = 6, BAD = 5 };
+    static char good[GOOD][LEV_UUID_STR_LEN], bad[BAD][LEV_UUID_STR_LEN];
+    for (int i = 0; i < GOOD; i++)
+        lev_uuid4(good[i]);
+    for (int i = 0; i < BAD; i++)
+        lev_uuid4(bad[i]);
+    char long_a[201], long_b[201], too_long[LEV_EVENT_ID_MAX + 2];
+    memset(long_a, 'x', 199);
+    memcpy(long_b, long_a, 199);
+    long_a[199] = 'a';
+    long_b[199] = 'b';
+    long_a[200] = long_b[200] = '\0';
+    memset(too_long, 'y', LEV_EVENT_ID_MAX + 1);
+    too_long[LEV_EVENT_ID_MAX + 1] = '\0';
+    /* ids sharing their first 199 characters, each under one source */
+    send_with_id(p, codec, os, r.in, good[0], 0, long_a, strlen(long_a), "/tests");
+    send_with_id(p, codec, os, r.in, good[1], 1, long_b, strlen(long_b), "/tests");
+    /* one id under two sources, and under none */
+    send_with_id(p, codec, os, r.in, good[2], 2, "shared-id", 9, "/shop-a");
+    send_with_id(p, codec, os, r.in, good[3], 3, "shared-id", 9, "/shop-b");
+    send_with_id(p, codec, os, r.in, good[4], 4, "shared-id", 9, NULL);
+    /* the longest id allowed */
+    send_with_id(p, codec, os, r.in, good[5], 5, too_long, LEV_EVENT_ID_MAX, "/tests");
+    /* ids that cannot key an event */
+    send_with_id(p, codec, os, r.in, bad[0], 6, "", 0, "/tests");
+    send_with_id(p, codec, os, r.in, bad[1], 7, too_long, LEV_EVENT_ID_MAX + 1, "/tests");
+    send_with_id(p, codec, os, r.in, bad[2], 8, "id\r\n", 4, "/tests");
+    send_with_id(p, codec, os, r.in, bad[3], 9, "ab\0cd", 5, "/tests");
+    send_with_id(p, codec, os, r.in, bad[4], 10, "fine-id", 7, "/tests\x7f");
+    CHECK(lev_producer_flush(p, 10000) == 0);
+    lev_producer_destroy(p);
+    lev_codec_destroy(codec);
+    lev_schemas_destroy(schemas);
+
+    pid_t w = run_start(&r, NULL);
+    CHECK(lev_test_wait_lines(r.effect, GOOD, 60000) >= GOOD);
+    lev_test_record_t *dl;
+    size_t ndl = lev_test_read_topic(r.dlq, BAD, 60000, &dl);
+    CHECK_INT(lev_test_stop_worker(w), ==, 0);
+    size_t nh;
+    char **handled = lev_test_effect_ids(r.effect, &nh);
+    CHECK_INT(nh, ==, GOOD); /* each handled, once */
+    CHECK_INT(lev_test_missing(good, GOOD, handled, nh), ==, 0);
+    CHECK_INT(ndl, ==, BAD);
+    const char *why[BAD] = {"ce_id is empty", "ce_id is 257 bytes long, more than 256",
+                            "ce_id holds the control character 0x0d at byte 2",
+                            "ce_id holds the control character 0x00 at byte 2",
+                            "ce_source holds the control character 0x7f at byte 6"};
+    for (size_t i = 0; i < ndl && ndl == BAD; i++) {
+        char b[512];
+        CHECK_STR(dl[i].key, bad[i]);
+        CHECK_STR(lev_test_header(&dl[i], LEV_H_ERROR_CLASS, b, sizeof b), "bad-id");
+        CHECK_STR(lev_test_header(&dl[i], LEV_H_ERROR_MESSAGE, b, sizeof b), why[i]);
+    }
+    lev_test_records_free(dl, ndl);
+    lev_test_strings_free(handled, nh);
+}
+
 static void retry_partition_waiting_for_its_due_time_survives_a_rebalance(void)
 {
     enum { N = 5 };
@@ -640,6 +746,7 @@ CHECK_MAIN(CASE(transient_failure_twice_then_success_is_handled_once_without_dea
            CASE(permanent_failure_is_dead_lettered_at_once),
            CASE(retry_partition_waiting_for_its_due_time_survives_a_rebalance),
            CASE(wire_integers_out_of_range_are_not_trusted),
+           CASE(event_ids_key_with_their_source_and_bad_ids_are_dead_lettered),
            CASE(a_retry_policy_per_event_type_overrides_the_workers),
            CASE(hostile_bytes_are_dead_lettered_by_class_and_good_events_around_them_are_handled),
            CASE(same_event_delivered_twice_has_its_side_effect_once),

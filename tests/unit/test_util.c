@@ -41,6 +41,26 @@ static void derived_ids_are_deterministic_and_distinct_per_type_and_index(void)
     CHECK(lev_uuid_derive("orders/2/17", "x.Y", 0, a) == 0);
     CHECK(lev_uuid_derive("orders/2/17", "x.Y", 0, b) == 0);
     CHECK_STR(a, b);
+    /* the value before the source was part of it: unchanged for ids derived
+     * without one (business ids of the services) */
+    CHECK(lev_uuid_derive(in, "shop.order.OrderAccepted", 0, a) == 0);
+    CHECK_STR(a, "44212a8d-538f-5a3f-8167-b6a0909de6ba");
+}
+
+static void derived_ids_of_events_depend_on_their_source_too(void)
+{
+    char a[LEV_UUID_STR_LEN], b[LEV_UUID_STR_LEN], c[LEV_UUID_STR_LEN], d[LEV_UUID_STR_LEN];
+    const char *in = "0b6f1a52-8d8e-4d4c-9b43-1a2b3c4d5e6f";
+    CHECK(lev_uuid_derive_event("/shop-a", in, "shop.order.OrderAccepted", 0, a) == 0);
+    CHECK(lev_uuid_derive_event("/shop-b", in, "shop.order.OrderAccepted", 0, b) == 0);
+    CHECK(lev_uuid_derive_event("/shop-a", in, "shop.order.OrderAccepted", 0, c) == 0);
+    CHECK(strcmp(a, b) != 0); /* two sources sharing an id do not collide */
+    CHECK_STR(a, c);
+    CHECK(lev_uuid_derive_event(NULL, in, "shop.order.OrderAccepted", 0, c) == 0);
+    CHECK(lev_uuid_derive_event("", in, "shop.order.OrderAccepted", 0, d) == 0);
+    CHECK(lev_uuid_derive(in, "shop.order.OrderAccepted", 0, a) == 0);
+    CHECK_STR(c, a);
+    CHECK_STR(d, a);
 }
 
 static void time_formats_and_parses_rfc3339(void)
@@ -113,7 +133,8 @@ static void json_log_writes_one_object_per_line(void)
     unlink(path);
 }
 
-CHECK_MAIN(CASE(uuid4_is_random_version_4), CASE(uuid5_matches_the_rfc_4122_example),
+CHECK_MAIN(CASE(derived_ids_of_events_depend_on_their_source_too), CASE(uuid4_is_random_version_4),
+           CASE(uuid5_matches_the_rfc_4122_example),
            CASE(derived_ids_are_deterministic_and_distinct_per_type_and_index),
            CASE(time_formats_and_parses_rfc3339), CASE(error_names_are_stable_classes),
            CASE(json_log_writes_one_object_per_line))

@@ -127,6 +127,13 @@ LEV_API int lev_uuid5(const char *ns, const char *name, size_t name_len,
 LEV_API int lev_uuid_derive(const char *input_id, const char *output_type, unsigned n,
                             char out[LEV_UUID_STR_LEN]);
 
+/* The same for an input event identified by its source and id, as
+ * CloudEvents identifies events: two sources that share an id derive
+ * different ids. With source NULL or "", the same as lev_uuid_derive. This
+ * is how a worker derives the ids of what a handler emits. */
+LEV_API int lev_uuid_derive_event(const char *source, const char *input_id, const char *output_type,
+                                  unsigned n, char out[LEV_UUID_STR_LEN]);
+
 /* Milliseconds since the epoch (wall clock) and a monotonic clock. */
 LEV_API int64_t lev_now_ms(void);
 LEV_API int64_t lev_mono_ms(void);

@@ -59,6 +59,15 @@ extern "C" {
  * lev_original_topic / _partition / _offset. */
 #define LEV_H_VALUE_OMITTED "lev_value_omitted"
 
+/* The longest event id (ce_id) and source (ce_source) a worker handles, in
+ * bytes. An event with an id that is empty, longer, or holds a control
+ * character (below 0x20, or 0x7f), or with such a source, is dead-lettered
+ * with class "bad-id" and never handled: its idempotency key would be
+ * ambiguous. An event without a ce_id header is identified by its
+ * topic/partition/offset. */
+#define LEV_EVENT_ID_MAX 256
+#define LEV_EVENT_SOURCE_MAX 1024
+
 typedef struct lev_worker_s lev_worker_t;
 typedef struct lev_ctx_s lev_ctx_t;
 
@@ -159,7 +168,8 @@ LEV_API void lev_worker_stats(const lev_worker_t *w, lev_worker_stats_t *out);
 LEV_API int lev_ctx_new_value(lev_ctx_t *ctx, const char *type, avro_value_t *out);
 
 /* Emits an event: `value` (from lev_ctx_new_value) goes to `topic` keyed by
- * `key`, with an id derived from the input id and type (lev_uuid_derive), the
+ * `key`, with an id derived from the input's source and id and the output
+ * type (lev_uuid_derive_event), the
  * input's correlation id and trace. The events are produced only when the
  * handler returns LEV_RESULT_OK; the input finishes when all are acknowledged. */
 LEV_API int lev_ctx_emit(lev_ctx_t *ctx, const char *topic, const char *key, avro_value_t *value,
