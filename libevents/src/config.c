@@ -1,6 +1,8 @@
 /* Configuration from environment variables, with defaults for the local stack. */
 #include "internal.h"
 
+#include <librdkafka/rdkafka.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -262,8 +264,43 @@ static int apply_var(lev_config_t *conf, const var_t *v, const char *val, lev_er
     return LEV_ERR_CONFIG;
 }
 
-/* KAFKA_SECURITY_PROTOCOL -> security.protocol; KAFKA_BOOTSTRAP is ours. */
-static int apply_kafka_passthrough(lev_config_t *conf, const char *entry, lev_error_t *err)
+/* 1 when `name` (after KAFKA_) is one of the variables Kubernetes sets for a
+ * Service whose name starts with "kafka" (docs: "Environment variables" of
+ * a Service): <S>_SERVICE_HOST, <S>_SERVICE_PORT[_<PORT NAME>], <S>_PORT and
+ * <S>_PORT_<n>_<TCP|UDP|SCTP>[_PROTO|_PORT|_ADDR]. */
+static int kubernetes_service_variable(const char *name, size_t len)
+{
+    char n[160];
+    if (len >= sizeof n)
+        return 0;
+    memcpy(n, name, len);
+    n[len] = '\0';
+    if (strcmp(n, "PORT") == 0 || strcmp(n, "SERVICE_HOST") == 0 ||
+        strcmp(n, "SERVICE_PORT") == 0 || strncmp(n, "SERVICE_PORT_", 13) == 0)
+        return 1;
+    const char *p = strstr(n, "PORT_");
+    if (p && (p == n || p[-1] == '_')) { /* [<S>_]PORT_<n>_<proto>[_<what>] */
+        p += 5;
+        const char *d = p;
+        while (*d >= '0' && *d <= '9')
+            d++;
+        if (d > p && *d == '_' &&
+            (strncmp(d + 1, "TCP", 3) == 0 || strncmp(d + 1, "UDP", 3) == 0 ||
+             strncmp(d + 1, "SCTP", 4) == 0))
+            return 1;
+    }
+    size_t l = strlen(n);
+    return (l > 13 && strcmp(n + l - 13, "_SERVICE_HOST") == 0) || strstr(n, "_SERVICE_PORT") ||
+           (l > 5 && strcmp(n + l - 5, "_PORT") == 0);
+}
+
+/* KAFKA_SECURITY_PROTOCOL -> security.protocol; KAFKA_BOOTSTRAP is ours.
+ * The rule: a KAFKA_<NAME> variable is passed on when librdkafka knows the
+ * property; one it does not know is skipped when it is a variable
+ * Kubernetes sets for a Service named kafka..., and otherwise stops the
+ * start, naming the variable (a misspelt property must not go unnoticed). */
+static int apply_kafka_passthrough(lev_config_t *conf, rd_kafka_conf_t *probe, const char *entry,
+                                   lev_error_t *err)
 {
     const char *eq = strchr(entry, '=');
     if (!eq || strncmp(entry, "KAFKA_", 6) != 0)
@@ -271,12 +308,25 @@ static int apply_kafka_passthrough(lev_config_t *conf, const char *entry, lev_er
     size_t nlen = (size_t)(eq - entry) - 6;
     if (nlen == 0 || nlen >= 128 || strncmp(entry, "KAFKA_BOOTSTRAP=", 16) == 0)
         return LEV_OK;
-    char name[128];
+    char name[128], errstr[256];
     for (size_t i = 0; i < nlen; i++) {
         char c = entry[6 + i];
         name[i] = c == '_' ? '.' : (char)tolower((unsigned char)c);
     }
     name[nlen] = '\0';
+    if (probe &&
+        rd_kafka_conf_set(probe, name, eq + 1, errstr, sizeof errstr) == RD_KAFKA_CONF_UNKNOWN) {
+        char var[140];
+        snprintf(var, sizeof var, "%.*s", (int)(nlen + 6), entry);
+        if (kubernetes_service_variable(entry + 6, nlen)) {
+            lev_log(LEV_LOG_DEBUG, "ignoring a Kubernetes service variable", "variable", var, NULL);
+            return LEV_OK;
+        }
+        return lev_error_set(err, LEV_ERR_CONFIG, var,
+                             "%s is not a librdkafka property (KAFKA_<NAME> sets property "
+                             "name.lower; see librdkafka's CONFIGURATION.md)",
+                             name);
+    }
     if (lev_config_set_kafka(conf, name, eq + 1) != 0)
         return lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
     return LEV_OK;
@@ -311,9 +361,13 @@ int lev_config_from_env(lev_config_t *conf, const char *service, lev_error_t *er
         rc = lev_error_set(err, LEV_ERR_CONFIG, "LEV_RETRY_ATTEMPTS", "must be at least 1");
         goto fail;
     }
-    for (char **e = environ; e && *e; e++)
-        if ((rc = apply_kafka_passthrough(conf, *e, err)) != 0)
-            goto fail;
+    rd_kafka_conf_t *probe = rd_kafka_conf_new(); /* tells known properties from others */
+    for (char **e = environ; e && *e && rc == 0; e++)
+        rc = apply_kafka_passthrough(conf, probe, *e, err);
+    if (probe)
+        rd_kafka_conf_destroy(probe);
+    if (rc)
+        goto fail;
     return LEV_OK;
 fail:
     lev_config_clear(conf);
@@ -326,5 +380,7 @@ void lev_config_print_help(FILE *out)
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
         fprintf(out, "  %-26s %s (default: %s)\n", vars[i].name, vars[i].doc, vars[i].def);
     fprintf(out, "  %-26s %s\n", "KAFKA_<NAME>",
-            "any librdkafka property, e.g. KAFKA_SECURITY_PROTOCOL=ssl -> security.protocol");
+            "any librdkafka property, e.g. KAFKA_SECURITY_PROTOCOL=ssl -> security.protocol;");
+    fprintf(out, "  %-26s %s\n", "",
+            "an unknown name stops the start, except Kubernetes' KAFKA_*SERVICE_HOST/PORT...");
 }

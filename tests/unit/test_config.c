@@ -116,6 +116,48 @@ static void kafka_variables_pass_through_as_librdkafka_properties(void)
     clear_env();
 }
 
+/* Kubernetes injects <SERVICE>_SERVICE_HOST, _SERVICE_PORT[_<name>], _PORT
+ * and _PORT_<n>_<proto>[_...] for each Service: for one named "kafka" or
+ * "kafka-broker" they all start with KAFKA_. They are not librdkafka
+ * properties and must never stop a start; a misspelt property still does,
+ * naming the variable. */
+static void kubernetes_service_variables_never_stop_a_start_and_a_misspelt_property_does(void)
+{
+    static const char *k8s[][2] = {
+        {"KAFKA_PORT", "tcp://10.96.0.12:9092"},
+        {"KAFKA_PORT_9092_TCP", "tcp://10.96.0.12:9092"},
+        {"KAFKA_PORT_9092_TCP_PROTO", "tcp"},
+        {"KAFKA_PORT_9092_TCP_PORT", "9092"},
+        {"KAFKA_PORT_9092_TCP_ADDR", "10.96.0.12"},
+        {"KAFKA_SERVICE_HOST", "10.96.0.12"},
+        {"KAFKA_SERVICE_PORT", "9092"},
+        {"KAFKA_SERVICE_PORT_CLIENT", "9092"},
+        {"KAFKA_BROKER_SERVICE_HOST", "10.96.0.13"},
+        {"KAFKA_BROKER_SERVICE_PORT", "9092"},
+        {"KAFKA_BROKER_PORT", "tcp://10.96.0.13:9092"},
+        {"KAFKA_BROKER_PORT_9093_UDP_ADDR", "10.96.0.13"},
+    };
+    clear_env();
+    for (size_t i = 0; i < sizeof k8s / sizeof k8s[0]; i++)
+        setenv(k8s[i][0], k8s[i][1], 1);
+    setenv("KAFKA_LINGER_MS", "7", 1);
+    lev_config_t c;
+    lev_error_t err;
+    REQUIRE(lev_config_from_env(&c, "svc", &err) == 0);
+    CHECK_INT(c.nkafka, ==, 1); /* linger.ms, and nothing of Kubernetes' */
+    CHECK_STR(c.kafka[0].key, "linger.ms");
+    lev_config_clear(&c);
+
+    setenv("KAFKA_LINGER_MSS", "7", 1); /* misspelt */
+    CHECK_INT(lev_config_from_env(&c, "svc", &err), ==, LEV_ERR_CONFIG);
+    CHECK_STR(err.where, "KAFKA_LINGER_MSS");
+    CHECK(strstr(err.text, "linger.mss is not a librdkafka property") != NULL);
+    unsetenv("KAFKA_LINGER_MSS");
+    unsetenv("KAFKA_LINGER_MS");
+    for (size_t i = 0; i < sizeof k8s / sizeof k8s[0]; i++)
+        unsetenv(k8s[i][0]);
+}
+
 static void durations_parse_with_units(void)
 {
     int64_t ms;
@@ -147,7 +189,8 @@ static void help_lists_every_variable(void)
     free(buf);
 }
 
-CHECK_MAIN(CASE(defaults_work_against_the_local_stack), CASE(environment_overrides_defaults),
+CHECK_MAIN(CASE(kubernetes_service_variables_never_stop_a_start_and_a_misspelt_property_does),
+           CASE(defaults_work_against_the_local_stack), CASE(environment_overrides_defaults),
            CASE(bad_values_fail_naming_the_variable),
            CASE(kafka_variables_pass_through_as_librdkafka_properties),
            CASE(durations_parse_with_units), CASE(help_lists_every_variable))
