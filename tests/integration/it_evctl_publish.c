@@ -209,6 +209,38 @@ static void a_bad_line_publishes_nothing_and_names_the_line_and_field(void)
     unlink(good);
 }
 
+/* Nothing to publish is no crash: an empty file, empty stdin and blank lines
+ * exit 0 saying so; --skip-bad when every line is bad exits 65. */
+static void an_input_without_events_publishes_nothing_and_says_so(void)
+{
+    char empty[256], blank[256], allbad[256];
+    it_write_file("empty", "", empty, sizeof empty);
+    it_write_file("blank", "\n   \n\t\n\n", blank, sizeof blank);
+    it_write_file("allbad", "{\"type\": \"shop.order.OrderPlaced\", \"value\": {}}\nnot json\n",
+                  allbad, sizeof allbad);
+    char *out = NULL, *err = NULL;
+    CHECK_INT(it_evctl(&out, &err, NULL, "publish", "--topic", "orders", empty, NULL), ==, 0);
+    CHECK(err && strstr(err, "holds no event to publish") != NULL);
+    free(out);
+    free(err);
+    CHECK_INT(it_evctl(&out, &err, empty, "publish", "--topic", "orders", NULL), ==, 0);
+    CHECK(err && strstr(err, "<stdin> holds no event to publish") != NULL);
+    free(out);
+    free(err);
+    CHECK_INT(it_evctl(&out, &err, NULL, "publish", "--topic", "orders", blank, NULL), ==, 0);
+    free(out);
+    free(err);
+    CHECK_INT(
+        it_evctl(&out, &err, NULL, "publish", "--topic", "orders", "--skip-bad", allbad, NULL), ==,
+        65);
+    CHECK(err && strstr(err, "skipped 2 bad") != NULL);
+    free(out);
+    free(err);
+    unlink(empty);
+    unlink(blank);
+    unlink(allbad);
+}
+
 static void tail_prints_undecodable_records_with_their_error_and_raw_bytes(void)
 {
     char topic[128];
@@ -378,6 +410,7 @@ static void an_unreachable_broker_exits_69(void)
 
 CHECK_MAIN(CASE(publish_then_tail_round_trip_equals_the_input),
            CASE(a_bad_line_publishes_nothing_and_names_the_line_and_field),
+           CASE(an_input_without_events_publishes_nothing_and_says_so),
            CASE(tail_prints_undecodable_records_with_their_error_and_raw_bytes),
            CASE(tail_refuses_values_of_an_unreadable_older_version_without_crashing),
            CASE(usage_errors_name_the_flag_and_exit_64), CASE(an_unreachable_broker_exits_69))

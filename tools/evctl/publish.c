@@ -436,7 +436,9 @@ static int run(evctl_ctx_t *ctx, const evctl_args_t *args)
         lev_producer_poll(p, 0);
         evctl_progress_update(&prog, i + 1, (int64_t)(n - i - 1));
     }
-    if (lev_producer_flush(p, ctx->conf.delivery_timeout_ms + 5000) != 0)
+    if (n == 0) /* an empty input, blank lines, or only bad lines skipped */
+        evctl_note(ctx, "%s holds no event to publish", name);
+    else if (lev_producer_flush(p, ctx->conf.delivery_timeout_ms + 5000) != 0)
         evctl_note(ctx, "some deliveries were not acknowledged in time");
     evctl_progress_end(&prog);
     for (size_t i = 0; i < n; i++) {
