@@ -108,6 +108,7 @@ static int send_compressed(const char *topic, const char *id, const void *value,
     rd_kafka_conf_set(c, "bootstrap.servers", lev_test_env("KAFKA_BOOTSTRAP", "127.0.0.1:39092"),
                       errstr, sizeof errstr);
     rd_kafka_conf_set(c, "compression.type", "zstd", errstr, sizeof errstr);
+    rd_kafka_conf_set(c, "partitioner", "murmur2_random", errstr, sizeof errstr);
     rd_kafka_conf_set(c, "message.max.bytes", "100000000", errstr, sizeof errstr);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, errstr, sizeof errstr);
     if (!rk)
