@@ -152,6 +152,7 @@ int lev_config_init(lev_config_t *conf, const char *service, lev_error_t *err)
     conf->batch_size = 500;
     conf->max_in_flight = 10000;
     conf->max_in_flight_bytes = 64u << 20;
+    conf->max_deferred = 128;
     conf->delivery_timeout_ms = 30000;
     conf->shutdown_timeout_ms = 15000;
     conf->lease_ms = 60000;
@@ -195,6 +196,9 @@ static const var_t vars[] = {
      "most records held at once (polled, not yet finished); at the bound fetching pauses"},
     {"LEV_MAX_IN_FLIGHT_BYTES", T_SIZE, OFF(max_in_flight_bytes), "67108864",
      "most bytes of records and their outputs held at once"},
+    {"LEV_MAX_DEFERRED", T_INT, OFF(max_deferred), "128",
+     "most records waiting on handlers' asynchronous calls (HTTP) at once; at the bound "
+     "fetching pauses"},
     {"LEV_DELIVERY_TIMEOUT_MS", T_INT, OFF(delivery_timeout_ms), "30000",
      "deadline for the broker to acknowledge a produced event (ms)"},
     {"LEV_SHUTDOWN_TIMEOUT_MS", T_INT, OFF(shutdown_timeout_ms), "15000",
@@ -355,6 +359,10 @@ int lev_config_from_env(lev_config_t *conf, const char *service, lev_error_t *er
     }
     if (conf->max_in_flight < 1) {
         rc = lev_error_set(err, LEV_ERR_CONFIG, "LEV_MAX_IN_FLIGHT", "must be at least 1");
+        goto fail;
+    }
+    if (conf->max_deferred < 1) {
+        rc = lev_error_set(err, LEV_ERR_CONFIG, "LEV_MAX_DEFERRED", "must be at least 1");
         goto fail;
     }
     if (conf->retry.attempts < 1) {

@@ -136,7 +136,8 @@ lev_worker_t *lev_worker_new(const lev_config_t *conf, lev_error_t *err)
     w->source = strdup(conf->source ? conf->source : "/libevents");
     w->max_poll_interval_ms = 300000;
     w->ctx.w = w;
-    if (!w->service || !w->group || !w->source) {
+    w->defer_mu_ok = pthread_mutex_init(&w->defer_mu, NULL) == 0;
+    if (!w->service || !w->group || !w->source || !w->defer_mu_ok) {
         lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
         goto fail;
     }
@@ -198,6 +199,7 @@ void lev_worker_destroy(lev_worker_t *w)
     if (!w)
         return;
     lev_w_signals_remove(w);
+    lev_w_defer_shutdown(w);
     /* reports still owed arrive here, for records given up: they go to the
      * ready list and are freed below */
     if (w->producer) {
@@ -207,6 +209,11 @@ void lev_worker_destroy(lev_worker_t *w)
     /* every consumed message goes back before the consumer: librdkafka's
      * destroy waits for the last one */
     records_free(w);
+    /* claims of records given up only now (deferrals resumed after run
+     * returned) are released, so the next owner need not wait for their
+     * leases */
+    if (w->store && !w->store_down && lev_w_pending_settles(w))
+        lev_w_settle(w);
     lev_w_parts_free(w);
     if (w->consumer_q) {
         rd_kafka_queue_io_event_enable(w->consumer_q, -1, NULL, 0);
@@ -218,6 +225,9 @@ void lev_worker_destroy(lev_worker_t *w)
     if (w->producer_conf)
         rd_kafka_conf_destroy(w->producer_conf);
     lev_w_ctx_free(&w->ctx);
+    lev_w_breakers_free(w);
+    if (w->defer_mu_ok)
+        pthread_mutex_destroy(&w->defer_mu);
     for (size_t i = 0; i < w->nschemas; i++)
         if (w->have_value && w->have_value[i])
             avro_value_decref(&w->values[i]);
@@ -391,6 +401,9 @@ void lev_worker_stats(const lev_worker_t *w, lev_worker_stats_t *out)
     out->rebalances = STAT(rebalances);
     out->given_up_waiting = STAT(given_up_waiting);
     out->in_flight_peak = STAT(in_flight_peak);
+    out->deferred = STAT(deferred);
+    out->deferred_peak = STAT(deferred_peak);
+    out->breaker_waits = STAT(breaker_waits);
     out->store_round_trips = w->store ? lev_store_round_trips(w->store) : 0;
 }
 
@@ -442,16 +455,18 @@ static size_t poll_batch(lev_worker_t *w)
     return w->nbatch;
 }
 
-/* Pauses fetching while too many records (or bytes) are held; resumes
- * once half of them are finished. */
+/* Pauses fetching while too many records (or bytes, or deferred records)
+ * are held; resumes once half of them are finished. */
 static void update_flow(lev_worker_t *w)
 {
     size_t max = (size_t)w->conf.max_in_flight, maxb = w->conf.max_in_flight_bytes;
-    if (!w->full && (w->inflight >= max || w->inflight_bytes >= maxb)) {
+    size_t maxd = (size_t)w->conf.max_deferred;
+    if (!w->full && (w->inflight >= max || w->inflight_bytes >= maxb || w->ndeferred >= maxd)) {
         w->full = 1;
         lev_w_pause_all(w, PAUSE_FULL);
         lev_log(LEV_LOG_DEBUG, "in-flight bound reached; fetching paused", NULL);
-    } else if (w->full && w->inflight <= max / 2 && w->inflight_bytes <= maxb / 2) {
+    } else if (w->full && w->inflight <= max / 2 && w->inflight_bytes <= maxb / 2 &&
+               w->ndeferred <= maxd / 2) {
         w->full = 0;
         lev_w_unpause_all(w, PAUSE_FULL);
     }
@@ -521,10 +536,17 @@ static int turn(lev_worker_t *w, int *sleep_ms)
     if (lev_w_signals_pending())
         lev_w_signals_dispatch();
     drain_wake(w); /* before looking at the queues: nothing written later is lost */
-    int work = lev_w_serve_producer(w) > 0 || w->ready != NULL;
+    int work = lev_w_serve_producer(w) > 0;
+    if (lev_w_defer_process(w) > 0)
+        work = 1;
+    if (w->ready)
+        work = 1;
     lev_w_process_ready(w);
     lev_w_advance(w);
     int next = lev_w_resume_due(w, 1000);
+    int b = lev_w_breakers_tick(w, next);
+    if (b < next)
+        next = b;
     if (w->store_down) {
         int s = store_watch(w);
         if (s < next)
@@ -549,8 +571,10 @@ static void stop_gracefully(lev_worker_t *w)
     lev_w_pause_all(w, PAUSE_STOP);
     lev_w_pipeline_drain(w);
     int64_t deadline = lev_mono_ms() + w->conf.shutdown_timeout_ms;
-    while (lev_producer_outstanding(w->producer) > 0 && lev_mono_ms() < deadline) {
+    while ((lev_producer_outstanding(w->producer) > 0 || w->ndeferred > 0) &&
+           lev_mono_ms() < deadline) {
         lev_producer_poll(w->producer, 10);
+        lev_w_defer_process(w);
         lev_w_process_ready(w);
         lev_w_advance(w);
         rd_kafka_message_t *m = rd_kafka_consumer_poll(w->rk, 0); /* rebalances */
@@ -561,6 +585,9 @@ static void stop_gracefully(lev_worker_t *w)
     lev_w_advance(w);
     if (lev_producer_outstanding(w->producer) > 0)
         lev_log(LEV_LOG_WARN, "unacknowledged records at shutdown; their inputs are handled again",
+                NULL);
+    if (w->ndeferred > 0)
+        lev_log(LEV_LOG_WARN, "deferred records not resumed at shutdown; they are handled again",
                 NULL);
     if (!w->store_down)
         lev_w_settle(w);

@@ -10,11 +10,14 @@
  *   worker_route.c    retry and dead-letter records and their lev_* headers
  *   worker_parts.c    partition state, pausing, rebalances (eager and cooperative)
  *   worker_admin.c    topics: creation, size limits, metadata warm-up
+ *   worker_defer.c    deferred records (lev_ctx_defer), per-key waiting,
+ *                     circuit breakers
  *   worker_signal.c   SIGTERM/SIGINT for every worker of the process
  *
  * Everything here runs on the thread that runs lev_worker_run, except
  * lev_worker_stop and the signal handler, which only set the stop flag and
- * write to the wake pipe.
+ * write to the wake pipe, and lev_deferral_resume, which queues under
+ * defer_mu and writes to the wake pipe.
  */
 #ifndef LEV_WORKER_INTERNAL_H
 #define LEV_WORKER_INTERNAL_H
@@ -23,6 +26,7 @@
 #include "producer_internal.h"
 #include "store_internal.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 
@@ -42,6 +46,7 @@ typedef struct whandler_s {
     void *opaque;
     int has_policy;
     lev_retry_policy_t policy;
+    lev_breaker_t *breaker; /* the dependency its records need, or NULL */
 } whandler_t;
 
 /* ======================================================================
@@ -52,9 +57,11 @@ typedef struct wpart_s wpart_t;
 typedef struct wrec_s wrec_t;
 
 typedef enum wrec_state_e {
-    REC_NEW = 0, /* taken from the consumer, not handled yet */
-    REC_WAIT,    /* its outputs (or retry or dead-letter record) wait for reports */
-    REC_DONE,    /* finished: its offset may be stored once the ones before it are */
+    REC_NEW = 0,  /* taken from the consumer, not handled yet */
+    REC_WAIT,     /* its outputs (or retry or dead-letter record) wait for reports */
+    REC_DONE,     /* finished: its offset may be stored once the ones before it are */
+    REC_DEFERRED, /* its handler deferred it: waits for lev_deferral_resume */
+    REC_PARKED,   /* not handled yet: an earlier record of its key is deferred */
 } wrec_state_t;
 
 /* What the idempotency claim of a record is. */
@@ -114,19 +121,22 @@ enum {
 struct wrec_s {
     rd_kafka_message_t *m;
     lev_worker_t *w;
-    wpart_t *part;      /* NULL once abandoned */
-    wrec_t *next;       /* partition queue, offset order (free list when unused) */
-    wrec_t *ready_next; /* the worker's ready list */
-    int outstanding;    /* delivery reports due (+1 while its records are being sent) */
-    uint8_t state;      /* wrec_state_t */
-    uint8_t claim;      /* wclaim_t */
-    uint8_t route;      /* wroute_t */
-    uint8_t ready;      /* on the ready list */
-    uint8_t handled;    /* its handler returned OK: complete the claim on success */
-    uint8_t in_batch;   /* referenced by the batch being handled: freed at its end */
-    int fail_code;      /* first failed report (LEV_ERR_*), 0 when none */
-    char *fail_text;    /* its reason */
-    wfail_t *fail;      /* routing to a retry or dead-letter topic, or NULL */
+    wpart_t *part;            /* NULL once abandoned */
+    wrec_t *next;             /* partition queue, offset order (free list when unused) */
+    wrec_t *ready_next;       /* the worker's ready list */
+    int outstanding;          /* delivery reports due (+1 while its records are being sent) */
+    uint8_t state;            /* wrec_state_t */
+    uint8_t claim;            /* wclaim_t */
+    uint8_t route;            /* wroute_t */
+    uint8_t ready;            /* on the ready list */
+    uint8_t handled;          /* its handler returned OK: complete the claim on success */
+    uint8_t in_batch;         /* referenced by the batch being handled: freed at its end */
+    uint8_t waiting;          /* on its partition's waiting list (deferred or parked) */
+    wrec_t *wait_next;        /* that list, in offset order */
+    lev_deferral_t *deferral; /* REC_DEFERRED: the one not resumed yet */
+    int fail_code;            /* first failed report (LEV_ERR_*), 0 when none */
+    char *fail_text;          /* its reason */
+    wfail_t *fail;            /* routing to a retry or dead-letter topic, or NULL */
     const lev_schema_t *writer;
     const whandler_t *handler;
     int frame_rc;   /* the value's framing and schema: 0, or why it cannot be decoded */
@@ -142,10 +152,11 @@ struct wrec_s {
 
 /* Reasons a partition is paused; paused in librdkafka while any is set. */
 enum {
-    PAUSE_HOLD = 1,  /* a record waits (backoff, due time, busy claim): seeked back to it */
-    PAUSE_STORE = 2, /* Redis is unavailable */
-    PAUSE_FULL = 4,  /* the in-flight bound is reached */
-    PAUSE_STOP = 8,  /* the worker is stopping */
+    PAUSE_HOLD = 1,     /* a record waits (backoff, due time, busy claim): seeked back to it */
+    PAUSE_STORE = 2,    /* Redis is unavailable */
+    PAUSE_FULL = 4,     /* the in-flight bound is reached */
+    PAUSE_STOP = 8,     /* the worker is stopping */
+    PAUSE_BREAKER = 16, /* a record waits for a circuit breaker (`breaker`) to let it through */
 };
 
 struct wpart_s {
@@ -160,7 +171,9 @@ struct wpart_s {
     int64_t retry_offset;
     int retry_attempts;
     int64_t first_failure_ms;
-    int produce_failures; /* reports failed in a row (backoff of handling again) */
+    int produce_failures;   /* reports failed in a row (backoff of handling again) */
+    wrec_t *waiting;        /* deferred and parked records, in offset order */
+    lev_breaker_t *breaker; /* PAUSE_BREAKER: the breaker it waits for */
     uint8_t assigned;
     uint8_t dirty;
     wpart_t *hnext; /* hash chain */
@@ -179,7 +192,9 @@ typedef struct wout_s {
 struct lev_ctx_s {
     lev_worker_t *w;
     const lev_event_t *ev;
-    wout_t **out; /* each allocated once and kept: its headers point into itself */
+    wrec_t *rec;              /* the record being handled */
+    lev_deferral_t *deferral; /* made by lev_ctx_defer in this call */
+    wout_t **out;             /* each allocated once and kept: its headers point into itself */
     size_t nout, capout;
     avro_value_t *values;
     size_t nvalues, capvalues;
@@ -195,8 +210,35 @@ struct lev_ctx_s {
 typedef struct wstats_s {
     _Atomic uint64_t received, handled, skipped_duplicates, emitted, retried_inprocess,
         sent_to_retry, dead_lettered, batches, finished, produce_failures, rebalances,
-        given_up_waiting, in_flight_peak;
+        given_up_waiting, in_flight_peak, deferred, deferred_peak, breaker_waits;
 } wstats_t;
+
+/* ======================================================================
+ * Deferrals and breakers
+ * ====================================================================== */
+
+struct lev_deferral_s {
+    lev_worker_t *w;
+    wrec_t *r; /* NULL once the worker let go of it (destroyed before the resume) */
+    lev_resume_fn fn;
+    void *arg;
+    lev_deferral_t *next;                /* the resumed queue */
+    lev_deferral_t *all_prev, *all_next; /* the worker's deferrals not taken back yet */
+};
+
+struct lev_breaker_s {
+    lev_worker_t *w;
+    char *name;
+    lev_breaker_conf_t conf;
+    _Atomic int state;   /* lev_breaker_state_t */
+    int fails;           /* failures in a row */
+    int64_t open_for_ms; /* how long it stays open this time */
+    int64_t probe_at;    /* OPEN: monotonic ms of the next probe */
+    const wrec_t *probe; /* HALF_OPEN: the record probing (compared, never read) */
+    int64_t probe_since;
+    _Atomic uint64_t opened;
+    lev_breaker_t *next;
+};
 
 /* Counters have one writer (the worker's thread); readers on other threads
  * see each one whole. */
@@ -272,6 +314,14 @@ struct lev_worker_s {
     int full;
     int max_poll_interval_ms;
     lev_ctx_t ctx;
+
+    /* deferred records: resumed ones are queued by any thread */
+    pthread_mutex_t defer_mu;
+    int defer_mu_ok;
+    lev_deferral_t *resumed, *resumed_tail;
+    lev_deferral_t *deferrals; /* every deferral of a waiting record (worker thread only) */
+    size_t ndeferred;
+    lev_breaker_t *breakers;
     wstats_t stats;
 };
 
@@ -294,6 +344,8 @@ void lev_w_pipeline_drain(lev_worker_t *w);
 void lev_w_delivery_cb(void *opaque, int err, const char *errstr, int32_t partition,
                        int64_t offset);
 void lev_w_process_ready(lev_worker_t *w);
+/* Puts r on the ready list: acted on once nothing is outstanding. */
+void lev_w_ready_push(lev_worker_t *w, wrec_t *r);
 void lev_w_advance(lev_worker_t *w);
 int lev_w_serve_producer(lev_worker_t *w);
 
@@ -355,6 +407,43 @@ void lev_w_mark_dirty(lev_worker_t *w, wpart_t *p);
 void lev_w_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                         rd_kafka_topic_partition_list_t *parts, void *opaque);
 void lev_w_parts_free(lev_worker_t *w);
+
+/* worker_pipeline.c: runs the resume function of d (after the worker took
+ * it off the resumed queue). */
+void lev_w_resume(lev_worker_t *w, lev_deferral_t *d);
+/* Handles the parked records of p whose keys no longer wait. */
+void lev_w_wake_parked(lev_worker_t *w, wpart_t *p);
+
+/* worker_defer.c */
+/* Runs what was resumed since the last call; the number run. */
+int lev_w_defer_process(lev_worker_t *w);
+/* r was deferred by its handler: it waits, on its partition's list. */
+void lev_w_defer_wait(lev_worker_t *w, wrec_t *r, lev_deferral_t *d);
+/* d was resumed: r (d->r) no longer waits for it and is REC_NEW again. */
+void lev_w_defer_untrack(lev_worker_t *w, lev_deferral_t *d);
+/* A record whose deferral will not be run: given up (fetched again). */
+void lev_w_defer_let_go(lev_worker_t *w, wrec_t *r);
+/* 1 when an earlier record of r's key waits in its partition. */
+int lev_w_key_waits(const wrec_t *r);
+void lev_w_park(wrec_t *r);
+void lev_w_waiting_remove(wpart_t *p, wrec_t *r);
+/* Drops every record from offset `from` on from p's waiting list. */
+void lev_w_waiting_cut(wpart_t *p, int64_t from);
+/* At destroy: runs what was resumed with a NULL context and lets go of
+ * records whose deferrals were never resumed. */
+void lev_w_defer_shutdown(lev_worker_t *w);
+/* 1 when r may be handed to its handler now as far as its breaker goes;
+ * else the partition waits for the breaker at r. */
+int lev_w_breaker_admit(lev_worker_t *w, wrec_t *r);
+/* r's transient failure while its breaker is not closed: r waits for it. */
+int lev_w_breaker_blocks(const wrec_t *r);
+void lev_w_breaker_hold(lev_worker_t *w, wrec_t *r);
+/* r's result is in (not deferred): a probe that said nothing lets another
+ * record probe. */
+void lev_w_breaker_done(wrec_t *r);
+/* Half-opens breakers whose time came; ms until the next such time. */
+int lev_w_breakers_tick(lev_worker_t *w, int cap_ms);
+void lev_w_breakers_free(lev_worker_t *w);
 
 /* worker_admin.c: waits for the broker, creates the failure topics, makes
  * the producer. LEV_W_STOPPED when asked to stop meanwhile. */

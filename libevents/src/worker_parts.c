@@ -214,13 +214,14 @@ static void log_parts(const char *msg, const rd_kafka_topic_partition_list_t *pa
     lev_log(LEV_LOG_INFO, msg, "count", count, "protocol", protocol, NULL);
 }
 
-/* 1 while a record of a revoked partition still waits for reports. */
+/* 1 while a record of a revoked partition still waits for reports or for
+ * its deferral. */
 static int revoked_waiting(lev_worker_t *w, const rd_kafka_topic_partition_list_t *parts)
 {
     for (int i = 0; i < parts->cnt; i++) {
         wpart_t *p = lev_w_part_find(w, parts->elems[i].topic, parts->elems[i].partition);
         for (wrec_t *r = p ? p->head : NULL; r; r = r->next)
-            if (r->state == REC_WAIT)
+            if (r->state == REC_WAIT || r->state == REC_DEFERRED)
                 return 1;
     }
     return 0;
@@ -236,6 +237,7 @@ static void revoke(lev_worker_t *w, rd_kafka_topic_partition_list_t *parts, int 
         int64_t deadline = lev_mono_ms() + grace;
         while (revoked_waiting(w, parts) && lev_mono_ms() < deadline) {
             lev_producer_poll(w->producer, 10);
+            lev_w_defer_process(w);
             lev_w_process_ready(w);
             lev_w_advance(w);
         }

@@ -37,7 +37,7 @@ wrec_t *lev_w_rec_take(lev_worker_t *w, rd_kafka_message_t *m)
     wpart_t *p = lev_w_part_find(w, rd_kafka_topic_name(m->rkt), m->partition);
     /* a partition not (or no longer) ours, one held and seeked back, or a
      * record taken already: fetched before a pause or seek, fetched again */
-    if (!p || !p->assigned || (p->pause & PAUSE_HOLD) ||
+    if (!p || !p->assigned || (p->pause & (PAUSE_HOLD | PAUSE_BREAKER)) ||
         (p->next_offset >= 0 && m->offset < p->next_offset)) {
         rd_kafka_message_destroy(m);
         return NULL;
@@ -113,7 +113,7 @@ static void dead_letter(lev_worker_t *w, wrec_t *r, const char *error_class, con
     route(w, r);
 }
 
-static void ready_push(lev_worker_t *w, wrec_t *r)
+void lev_w_ready_push(lev_worker_t *w, wrec_t *r)
 {
     if (r->ready)
         return;
@@ -133,7 +133,7 @@ void lev_w_delivery_cb(void *opaque, int err, const char *errstr, int32_t partit
         r->fail_text = strdup(errstr ? errstr : lev_err_name(err));
     }
     if (--r->outstanding == 0)
-        ready_push(r->w, r);
+        lev_w_ready_push(r->w, r);
 }
 
 /* The event a handler sees, its strings in `bufs`. */
@@ -147,7 +147,8 @@ static void event_of(const wrec_t *r, avro_value_t *value, const lev_schema_t *r
     const rd_kafka_message_t *m = r->m;
     memset(ev, 0, sizeof *ev);
     ev->topic = rd_kafka_topic_name(m->rkt);
-    if (r->part->level > 0 && lev_w_header_str(r, H_ORIG_TOPIC, b->topic, sizeof b->topic))
+    int level = r->part ? r->part->level : lev_w_retry_level(r->w, ev->topic);
+    if (level > 0 && lev_w_header_str(r, H_ORIG_TOPIC, b->topic, sizeof b->topic))
         ev->topic = b->topic;
     ev->partition = m->partition;
     ev->offset = m->offset;
@@ -221,66 +222,58 @@ static void send_outputs(lev_worker_t *w, wrec_t *r, lev_ctx_t *ctx)
         W_STAT_ADD(w, emitted, 1);
     }
     r->outstanding--;
+    if (r->outstanding == 0)
+        lev_w_ready_push(w, r);
 }
 
-/* Runs the handler of a claimed record and acts on its result. */
-static void handle(lev_worker_t *w, wrec_t *r)
+static const char *result_name(lev_result_t res)
+{
+    switch (res) {
+    case LEV_RESULT_OK:
+        return "ok";
+    case LEV_RESULT_TRANSIENT:
+        return "transient";
+    case LEV_RESULT_PERMANENT:
+        return "permanent";
+    case LEV_RESULT_DEFERRED:
+        return "deferred";
+    }
+    return "invalid";
+}
+
+/* Acts on the result of r's handler (or resume function) for a record its
+ * partition still holds. */
+static void act(lev_worker_t *w, wrec_t *r, lev_result_t res, const lev_event_t *ev, int tries_here,
+                int earlier, int64_t now, int64_t first)
 {
     wpart_t *p = r->part;
     const rd_kafka_message_t *m = r->m;
-    const lev_retry_policy_t *pol = lev_w_policy(w, r->handler);
-    int earlier = (int)lev_w_header_i64(r, H_ATTEMPTS, 0, 0, 1000000); /* tries before this topic */
-    int tries_here = p->retry_offset == m->offset ? p->retry_attempts : 0;
-    int64_t now = lev_now_ms();
-    int64_t first = lev_w_header_i64(
-        r, H_FIRST_FAILURE, p->retry_offset == m->offset ? p->first_failure_ms : now, 0, INT64_MAX);
-
-    const lev_schema_t *reader = lev_schema_current_version(r->writer);
-    if (!reader)
-        reader = r->writer;
-    avro_value_t *value = value_of(w, reader);
-    lev_error_t err;
-    int rc = value ? lev_codec_decode_into(w->codec, m->payload, m->len, reader, value, NULL, &err)
-                   : lev_error_set(&err, LEV_ERR_NOMEM, NULL, "out of memory");
-    if (rc != 0) {
-        char text[800];
-        dead_letter(w, r, lev_err_name(rc), lev_error_format(&err, text, sizeof text), earlier + 1,
-                    now);
-        return;
-    }
-
-    lev_event_t ev;
-    event_bufs_t bufs;
-    event_of(r, value, reader, earlier + tries_here + 1, &ev, &bufs);
     lev_ctx_t *ctx = &w->ctx;
-    lev_w_ctx_reset(ctx);
-    ctx->ev = &ev;
-    if (lev_log_enabled(LEV_LOG_DEBUG)) {
-        char attempt[16];
-        snprintf(attempt, sizeof attempt, "%d", ev.attempt);
-        lev_log(LEV_LOG_DEBUG, "handling", "event_id", r->id, "type", ev.type, "attempt", attempt,
-                "correlation_id", ev.correlation_id, "traceparent", ev.traceparent, NULL);
-    }
-    lev_result_t res = r->handler->fn(ctx, &ev, r->handler->opaque);
-    W_STAT_ADD(w, handled, 1);
-
+    const lev_retry_policy_t *pol = lev_w_policy(w, r->handler);
     if (res == LEV_RESULT_OK) {
         if (tries_here > 0) {
             char attempt[16];
-            snprintf(attempt, sizeof attempt, "%d", ev.attempt);
+            snprintf(attempt, sizeof attempt, "%d", ev->attempt);
             lev_log(LEV_LOG_INFO, "handled after retries", "event_id", r->id, "attempt", attempt,
                     NULL);
         }
         if (p->retry_offset == m->offset)
             p->retry_offset = -1;
         send_outputs(w, r, ctx);
-        if (r->outstanding == 0)
-            ready_push(w, r);
-        lev_w_ctx_reset(ctx);
         return;
     }
 
     const char *why = ctx->error[0] ? ctx->error : "handler failed";
+    if (res == LEV_RESULT_TRANSIENT && lev_w_breaker_blocks(r)) {
+        /* its dependency is out: wait for it, spending no attempt */
+        char attempt[16];
+        snprintf(attempt, sizeof attempt, "%d", ev->attempt);
+        lev_log(LEV_LOG_INFO, "dependency unavailable; waiting for its circuit breaker", "event_id",
+                r->id, "breaker", r->handler->breaker->name, "attempt", attempt, "error", why,
+                NULL);
+        lev_w_breaker_hold(w, r);
+        return;
+    }
     if (res == LEV_RESULT_TRANSIENT && p->level == 0 && tries_here + 1 < pol->attempts) {
         /* in-process retry: hold this partition, try again after a backoff */
         if (p->retry_offset != m->offset) {
@@ -291,14 +284,13 @@ static void handle(lev_worker_t *w, wrec_t *r)
         p->retry_attempts++;
         int64_t delay = backoff_ms(pol, p->retry_attempts);
         char attempt[16], delay_s[32];
-        snprintf(attempt, sizeof attempt, "%d", ev.attempt);
+        snprintf(attempt, sizeof attempt, "%d", ev->attempt);
         snprintf(delay_s, sizeof delay_s, "%" PRId64, delay);
         lev_log(LEV_LOG_WARN, "transient failure, retrying in process", "event_id", r->id,
                 "attempt", attempt, "retry_in_ms", delay_s, "error", why, "correlation_id",
-                ev.correlation_id, "traceparent", ev.traceparent, NULL);
+                ev->correlation_id, "traceparent", ev->traceparent, NULL);
         W_STAT_ADD(w, retried_inprocess, 1);
         lev_w_hold(w, r, lev_mono_ms() + delay);
-        lev_w_ctx_reset(ctx);
         return;
     }
     /* out of in-process attempts (or permanent): next retry topic or DLQ */
@@ -315,7 +307,160 @@ static void handle(lev_worker_t *w, wrec_t *r)
         lev_w_hold(w, r, lev_mono_ms() + 1000);
     else
         route(w, r);
+}
+
+/*
+ * Runs the handler of a claimed record, or the resume function of its
+ * deferral `d`, and acts on the result. The value is decoded again for a
+ * resume (the reusable values have served other records since). With d,
+ * r may have been given up meanwhile (r->part NULL): fn still runs, and
+ * the outputs of an OK go out, so the work done is not done twice (the
+ * record's claim is completed once they are acknowledged, and whoever
+ * fetches it again finds it done).
+ */
+static void invoke(lev_worker_t *w, wrec_t *r, lev_deferral_t *d)
+{
+    wpart_t *p = r->part;
+    const rd_kafka_message_t *m = r->m;
+    int earlier = (int)lev_w_header_i64(r, H_ATTEMPTS, 0, 0, 1000000); /* tries before this topic */
+    int tries_here = p && p->retry_offset == m->offset ? p->retry_attempts : 0;
+    int64_t now = lev_now_ms();
+    int64_t first = lev_w_header_i64(r, H_FIRST_FAILURE,
+                                     p && p->retry_offset == m->offset ? p->first_failure_ms : now,
+                                     0, INT64_MAX);
+
+    if (!d && !lev_w_breaker_admit(w, r))
+        return; /* its dependency is out: the partition waits at r */
+
+    const lev_schema_t *reader = lev_schema_current_version(r->writer);
+    if (!reader)
+        reader = r->writer;
+    avro_value_t *value = value_of(w, reader);
+    lev_error_t err;
+    int rc = value ? lev_codec_decode_into(w->codec, m->payload, m->len, reader, value, NULL, &err)
+                   : lev_error_set(&err, LEV_ERR_NOMEM, NULL, "out of memory");
+    if (rc != 0 && !d) {
+        char text[800];
+        dead_letter(w, r, lev_err_name(rc), lev_error_format(&err, text, sizeof text), earlier + 1,
+                    now);
+        return;
+    }
+
+    lev_event_t ev;
+    event_bufs_t bufs;
+    lev_ctx_t *ctx = &w->ctx;
     lev_w_ctx_reset(ctx);
+    lev_result_t res;
+    if (rc != 0) { /* decoded before, not now: out of memory */
+        d->fn(NULL, NULL, d->arg);
+        lev_ctx_set_error(ctx, "cannot decode the event again: %s", err.text);
+        res = LEV_RESULT_TRANSIENT;
+    } else {
+        event_of(r, value, reader, earlier + tries_here + 1, &ev, &bufs);
+        ctx->ev = &ev;
+        ctx->rec = r;
+        if (lev_log_enabled(LEV_LOG_DEBUG)) {
+            char attempt[16];
+            snprintf(attempt, sizeof attempt, "%d", ev.attempt);
+            lev_log(LEV_LOG_DEBUG, d ? "resuming" : "handling", "event_id", r->id, "type", ev.type,
+                    "attempt", attempt, "correlation_id", ev.correlation_id, "traceparent",
+                    ev.traceparent, NULL);
+        }
+        if (d) {
+            res = d->fn(ctx, &ev, d->arg);
+        } else {
+            res = r->handler->fn(ctx, &ev, r->handler->opaque);
+            W_STAT_ADD(w, handled, 1);
+        }
+    }
+    free(d);
+
+    if (ctx->deferral) { /* deferred in this call: waits for its resume */
+        if (res != LEV_RESULT_DEFERRED)
+            lev_log(LEV_LOG_ERROR,
+                    "a deferred record's handler returned another result; "
+                    "the record waits for its resume all the same",
+                    "event_id", r->id, "result", result_name(res), NULL);
+        lev_w_defer_wait(w, r, ctx->deferral);
+        lev_w_ctx_reset(ctx);
+        ctx->deferral = NULL;
+        ctx->rec = NULL;
+        return;
+    }
+    if (res == LEV_RESULT_DEFERRED || (unsigned)res > LEV_RESULT_DEFERRED) {
+        lev_ctx_set_error(ctx, "the handler returned %s without a deferral (lev_ctx_defer)",
+                          result_name(res));
+        res = LEV_RESULT_TRANSIENT;
+    }
+    lev_w_breaker_done(r);
+    if (!r->part) { /* given up while deferred: only an OK's outputs go on */
+        if (res == LEV_RESULT_OK)
+            send_outputs(w, r, ctx);
+    } else {
+        act(w, r, res, &ev, tries_here, earlier, now, first);
+    }
+    lev_w_ctx_reset(ctx);
+    ctx->rec = NULL;
+}
+
+/* Handles a record: now, or parked behind an earlier record of its key
+ * that is deferred. */
+static void handle(lev_worker_t *w, wrec_t *r)
+{
+    if (r->part->waiting && lev_w_key_waits(r)) {
+        lev_w_park(r);
+        return;
+    }
+    invoke(w, r, NULL);
+}
+
+/* Runs r's handler or resume function with r pinned (a hold may give r up
+ * meanwhile; it is freed only after), then lets it go its way. */
+static void invoke_pinned(lev_worker_t *w, wrec_t *r, lev_deferral_t *d)
+{
+    wpart_t *p = r->part;
+    r->outstanding++;
+    invoke(w, r, d);
+    if (p && r->part == p && r->state != REC_DEFERRED)
+        lev_w_waiting_remove(p, r);
+    if (--r->outstanding == 0)
+        lev_w_ready_push(w, r); /* finished, or given up: the ready list settles it */
+}
+
+void lev_w_resume(lev_worker_t *w, lev_deferral_t *d)
+{
+    wrec_t *r = d->r;
+    if (r)
+        lev_w_defer_untrack(w, d);
+    if (!r || !w->running) { /* the worker is gone or stopped: release only */
+        d->fn(NULL, NULL, d->arg);
+        free(d);
+        if (r)
+            lev_w_defer_let_go(w, r);
+        return;
+    }
+    wpart_t *p = r->part;
+    invoke_pinned(w, r, d);
+    if (p)
+        lev_w_wake_parked(w, p);
+}
+
+void lev_w_wake_parked(lev_worker_t *w, wpart_t *p)
+{
+    for (;;) {
+        wrec_t *next = NULL;
+        for (wrec_t *q = p->waiting; q && !next; q = q->wait_next)
+            if (q->state == REC_PARKED && !lev_w_key_waits(q))
+                next = q;
+        if (!next)
+            return;
+        if (w->stop) { /* not handled any more: fetched again */
+            lev_w_hold(w, next, lev_mono_ms());
+            continue;
+        }
+        next->state = REC_NEW;
+        invoke_pinned(w, next, NULL);
+    }
 }
 
 /* ======================================================================
@@ -424,9 +569,10 @@ static void handle_batch(lev_worker_t *w, wrec_t **recs, size_t n)
         wrec_t *r = recs[i];
         if (!r->part || r->state != REC_NEW)
             continue;
-        if (w->stop || lev_mono_ms() - started > budget) {
-            /* stopping, or keeping well inside max.poll.interval.ms: the
-             * rest is fetched again */
+        if (w->stop || lev_mono_ms() - started > budget ||
+            w->ndeferred >= (size_t)w->conf.max_deferred) {
+            /* stopping, keeping well inside max.poll.interval.ms, or as
+             * many records deferred as allowed: the rest is fetched again */
             lev_w_hold(w, r, lev_mono_ms());
             continue;
         }

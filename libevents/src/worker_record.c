@@ -170,6 +170,7 @@ void lev_w_abandon_from(lev_worker_t *w, wpart_t *p, wrec_t *from)
     else
         p->head = NULL;
     p->tail = prev;
+    lev_w_waiting_cut(p, from->m->offset);
     for (wrec_t *r = from, *next; r; r = next) {
         next = r->next;
         r->next = NULL;

@@ -37,6 +37,8 @@ typedef struct lev_config_s {
     int batch_size;             /* LEV_BATCH_SIZE: most messages taken per poll batch, 500 */
     int max_in_flight;          /* LEV_MAX_IN_FLIGHT: most records held at once, 10000 */
     size_t max_in_flight_bytes; /* LEV_MAX_IN_FLIGHT_BYTES: their bytes, 64 MiB */
+    int max_deferred;           /* LEV_MAX_DEFERRED: most records waiting on handlers' own
+                                   asynchronous work (lev_ctx_defer) at once, 128 */
     int delivery_timeout_ms;    /* LEV_DELIVERY_TIMEOUT_MS: produce ack deadline, 30000 */
     int shutdown_timeout_ms;    /* LEV_SHUTDOWN_TIMEOUT_MS: bound on a graceful stop, 15000 */
     int64_t lease_ms;           /* LEV_IDEMPOTENCY_LEASE_MS: claim lease, 60000 */

@@ -22,8 +22,10 @@
  *   - Handlers run on the thread of lev_worker_run, one at a time, in
  *     partition order. A handler may call lev_ctx_* and use the store of
  *     lev_ctx_store (the worker's own Redis connection); it must not call
- *     lev_worker_run or lev_worker_destroy. Delivery reports, rebalances and
- *     retries are all handled on that thread too, between handler calls.
+ *     lev_worker_run or lev_worker_destroy. Delivery reports, rebalances,
+ *     retries, resume functions of deferred records and circuit breakers
+ *     are all handled on that thread too, between handler calls. Only
+ *     lev_deferral_resume is meant for other threads (see below).
  *   - librdkafka's own threads log through the process-wide log callback
  *     (see common.h), which must therefore be thread-safe; lev_log_json is.
  */
@@ -70,12 +72,15 @@ extern "C" {
 
 typedef struct lev_worker_s lev_worker_t;
 typedef struct lev_ctx_s lev_ctx_t;
+typedef struct lev_deferral_s lev_deferral_t;
+typedef struct lev_breaker_s lev_breaker_t;
 
 /* What a handler returns. */
 typedef enum lev_result_e {
     LEV_RESULT_OK = 0,        /* done; emitted events are produced */
     LEV_RESULT_TRANSIENT = 1, /* try again later (emitted events are dropped) */
     LEV_RESULT_PERMANENT = 2, /* will never succeed: dead-letter it */
+    LEV_RESULT_DEFERRED = 3,  /* waits for work of its own (lev_ctx_defer) */
 } lev_result_t;
 
 /* A decoded input event, valid during the handler call. */
@@ -153,15 +158,17 @@ LEV_API void lev_dlq_topic_name(const char *group, char *out, size_t size);
  * while their outputs still waited for the broker: they are fetched again
  * and their idempotency claims make the next owner wait for them;
  * `in_flight_peak` the most records held at once (LEV_MAX_IN_FLIGHT bounds
- * it). */
+ * it); `deferred` the records waiting on lev_ctx_defer now, `deferred_peak`
+ * the most at once (LEV_MAX_DEFERRED bounds it); `breaker_waits` the times a
+ * record waited for a breaker instead of being handled or retried. */
 typedef struct lev_worker_stats_s {
     uint64_t received, handled, skipped_duplicates, emitted, retried_inprocess, sent_to_retry,
         dead_lettered, batches, store_round_trips, finished, produce_failures, rebalances,
-        given_up_waiting, in_flight_peak;
+        given_up_waiting, in_flight_peak, deferred, deferred_peak, breaker_waits;
 } lev_worker_stats_t;
 LEV_API void lev_worker_stats(const lev_worker_t *w, lev_worker_stats_t *out);
 
-/* ---- inside a handler ---- */
+/* ---- inside a handler (or a resume function) ---- */
 
 /* A new empty value of the current schema of `type`, owned by the context
  * (released after the handler returns). */
@@ -178,6 +185,99 @@ LEV_API int lev_ctx_emit(lev_ctx_t *ctx, const char *topic, const char *key, avr
 /* Says why the handler failed (goes to logs and dead-letter headers). */
 LEV_API void lev_ctx_set_error(lev_ctx_t *ctx, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* ---- deferring: handlers that wait for work of their own ----
+ *
+ * A handler that calls out (an HTTP request, say) need not block the
+ * worker's thread: it calls lev_ctx_defer, hands the deferral to its own
+ * machinery (another thread, an event loop), and returns
+ * LEV_RESULT_DEFERRED. The worker goes on with other records meanwhile.
+ * When the work is done, that machinery calls lev_deferral_resume (from any
+ * thread); the worker then calls `fn` on its own thread with a context and
+ * the record's event again, and fn finishes the record as a handler would:
+ * it may read the event, emit, set an error and return any result
+ * (LEV_RESULT_DEFERRED again, after another lev_ctx_defer, to wait once
+ * more). Retries, dead-lettering and idempotency are the same as for a
+ * handler's result.
+ *
+ * Order: records of one partition are handled in offset order, but a
+ * deferred record does not hold its partition up. Only records with the
+ * same non-empty key wait for it (their handlers are called after fn of the
+ * deferred one returns), so the side effects of one key stay in order.
+ * Offsets advance only over finished records, as always.
+ *
+ * Bounds: at most LEV_MAX_DEFERRED records wait at once; at the bound the
+ * worker stops fetching until some are resumed. A deferred record keeps
+ * its idempotency lease (LEV_IDEMPOTENCY_LEASE_MS): the machinery's own
+ * timeouts must end the work well within it.
+ *
+ * Every deferral must be resumed exactly once, and before
+ * lev_worker_destroy. lev_worker_run waits for deferred records when it
+ * stops (within LEV_SHUTDOWN_TIMEOUT_MS); fn of a deferral resumed after
+ * that, or still queued when the worker is destroyed, is called with ctx
+ * and ev NULL, only to release arg: the record is handled again by the
+ * next owner. */
+typedef lev_result_t (*lev_resume_fn)(lev_ctx_t *ctx, const lev_event_t *ev, void *arg);
+
+/* The deferral of the record being handled, or NULL (with the reason set
+ * as the context's error) when it cannot be deferred: outside a handler or
+ * resume function, when it was already deferred in this call, or when
+ * events were emitted in this call (emit in fn instead). */
+LEV_API lev_deferral_t *lev_ctx_defer(lev_ctx_t *ctx);
+
+/* Resumes a deferred record: fn(ctx, ev, arg) runs soon on the worker's
+ * thread. Any thread, exactly once per deferral; the deferral is gone
+ * after. */
+LEV_API void lev_deferral_resume(lev_deferral_t *d, lev_resume_fn fn, void *arg);
+
+/* ---- circuit breakers: one per external dependency ----
+ *
+ * A breaker counts the failures of a dependency (a payment gateway, a
+ * webhook) that the handlers report. After `failures` in a row it opens:
+ * the records of the event types that need the dependency
+ * (lev_worker_needs) are no longer handed to their handlers, and their
+ * partitions are paused at the first such record. A transient failure of
+ * such a record while the breaker is not closed burns no attempt: the
+ * record is not retried, moved to a retry topic or dead-lettered for an
+ * outage; it waits. After `open_ms` the breaker is half-open: one record is
+ * handled as a probe. Its success closes the breaker and every waiting
+ * partition resumes; its failure opens it again for twice as long (up to
+ * `open_max_ms`). Each change of state is logged (warn when it opens, info
+ * otherwise) with the breaker's name.
+ *
+ * Breakers belong to the worker's thread: report outcomes from handlers and
+ * resume functions. */
+typedef enum lev_breaker_state_e {
+    LEV_BREAKER_CLOSED = 0,
+    LEV_BREAKER_OPEN = 1,
+    LEV_BREAKER_HALF_OPEN = 2,
+} lev_breaker_state_t;
+
+typedef struct lev_breaker_conf_s {
+    int failures;        /* failures in a row that open it (default 5) */
+    int64_t open_ms;     /* open this long before the first probe (default 5000) */
+    int64_t open_max_ms; /* the longest it stays open after failed probes (default 60000) */
+} lev_breaker_conf_t;
+
+/* A new breaker named `name` (in logs; unique per worker); conf NULL or
+ * zero fields take the defaults. Before run; the worker owns it. */
+LEV_API lev_breaker_t *lev_worker_breaker(lev_worker_t *w, const char *name,
+                                          const lev_breaker_conf_t *conf, lev_error_t *err);
+
+/* Records of `type` need the dependency of breaker b (before run; a type
+ * needs at most one breaker). */
+LEV_API int lev_worker_needs(lev_worker_t *w, const char *type, lev_breaker_t *b, lev_error_t *err);
+
+/* The dependency answered (any answer it gave on purpose, a decline or a
+ * 4xx included), or did not (no answer, a timeout, a 5xx, a 429). `why`
+ * (may be NULL) is logged when the breaker opens. */
+LEV_API void lev_breaker_success(lev_breaker_t *b);
+LEV_API void lev_breaker_failure(lev_breaker_t *b, const char *why);
+
+/* Its state now (any thread: read whole), and how many times it opened. */
+LEV_API lev_breaker_state_t lev_breaker_state(const lev_breaker_t *b);
+LEV_API uint64_t lev_breaker_opened(const lev_breaker_t *b);
+LEV_API const char *lev_breaker_state_name(lev_breaker_state_t s);
 
 /* The store (NULL without Redis) and the service name, for side-effect keys. */
 LEV_API lev_store_t *lev_ctx_store(lev_ctx_t *ctx);
