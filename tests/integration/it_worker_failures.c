@@ -591,9 +591,11 @@ static void same_event_delivered_twice_has_its_side_effect_once(void)
     lev_config_clear(&conf);
     REQUIRE(p);
     for (size_t i = 0; i < n; i++) {
-        char id[64];
+        char id[64], source[64];
         lev_test_header(&recs[i], "ce_id", id, sizeof id);
-        lev_header_t h[] = {{"ce_id", id, strlen(id)}};
+        lev_test_header(&recs[i], "ce_source", source, sizeof source);
+        /* the same event: the same source and id (the idempotency key) */
+        lev_header_t h[] = {{"ce_id", id, strlen(id)}, {"ce_source", source, strlen(source)}};
         lev_msg_t m = {.topic = r.in,
                        .partition = 0,
                        .key = recs[i].key,
@@ -601,7 +603,7 @@ static void same_event_delivered_twice_has_its_side_effect_once(void)
                        .value = recs[i].value,
                        .value_len = recs[i].value_len,
                        .headers = h,
-                       .nheaders = 1};
+                       .nheaders = 2};
         CHECK(lev_producer_send(p, &m, NULL, NULL, &err) == 0);
     }
     CHECK(lev_producer_flush(p, 10000) == 0);
