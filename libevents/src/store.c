@@ -274,6 +274,7 @@ enum {
     SCRIPT_COMPLETE,
     SCRIPT_RELEASE,
     SCRIPT_CAS,
+    SCRIPT_RENEW,
     SCRIPT_COUNT,
 };
 
@@ -298,6 +299,12 @@ static const char *const store_scripts[SCRIPT_COUNT] = {
     "if ARGV[3] == '0' then redis.call('SET', KEYS[1], ARGV[2])\n"
     "else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end\n"
     "return 1\n",
+    /* renew: ARGV[1] "P:<token>", ARGV[2] lease ms. 1 when it was ours and
+     * runs for the lease again from now. */
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+    "  return redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+    "end\n"
+    "return 0\n",
 };
 
 /* An exchange begun (lev_store_exchange_begin) whose replies are not read
@@ -311,8 +318,8 @@ typedef struct store_pending_s {
     size_t *table, table_cap; /* the duplicate-key table, kept */
     redisReply **replies;     /* kept from call to call */
     size_t replies_cap;
-    const char *const *done, *const *rel, *const *claim;
-    size_t ndone, nrel, nclaim;
+    const char *const *done, *const *rel, *const *renew, *const *claim;
+    size_t ndone, nrel, nrenew, nclaim;
     char ttl[24], lease[24];
     const char *done_args[2], *rel_args[1], *claim_args[2];
 } store_pending_t;
@@ -1058,8 +1065,8 @@ static void pending_clear(store_pending_t *p)
 
 int lev_store_exchange_begin(lev_store_t *store, const char *const *done, size_t ndone,
                              int64_t done_ttl_ms, const char *const *rel, size_t nrel,
-                             const char *const *claim, size_t nclaim, int64_t lease_ms,
-                             lev_error_t *err)
+                             const char *const *renew, size_t nrenew, const char *const *claim,
+                             size_t nclaim, int64_t lease_ms, lev_error_t *err)
 {
     int rc;
     if (!store)
@@ -1067,13 +1074,14 @@ int lev_store_exchange_begin(lev_store_t *store, const char *const *done, size_t
     store_pending_t *p = &store->pending;
     if ((rc = check_batch(store, done, ndone, err)) != 0 ||
         (rc = check_batch(store, rel, nrel, err)) != 0 ||
+        (rc = check_batch(store, renew, nrenew, err)) != 0 ||
         (rc = check_batch(store, claim, nclaim, err)) != 0)
         return rc;
     if (p->active)
         return lev_error_set(err, LEV_ERR_STATE, "redis", "an exchange is under way already");
-    if ((ndone > 0 && done_ttl_ms <= 0) || (nclaim > 0 && lease_ms <= 0))
+    if ((ndone > 0 && done_ttl_ms <= 0) || ((nclaim > 0 || nrenew > 0) && lease_ms <= 0))
         return lev_error_set(err, LEV_ERR_ARG, "redis", "done TTL and lease must be positive");
-    size_t total = ndone + nrel + nclaim;
+    size_t total = ndone + nrel + nrenew + nclaim;
     if (total > p->cap) {
         store_call_t *nc = realloc(p->calls, total * sizeof *nc);
         size_t *nf = realloc(p->first, total * sizeof *nf);
@@ -1099,9 +1107,11 @@ int lev_store_exchange_begin(lev_store_t *store, const char *const *done, size_t
     p->claim_args[1] = p->lease;
     p->done = done;
     p->rel = rel;
+    p->renew = renew;
     p->claim = claim;
     p->ndone = ndone;
     p->nrel = nrel;
+    p->nrenew = nrenew;
     p->nclaim = nclaim;
     /* settles first: a key completed or released here and claimed again
      * below is seen in its new state. Done is a fact about the event (it was
@@ -1114,6 +1124,8 @@ int lev_store_exchange_begin(lev_store_t *store, const char *const *done, size_t
         p->calls[p->ncalls++] = (store_call_t){SCRIPT_COMPLETE, done[i], p->done_args, 2};
     for (size_t i = 0; i < nrel; i++)
         p->calls[p->ncalls++] = (store_call_t){SCRIPT_RELEASE, rel[i], p->rel_args, 1};
+    for (size_t i = 0; i < nrenew; i++)
+        p->calls[p->ncalls++] = (store_call_t){SCRIPT_RENEW, renew[i], p->claim_args, 2};
     for (size_t j = 0; j < p->m; j++)
         p->calls[p->ncalls++] = (store_call_t){SCRIPT_CLAIM, claim[p->uniq[j]], p->claim_args, 2};
     if (p->ncalls == 0)
@@ -1124,7 +1136,8 @@ int lev_store_exchange_begin(lev_store_t *store, const char *const *done, size_t
     return LEV_OK;
 }
 
-int lev_store_exchange_end(lev_store_t *store, int *done_ok, lev_claim_t *out, lev_error_t *err)
+int lev_store_exchange_end(lev_store_t *store, int *done_ok, int *renew_ok, lev_claim_t *out,
+                           lev_error_t *err)
 {
     if (!store)
         return lev_error_set(err, LEV_ERR_ARG, "redis", "no store");
@@ -1161,6 +1174,9 @@ int lev_store_exchange_end(lev_store_t *store, int *done_ok, lev_claim_t *out, l
                            done_ok ? &done_ok[i] : NULL, err);
     for (size_t i = 0; i < p->nrel && rc == 0; i++, at++)
         rc = compare_reply(store, replies[at], 0, "release", p->rel[i], NULL, err);
+    for (size_t i = 0; i < p->nrenew && rc == 0; i++, at++)
+        rc = compare_reply(store, replies[at], 0, "renew", p->renew[i],
+                           renew_ok ? &renew_ok[i] : NULL, err);
     for (size_t j = 0; j < p->m && rc == 0; j++, at++)
         rc = claim_reply(store, replies[at], p->claim[p->uniq[j]], &out[p->uniq[j]], err);
     /* a key claimed twice in one call: the first is owned, the rest busy */
@@ -1193,9 +1209,18 @@ int lev_store_settle_claim(lev_store_t *store, const char *const *done, size_t n
 {
     if (nclaim > 0 && !out)
         return lev_error_set(err, LEV_ERR_ARG, "redis", "no place for the claim results");
-    int rc = lev_store_exchange_begin(store, done, ndone, done_ttl_ms, rel, nrel, claim, nclaim,
-                                      lease_ms, err);
-    return rc ? rc : lev_store_exchange_end(store, done_ok, out, err);
+    int rc = lev_store_exchange_begin(store, done, ndone, done_ttl_ms, rel, nrel, NULL, 0, claim,
+                                      nclaim, lease_ms, err);
+    return rc ? rc : lev_store_exchange_end(store, done_ok, NULL, out, err);
+}
+
+int lev_store_renew(lev_store_t *store, const char *const *keys, size_t n, int64_t lease_ms,
+                    int *ok, lev_error_t *err)
+{
+    if (lease_ms <= 0)
+        return lev_error_set(err, LEV_ERR_ARG, "redis", "lease must be positive");
+    int rc = lev_store_exchange_begin(store, NULL, 0, 0, NULL, 0, keys, n, NULL, 0, lease_ms, err);
+    return rc ? rc : lev_store_exchange_end(store, NULL, ok, NULL, err);
 }
 
 int lev_store_claim(lev_store_t *store, const char *const *keys, size_t n, int64_t lease_ms,

@@ -34,12 +34,13 @@ void lev_store_url_free(lev_store_url_t *u);
  * valid until end), end reads and parses the replies. In between, every
  * other call on this store fails with LEV_ERR_STATE. A begin that fails
  * leaves nothing under way. end fills done_ok (may be NULL) and out as
- * lev_store_settle_claim does. */
+ * lev_store_settle_claim does, and renew_ok (may be NULL) as lev_store_renew. */
 int lev_store_exchange_begin(lev_store_t *store, const char *const *done, size_t ndone,
                              int64_t done_ttl_ms, const char *const *rel, size_t nrel,
-                             const char *const *claim, size_t nclaim, int64_t lease_ms,
-                             lev_error_t *err);
-int lev_store_exchange_end(lev_store_t *store, int *done_ok, lev_claim_t *out, lev_error_t *err);
+                             const char *const *renew, size_t nrenew, const char *const *claim,
+                             size_t nclaim, int64_t lease_ms, lev_error_t *err);
+int lev_store_exchange_end(lev_store_t *store, int *done_ok, int *renew_ok, lev_claim_t *out,
+                           lev_error_t *err);
 /* Gives up the exchange under way: the connection is dropped (made again
  * by the next call). */
 void lev_store_exchange_abort(lev_store_t *store);

@@ -247,9 +247,11 @@ void lev_worker_destroy(lev_worker_t *w)
     for (int i = 0; i < 2; i++) {
         lev_w_keys_free(&w->done[i]);
         lev_w_keys_free(&w->rel[i]);
+        lev_w_keys_free(&w->renew[i]);
         lev_w_keys_free(&w->claims[i]);
     }
     free(w->claim_res);
+    free(w->renew_ok);
     free(w->batch);
     free(w->prev);
     for (int i = 0; i < 2; i++)
@@ -553,6 +555,9 @@ static int turn(lev_worker_t *w, int *sleep_ms)
             next = s;
     }
     update_flow(w);
+    int r = lev_w_renew_sweep(w);
+    if (r < next)
+        next = r;
     poll_batch(w);
     /* also when nothing was taken: the settles of what finished go to Redis
      * now, not with the next batch, and a batch claimed before is handled */

@@ -114,7 +114,7 @@ static void wkeys_clear(wkeys_t *k)
 
 int lev_w_pending_settles(const lev_worker_t *w)
 {
-    return w->done[w->acc].n + w->rel[w->acc].n > 0;
+    return w->done[w->acc].n + w->rel[w->acc].n + w->renew[w->acc].n > 0;
 }
 
 /* Queues what a record's claim becomes now that the record is finished or
@@ -142,17 +142,21 @@ int lev_w_exchange_begin(lev_worker_t *w, lev_error_t *err)
     int a = w->acc;
     const char **done = wkeys_ptrs(&w->done[a]);
     const char **rel = wkeys_ptrs(&w->rel[a]);
+    const char **renew = wkeys_ptrs(&w->renew[a]);
     const char **claims = wkeys_ptrs(&w->claims[a]);
-    if ((!done && w->done[a].n) || (!rel && w->rel[a].n) || (!claims && w->claims[a].n))
+    if ((!done && w->done[a].n) || (!rel && w->rel[a].n) || (!renew && w->renew[a].n) ||
+        (!claims && w->claims[a].n))
         return lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
     int rc = lev_store_exchange_begin(w->store, done, w->done[a].n, w->conf.done_ttl_ms, rel,
-                                      w->rel[a].n, claims, w->claims[a].n, w->conf.lease_ms, err);
+                                      w->rel[a].n, renew, w->renew[a].n, claims, w->claims[a].n,
+                                      w->conf.lease_ms, err);
     if (rc != 0)
         return rc;
     w->exchanging = 1;
     w->acc = !a;
     wkeys_clear(&w->done[w->acc]);
     wkeys_clear(&w->rel[w->acc]);
+    wkeys_clear(&w->renew[w->acc]);
     wkeys_clear(&w->claims[w->acc]);
     return LEV_OK;
 }
@@ -187,11 +191,30 @@ int lev_w_exchange_end(lev_worker_t *w, lev_error_t *err)
         w->claim_res = nr;
         w->cap_res = n;
     }
-    if (lev_store_exchange_end(w->store, NULL, w->claim_res, err) != 0)
+    size_t nrenew = w->renew[f].n;
+    if (nrenew > w->cap_renew_ok) {
+        int *no = realloc(w->renew_ok, nrenew * sizeof *no);
+        if (!no) {
+            lev_store_exchange_abort(w->store);
+            lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
+            goto fail;
+        }
+        w->renew_ok = no;
+        w->cap_renew_ok = nrenew;
+    }
+    if (lev_store_exchange_end(w->store, NULL, w->renew_ok, w->claim_res, err) != 0)
         goto fail;
+    for (size_t i = 0; i < nrenew; i++)
+        if (!w->renew_ok[i])
+            lev_log(LEV_LOG_WARN,
+                    "an idempotency lease ran out before its record finished; "
+                    "another consumer may handle the event too (raise LEV_IDEMPOTENCY_LEASE_MS)",
+                    "key", w->renew[f].buf + w->renew[f].off[i], NULL);
     wkeys_clear(&w->done[f]);
     wkeys_clear(&w->rel[f]);
+    wkeys_clear(&w->renew[f]);
     wkeys_clear(&w->claims[f]);
+    int64_t renew_at = lev_mono_ms() + w->conf.lease_ms / 3;
     size_t k = 0;
     for (size_t i = 0; i < w->nprev && k < n; i++) {
         wrec_t *r = w->prev[i];
@@ -201,6 +224,7 @@ int lev_w_exchange_end(lev_worker_t *w, lev_error_t *err)
         r->claim = c == LEV_CLAIM_OWNED  ? CLAIM_OWNED
                    : c == LEV_CLAIM_DONE ? CLAIM_DONE
                                          : CLAIM_BUSY;
+        r->renew_at = renew_at;
         if (!r->part && r->claim == CLAIM_OWNED) /* given up meanwhile */
             lev_w_settle_rec(w, r);
     }
@@ -208,8 +232,40 @@ int lev_w_exchange_end(lev_worker_t *w, lev_error_t *err)
 fail:
     wkeys_merge(&w->done[w->acc], &w->done[f]);
     wkeys_merge(&w->rel[w->acc], &w->rel[f]);
+    wkeys_clear(&w->renew[f]); /* the next sweeps queue them again */
     wkeys_clear(&w->claims[f]);
     return LEV_ERR_REDIS;
+}
+
+/* Queues r's lease extension when it is due. */
+static void renew_rec(lev_worker_t *w, wrec_t *r, int64_t now)
+{
+    if (r->claim != CLAIM_OWNED || r->renew_at > now)
+        return;
+    char key[W_NAME_MAX + CLAIM_KEY_READABLE_MAX + 16];
+    int n = claim_key(w, r, key, sizeof key);
+    if (n > 0 && wkeys_add(&w->renew[w->acc], key, (size_t)n) == 0)
+        r->renew_at = now + w->conf.lease_ms / 3;
+}
+
+int lev_w_renew_sweep(lev_worker_t *w)
+{
+    int64_t now = lev_mono_ms();
+    if (!w->store || w->store_down)
+        return INT32_MAX;
+    if (now < w->renew_sweep_at)
+        return (int)(w->renew_sweep_at - now);
+    int64_t every = w->conf.lease_ms / 6 > 0 ? w->conf.lease_ms / 6 : 1;
+    w->renew_sweep_at = now + every;
+    for (size_t i = 0; i < w->nbuckets; i++)
+        for (wpart_t *p = w->buckets[i]; p; p = p->hnext)
+            for (wrec_t *r = p->head; r; r = r->next)
+                renew_rec(w, r, now);
+    /* deferred records given up by their partition still do their work */
+    for (lev_deferral_t *d = w->deferrals; d; d = d->all_next)
+        if (d->r)
+            renew_rec(w, d->r, now);
+    return (int)every;
 }
 
 /* Redis stopped answering: every partition waits until it is back. */

@@ -245,8 +245,8 @@ const char *lev_breaker_state_name(lev_breaker_state_t s)
     return "unknown";
 }
 
-lev_breaker_t *lev_worker_breaker(lev_worker_t *w, const char *name,
-                                  const lev_breaker_conf_t *conf, lev_error_t *err)
+lev_breaker_t *lev_worker_breaker(lev_worker_t *w, const char *name, const lev_breaker_conf_t *conf,
+                                  lev_error_t *err)
 {
     if (!w || !name || !*name) {
         lev_error_set(err, LEV_ERR_ARG, NULL, "a breaker needs a worker and a name");
@@ -346,8 +346,8 @@ static void breaker_open(lev_breaker_t *b, int64_t for_ms, const char *why)
     lev_log(LEV_LOG_WARN,
             was == LEV_BREAKER_HALF_OPEN ? "circuit breaker probe failed; open again"
                                          : "circuit breaker opened",
-            "breaker", b->name, "state", "open", "failures", fails, "probe_in_ms", ms, "error",
-            why, NULL);
+            "breaker", b->name, "state", "open", "failures", fails, "probe_in_ms", ms, "error", why,
+            NULL);
 }
 
 void lev_breaker_failure(lev_breaker_t *b, const char *why)

@@ -139,9 +139,10 @@ struct wrec_s {
     wfail_t *fail;            /* routing to a retry or dead-letter topic, or NULL */
     const lev_schema_t *writer;
     const whandler_t *handler;
-    int frame_rc;   /* the value's framing and schema: 0, or why it cannot be decoded */
-    uint8_t bad_id; /* its ce_id or ce_source cannot identify it (see LEV_EVENT_ID_MAX) */
-    size_t bytes;   /* counted against the in-flight bound */
+    int frame_rc;     /* the value's framing and schema: 0, or why it cannot be decoded */
+    uint8_t bad_id;   /* its ce_id or ce_source cannot identify it (see LEV_EVENT_ID_MAX) */
+    int64_t renew_at; /* CLAIM_OWNED: monotonic ms when its lease is extended next */
+    size_t bytes;     /* counted against the in-flight bound */
     whdr_t h[H_COUNT];
     char id[W_ID_MAX];
 };
@@ -298,8 +299,11 @@ struct lev_worker_s {
 
     /* Redis: while one exchange is under way (settles, then the claims of
      * `prev`), the next settles and claims collect in the other lists */
-    wkeys_t done[2], rel[2], claims[2];
-    int acc;        /* index of the lists collecting */
+    wkeys_t done[2], rel[2], renew[2], claims[2];
+    int acc;                /* index of the lists collecting */
+    int64_t renew_sweep_at; /* monotonic ms of the next look for leases to extend */
+    int *renew_ok;
+    size_t cap_renew_ok;
     int exchanging; /* an exchange was begun and not ended */
     lev_claim_t *claim_res;
     size_t cap_res;
@@ -375,6 +379,11 @@ void lev_w_settle_rec(lev_worker_t *w, wrec_t *r);
 int lev_w_pending_settles(const lev_worker_t *w);
 int lev_w_exchange_begin(lev_worker_t *w, lev_error_t *err);
 int lev_w_exchange_end(lev_worker_t *w, lev_error_t *err);
+/* Queues lease extensions for the claims of records still at work after a
+ * third of the lease (deferred, parked, waiting for acknowledgements), at
+ * most every sixth of it; they go with the next round trip. Returns the
+ * ms until the next look. */
+int lev_w_renew_sweep(lev_worker_t *w);
 void lev_w_hold_unclaimed(lev_worker_t *w, wrec_t **recs, size_t n);
 void lev_w_store_lost(lev_worker_t *w, const lev_error_t *err);
 /* A settle-only round trip now (ends one under way first). */

@@ -597,8 +597,8 @@ static void handle_batch(lev_worker_t *w, wrec_t **recs, size_t n)
             continue;
         }
         if (r->claim == CLAIM_BUSY) { /* another owner holds a live lease */
-            lev_log(LEV_LOG_INFO, "event claimed by another consumer, waiting", "event_id", r->id,
-                    NULL);
+            lev_log(LEV_LOG_INFO, "event claimed and still at work (here or elsewhere), waiting",
+                    "event_id", r->id, NULL);
             lev_w_hold(w, r, lev_mono_ms() + BUSY_RETRY_MS);
             continue;
         }

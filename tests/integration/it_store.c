@@ -595,6 +595,36 @@ static void lease_expiry_lets_another_owner_claim(void)
     lev_store_destroy(b);
 }
 
+/* A renewal extends only our own live claims, all in one round trip. */
+static void renew_extends_only_our_claims(void)
+{
+    char *keys[4];
+    lev_claim_t out[1];
+    int ok[4] = {-1, -1, -1, -1};
+    lev_store_t *a = store_open(), *b = store_open();
+    REQUIRE(a && b);
+    keys_make(keys, 4, "renew");
+    CHECK_INT(lev_store_claim(a, (const char *const *)keys, 1, 300, out, NULL), ==, 0);
+    CHECK_INT(lev_store_claim(b, (const char *const *)keys + 1, 1, 300, out, NULL), ==, 0);
+    CHECK_INT(lev_store_claim(a, (const char *const *)keys + 2, 1, 30000, out, NULL), ==, 0);
+    CHECK_INT(lev_store_complete(a, (const char *const *)keys + 2, 1, 60000, NULL, NULL), ==, 0);
+    uint64_t trips = lev_store_round_trips(a);
+    /* ours, another store's, done, absent */
+    CHECK_INT(lev_store_renew(a, (const char *const *)keys, 4, 30000, ok, NULL), ==, 0);
+    CHECK_INT(lev_store_round_trips(a) - trips, ==, 1);
+    CHECK(ok[0] == 1 && ok[1] == 0 && ok[2] == 0 && ok[3] == 0);
+    CHECK_INT(raw_int("PTTL", keys[0]), >, 10000);
+    CHECK_INT(raw_int("PTTL", keys[1]), <=, 300); /* left alone */
+    CHECK_INT(raw_int("EXISTS", keys[3]), ==, 0);
+    lev_test_sleep_ms(400); /* past the first lease: still ours */
+    CHECK_INT(lev_store_claim(b, (const char *const *)keys, 1, 30000, out, NULL), ==, 0);
+    CHECK_INT(out[0], ==, LEV_CLAIM_BUSY);
+    CHECK_INT(lev_store_renew(a, (const char *const *)keys, 1, 0, ok, NULL), ==, LEV_ERR_ARG);
+    keys_free(keys, 4);
+    lev_store_destroy(a);
+    lev_store_destroy(b);
+}
+
 static void batch_of_500_costs_one_round_trip_per_call(void)
 {
     enum { N = 500 };
@@ -1049,6 +1079,7 @@ int main(int argc, char **argv)
         CASE(script_path_for_older_servers_has_the_same_semantics),
         CASE(release_deletes_only_our_claim),
         CASE(lease_expiry_lets_another_owner_claim),
+        CASE(renew_extends_only_our_claims),
         CASE(batch_of_500_costs_one_round_trip_per_call),
         CASE(empty_batches_cost_nothing),
         CASE(bad_arguments_are_refused),

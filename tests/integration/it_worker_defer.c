@@ -31,6 +31,8 @@ typedef struct dep_s {
     int stop;
     pthread_t thread;
     int delay_ms;
+    long slow_idx; /* this record's call takes slow_ms instead, -1 none */
+    int slow_ms;
     lev_resume_fn fn;
 } dep_t;
 
@@ -49,9 +51,9 @@ struct app_s {
     pthread_mutex_t seq_mu;
     long seq[KEYS_MAX][N_MAX];
     int nseq[KEYS_MAX];
-    atomic_int down;       /* the dependency fails every call */
-    long transient_once;   /* index failing on its first resume, -1 none */
-    long permanent;        /* index failing for good, -1 none */
+    atomic_int down;     /* the dependency fails every call */
+    long transient_once; /* index failing on its first resume, -1 none */
+    long permanent;      /* index failing for good, -1 none */
     atomic_int transient_done;
 };
 
@@ -64,7 +66,11 @@ static void *dep_main(void *arg)
             pthread_cond_wait(&dep->cv, &dep->mu);
             continue;
         }
-        job_t *j = dep->jobs; /* due times ascend: the list is in submit order */
+        job_t **first = &dep->jobs; /* the earliest due */
+        for (job_t **at = &dep->jobs; *at; at = &(*at)->next)
+            if ((*at)->due < (*first)->due)
+                first = at;
+        job_t *j = *first;
         int64_t now = lev_mono_ms();
         if (j->due > now && !dep->stop) {
             struct timespec ts;
@@ -75,7 +81,7 @@ static void *dep_main(void *arg)
             pthread_cond_timedwait(&dep->cv, &dep->mu, &ts);
             continue;
         }
-        dep->jobs = j->next;
+        *first = j->next;
         pthread_mutex_unlock(&dep->mu);
         lev_deferral_resume(j->d, dep->fn, j);
         pthread_mutex_lock(&dep->mu);
@@ -89,7 +95,7 @@ static void dep_submit(dep_t *dep, lev_deferral_t *d, long idx)
     job_t *j = calloc(1, sizeof *j);
     j->d = d;
     j->idx = idx;
-    j->due = lev_mono_ms() + dep->delay_ms;
+    j->due = lev_mono_ms() + (idx == dep->slow_idx ? dep->slow_ms : dep->delay_ms);
     pthread_mutex_lock(&dep->mu);
     job_t **at = &dep->jobs;
     while (*at)
@@ -218,6 +224,7 @@ static int app_init(app_t *a, const char *name, size_t n, int nkeys, int partiti
     pthread_cond_init(&a->dep.cv, NULL);
     a->dep.fn = on_resume;
     a->dep.delay_ms = 100;
+    a->dep.slow_idx = -1;
     if (lev_test_create_topic(a->in, partitions) != 0 ||
         lev_test_create_topic(a->out, partitions) != 0)
         return -1;
@@ -286,6 +293,7 @@ typedef struct opts_s {
     const lev_breaker_conf_t *breaker;
     int attempts;
     const char *delays;
+    int lease_ms;
 } opts_t;
 
 /* Starts the dependency and a worker of the app's group in threads. */
@@ -307,6 +315,8 @@ static int run_start(run_t *r, app_t *a, const opts_t *o)
         conf.max_deferred = o->max_deferred;
     if (o && o->attempts)
         conf.retry.attempts = o->attempts;
+    if (o && o->lease_ms)
+        conf.lease_ms = o->lease_ms;
     if (o && o->delays) {
         conf.retry.levels = 1;
         conf.retry.delays_ms[0] = 1000;
@@ -466,6 +476,32 @@ static void resumed_failures_are_retried_or_dead_lettered_as_a_handler_s(void)
     app_free(&a);
 }
 
+/* A record deferred for several leases while its partition is seeked back
+ * to an earlier record (an in-process retry): fetched again meanwhile, it
+ * finds its claim still held (the worker extends the leases of records at
+ * work), waits, and is skipped as done once the deferred one finished. */
+static void a_deferral_longer_than_the_lease_keeps_its_claim(void)
+{
+    enum { N = 2 };
+    static app_t a;
+    REQUIRE(app_init(&a, "it-defer-lease", N, N, 1) == 0);
+    a.transient_once = 0; /* fails on its first resume: the partition goes back to it */
+    a.dep.slow_idx = 1;
+    a.dep.slow_ms = 3000; /* five leases */
+    run_t r;
+    opts_t o = {.lease_ms = 600};
+    REQUIRE(run_start(&r, &a, &o) == 0);
+    CHECK(wait_finished(&r, N, 60000) == 0);
+    CHECK_INT(run_stop(&r, &a), ==, 0);
+    check_outputs(&a, N);
+    CHECK_INT(r.stats.retried_inprocess, >=, 1);
+    CHECK_INT(atomic_load(&a.handler_calls[0]), ==, 2);
+    CHECK_INT(atomic_load(&a.handler_calls[1]), ==, 1); /* not again while at work */
+    CHECK_INT(atomic_load(&a.ok_resumes[1]), ==, 1);
+    CHECK_INT(r.stats.skipped_duplicates, >=, 1); /* its copy, fetched again */
+    app_free(&a);
+}
+
 static void stop_waits_for_deferred_records_and_late_resumes_only_release(void)
 {
     enum { N = 20 };
@@ -570,7 +606,8 @@ static void circuit_breaker_holds_partitions_while_the_dependency_is_down_and_dr
         CHECK_INT(atomic_load(&a.ok_resumes[i]), ==, 1);
     /* while open, records were not handed to the handler: the calls that
      * failed are the ones in flight when it opened, plus one per probe */
-    fprintf(stderr, "failed calls during the outage: %d; records waited for the breaker %llu times\n",
+    fprintf(stderr,
+            "failed calls during the outage: %d; records waited for the breaker %llu times\n",
             failed, (unsigned long long)r.stats.breaker_waits);
     CHECK_INT(failed, <=, N + 20);
     app_free(&a);
@@ -579,5 +616,6 @@ static void circuit_breaker_holds_partitions_while_the_dependency_is_down_and_dr
 CHECK_MAIN(CASE(deferred_records_run_concurrently_and_keep_the_order_of_each_key),
            CASE(the_deferral_bound_pauses_fetching),
            CASE(resumed_failures_are_retried_or_dead_lettered_as_a_handler_s),
+           CASE(a_deferral_longer_than_the_lease_keeps_its_claim),
            CASE(stop_waits_for_deferred_records_and_late_resumes_only_release),
            CASE(circuit_breaker_holds_partitions_while_the_dependency_is_down_and_drains_after))

@@ -57,6 +57,12 @@ LEV_API int lev_store_complete(lev_store_t *store, const char *const *keys, size
 LEV_API int lev_store_release(lev_store_t *store, const char *const *keys, size_t n,
                               lev_error_t *err);
 
+/* Extends our claims on n keys to lease_ms from now, in one round trip
+ * (for work that outlives a lease). ok[i] (may be NULL) is 1 when the key
+ * held our claim, 0 when it had been lost. */
+LEV_API int lev_store_renew(lev_store_t *store, const char *const *keys, size_t n, int64_t lease_ms,
+                            int *ok, lev_error_t *err);
+
 /* One pipelined round trip for a whole poll batch: completes done[0..ndone)
  * (our claims become done with done_ttl_ms; done_ok[i], may be NULL, is 0
  * when the claim had been lost), releases rel[0..nrel), then claims
