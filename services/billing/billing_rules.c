@@ -169,18 +169,14 @@ int bill_record_parse(const char *text, bill_outcome_t *out, lev_error_t *err)
 
 int bill_charge_from_value(avro_value_t *v, bill_charge_t *c, lev_error_t *err)
 {
-    size_t len;
+    int rc;
     memset(c, 0, sizeof *c);
-    if (lev_value_get_string(v, "order_id", &c->order_id, &len) != 0)
-        return svc_error(err, LEV_ERR_DECODE, "order_id", "missing or not a string");
-    if (lev_value_get_string(v, "customer_id", &c->customer_id, &len) != 0)
-        return svc_error(err, LEV_ERR_DECODE, "customer_id", "missing or not a string");
-    if (lev_value_get_string(v, "currency", &c->currency, &len) != 0)
-        return svc_error(err, LEV_ERR_DECODE, "currency", "missing or not a string");
-    if (lev_value_get_long(v, "total_minor", &c->amount_minor) != 0)
-        return svc_error(err, LEV_ERR_DECODE, "total_minor", "missing or not a long");
-    if (lev_value_get_string(v, "payment_token", &c->payment_token, &len) != 0)
-        return svc_error(err, LEV_ERR_DECODE, "payment_token", "missing or not a string");
+    if ((rc = svc_get_ident(v, "order_id", &c->order_id, err)) ||
+        (rc = svc_get_ident(v, "customer_id", &c->customer_id, err)) ||
+        (rc = svc_get_ident(v, "currency", &c->currency, err)) ||
+        (rc = svc_get_long(v, "total_minor", &c->amount_minor, err)) ||
+        (rc = svc_get_ident(v, "payment_token", &c->payment_token, err)))
+        return rc;
     return LEV_OK;
 }
 
@@ -203,4 +199,25 @@ int bill_payment_fill(avro_value_t *out, const bill_charge_t *c, const bill_outc
             return LEV_ERR_ENCODE;
     }
     return LEV_OK;
+}
+
+int bill_source_trusted(const char *source, const char *list)
+{
+    if (!source || !*source || !list)
+        return 0;
+    size_t slen = strlen(source);
+    for (const char *p = list; *p;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *end = p;
+        while (*end && *end != ',')
+            end++;
+        const char *last = end;
+        while (last > p && last[-1] == ' ')
+            last--;
+        if ((size_t)(last - p) == slen && memcmp(p, source, slen) == 0)
+            return 1;
+        p = end;
+    }
+    return 0;
 }

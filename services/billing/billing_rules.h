@@ -94,6 +94,11 @@ bill_verdict_t bill_gateway_verdict(long status, const char *body, size_t len, b
 char *bill_record_format(const bill_outcome_t *o);
 int bill_record_parse(const char *text, bill_outcome_t *out, lev_error_t *err);
 
+/* 1 when `source` (an event's ce_source, may be NULL) is one of the
+ * comma-separated sources of `list` (exact matches, spaces around commas
+ * ignored), else 0. */
+int bill_source_trusted(const char *source, const char *list);
+
 /* Reads an OrderAccepted value (strings borrowed from v). */
 int bill_charge_from_value(avro_value_t *v, bill_charge_t *c, lev_error_t *err);
 

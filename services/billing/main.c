@@ -14,6 +14,8 @@
 #define DEFAULT_LIMIT_MINOR 1000000
 #define DEFAULT_TIMEOUT_MS 10000
 #define DEFAULT_CONNECT_TIMEOUT_MS 3000
+#define DEFAULT_MAX_IN_FLIGHT 64
+#define DEFAULT_TRUSTED_SOURCES "/order-service"
 
 /* Writes --help: what the service does, its variables, the shared ones. */
 static void usage(FILE *out)
@@ -24,11 +26,18 @@ static void usage(FILE *out)
                  "from ORDERS_TOPIC; emits " BILL_T_SUCCEEDED " or " BILL_T_FAILED "\n"
                  "to PAYMENTS_TOPIC, keyed by the order id.\n"
                  "\n"
+                 "Only OrderAccepted events whose ce_source is one of BILLING_TRUSTED_SOURCES\n"
+                 "are charged; any other is dead-lettered with the reason, so writing to the\n"
+                 "orders topic is not enough to cause a charge.\n"
+                 "\n"
                  "With BILLING_GATEWAY_URL, POSTs the charge as JSON to the gateway with an\n"
                  "Idempotency-Key header (the payment id, derived from the order id): 2xx is a\n"
                  "charge, 402 or a 2xx body {\"status\":\"declined\"} a decline, 5xx, 408, 429,\n"
-                 "timeouts and connection errors are retried, other statuses dead-letter the\n"
-                 "event. Without it, the built-in rules decide: a payment_token starting with\n"
+                 "timeouts and connection errors are retried and count against the gateway's\n"
+                 "circuit breaker, which pauses charging while the gateway is down; other\n"
+                 "statuses dead-letter the event. Requests run concurrently, at most\n"
+                 "BILLING_GATEWAY_MAX_IN_FLIGHT at once. Without it, the built-in rules decide: a "
+                 "payment_token starting with\n"
                  "\"" BILL_DECLINE_TOKEN_PREFIX "\" is declined (CARD_DECLINED), an amount above\n"
                  "BILLING_AMOUNT_LIMIT_MINOR is declined (AMOUNT_LIMIT). Either way the outcome\n"
                  "is recorded once in Redis under <service>:charge:<order id> and a redelivered\n"
@@ -44,6 +53,11 @@ static void usage(FILE *out)
                  "value of the Authorization header sent to the gateway (never logged)", "unset");
     svc_help_var(out, "BILLING_GATEWAY_TIMEOUT_MS", "whole gateway request timeout", "10s");
     svc_help_var(out, "BILLING_GATEWAY_CONNECT_TIMEOUT_MS", "gateway connect timeout", "3s");
+    svc_help_var(out, "BILLING_GATEWAY_MAX_IN_FLIGHT", "most gateway requests at once", "64");
+    svc_help_breaker(out, "BILLING_GATEWAY", "gateway");
+    svc_help_var(out, "BILLING_TRUSTED_SOURCES",
+                 "comma-separated ce_source values allowed to ask for a charge",
+                 DEFAULT_TRUSTED_SOURCES);
     svc_help_var(out, "BILLING_AMOUNT_LIMIT_MINOR",
                  "largest amount the built-in rules charge, in minor units", "1000000");
     fprintf(out, "\nShared libevents settings. ");
@@ -56,18 +70,22 @@ static void usage(FILE *out)
 static int settings_from_env(void *opaque, const lev_config_t *conf, lev_error_t *err)
 {
     bill_service_t *svc = opaque;
-    int64_t timeout_ms, connect_ms;
+    int64_t timeout_ms, connect_ms, max_in_flight;
     int rc;
     svc->orders_topic = svc_env_str("ORDERS_TOPIC", "orders");
     svc->payments_topic = svc_env_str("PAYMENTS_TOPIC", "payments");
     svc->gateway_url = svc_env_str("BILLING_GATEWAY_URL", NULL);
     svc->gateway_auth = svc_env_str("BILLING_GATEWAY_AUTH", NULL);
+    svc->trusted_sources = svc_env_str("BILLING_TRUSTED_SOURCES", DEFAULT_TRUSTED_SOURCES);
     if ((rc = svc_env_int64("BILLING_AMOUNT_LIMIT_MINOR", DEFAULT_LIMIT_MINOR, 0, INT64_MAX,
                             &svc->amount_limit_minor, err)) != 0 ||
         (rc = svc_env_duration("BILLING_GATEWAY_TIMEOUT_MS", DEFAULT_TIMEOUT_MS, &timeout_ms,
                                err)) != 0 ||
         (rc = svc_env_duration("BILLING_GATEWAY_CONNECT_TIMEOUT_MS", DEFAULT_CONNECT_TIMEOUT_MS,
-                               &connect_ms, err)) != 0)
+                               &connect_ms, err)) != 0 ||
+        (rc = svc_env_int64("BILLING_GATEWAY_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT, 1, 10000,
+                            &max_in_flight, err)) != 0 ||
+        (rc = svc_env_breaker("BILLING_GATEWAY", &svc->breaker_conf, err)) != 0)
         return rc;
     if (!svc->gateway_url) {
         if (!conf->redis_url || !*conf->redis_url)
@@ -77,7 +95,8 @@ static int settings_from_env(void *opaque, const lev_config_t *conf, lev_error_t
     }
     if (svc_url_host(svc->gateway_url, svc->gateway_host, sizeof svc->gateway_host) != 0)
         return svc_error(err, LEV_ERR_CONFIG, "BILLING_GATEWAY_URL", "not an http(s) URL");
-    if (svc_http_global_init() != 0 || !(svc->http = svc_http_new(connect_ms, timeout_ms)))
+    if (svc_http_global_init() != 0 ||
+        !(svc->http = svc_http_new(connect_ms, timeout_ms, (int)max_in_flight)))
         return svc_error(err, LEV_ERR_NOMEM, NULL, "cannot set up the HTTP client");
     return LEV_OK;
 }
@@ -87,6 +106,12 @@ static int wire(lev_worker_t *w, void *opaque, lev_error_t *err)
 {
     bill_service_t *svc = opaque;
     int rc = lev_worker_on(w, BILL_T_ACCEPTED, bill_handle_accepted, svc, err);
+    if (!rc && svc->gateway_url) { /* a gateway that is down pauses the charges */
+        if (!(svc->breaker = lev_worker_breaker(w, "gateway", &svc->breaker_conf, err)))
+            rc = err->code ? err->code : LEV_ERR_NOMEM;
+        if (!rc)
+            rc = lev_worker_needs(w, BILL_T_ACCEPTED, svc->breaker, err);
+    }
     if (!rc)
         rc = lev_worker_subscribe(w, svc->orders_topic, err);
     if (!rc)
@@ -94,7 +119,7 @@ static int wire(lev_worker_t *w, void *opaque, lev_error_t *err)
     if (!rc)
         lev_log(LEV_LOG_INFO, "settings", "orders_topic", svc->orders_topic, "payments_topic",
                 svc->payments_topic, "charging", svc->gateway_url ? svc->gateway_host : "ledger",
-                NULL);
+                "trusted_sources", svc->trusted_sources, NULL);
     return rc;
 }
 

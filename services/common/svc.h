@@ -39,17 +39,35 @@ int svc_env_duration(const char *name, int64_t def, int64_t *out, lev_error_t *e
 int svc_env_int64(const char *name, int64_t def, int64_t min, int64_t max, int64_t *out,
                   lev_error_t *err);
 
+/* A secret (malloc'd into *out, NULL when not configured): the variable
+ * NAME when it is set and not empty, else the contents of the file that
+ * NAME_FILE names (Docker and Kubernetes secrets), without its trailing
+ * line end. A file that cannot be read, is empty, longer than 4096 bytes or
+ * holds a NUL byte fails naming NAME_FILE. */
+int svc_env_secret(const char *name, char **out, lev_error_t *err);
+
+/* A circuit breaker's settings from <prefix>_BREAKER_FAILURES (5),
+ * <prefix>_BREAKER_OPEN_MS (5s) and <prefix>_BREAKER_OPEN_MAX_MS (60s). */
+int svc_env_breaker(const char *prefix, lev_breaker_conf_t *conf, lev_error_t *err);
+void svc_help_breaker(FILE *out, const char *prefix, const char *what);
+
 /* Writes one "  NAME  doc (default: def)" line for --help, in the format
  * lev_config_print_help uses. */
 void svc_help_var(FILE *out, const char *name, const char *doc, const char *def);
 
 /* Fields of decoded events; a missing field or one of another type fails
  * with LEV_ERR_DECODE and err->where naming the field. Strings are borrowed
- * from the value. svc_get_opt_str reads a ["null","string"] field: *out is
- * NULL for the null branch. */
-int svc_get_str(avro_value_t *rec, const char *name, const char **out, lev_error_t *err);
-int svc_get_long(avro_value_t *rec, const char *name, int64_t *out, lev_error_t *err);
-int svc_get_opt_str(avro_value_t *rec, const char *name, const char **out, lev_error_t *err);
+ * from the value. A string holding a NUL byte fails (C would cut it short);
+ * the _ident variants, for identifiers (ids, skus, currencies, tokens,
+ * e-mail addresses), also fail on any control character (below 0x20, or
+ * 0x7f), saying which and where. The _opt_ variants read a
+ * ["null","string"] field: *out is NULL for the null branch. */
+int svc_get_str(const avro_value_t *rec, const char *name, const char **out, lev_error_t *err);
+int svc_get_ident(const avro_value_t *rec, const char *name, const char **out, lev_error_t *err);
+int svc_get_long(const avro_value_t *rec, const char *name, int64_t *out, lev_error_t *err);
+int svc_get_opt_str(const avro_value_t *rec, const char *name, const char **out, lev_error_t *err);
+int svc_get_opt_ident(const avro_value_t *rec, const char *name, const char **out,
+                      lev_error_t *err);
 
 /* Exit codes of every service. */
 enum {
@@ -76,7 +94,9 @@ typedef struct svc_def_s {
     int (*settings)(void *svc, const lev_config_t *conf, lev_error_t *err);
     /* Registers the handlers and subscribes the topics. */
     int (*wire)(lev_worker_t *w, void *svc, lev_error_t *err);
-    /* Releases what settings() made (may be NULL). */
+    /* Releases what settings() made (may be NULL). Called after the worker
+     * stopped and before it is destroyed, so a client stopped here can
+     * still resume the records it deferred. */
     void (*cleanup)(void *svc);
 } svc_def_t;
 
@@ -110,8 +130,10 @@ const svc_currency_t *svc_currency_at(size_t i);
 const char *svc_amount_format(int64_t minor, const char *currency, char *out, size_t size);
 
 /* ======================================================================
- * HTTP (libcurl): one connection-reusing client per service, used from the
- * worker's thread only. Compiled only into the services that call out.
+ * HTTP (libcurl): one asynchronous client per dependency. Requests run on
+ * the client's own thread (libcurl's multi interface), at most
+ * max_in_flight at once; the rest wait in order. Compiled only into the
+ * services that call out.
  * ====================================================================== */
 
 typedef struct svc_http_s svc_http_t;
@@ -137,19 +159,31 @@ typedef enum svc_http_class_e {
 /* Calls curl_global_init once; call from main before any thread starts. */
 int svc_http_global_init(void);
 
-/* A client with connect and whole-request timeouts in milliseconds.
- * Returns NULL when libcurl cannot make a handle. */
-svc_http_t *svc_http_new(int64_t connect_timeout_ms, int64_t timeout_ms);
+/* A client with connect and whole-request timeouts in milliseconds (a
+ * request's time starts when it starts, not while it waits for a slot) and
+ * its thread. Returns NULL when libcurl or the thread cannot be made. */
+svc_http_t *svc_http_new(int64_t connect_timeout_ms, int64_t timeout_ms, int max_in_flight);
+
+/* Stops the client: requests running or waiting complete with status 0
+ * ("the service is stopping") before this returns. */
 void svc_http_destroy(svc_http_t *http);
 
-/* POSTs `body` (len bytes) to url with Content-Type application/json and
- * the extra headers ("Name: value", NULL-ended; may be NULL). Only http and
- * https are allowed; redirects are not followed. Returns 0 when a response
- * arrived (whatever its status) or when the transport failed (status 0,
- * resp->error says why); LEV_ERR_NOMEM or LEV_ERR_ARG otherwise. The
- * caller clears resp with svc_http_response_clear in every case. */
-int svc_http_post(svc_http_t *http, const char *url, const char *body, size_t len,
-                  const char *const *headers, svc_http_response_t *resp);
+/* Called on the client's thread when a request is done; resp is valid
+ * during the call only (take what you need, e.g. svc_http_response_move). */
+typedef void (*svc_http_done_fn)(svc_http_response_t *resp, void *arg);
+
+/* Queues a POST of `body` (len bytes, copied) to url with Content-Type
+ * application/json and the extra headers ("Name: value", NULL-ended; may be
+ * NULL; copied, and wiped when freed). Only http and https are allowed;
+ * redirects are not followed. 0 when queued: done(resp, arg) is then
+ * called exactly once, with status 0 and resp->error when no response
+ * arrived. LEV_ERR_NOMEM, LEV_ERR_ARG, or LEV_ERR_STATE (stopping) when not
+ * queued: done is not called. */
+int svc_http_post_async(svc_http_t *http, const char *url, const char *body, size_t len,
+                        const char *const *headers, svc_http_done_fn done, void *arg);
+
+/* Moves a response (its body included) from *from to *to. */
+void svc_http_response_move(svc_http_response_t *to, svc_http_response_t *from);
 
 void svc_http_response_clear(svc_http_response_t *resp);
 

@@ -57,9 +57,12 @@ int svc_main(int argc, char **argv, const svc_def_t *def, void *svc)
         lev_log(LEV_LOG_ERROR, "worker failed", NULL);
     }
 done:
-    lev_worker_destroy(w);
+    /* first the service's clients: requests still running complete (as
+     * not answered) and their deferred records are released when the
+     * worker is destroyed */
     if (have_settings && def->cleanup)
         def->cleanup(svc);
+    lev_worker_destroy(w);
     lev_config_clear(&conf);
     return rc;
 }

@@ -5,10 +5,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <limits.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,10 +69,19 @@ static int read_reasons(avro_value_t *v, ntf_trigger_t *t, lev_error_t *err)
         return svc_error(err, LEV_ERR_NOMEM, "reasons", "out of memory");
     for (size_t i = 0; i < n; i++) {
         ntf_reason_t *r = &t->reasons[i];
-        if (avro_value_get_by_index(&arr, i, &el, NULL) != 0 ||
-            svc_get_str(&el, "code", &r->code, err) || svc_get_str(&el, "field", &r->field, err) ||
-            svc_get_str(&el, "message", &r->message, err))
+        if (avro_value_get_by_index(&arr, i, &el, NULL) != 0)
             return svc_error(err, LEV_ERR_DECODE, "reasons", "reason %zu is not a Reason", i);
+        const char *field = "code";
+        int rc = svc_get_ident(&el, "code", &r->code, err);
+        if (!rc && (rc = svc_get_str(&el, "field", &r->field, err)) != 0)
+            field = "field";
+        if (!rc && (rc = svc_get_str(&el, "message", &r->message, err)) != 0)
+            field = "message";
+        if (rc) {
+            if (err)
+                snprintf(err->where, sizeof err->where, "reasons[%zu].%s", i, field);
+            return rc;
+        }
     }
     t->nreasons = n;
     return LEV_OK;
@@ -80,9 +92,9 @@ int ntf_trigger_from_value(ntf_kind_t kind, avro_value_t *v, ntf_trigger_t *t, l
     int rc;
     memset(t, 0, sizeof *t);
     t->kind = kind;
-    if ((rc = svc_get_str(v, "order_id", &t->order_id, err)) ||
-        (rc = svc_get_str(v, "customer_id", &t->customer_id, err)) ||
-        (rc = svc_get_opt_str(v, "customer_email", &t->customer_email, err)))
+    if ((rc = svc_get_ident(v, "order_id", &t->order_id, err)) ||
+        (rc = svc_get_ident(v, "customer_id", &t->customer_id, err)) ||
+        (rc = svc_get_opt_ident(v, "customer_email", &t->customer_email, err)))
         goto fail;
     switch (kind) {
     case NTF_REJECTED:
@@ -92,14 +104,14 @@ int ntf_trigger_from_value(ntf_kind_t kind, avro_value_t *v, ntf_trigger_t *t, l
         break;
     case NTF_CONFIRMED:
         if ((rc = svc_get_long(v, "confirmed_at", &t->occurred_at, err)) ||
-            (rc = svc_get_str(v, "payment_id", &t->payment_id, err)) ||
-            (rc = svc_get_str(v, "currency", &t->currency, err)) ||
+            (rc = svc_get_ident(v, "payment_id", &t->payment_id, err)) ||
+            (rc = svc_get_ident(v, "currency", &t->currency, err)) ||
             (rc = svc_get_long(v, "total_minor", &t->total_minor, err)))
             goto fail;
         break;
     case NTF_CANCELLED:
         if ((rc = svc_get_long(v, "cancelled_at", &t->occurred_at, err)) ||
-            (rc = svc_get_str(v, "reason_code", &t->reason_code, err)) ||
+            (rc = svc_get_ident(v, "reason_code", &t->reason_code, err)) ||
             (rc = svc_get_str(v, "reason", &t->reason, err)))
             goto fail;
         break;
@@ -244,23 +256,110 @@ char *ntf_render(const ntf_trigger_t *t, const char *notification_id, const char
  * Signature and sink
  * ====================================================================== */
 
-int ntf_signature(const void *key, size_t key_len, const void *body, size_t len,
-                  char out[NTF_SIGNATURE_LEN])
+static const char hexdig[] = "0123456789abcdef";
+
+/* HMAC-SHA256(secret, "<t>.<event_id>.<body>") as 64 lower-case hex
+ * digits and a NUL. */
+static int sign_one(const char *secret, int64_t t, const char *event_id, const void *body,
+                    size_t len, char out[65])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    static const char hex[] = "0123456789abcdef";
-    if (!key || key_len > INT_MAX || (!body && len))
+    size_t slen = strlen(secret), idlen = strlen(event_id);
+    if (slen == 0 || slen > INT_MAX || len > SIZE_MAX - idlen - 32)
         return LEV_ERR_ARG;
-    if (!HMAC(EVP_sha256(), key, (int)key_len, body ? body : (const void *)"", len, md, &mdlen) ||
-        mdlen != 32)
+    char *msg = malloc(32 + idlen + len);
+    if (!msg)
+        return LEV_ERR_NOMEM;
+    size_t n = (size_t)snprintf(msg, 32, "%" PRId64 ".", t);
+    memcpy(msg + n, event_id, idlen);
+    msg[n + idlen] = '.';
+    if (len)
+        memcpy(msg + n + idlen + 1, body, len);
+    int ok = HMAC(EVP_sha256(), secret, (int)slen, (const unsigned char *)msg, n + idlen + 1 + len,
+                  md, &mdlen) != NULL &&
+             mdlen == 32;
+    free(msg);
+    if (!ok)
         return LEV_ERR_ARG;
-    memcpy(out, "sha256=", 7);
     for (unsigned i = 0; i < mdlen; i++) {
-        out[7 + 2 * i] = hex[md[i] >> 4];
-        out[8 + 2 * i] = hex[md[i] & 15];
+        out[2 * i] = hexdig[md[i] >> 4];
+        out[2 * i + 1] = hexdig[md[i] & 15];
     }
-    out[7 + 2 * mdlen] = '\0';
+    out[64] = '\0';
+    return LEV_OK;
+}
+
+int ntf_sign(const char *const *secrets, size_t nsecrets, int64_t t, const char *event_id,
+             const void *body, size_t len, char *out, size_t size)
+{
+    if (!secrets || nsecrets == 0 || !event_id || (!body && len) || t < 0 || !out)
+        return LEV_ERR_ARG;
+    size_t used = (size_t)snprintf(out, size, "t=%" PRId64, t);
+    for (size_t i = 0; i < nsecrets; i++) {
+        char hex[65];
+        if (!secrets[i] || sign_one(secrets[i], t, event_id, body, len, hex) != 0)
+            return LEV_ERR_ARG;
+        if (used >= size)
+            return LEV_ERR_ARG;
+        used += (size_t)snprintf(out + used, size - used, ",v1=%s", hex);
+    }
+    return used < size ? LEV_OK : LEV_ERR_ARG;
+}
+
+int ntf_verify(const char *header, const char *const *secrets, size_t nsecrets,
+               const char *event_id, const void *body, size_t len, int64_t now, int64_t tolerance_s,
+               char *why, size_t why_size)
+{
+    int64_t t = -1;
+    const char *sigs[8];
+    size_t nsigs = 0;
+    if (!header || !*header) {
+        snprintf(why, why_size, "no signature");
+        return LEV_ERR_ARG;
+    }
+    /* "t=<digits>" and "v1=<64 hex>" items, comma-separated, any order;
+     * items of other schemes are skipped */
+    for (const char *p = header; *p;) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (n > 2 && p[0] == 't' && p[1] == '=') {
+            int64_t v = 0;
+            size_t i = 2;
+            for (; i < n && p[i] >= '0' && p[i] <= '9' && v < INT64_MAX / 10 - 10; i++)
+                v = v * 10 + (p[i] - '0');
+            if (i != n || t >= 0) {
+                snprintf(why, why_size, "malformed signature timestamp");
+                return LEV_ERR_ARG;
+            }
+            t = v;
+        } else if (n == 67 && strncmp(p, "v1=", 3) == 0 && nsigs < 8) {
+            sigs[nsigs++] = p + 3;
+        }
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    if (t < 0 || nsigs == 0) {
+        snprintf(why, why_size, "malformed signature (want t=<unix seconds>,v1=<hex>)");
+        return LEV_ERR_ARG;
+    }
+    if (t < now - tolerance_s || t > now + tolerance_s) {
+        snprintf(why, why_size, "signature timestamp %" PRId64 " is outside the tolerance", t);
+        return LEV_ERR_ARG;
+    }
+    int match = 0;
+    for (size_t k = 0; k < nsecrets; k++) {
+        char want[65];
+        if (!secrets[k] || sign_one(secrets[k], t, event_id ? event_id : "", body, len, want) != 0)
+            continue;
+        for (size_t i = 0; i < nsigs; i++) /* constant time, every pair compared */
+            match |= CRYPTO_memcmp(want, sigs[i], 64) == 0;
+    }
+    if (!match) {
+        snprintf(why, why_size, "no signature matches");
+        return LEV_ERR_ARG;
+    }
     return LEV_OK;
 }
 

@@ -77,13 +77,34 @@ int ntf_notification_id(const char *trigger_event_id, char out[LEV_UUID_STR_LEN]
 char *ntf_render(const ntf_trigger_t *t, const char *notification_id, const char *trigger_id,
                  const char *trigger_type);
 
-/* "sha256=" + 64 lower-case hex digits + NUL. */
-#define NTF_SIGNATURE_LEN 72
+/*
+ * Webhook signatures. The X-Signature header is
+ *
+ *   t=<unix seconds>,v1=<hex>[,v1=<hex>]
+ *
+ * where each <hex> is the lower-case hex HMAC-SHA256, keyed with a secret,
+ * of the bytes "<t>.<X-Event-Id>.<body>": the time of sending, the
+ * notification's id and the exact body are all covered, so a captured
+ * request can neither be replayed later nor passed off with another id.
+ * There is one v1 per signing secret: two while a secret is rotated.
+ *
+ * A receiver accepts a request when t is within its tolerance of its own
+ * clock (5 minutes by default) and some v1 equals, in constant time, the
+ * signature it computes with one of its secrets (two while rotating).
+ */
+#define NTF_SIGNATURE_MAX 160
 
-/* The X-Signature value of a body: "sha256=<hex HMAC-SHA256(key, body)>".
- * Returns 0, or LEV_ERR_ARG. */
-int ntf_signature(const void *key, size_t key_len, const void *body, size_t len,
-                  char out[NTF_SIGNATURE_LEN]);
+/* Signs with every secret (NULL-free array of NUL-terminated, non-empty
+ * secrets) into out; 0, or LEV_ERR_ARG. */
+int ntf_sign(const char *const *secrets, size_t nsecrets, int64_t t, const char *event_id,
+             const void *body, size_t len, char *out, size_t size);
+
+/* Verifies a header as a receiver does: 0 when valid, else LEV_ERR_ARG with
+ * the reason in why (no signature, malformed, outside the tolerance, no
+ * match). `now` and `tolerance_s` in seconds. */
+int ntf_verify(const char *header, const char *const *secrets, size_t nsecrets,
+               const char *event_id, const void *body, size_t len, int64_t now, int64_t tolerance_s,
+               char *why, size_t why_size);
 
 /* Appends line and a newline to the file at path (created 0644 if needed)
  * with one write(2) on a descriptor opened with O_APPEND, so concurrent

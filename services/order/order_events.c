@@ -3,6 +3,7 @@
 
 #include "svc.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,12 +35,12 @@ int ord_order_from_value(avro_value_t *v, ord_order_t *o, lev_error_t *err)
     avro_value_t arr;
     size_t n = 0;
     memset(o, 0, sizeof *o);
-    if ((rc = svc_get_str(v, "order_id", &o->order_id, err)) ||
-        (rc = svc_get_str(v, "customer_id", &o->customer_id, err)) ||
-        (rc = svc_get_opt_str(v, "customer_email", &o->customer_email, err)) ||
-        (rc = svc_get_str(v, "currency", &o->currency, err)) ||
+    if ((rc = svc_get_ident(v, "order_id", &o->order_id, err)) ||
+        (rc = svc_get_ident(v, "customer_id", &o->customer_id, err)) ||
+        (rc = svc_get_opt_ident(v, "customer_email", &o->customer_email, err)) ||
+        (rc = svc_get_ident(v, "currency", &o->currency, err)) ||
         (rc = svc_get_long(v, "total_minor", &o->total_minor, err)) ||
-        (rc = svc_get_str(v, "payment_token", &o->payment_token, err)) ||
+        (rc = svc_get_ident(v, "payment_token", &o->payment_token, err)) ||
         (rc = svc_get_long(v, "placed_at", &o->placed_at, err)))
         goto fail;
     if (avro_value_get_by_name(v, "items", &arr, NULL) != 0 || avro_value_get_size(&arr, &n) != 0) {
@@ -54,10 +55,14 @@ int ord_order_from_value(avro_value_t *v, ord_order_t *o, lev_error_t *err)
         avro_value_t el;
         ord_item_t *it = &o->items[i];
         if (avro_value_get_by_index(&arr, i, &el, NULL) != 0 ||
-            lev_value_get_string(&el, "sku", &it->sku, &(size_t){0}) != 0 ||
             lev_value_get_int(&el, "quantity", &it->quantity) != 0 ||
             lev_value_get_long(&el, "unit_price_minor", &it->unit_price_minor) != 0) {
             rc = svc_error(err, LEV_ERR_DECODE, "items", "item %zu is not an Item record", i);
+            goto fail;
+        }
+        if ((rc = svc_get_ident(&el, "sku", &it->sku, err)) != 0) {
+            if (err)
+                snprintf(err->where, sizeof err->where, "items[%zu].sku", i);
             goto fail;
         }
     }
@@ -73,14 +78,14 @@ int ord_payment_from_value(avro_value_t *v, int succeeded, ord_payment_t *p, lev
     int rc;
     memset(p, 0, sizeof *p);
     p->succeeded = succeeded;
-    if ((rc = svc_get_str(v, "order_id", &p->order_id, err)) ||
-        (rc = svc_get_str(v, "customer_id", &p->customer_id, err)) ||
-        (rc = svc_get_str(v, "currency", &p->currency, err)) ||
+    if ((rc = svc_get_ident(v, "order_id", &p->order_id, err)) ||
+        (rc = svc_get_ident(v, "customer_id", &p->customer_id, err)) ||
+        (rc = svc_get_ident(v, "currency", &p->currency, err)) ||
         (rc = svc_get_long(v, "amount_minor", &p->amount_minor, err)))
         return rc;
     if (succeeded)
-        return svc_get_str(v, "payment_id", &p->payment_id, err);
-    if ((rc = svc_get_str(v, "reason_code", &p->reason_code, err)) ||
+        return svc_get_ident(v, "payment_id", &p->payment_id, err);
+    if ((rc = svc_get_ident(v, "reason_code", &p->reason_code, err)) ||
         (rc = svc_get_str(v, "reason", &p->reason, err)))
         return rc;
     return LEV_OK;

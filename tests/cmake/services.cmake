@@ -23,6 +23,11 @@ if(TARGET order-service AND TARGET billing-service AND TARGET notification-servi
   lev_integration_test(workflow.steady COMMAND workflow_e2e steady ${_wf_args} TIMEOUT 400)
   # The same while each service is killed with SIGKILL and restarted.
   lev_integration_test(workflow.crash COMMAND workflow_e2e crash ${_wf_args} TIMEOUT 600)
+  # The webhook down for 60 s and the gateway for 30 s while orders come in:
+  # the circuit breakers hold them; nothing is dead-lettered; all drain.
+  lev_integration_test(workflow.outage COMMAND workflow_e2e outage ${_wf_args} TIMEOUT 400)
+  # A slow webhook and gateway: their requests run side by side.
+  lev_integration_test(workflow.slow COMMAND workflow_e2e slow ${_wf_args} TIMEOUT 300)
   # The same OrderPlaced published twice changes nothing (ledger and sink file).
   lev_integration_test(workflow.duplicate COMMAND workflow_e2e duplicate ${_wf_args} TIMEOUT 300)
   # evctl against the running services: a replay of the processed orders

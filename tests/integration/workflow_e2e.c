@@ -25,6 +25,13 @@
  *              gateway is fixed, `evctl dlq redrive --dry-run` must send
  *              nothing, and `evctl dlq redrive` must get them confirmed with
  *              one charge and one notification each.
+ *   outage     N/5 orders while the webhook is down for 60 s (connections
+ *              closed unanswered) and the gateway for 30 s (HTTP 503): the
+ *              services' circuit breakers open and hold the orders, nothing
+ *              is dead-lettered, and everything drains once both are back.
+ *   slow       N/5 orders against a webhook that takes 500 ms and a gateway
+ *              that takes 300 ms per request: the requests run side by
+ *              side (the fakes count how many at once), not one by one.
  *
  * Invariants checked after the stack went quiet (every group's committed
  * offset at the end of every input topic):
@@ -160,10 +167,13 @@ typedef struct run_s {
     size_t n;
     /* counters */
     size_t dup_records, dead_letters, bad_signatures, bad_requests, foreign_records;
-    size_t expected_copies;  /* records put back into the orders topic on purpose */
-    size_t replayed_records; /* orders-topic records with evctl's replay header */
-    size_t redriven_records; /* ... with evctl's redrive header */
-    int exact_deliveries;    /* strict also means one webhook delivery per id */
+    size_t expected_copies;                 /* records put back into the orders topic on purpose */
+    size_t replayed_records;                /* orders-topic records with evctl's replay header */
+    size_t redriven_records;                /* ... with evctl's redrive header */
+    int exact_deliveries;                   /* strict also means one webhook delivery per id */
+    int gw_inflight_max, hook_inflight_max; /* most requests at once at the fakes */
+    size_t gw_down, hook_down;              /* requests answered while "down" */
+    const char *extra_env[8];               /* more service environment (NULL-ended) */
     int failures;
     uint64_t rng;
 } run_t;
@@ -256,6 +266,8 @@ static void start_service(run_t *r, int i)
         ENV("NOTIFY_WEBHOOK_SECRET=%s", r->secret);
         ENV("NOTIFY_WEBHOOK_TIMEOUT_MS=5s");
     }
+    for (int k = 0; r->extra_env[k]; k++)
+        ENV("%s", r->extra_env[k]);
 #undef ENV
     char *envp[33];
     for (int k = 0; k < n; k++)
@@ -818,6 +830,11 @@ static void on_gateway_record(run_t *r, json_t *j)
     const char *key = json_string_value(json_object_get(j, "key"));
     if (kind && !strcmp(kind, "bad-request"))
         r->bad_requests++;
+    if (kind && !strcmp(kind, "down"))
+        r->gw_down++;
+    int inflight = (int)json_integer_value(json_object_get(j, "inflight"));
+    if (inflight > r->gw_inflight_max)
+        r->gw_inflight_max = inflight;
     if (!o || !kind)
         return;
     if (key)
@@ -845,6 +862,11 @@ static void on_webhook_record(run_t *r, json_t *j)
         r->bad_signatures++;
     if (kind && !strcmp(kind, "bad-request"))
         r->bad_requests++;
+    if (kind && !strcmp(kind, "down"))
+        r->hook_down++;
+    int inflight = (int)json_integer_value(json_object_get(j, "inflight"));
+    if (inflight > r->hook_inflight_max)
+        r->hook_inflight_max = inflight;
     order_t *o = find_order(r, json_string_value(json_object_get(j, "order_id")));
     if (!o || !kind || strcmp(kind, "delivery") != 0)
         return;
@@ -1321,7 +1343,8 @@ static long long summary_int(const json_t *summary, const char *name)
 }
 
 /* POSTs body to the gateway's /control endpoint; 0 when it answered 200. */
-static int gateway_control(run_t *r, const char *body)
+/* POSTs body to /control of the fake listening on port. */
+static int http_control(int port, const char *body)
 {
     char req[512], resp[512];
     size_t got = 0;
@@ -1332,7 +1355,7 @@ static int gateway_control(run_t *r, const char *body)
         return -1;
     memset(&a, 0, sizeof a);
     a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)r->gw_port);
+    a.sin_port = htons((uint16_t)port);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     n = snprintf(req, sizeof req,
@@ -1350,6 +1373,11 @@ static int gateway_control(run_t *r, const char *body)
     close(fd);
     return strncmp(resp, "HTTP/1.1 200", 12) == 0 || strncmp(resp, "HTTP/1.0 200", 12) == 0 ? 0
                                                                                             : -1;
+}
+
+static int gateway_control(run_t *r, const char *body)
+{
+    return http_control(r->gw_port, body);
 }
 
 /* qsort/bsearch order of string pointers. */
@@ -1630,9 +1658,88 @@ static void scenario_replay(run_t *r, size_t n)
  * main
  * ====================================================================== */
 
+/* 1 when the service's log has a line with `text`. */
+static int log_has(const run_t *r, int i, const char *text)
+{
+    FILE *f = fopen(r->log[i], "r");
+    char line[4096];
+    int found = 0;
+    while (f && !found && fgets(line, sizeof line, f))
+        found = strstr(line, text) != NULL;
+    if (f)
+        fclose(f);
+    return found;
+}
+
+static void scenario_outage(run_t *r, size_t n)
+{
+    enum { HOOK_DOWN_S = 60, GATEWAY_DOWN_S = 30 };
+    /* short probe intervals, so the test does not wait long after the end */
+    r->extra_env[0] = "NOTIFY_WEBHOOK_BREAKER_OPEN_MAX_MS=10s";
+    r->extra_env[1] = "BILLING_GATEWAY_BREAKER_OPEN_MAX_MS=10s";
+    plan_orders(r, n);
+    qsort(r->orders, r->n, sizeof *r->orders, order_cmp);
+    char body[64];
+    snprintf(body, sizeof body, "{\"down_s\": %d}", HOOK_DOWN_S);
+    if (http_control(r->hook_port, body) != 0)
+        return fail(r, "cannot take the webhook down");
+    snprintf(body, sizeof body, "{\"down_s\": %d}", GATEWAY_DOWN_S);
+    if (http_control(r->gw_port, body) != 0)
+        return fail(r, "cannot take the gateway down");
+    int64_t down_at = lev_mono_ms();
+    say("webhook down for %d s, gateway for %d s", HOOK_DOWN_S, GATEWAY_DOWN_S);
+    for (int i = 0; i < NSVC; i++)
+        start_service(r, i);
+    /* half at once, half while the outage goes on */
+    if (publish_range(r, 0, r->n / 2) != 0 || flush_producer(r) != 0)
+        return fail(r, "cannot publish the orders");
+    lev_test_sleep_ms(GATEWAY_DOWN_S * 1000 / 2);
+    if (publish_range(r, r->n / 2, r->n) != 0 || flush_producer(r) != 0)
+        return fail(r, "cannot publish the orders");
+    say("published %zu orders during the outage", r->n);
+    int64_t back_at = down_at + HOOK_DOWN_S * 1000;
+    while (lev_mono_ms() < back_at && services_alive(r))
+        lev_test_sleep_ms(500); /* the outage lasts */
+    say("webhook back");
+    finish(r, 150000, 1);
+    say("drained %.1f s after the webhook came back", (double)(lev_mono_ms() - back_at) / 1000.0);
+    if (r->hook_down == 0 || r->gw_down == 0)
+        fail(r, "the outage was not seen: %zu webhook and %zu gateway calls while down",
+             r->hook_down, r->gw_down);
+    for (int i = SVC_BILLING; i <= SVC_NOTIFICATION; i++) {
+        if (!log_has(r, i, "\"msg\":\"circuit breaker opened\""))
+            fail(r, "%s never opened its circuit breaker; see %s", svc_names[i], r->log[i]);
+        if (!log_has(r, i, "\"msg\":\"circuit breaker closed\""))
+            fail(r, "%s never closed its circuit breaker; see %s", svc_names[i], r->log[i]);
+    }
+    say("calls while down: webhook %zu, gateway %zu", r->hook_down, r->gw_down);
+}
+
+static void scenario_slow(run_t *r, size_t n)
+{
+    plan_orders(r, n);
+    qsort(r->orders, r->n, sizeof *r->orders, order_cmp);
+    if (http_control(r->hook_port, "{\"delay_ms\": 500}") != 0 ||
+        http_control(r->gw_port, "{\"delay_ms\": 300}") != 0)
+        return fail(r, "cannot slow the fakes down");
+    for (int i = 0; i < NSVC; i++)
+        start_service(r, i);
+    if (publish_range(r, 0, r->n) != 0 || flush_producer(r) != 0)
+        return fail(r, "cannot publish the orders");
+    say("published %zu orders; webhook takes 500 ms, gateway 300 ms", r->n);
+    finish(r, 150000, 1);
+    say("requests at once: webhook %d, gateway %d", r->hook_inflight_max, r->gw_inflight_max);
+    /* one request at a time would be 1; the services run them side by side */
+    if (r->hook_inflight_max < 8)
+        fail(r, "at most %d webhook requests at once, expected 8 or more", r->hook_inflight_max);
+    if (r->gw_inflight_max < 8)
+        fail(r, "at most %d gateway requests at once, expected 8 or more", r->gw_inflight_max);
+}
+
 static void usage(void)
 {
-    fprintf(stderr, "usage: workflow_e2e steady|crash|duplicate|replay --order BIN --billing BIN "
+    fprintf(stderr, "usage: workflow_e2e steady|crash|duplicate|replay|outage|slow --order BIN "
+                    "--billing BIN "
                     "--notification BIN --http SCRIPT [--evctl BIN]\n"
                     "(replay needs --evctl)\n");
 }
@@ -1670,7 +1777,8 @@ int main(int argc, char **argv)
     say("scenario %s, %zu orders, seed %llu", r->scenario, n, (unsigned long long)r->rng);
     r->ledger = !strcmp(r->scenario, "duplicate");
     r->exact_deliveries = !strcmp(r->scenario, "replay");
-    if ((strcmp(r->scenario, "steady") && strcmp(r->scenario, "crash") && !r->ledger &&
+    if ((strcmp(r->scenario, "steady") && strcmp(r->scenario, "crash") &&
+         strcmp(r->scenario, "outage") && strcmp(r->scenario, "slow") && !r->ledger &&
          !r->exact_deliveries) ||
         (r->exact_deliveries && !r->evctl)) {
         usage();
@@ -1688,6 +1796,10 @@ int main(int argc, char **argv)
         scenario_crash(r, n);
     else if (!strcmp(r->scenario, "replay"))
         scenario_replay(r, n < 50 ? 50 : n / 5);
+    else if (!strcmp(r->scenario, "outage"))
+        scenario_outage(r, n < 50 ? 50 : n / 5);
+    else if (!strcmp(r->scenario, "slow"))
+        scenario_slow(r, n < 50 ? 50 : n / 5);
     else
         scenario_duplicate(r, n < 20 ? 20 : n / 10);
     teardown(r);

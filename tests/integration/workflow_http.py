@@ -28,9 +28,21 @@ Gateway, POST /charges (JSON body from billing-service):
 Gateway, POST /control {"refuse": false}: stops refusing (the "fix"); the
 test calls it. Recorded as "control".
 
+Either server, POST /control with any of
+  {"down_s": S}   for the next S seconds the server is down: the gateway
+                  answers every charge 503, the webhook closes every
+                  connection without an answer (recorded as "down");
+  {"delay_ms": D} every later request waits D ms before it is answered.
+Every "charge" and "delivery" record carries "inflight": how many requests
+the server was working on when it arrived (itself included), so the test
+sees how many the services ran at once.
+
 Webhook, POST /notify (from notification-service):
-  - X-Signature must be sha256=<hex HMAC-SHA256 of the body with --secret>
-    (else 401, recorded as "bad-signature");
+  - X-Signature must be t=<unix seconds>,v1=<hex>[,v1=<hex>], each hex an
+    HMAC-SHA256 of "<t>.<X-Event-Id>.<body>"; it is valid when t is within
+    --tolerance seconds of now and some v1 matches, compared in constant
+    time, one of the --secret values (else 401, recorded as
+    "bad-signature");
   - X-Event-Id must equal the body's notification_id (else 422);
   - a deterministic share of event ids first gets 503 ("fail503");
   - then 200, recorded as "delivery" with the event id and order id.
@@ -43,6 +55,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -100,17 +113,36 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         raw = self.read_body()
-        if self.path == "/charges" and self.server.kind == "gateway":
-            self.charge(raw)
-        elif self.path == "/control" and self.server.kind == "gateway":
-            self.control(raw)
-        elif self.path == "/notify" and self.server.kind == "webhook":
-            self.notify(raw)
-        else:
-            self.reply(404, {"error": "no such endpoint"})
+        st = self.server.state
+        if self.path == "/control":
+            return self.control(raw)
+        if self.path not in ("/charges", "/notify") or self.path != (
+                "/charges" if self.server.kind == "gateway" else "/notify"):
+            return self.reply(404, {"error": "no such endpoint"})
+        with st.lock:
+            down = time.monotonic() < st.down_until
+            delay = st.delay_ms
+            st.inflight += 1
+            inflight = st.inflight
+        try:
+            if delay:
+                time.sleep(delay / 1000)
+            if down:
+                st.rec.write(kind="down", path=self.path)
+                if self.server.kind == "webhook":
+                    self.close_connection = True  # no answer at all
+                    return
+                return self.reply(503, {"error": "down"})
+            if self.server.kind == "gateway":
+                self.charge(raw, inflight)
+            else:
+                self.notify(raw, inflight)
+        finally:
+            with st.lock:
+                st.inflight -= 1
 
     # ---- gateway ----
-    def charge(self, raw):
+    def charge(self, raw, inflight):
         st = self.server.state
         key = self.headers.get("Idempotency-Key", "")
         try:
@@ -154,7 +186,8 @@ class Handler(BaseHTTPRequestHandler):
                     result = "charged"
                 st.done[key] = (status, answer)
                 st.rec.write(kind="charge", key=key, order_id=order_id, amount_minor=amount,
-                             currency=body.get("currency"), result=result, attempt=attempt)
+                             currency=body.get("currency"), result=result, attempt=attempt,
+                             inflight=inflight)
         self.reply(status, answer)
 
     def control(self, raw):
@@ -163,22 +196,31 @@ class Handler(BaseHTTPRequestHandler):
             body = json.loads(raw)
         except ValueError:
             body = None
-        if not isinstance(body, dict) or not isinstance(body.get("refuse"), bool):
-            return self.reply(400, {"error": 'expected {"refuse": true|false}'})
+        known = {"refuse": bool, "down_s": (int, float), "delay_ms": int}
+        if (not isinstance(body, dict) or not body or
+                any(k not in known or not isinstance(v, known[k]) for k, v in body.items()) or
+                ("refuse" in body and self.server.kind != "gateway")):
+            return self.reply(400, {"error": 'expected {"refuse": bool} (gateway), '
+                                             '{"down_s": seconds} or {"delay_ms": ms}'})
         with st.lock:
-            st.refusing = body["refuse"]
-            st.rec.write(kind="control", refuse=st.refusing)
-        self.reply(200, {"refuse": st.refusing})
+            if "refuse" in body:
+                st.refusing = body["refuse"]
+            if "down_s" in body:
+                st.down_until = time.monotonic() + body["down_s"]
+            if "delay_ms" in body:
+                st.delay_ms = body["delay_ms"]
+            st.rec.write(kind="control", **body)
+        self.reply(200, body)
 
     # ---- webhook ----
-    def notify(self, raw):
+    def notify(self, raw, inflight):
         st = self.server.state
         event_id = self.headers.get("X-Event-Id", "")
-        sig = self.headers.get("X-Signature", "")
-        want = "sha256=" + hmac.new(st.args.secret.encode(), raw, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(sig, want):
-            st.rec.write(kind="bad-signature", event_id=event_id)
-            return self.reply(401, {"error": "bad signature"})
+        why = verify_signature(self.headers.get("X-Signature", ""), st.args.secret, event_id,
+                               raw, st.args.tolerance)
+        if why:
+            st.rec.write(kind="bad-signature", event_id=event_id, why=why)
+            return self.reply(401, {"error": "bad signature: " + why})
         try:
             body = json.loads(raw)
         except ValueError:
@@ -195,8 +237,33 @@ class Handler(BaseHTTPRequestHandler):
                          attempt=attempt)
             return self.reply(503, {"error": "try again"})
         st.rec.write(kind="delivery", event_id=event_id, order_id=body.get("order_id"),
-                     type=body.get("type"), attempt=attempt)
+                     type=body.get("type"), attempt=attempt, inflight=inflight)
         self.reply(200, {"ok": True})
+
+
+def verify_signature(header, secrets, event_id, raw, tolerance):
+    """None when header (t=<unix>,v1=<hex>[,v1=<hex>]) signs "<t>.<event_id>.<raw>"
+    with one of secrets within tolerance seconds of now, else why not."""
+    t, sigs = None, []
+    for item in header.split(","):
+        name, _, value = item.partition("=")
+        if name == "t":
+            if t is not None or not value.isdigit():
+                return "malformed timestamp"
+            t = int(value)
+        elif name == "v1":
+            sigs.append(value)
+    if t is None or not sigs:
+        return "malformed signature"
+    if abs(time.time() - t) > tolerance:
+        return "timestamp outside the tolerance"
+    signed = f"{t}.{event_id}.".encode() + raw
+    ok = False
+    for secret in secrets:
+        want = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+        for sig in sigs:  # constant time, every pair compared
+            ok |= hmac.compare_digest(want, sig)
+    return None if ok else "no signature matches"
 
 
 class State:
@@ -207,6 +274,9 @@ class State:
         self.attempts = {}
         self.done = {}
         self.refusing = True
+        self.down_until = 0.0
+        self.delay_ms = 0
+        self.inflight = 0
 
 
 def serve(kind, args):
@@ -221,7 +291,10 @@ def serve(kind, args):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dir", required=True, help="where ports.json and the records go")
-    p.add_argument("--secret", required=True, help="HMAC key of the webhook signatures")
+    p.add_argument("--secret", required=True, action="append",
+                   help="HMAC key of the webhook signatures (repeat: any of them verifies)")
+    p.add_argument("--tolerance", type=int, default=300,
+                   help="largest age (or lead) of a signature's timestamp, seconds")
     p.add_argument("--fail-pct", type=int, default=10, help="share of keys answered 503 once")
     p.add_argument("--deep-fail-pct", type=int, default=2,
                    help="share of charge keys answered 503 five times")

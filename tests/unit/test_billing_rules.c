@@ -296,6 +296,46 @@ static void events_convert_both_ways(void)
     avro_value_decref(&in);
 }
 
+static void charges_come_only_from_trusted_sources_without_control_characters(void)
+{
+    CHECK(bill_source_trusted("/order-service", "/order-service"));
+    CHECK(bill_source_trusted("/order-service", " /a , /order-service "));
+    CHECK(bill_source_trusted("/b", "/a,/b"));
+    CHECK(!bill_source_trusted("/order-servicex", "/order-service"));
+    CHECK(!bill_source_trusted("/order", "/order-service"));
+    CHECK(!bill_source_trusted("/evil", "/order-service"));
+    CHECK(!bill_source_trusted(NULL, "/order-service"));
+    CHECK(!bill_source_trusted("", ""));
+    CHECK(!bill_source_trusted("", ",,"));
+
+    REQUIRE(codec_ready());
+    static const char *const bad[][2] = {
+        {"{\"order_id\":\"" ORDER_ID "\",\"customer_id\":\"c\",\"currency\":\"EUR\","
+         "\"total_minor\":1,\"payment_token\":\"tok\\u0001\",\"accepted_at\":5}",
+         "payment_token"},
+        {"{\"order_id\":\"" ORDER_ID "\",\"customer_id\":\"c\\r\\n\",\"currency\":\"EUR\","
+         "\"total_minor\":1,\"payment_token\":\"tok\",\"accepted_at\":5}",
+         "customer_id"},
+        {"{\"order_id\":\"" ORDER_ID "\",\"customer_id\":\"c\",\"currency\":\"E\\u001bUR\","
+         "\"total_minor\":1,\"payment_token\":\"tok\",\"accepted_at\":5}",
+         "currency"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_t *j = json_loads(bad[i][0], 0, NULL);
+        avro_value_t in;
+        REQUIRE(j != NULL);
+        REQUIRE(lev_codec_from_json(codec, lev_schemas_find(schemas, BILL_T_ACCEPTED), j, &in,
+                                    NULL) == 0);
+        json_decref(j);
+        bill_charge_t c;
+        lev_error_t err = {0};
+        CHECK_INT(bill_charge_from_value(&in, &c, &err), ==, LEV_ERR_DECODE);
+        CHECK_STR(err.where, bad[i][1]);
+        CHECK(strstr(err.text, "control character") != NULL);
+        avro_value_decref(&in);
+    }
+}
+
 /* ---- the HTTP client against a one-shot local server ---- */
 
 typedef struct {
@@ -350,6 +390,46 @@ static int server_start(server_t *s, pthread_t *t, const char *reply)
     return ntohs(a.sin_port);
 }
 
+/* A request and the wait for its completion (which runs on the client's
+ * thread). */
+typedef struct waiter_s {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done;
+    svc_http_response_t resp;
+} waiter_t;
+
+static void on_done(svc_http_response_t *resp, void *arg)
+{
+    waiter_t *w = arg;
+    pthread_mutex_lock(&w->mu);
+    svc_http_response_move(&w->resp, resp);
+    w->done++;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* POSTs and waits for the answer (up to 10 s); 0 when done was called. */
+static int post_wait(svc_http_t *h, const char *url, const char *body, size_t len,
+                     const char *const *headers, svc_http_response_t *resp)
+{
+    waiter_t w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    if (svc_http_post_async(h, url, body, len, headers, on_done, &w) != 0)
+        return -1;
+    int64_t deadline = lev_mono_ms() + 10000;
+    pthread_mutex_lock(&w.mu);
+    while (!w.done && lev_mono_ms() < deadline) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&w.cv, &w.mu, &ts);
+    }
+    int done = w.done;
+    pthread_mutex_unlock(&w.mu);
+    *resp = w.resp;
+    return done == 1 ? 0 : -1;
+}
+
 static void http_post_sends_headers_and_reads_the_answer(void)
 {
     server_t s;
@@ -360,13 +440,13 @@ static void http_post_sends_headers_and_reads_the_answer(void)
                             "{\"code\":\"CARD_DECLINED\"}");
     REQUIRE(port > 0);
     REQUIRE(svc_http_global_init() == 0);
-    svc_http_t *h = svc_http_new(2000, 5000);
+    svc_http_t *h = svc_http_new(2000, 5000, 4);
     REQUIRE(h != NULL);
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/charges", port);
     const char *headers[] = {"Idempotency-Key: pid-1", NULL};
     svc_http_response_t resp;
-    CHECK(svc_http_post(h, url, "{\"a\":1}", 7, headers, &resp) == 0);
+    CHECK(post_wait(h, url, "{\"a\":1}", 7, headers, &resp) == 0);
     pthread_join(t, NULL);
     close(s.listener);
     CHECK_INT(resp.status, ==, 402);
@@ -385,14 +465,12 @@ static void http_post_reports_timeouts_and_refusals_as_no_answer(void)
     pthread_t t;
     int port = server_start(&s, &t, NULL);
     REQUIRE(port > 0);
-    svc_http_t *h = svc_http_new(1000, 300);
+    svc_http_t *h = svc_http_new(1000, 300, 4);
     REQUIRE(h != NULL);
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
     svc_http_response_t resp;
-    int64_t t0 = lev_mono_ms();
-    CHECK(svc_http_post(h, url, "{}", 2, NULL, &resp) == 0);
-    CHECK(lev_mono_ms() - t0 < 1400);
+    CHECK(post_wait(h, url, "{}", 2, NULL, &resp) == 0);
     CHECK_INT(resp.status, ==, 0);
     CHECK(resp.timed_out);
     CHECK(resp.error[0] != '\0');
@@ -401,19 +479,165 @@ static void http_post_reports_timeouts_and_refusals_as_no_answer(void)
     pthread_join(t, NULL);
     close(s.listener); /* now nothing listens on that port */
 
-    CHECK(svc_http_post(h, url, "{}", 2, NULL, &resp) == 0);
+    CHECK(post_wait(h, url, "{}", 2, NULL, &resp) == 0);
     CHECK_INT(resp.status, ==, 0);
     CHECK(!resp.timed_out);
     svc_http_response_clear(&resp);
 
-    CHECK(svc_http_post(h, "file:///etc/passwd", "{}", 2, NULL, &resp) == 0);
+    CHECK(post_wait(h, "file:///etc/passwd", "{}", 2, NULL, &resp) == 0);
     CHECK_INT(resp.status, ==, 0); /* not an allowed protocol */
     svc_http_response_clear(&resp);
     svc_http_destroy(h);
+}
+
+/* ---- many requests against a slow server ---- */
+
+typedef struct slow_server_s {
+    int listener;
+    int hold_ms; /* how long each request waits for its answer */
+    pthread_mutex_t mu;
+    int active, max_active, served;
+} slow_server_t;
+
+typedef struct slow_conn_s {
+    slow_server_t *s;
+    int fd;
+} slow_conn_t;
+
+static void *slow_conn_main(void *arg)
+{
+    slow_conn_t *c = arg;
+    slow_server_t *s = c->s;
+    char buf[4096] = "";
+    size_t len = 0;
+    while (len < sizeof buf - 1 && !strstr(buf, "\r\n\r\n{}")) {
+        ssize_t n = read(c->fd, buf + len, sizeof buf - 1 - len);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        buf[len] = '\0';
+    }
+    pthread_mutex_lock(&s->mu);
+    if (++s->active > s->max_active)
+        s->max_active = s->active;
+    pthread_mutex_unlock(&s->mu);
+    usleep((useconds_t)s->hold_ms * 1000); /* the slow endpoint */
+    pthread_mutex_lock(&s->mu);
+    s->active--;
+    s->served++;
+    pthread_mutex_unlock(&s->mu);
+    const char *reply = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+    ssize_t w = send(c->fd, reply, strlen(reply), MSG_NOSIGNAL); /* the client may be gone */
+    (void)w;
+    close(c->fd);
+    free(c);
+    return NULL;
+}
+
+static void *slow_accept_main(void *arg)
+{
+    slow_server_t *s = arg;
+    for (;;) {
+        int fd = accept(s->listener, NULL, NULL);
+        if (fd < 0)
+            return NULL; /* the listener was shut down */
+        slow_conn_t *c = malloc(sizeof *c);
+        c->s = s;
+        c->fd = fd;
+        pthread_t t;
+        pthread_create(&t, NULL, slow_conn_main, c);
+        pthread_detach(t);
+    }
+}
+
+static int slow_start(slow_server_t *s, pthread_t *t, int hold_ms)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    memset(s, 0, sizeof *s);
+    pthread_mutex_init(&s->mu, NULL);
+    s->hold_ms = hold_ms;
+    s->listener = socket(AF_INET, SOCK_STREAM, 0);
+    if (s->listener < 0 || bind(s->listener, (struct sockaddr *)&a, sizeof a) != 0 ||
+        listen(s->listener, 64) != 0 || getsockname(s->listener, (struct sockaddr *)&a, &alen))
+        return -1;
+    if (pthread_create(t, NULL, slow_accept_main, s) != 0)
+        return -1;
+    return ntohs(a.sin_port);
+}
+
+static void slow_stop(slow_server_t *s, pthread_t t)
+{
+    shutdown(s->listener, SHUT_RDWR);
+    pthread_join(t, NULL);
+    close(s->listener);
+}
+
+static int done_count(waiter_t *w)
+{
+    pthread_mutex_lock(&w->mu);
+    int n = w->done;
+    pthread_mutex_unlock(&w->mu);
+    return n;
+}
+
+static void http_requests_run_concurrently_within_their_bound(void)
+{
+    enum { N = 12, MAX = 4 };
+    slow_server_t s;
+    pthread_t t;
+    int port = slow_start(&s, &t, 300);
+    REQUIRE(port > 0);
+    svc_http_t *h = svc_http_new(2000, 5000, MAX);
+    REQUIRE(h != NULL);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
+    waiter_t w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    for (int i = 0; i < N; i++)
+        CHECK(svc_http_post_async(h, url, "{}", 2, NULL, on_done, &w) == 0);
+    int64_t deadline = lev_mono_ms() + 30000;
+    while (done_count(&w) < N && lev_mono_ms() < deadline)
+        usleep(10000);
+    CHECK_INT(done_count(&w), ==, N);
+    svc_http_response_clear(&w.resp);
+    pthread_mutex_lock(&s.mu);
+    /* several at once (a serial client has one), never more than the bound */
+    fprintf(stderr, "  at most %d requests at once\n", s.max_active);
+    CHECK_INT(s.max_active, >, 1);
+    CHECK_INT(s.max_active, <=, MAX);
+    CHECK_INT(s.served, ==, N);
+    pthread_mutex_unlock(&s.mu);
+    svc_http_destroy(h);
+    slow_stop(&s, t);
+}
+
+static void http_client_stopped_completes_every_request_as_unanswered(void)
+{
+    enum { N = 10 };
+    slow_server_t s;
+    pthread_t t;
+    int port = slow_start(&s, &t, 2000);
+    REQUIRE(port > 0);
+    svc_http_t *h = svc_http_new(2000, 10000, 2);
+    REQUIRE(h != NULL);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
+    waiter_t w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    for (int i = 0; i < N; i++)
+        CHECK(svc_http_post_async(h, url, "{}", 2, NULL, on_done, &w) == 0);
+    svc_http_destroy(h); /* two running, eight waiting */
+    CHECK_INT(w.done, ==, N);
+    CHECK_INT(w.resp.status, ==, 0);
+    CHECK_STR(w.resp.error, "the service is stopping");
+    svc_http_response_clear(&w.resp);
+    slow_stop(&s, t);
 }
 
 CHECK_MAIN(CASE(payment_id_is_a_stable_uuid5_of_the_order), CASE(built_in_rules_charge_or_decline),
            CASE(gateway_request_carries_the_charge), CASE(gateway_answers_are_classified),
            CASE(http_classes), CASE(url_host_hides_credentials), CASE(ledger_record_round_trips),
            CASE(events_convert_both_ways), CASE(http_post_sends_headers_and_reads_the_answer),
-           CASE(http_post_reports_timeouts_and_refusals_as_no_answer))
+           CASE(http_post_reports_timeouts_and_refusals_as_no_answer),
+           CASE(http_requests_run_concurrently_within_their_bound),
+           CASE(http_client_stopped_completes_every_request_as_unanswered),
+           CASE(charges_come_only_from_trusted_sources_without_control_characters))

@@ -51,17 +51,59 @@ static void notification_id_follows_the_trigger(void)
     CHECK(ntf_notification_id("", a) != 0);
 }
 
-/* RFC 4231 test cases 1 and 2 for HMAC-SHA-256. */
-static void signature_matches_rfc4231(void)
+/* Known answers computed independently (Python's hmac module):
+ * HMAC-SHA256("Jefe", "1700000000.evt-1.what do ya want for nothing?"). */
+#define SIG_JEFE "a1b7edcb7b5bcd938c695bdcfa4b1edeef89444d2b2a288ae26dee29e4ee2ab4"
+#define SIG_OLD "169fe68101d43066dc3ba8608d3e9459c6ee344bc7b09c9d48857c76ea49bcd5"
+#define BODY "what do ya want for nothing?"
+
+static void webhook_signature_covers_time_event_id_and_body(void)
 {
-    char sig[NTF_SIGNATURE_LEN];
-    CHECK(ntf_signature("Jefe", 4, "what do ya want for nothing?", 28, sig) == 0);
-    CHECK_STR(sig, "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
-    unsigned char key[20];
-    memset(key, 0x0b, sizeof key);
-    CHECK(ntf_signature(key, sizeof key, "Hi There", 8, sig) == 0);
-    CHECK_STR(sig, "sha256=b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
-    CHECK(ntf_signature(NULL, 0, "x", 1, sig) != 0);
+    const char *one[] = {"Jefe"}, *two[] = {"Jefe", "old-secret"};
+    char sig[NTF_SIGNATURE_MAX], why[128];
+    CHECK(ntf_sign(one, 1, 1700000000, "evt-1", BODY, 28, sig, sizeof sig) == 0);
+    CHECK_STR(sig, "t=1700000000,v1=" SIG_JEFE);
+    /* during a rotation: one v1 per secret, the signing secret first */
+    CHECK(ntf_sign(two, 2, 1700000000, "evt-1", BODY, 28, sig, sizeof sig) == 0);
+    CHECK_STR(sig, "t=1700000000,v1=" SIG_JEFE ",v1=" SIG_OLD);
+    CHECK(ntf_sign(NULL, 0, 1, "e", "x", 1, sig, sizeof sig) != 0);
+    const char *empty[] = {""};
+    CHECK(ntf_sign(empty, 1, 1, "e", "x", 1, sig, sizeof sig) != 0);
+    CHECK(ntf_sign(one, 1, 1, "e", "x", 1, sig, 20) != 0); /* no room: an error, not a cut */
+
+    const char *hdr = "t=1700000000,v1=" SIG_JEFE;
+    int64_t now = 1700000000 + 60;
+    CHECK(ntf_verify(hdr, one, 1, "evt-1", BODY, 28, now, 300, why, sizeof why) == 0);
+    /* a changed id, body or time does not verify */
+    CHECK(ntf_verify(hdr, one, 1, "evt-2", BODY, 28, now, 300, why, sizeof why) != 0);
+    CHECK_STR(why, "no signature matches");
+    CHECK(ntf_verify(hdr, one, 1, "evt-1", BODY, 27, now, 300, why, sizeof why) != 0);
+    CHECK(ntf_verify("t=1700000001,v1=" SIG_JEFE, one, 1, "evt-1", BODY, 28, now, 300, why,
+                     sizeof why) != 0);
+    /* a replay after the tolerance (or from the future) is refused */
+    CHECK(ntf_verify(hdr, one, 1, "evt-1", BODY, 28, 1700000000 + 301, 300, why, sizeof why) != 0);
+    CHECK(strstr(why, "outside the tolerance") != NULL);
+    CHECK(ntf_verify(hdr, one, 1, "evt-1", BODY, 28, 1700000000 - 301, 300, why, sizeof why) != 0);
+    /* a receiver holding either secret of a rotation verifies */
+    const char *both = "t=1700000000,v1=" SIG_JEFE ",v1=" SIG_OLD;
+    const char *old_only[] = {"old-secret"}, *new_and_old[] = {"other", "Jefe"};
+    CHECK(ntf_verify(both, old_only, 1, "evt-1", BODY, 28, now, 300, why, sizeof why) == 0);
+    CHECK(ntf_verify(hdr, new_and_old, 2, "evt-1", BODY, 28, now, 300, why, sizeof why) == 0);
+    CHECK(ntf_verify(hdr, old_only, 1, "evt-1", BODY, 28, now, 300, why, sizeof why) != 0);
+    /* malformed headers, the old body-only scheme included */
+    const char *bad[] = {"",
+                         "sha256=" SIG_JEFE,
+                         "v1=" SIG_JEFE,
+                         "t=1700000000",
+                         "t=17x,v1=" SIG_JEFE,
+                         "t=1700000000,t=1700000000,v1=" SIG_JEFE,
+                         "t=1700000000,v1=" SIG_JEFE "00"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK(ntf_verify(bad[i], one, 1, "evt-1", BODY, 28, now, 300, why, sizeof why) != 0);
+    CHECK(ntf_verify(NULL, one, 1, "evt-1", BODY, 28, now, 300, why, sizeof why) != 0);
+    /* items of unknown schemes are skipped */
+    CHECK(ntf_verify("t=1700000000,v0=abc,v1=" SIG_JEFE, one, 1, "evt-1", BODY, 28, now, 300, why,
+                     sizeof why) == 0);
 }
 
 static void confirmed_renders_stable_json(void)
@@ -268,6 +310,38 @@ static int trigger_from_json(const char *type, const char *text, avro_value_t *v
     return rc;
 }
 
+static void triggers_with_control_characters_are_bad_input(void)
+{
+    REQUIRE(codec_ready());
+    static const char *const bad[][2] = {
+        {"{\"order_id\":\"" ORDER_ID "\",\"customer_id\":\"c\","
+         "\"customer_email\":{\"string\":\"e@x\\r\\nBcc: eve@example.com\"},\"reasons\":[],"
+         "\"rejected_at\":7}",
+         "customer_email"},
+        {"{\"order_id\":\"" ORDER_ID "\\u0007\",\"customer_id\":\"c\","
+         "\"customer_email\":null,\"reasons\":[],\"rejected_at\":7}",
+         "order_id"},
+        {"{\"order_id\":\"" ORDER_ID "\",\"customer_id\":\"c\",\"customer_email\":null,"
+         "\"reasons\":[{\"code\":\"NO\\tITEMS\",\"field\":\"items\",\"message\":\"m\"}],"
+         "\"rejected_at\":7}",
+         "reasons[0].code"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_t *j = json_loads(bad[i][0], 0, NULL);
+        avro_value_t v;
+        REQUIRE(j != NULL);
+        REQUIRE(lev_codec_from_json(codec, lev_schemas_find(schemas, NTF_T_REJECTED), j, &v,
+                                    NULL) == 0);
+        json_decref(j);
+        ntf_trigger_t t;
+        lev_error_t err = {0};
+        CHECK(ntf_trigger_from_value(NTF_REJECTED, &v, &t, &err) != 0);
+        CHECK_STR(err.where, bad[i][1]);
+        CHECK(strstr(err.text, "control character") != NULL);
+        avro_value_decref(&v);
+    }
+}
+
 static void triggers_are_read_from_events(void)
 {
     REQUIRE(codec_ready());
@@ -327,8 +401,9 @@ static void triggers_are_read_from_events(void)
 }
 
 CHECK_MAIN(CASE(kinds_map_the_terminal_events), CASE(notification_id_follows_the_trigger),
-           CASE(signature_matches_rfc4231), CASE(confirmed_renders_stable_json),
-           CASE(rejected_and_cancelled_render_their_reasons),
+           CASE(webhook_signature_covers_time_event_id_and_body),
+           CASE(confirmed_renders_stable_json), CASE(rejected_and_cancelled_render_their_reasons),
            CASE(invalid_utf8_is_replaced_not_fatal),
            CASE(sink_appends_whole_lines_under_concurrent_writers), CASE(sink_reports_io_errors),
-           CASE(triggers_are_read_from_events))
+           CASE(triggers_are_read_from_events),
+           CASE(triggers_with_control_characters_are_bad_input))

@@ -471,6 +471,82 @@ static void order_placed_value_is_read_whole(void)
     free(nomail);
 }
 
+/* Sets a string field of rec to the len bytes at s (NULs included). */
+static int set_raw(avro_value_t *rec, const char *name, const char *s, size_t len)
+{
+    avro_value_t f, branch;
+    if (avro_value_get_by_name(rec, name, &f, NULL) != 0)
+        return -1;
+    if (avro_value_get_type(&f) == AVRO_UNION) { /* ["null","string"]: the string */
+        if (avro_value_set_branch(&f, 1, &branch) != 0)
+            return -1;
+        f = branch;
+    }
+    char *copy = malloc(len + 1);
+    memcpy(copy, s, len);
+    copy[len] = '\0';
+    int rc = avro_value_set_string_len(&f, copy, len + 1);
+    free(copy);
+    return rc;
+}
+
+static void strings_with_nul_or_control_characters_are_bad_input(void)
+{
+    REQUIRE(codec_ready());
+    static const struct {
+        const char *field; /* "sku": the first item's */
+        const char *bytes;
+        size_t len;
+        const char *where, *what;
+    } cases[] = {
+        {"customer_id", "cust\0-7", 7, "customer_id", "NUL byte (at byte 4)"},
+        {"order_id", "\0" ORDER_ID, 37, "order_id", "NUL byte (at byte 0)"},
+        {"customer_email", "ada@example.com\r\nBcc: eve@example.com", 38, "customer_email",
+         "control character (0x0d at byte 15)"},
+        {"currency", "EU\tR", 4, "currency", "control character (0x09 at byte 2)"},
+        {"payment_token", "tok\x7f", 4, "payment_token", "control character (0x7f at byte 3)"},
+        {"sku", "\0sku-1", 6, "items[0].sku", "NUL byte (at byte 0)"},
+        {"sku", "sku\n1", 5, "items[0].sku", "control character (0x0a at byte 3)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        avro_value_t v, items, item;
+        REQUIRE(value_from_json(ORD_T_PLACED, placed_json, &v) == 0);
+        avro_value_t *target = &v;
+        if (strcmp(cases[i].field, "sku") == 0) {
+            REQUIRE(avro_value_get_by_name(&v, "items", &items, NULL) == 0);
+            REQUIRE(avro_value_get_by_index(&items, 0, &item, NULL) == 0);
+            target = &item;
+        }
+        REQUIRE(set_raw(target, cases[i].field, cases[i].bytes, cases[i].len) == 0);
+        ord_order_t o;
+        lev_error_t err = {0};
+        CHECK_INT(ord_order_from_value(&v, &o, &err), ==, LEV_ERR_DECODE);
+        CHECK_STR(err.where, cases[i].where);
+        if (!strstr(err.text, cases[i].what))
+            fprintf(stderr, "  case %zu: \"%s\" lacks \"%s\"\n", i, err.text, cases[i].what);
+        CHECK(strstr(err.text, cases[i].what) != NULL);
+        avro_value_decref(&v);
+    }
+    /* free text may hold line ends (a decline reason), never a NUL */
+    avro_value_t v;
+    ord_payment_t p;
+    REQUIRE(value_from_json(ORD_T_PAYMENT_FAILED,
+                            "{\"order_id\":\"" ORDER_ID "\",\"customer_id\":\"c\","
+                            "\"amount_minor\":5,\"currency\":\"EUR\",\"reason_code\":\"X\","
+                            "\"reason\":\"line one\\nline two\",\"failed_at\":1}",
+                            &v) == 0);
+    CHECK(ord_payment_from_value(&v, 0, &p, NULL) == 0);
+    REQUIRE(set_raw(&v, "reason", "cut\0here", 8) == 0);
+    lev_error_t err = {0};
+    CHECK(ord_payment_from_value(&v, 0, &p, &err) != 0);
+    CHECK_STR(err.where, "reason");
+    REQUIRE(set_raw(&v, "reason", "fine", 4) == 0);
+    REQUIRE(set_raw(&v, "reason_code", "X\r\nY", 4) == 0);
+    CHECK(ord_payment_from_value(&v, 0, &p, &err) != 0);
+    CHECK_STR(err.where, "reason_code");
+    avro_value_decref(&v);
+}
+
 static void outputs_encode_and_carry_the_order(void)
 {
     REQUIRE(codec_ready());
@@ -585,4 +661,5 @@ CHECK_MAIN(CASE(currency_list_is_sorted_unique_and_well_formed),
            CASE(placed_decides_once), CASE(placed_after_settlement_changes_nothing),
            CASE(payment_moves_accepted_forward_once), CASE(payment_for_unknown_or_rejected_order),
            CASE(status_names), CASE(order_placed_value_is_read_whole),
-           CASE(outputs_encode_and_carry_the_order), CASE(payment_values_are_read))
+           CASE(outputs_encode_and_carry_the_order), CASE(payment_values_are_read),
+           CASE(strings_with_nul_or_control_characters_are_bad_input))
