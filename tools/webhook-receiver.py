@@ -5,9 +5,16 @@ Accepts the notifications that notification-service POSTs (NOTIFY_WEBHOOK_URL),
 checks their signature and keeps one copy per event id, so the notifications
 of a local stack are visible:
 
-  - X-Signature: sha256=<hex HMAC-SHA256 of the body keyed with the secret>
-    is verified when a secret is configured (--secret-env, default
-    NOTIFY_WEBHOOK_SECRET); a missing or wrong signature is answered 401.
+  - X-Signature: t=<unix seconds>,v1=<hex>[,v1=<hex>] is verified when a
+    secret is configured: each v1 is an HMAC-SHA256, keyed with a secret, of
+    "<t>.<X-Event-Id>.<raw body>". The request passes when any v1 matches any
+    of the secrets (--secret-file and --secret-env, both repeatable, so a
+    rotation can accept the old and the new) and t is within --tolerance
+    seconds (300) of now, so a captured request cannot be replayed later.
+    A missing, malformed, stale or wrong signature is answered 401.
+    --create-secret writes a random secret into the first --secret-file
+    when it does not exist (mode 0600, owned by --secret-owner UID if given),
+    so a stack needs no secret written anywhere in its configuration.
   - X-Event-Id identifies the notification: a redelivery with an id already
     received is answered 200 and recorded as a duplicate, not stored again.
   - Every accepted notification is printed as one line on stdout and, with
@@ -19,7 +26,9 @@ Endpoints: POST <any path> (the webhook), GET /healthz ("ok"),
 GET /notifications (the stored notifications as a JSON array).
 
 Usage: webhook-receiver.py [--host 127.0.0.1] [--port 8080] [--out FILE]
-                           [--secret-env NAME]
+                           [--secret-file PATH]... [--secret-env NAME]...
+                           [--create-secret] [--secret-owner UID]
+                           [--tolerance SECONDS]
 Stops cleanly on SIGTERM or SIGINT.
 """
 
@@ -29,18 +38,46 @@ import hashlib
 import hmac
 import json
 import os
+import secrets as random_secrets
 import signal
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MAX_BODY = 1 << 20
 
 
+def verify_signature(header, secrets, event_id, raw, tolerance, now=None):
+    """None when header (t=<unix>,v1=<hex>[,v1=<hex>]) signs "<t>.<event_id>.<raw>"
+    with one of secrets (bytes) within tolerance seconds of now, else why not."""
+    t, sigs = None, []
+    for item in header.split(","):
+        name, _, value = item.strip().partition("=")
+        if name == "t":
+            if t is not None or not value.isdigit() or len(value) > 12:
+                return "malformed timestamp"
+            t = int(value)
+        elif name == "v1":
+            sigs.append(value)
+    if t is None or not sigs:
+        return "malformed signature"
+    if abs((time.time() if now is None else now) - t) > tolerance:
+        return "timestamp outside the tolerance"
+    signed = f"{t}.{event_id}.".encode() + raw
+    ok = False
+    for secret in secrets:
+        want = hmac.new(secret, signed, hashlib.sha256).hexdigest()
+        for sig in sigs:  # constant time, every pair compared
+            ok |= hmac.compare_digest(want.encode(), sig.encode())
+    return None if ok else "no signature matches"
+
+
 class State:
-    def __init__(self, out, secret):
+    def __init__(self, out, secrets, tolerance):
         self.out = out
-        self.secret = secret.encode() if secret else None
+        self.secrets = secrets
+        self.tolerance = tolerance
         self.lock = threading.Lock()
         self.seen = set()
         self.stored = []
@@ -119,14 +156,14 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(413, {"error": "body missing or too large"})
             return
         raw = self.rfile.read(n)
-        if st.secret is not None:
-            want = "sha256=" + hmac.new(st.secret, raw, hashlib.sha256).hexdigest()
-            got = self.headers.get("X-Signature", "")
-            if not hmac.compare_digest(want.encode(), got.encode()):
-                print(f"rejected a request with a bad signature ({self.path})", flush=True)
-                self.reply(401, {"error": "bad signature"})
-                return
         event_id = self.headers.get("X-Event-Id", "")
+        if st.secrets:
+            why = verify_signature(self.headers.get("X-Signature", ""), st.secrets, event_id, raw,
+                                   st.tolerance)
+            if why:
+                print(f"rejected a request: {why} ({self.path})", flush=True)
+                self.reply(401, {"error": f"bad signature: {why}"})
+                return
         if not event_id:
             self.reply(400, {"error": "X-Event-Id missing"})
             return
@@ -141,17 +178,60 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(200, {"status": tag})
 
 
+def create_secret(path, owner):
+    """Writes 32 random bytes as hex to path unless it exists (never replaced)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "w") as f:
+        f.write(random_secrets.token_hex(32))
+    if owner is not None:
+        os.chown(path, owner, -1)
+    print(f"created a random webhook secret in {path}", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8080)
     ap.add_argument("--out", help="append accepted notifications to this JSON-lines file")
-    ap.add_argument("--secret-env", default="NOTIFY_WEBHOOK_SECRET",
-                    help="environment variable holding the HMAC secret (unset or empty: no check)")
+    ap.add_argument("--secret-file", action="append", default=[],
+                    help="file holding an HMAC secret (repeatable; trailing newline ignored)")
+    ap.add_argument("--secret-env", action="append", default=[],
+                    help="environment variable holding an HMAC secret (repeatable; default "
+                         "NOTIFY_WEBHOOK_SECRET when no --secret-file is given; unset or empty: "
+                         "not used)")
+    ap.add_argument("--create-secret", action="store_true",
+                    help="write a random secret into the first --secret-file if it is missing")
+    ap.add_argument("--secret-owner", type=int, help="uid to own a secret file created here")
+    ap.add_argument("--tolerance", type=int, default=300,
+                    help="seconds a signature's timestamp may be off from now (300)")
     args = ap.parse_args()
+    if args.tolerance < 0:
+        ap.error("--tolerance: must not be negative")
 
-    secret = os.environ.get(args.secret_env, "")
-    Handler.state = State(args.out, secret)
+    secrets = []
+    if args.create_secret:
+        if not args.secret_file:
+            ap.error("--create-secret: needs a --secret-file")
+        create_secret(args.secret_file[0], args.secret_owner)
+    for path in args.secret_file:
+        try:
+            with open(path, "rb") as f:
+                value = f.read().rstrip(b"\r\n")
+        except OSError as e:
+            print(f"webhook-receiver: --secret-file {path}: {e.strerror}", file=sys.stderr)
+            return 2
+        if not value:
+            print(f"webhook-receiver: --secret-file {path}: empty", file=sys.stderr)
+            return 2
+        secrets.append(value)
+    for name in args.secret_env or ([] if args.secret_file else ["NOTIFY_WEBHOOK_SECRET"]):
+        value = os.environ.get(name, "")
+        if value:
+            secrets.append(value.encode())
+    Handler.state = State(args.out, secrets, args.tolerance)
     srv = ThreadingHTTPServer((args.host, args.port), Handler)
     srv.daemon_threads = True
 
@@ -160,7 +240,8 @@ def main():
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    check = "signatures checked" if secret else "signatures NOT checked (no secret)"
+    check = (f"signatures checked ({len(secrets)} secret{'s' if len(secrets) > 1 else ''})"
+             if secrets else "signatures NOT checked (no secret)")
     print(f"listening on {args.host}:{srv.server_address[1]}, {check}", flush=True)
     srv.serve_forever()
     srv.server_close()

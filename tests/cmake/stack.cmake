@@ -16,6 +16,14 @@ add_test(NAME unit.stack.compose
 set_tests_properties(unit.stack.compose PROPERTIES LABELS unit TIMEOUT 600)
 unset(_stack_compose_args)
 
+# tools/webhook-receiver.py: the signatures it accepts and refuses.
+find_program(LEV_STACK_PYTHON3 NAMES python3)
+if(LEV_STACK_PYTHON3)
+  add_test(NAME unit.stack.webhook_receiver
+           COMMAND ${LEV_STACK_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/stack/test_webhook_receiver.py)
+  set_tests_properties(unit.stack.webhook_receiver PROPERTIES LABELS unit TIMEOUT 120)
+endif()
+
 # tools/stack up, demo, down with the binaries of this build (no rebuild:
 # ctest runs from this directory), on its own run directory and free ports:
 # it starts its own broker and Redis, not the kafka/redis fixtures. The

@@ -12,6 +12,9 @@ whether it fits this repository:
   - depends_on names existing services, named volumes are declared, bind
     mount sources exist;
   - the apache/kafka image has the version tools/kafka runs natively;
+  - no secret is written in the file: no environment variable whose name
+    says SECRET, PASSWORD or TOKEN has a literal value or a literal default
+    (`${VAR:-literal}`); secrets come from files (`*_FILE`) or the caller;
   - with --binaries BUILD_DIR: every shared library those programs need
     (readelf NEEDED, resolved with ldconfig and dpkg) comes from a package the
     final stage installs (libc6 and libgcc-s1 are in every Debian image).
@@ -176,6 +179,15 @@ def main():
                 check(src in volumes, f"{name}: volume {src} is declared")
             elif kind == "bind":
                 check(os.path.exists(os.path.join(root, src)), f"{name}: bind mount source {src} exists")
+        env = svc.get("environment") or {}
+        if isinstance(env, list):
+            env = dict(e.split("=", 1) if "=" in e else (e, None) for e in env)
+        for var, val in env.items():
+            if not re.search(r"SECRET|PASSWORD|TOKEN", var) or var.endswith("_FILE"):
+                continue
+            literal = isinstance(val, str) and val != "" and (
+                not val.startswith("${") or re.search(r":?-[^}]", val))
+            check(not literal, f"{name}: {var} has no literal value or default in the file")
         image = svc.get("image") or ""
         if image.startswith("apache/kafka:"):
             with open(os.path.join(root, "tools", "kafka"), encoding="utf-8") as f:
