@@ -1,11 +1,17 @@
 #define _GNU_SOURCE
 #include "testutil.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -44,6 +50,94 @@ void lev_test_sleep_ms(int ms)
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
+}
+
+/* ---- ports ---- */
+
+/* The ports to choose from: [*lo, *hi). */
+static int port_range(int *lo, int *hi)
+{
+    int start = 32768, end = 60999;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+        if (fscanf(f, "%d %d", &start, &end) != 2)
+            start = 32768, end = 60999;
+        fclose(f);
+    }
+    *lo = 20000;
+    *hi = start < 30000 ? start : 30000;
+    if (*hi - *lo < 1000) { /* the ephemeral range starts low: above its end */
+        *lo = end + 1;
+        *hi = end + 10001 < 65536 ? end + 10001 : 65536;
+    }
+    if (*hi - *lo < 1000) {
+        fprintf(stderr, "no room for test ports outside the ephemeral range %d-%d\n", start, end);
+        return -1;
+    }
+    return 0;
+}
+
+/* Locks <dir>/<port>.lock; returns the descriptor (kept open: the lock),
+ * -1 when another process holds it, -2 when no lock file can be made. */
+static int port_lock(int port)
+{
+    const char *dir = lev_test_env("LEV_TEST_PORT_LOCKS", "/tmp/lev-test-ports");
+    char path[600];
+    if (mkdir(dir, 01777) == 0)
+        chmod(dir, 01777); /* shared by every user's test runs */
+    snprintf(path, sizeof path, "%s/%d.lock", dir, port);
+    mode_t old = umask(0);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    umask(old);
+    if (fd < 0)
+        return -2;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* 1 when a TCP socket can bind 127.0.0.1:port (without SO_REUSEADDR, so a
+ * port with connections still closing counts as taken too). */
+static int port_free(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+int lev_test_reserve_ports(int count)
+{
+    static int warned;
+    int lo, hi;
+    if (count < 1 || count > 16 || port_range(&lo, &hi) != 0)
+        return -1;
+    unsigned int r = 0;
+    if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+        r = (unsigned int)getpid() ^ (unsigned int)lev_mono_ms();
+    int span = hi - lo - count + 1;
+    for (int i = 0; i < span; i++) {
+        int port = lo + (int)((r + (unsigned int)i) % (unsigned int)span), fds[16], k, ok = 1;
+        for (k = 0; k < count && ok; k++) {
+            fds[k] = port_lock(port + k);
+            if (fds[k] == -2 && !warned++)
+                fprintf(stderr, "cannot make port locks in %s; choosing ports without them\n",
+                        lev_test_env("LEV_TEST_PORT_LOCKS", "/tmp/lev-test-ports"));
+            ok = fds[k] != -1 && port_free(port + k);
+        }
+        if (ok)
+            return port; /* the locks stay held until the process exits */
+        while (k-- > 0)
+            if (fds[k] >= 0)
+                close(fds[k]);
+    }
+    fprintf(stderr, "no %d free port(s) in %d-%d\n", count, lo, hi - 1);
+    return -1;
 }
 
 static rd_kafka_t *client(rd_kafka_type_t type, const char *group)

@@ -64,6 +64,26 @@ void lev_test_sleep_ms(int ms);
 /* Path of a built program: $LEV_BINARY_DIR/<rel>. */
 void lev_test_bin(const char *rel, char *out, size_t size);
 
+/* ---- ports ----
+ *
+ * A server a test starts in another process (a Redis, a broker, an HTTP
+ * fake) gets its port from lev_test_reserve_ports, never from a fixed or
+ * pid-derived number, nor from bind-then-close in the kernel's ephemeral
+ * range (/proc/sys/net/ipv4/ip_local_port_range), where any outgoing
+ * connection on the machine may take the port before the server binds it.
+ * A server in the test's own process may bind port 0 and keep its socket.
+ * Shell scripts use tests/ports.sh, which follows the same scheme. */
+
+/* Reserves `count` consecutive TCP ports of 127.0.0.1 below the ephemeral
+ * range (from 20000 up to its start, at most 29999; above its end when it
+ * starts too low) that nothing is bound to, and that no other test holds:
+ * each is locked (flock) in /tmp/lev-test-ports/<port>.lock, or
+ * $LEV_TEST_PORT_LOCKS/<port>.lock, until the process exits. A port that
+ * is taken in between is skipped. Returns the first port, or -1 with a
+ * message. A server may still find its port taken by a process that binds
+ * it by number: the caller then reserves another one and tries again. */
+int lev_test_reserve_ports(int count);
+
 #endif
 
 /* ---- orders for the runtime tests ---- */

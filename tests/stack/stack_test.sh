@@ -33,33 +33,10 @@ expect() { # expect DESCRIPTION COMMAND...
   if "$@"; then ok "$what"; else fail "$what"; fi
 }
 
-# Free TCP ports on 127.0.0.1 outside the ephemeral range: Kafka needs two
-# in a row (client, controller).
-free_ports() {
-  "$PYTHON" - <<'EOF'
-import random, socket
-def free(p):
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-taken = set()
-def pick(n):
-    for _ in range(1000):
-        p = random.randrange(20000, 30000)
-        if all(free(p + i) and p + i not in taken for i in range(n)):
-            taken.update(range(p, p + n))
-            return p
-    raise SystemExit("no free ports")
-print(pick(2), pick(1), pick(1))
-EOF
-}
-
-read -r kport rport wport < <(free_ports)
+# Ports below the ephemeral range, reserved for this run (tests/ports.sh):
+# Kafka needs two in a row (client, controller).
+# shellcheck source=../ports.sh
+. "$root/tests/ports.sh"
 unset KAFKA_BOOTSTRAP REDIS_URL
 # What an earlier, interrupted run of this test left running in its run dir.
 if [ -d "$run/stack" ]; then
@@ -69,27 +46,52 @@ if [ -f "$run/redis/redis.conf" ]; then
   "$root/tools/redis" stop --dir "$run/redis" \
     --port "$(sed -n 's/^port //p' "$run/redis/redis.conf")" || true
 fi
-rm -rf "$run"
-mkdir -p "$run"
-export LEV_RUN_DIR="$run" LEV_BUILD_DIR LEV_STACK_NO_BUILD=1 LEV_STACK_NO_DEPS=1 \
-  LEV_STACK_KAFKA_PORT=$kport LEV_STACK_REDIS_PORT=$rport LEV_STACK_WEBHOOK_PORT=$wport
 stack() { "$root/tools/stack" "$@"; }
-echo "run dir $run; kafka :$kport, redis :$rport, webhook :$wport; binaries from $LEV_BUILD_DIR"
-
-# A Redis that runs before `up` (started here, as a developer would with
-# tools/redis): the stack must use it and leave it running.
-"$root/tools/redis" start --dir "$run/redis" --port "$rport"
-redis_pid=$(cat "$run/redis/redis.pid")
 
 cleanup() {
   stack down --stop-timeout 10 >/dev/null 2>&1 || true
   "$root/tools/redis" stop --dir "$run/redis" --port "$rport" >/dev/null 2>&1 || true
 }
-trap cleanup EXIT
 
-t0=$SECONDS
-expect "tools/stack up" stack up --timeout 180
-echo "   up took $((SECONDS - t0)) s"
+# A Redis that runs before `up` (started here, as a developer would with
+# tools/redis): the stack must use it and leave it running. Then up. A
+# server that finds its port taken after all (bound by number elsewhere
+# since the reservation) makes the start fail saying so: then everything
+# again on ports reserved anew.
+rport=""
+for attempt in 1 2 3; do
+  rm -rf "$run"
+  mkdir -p "$run"
+  lev_reserve_ports kport 2
+  lev_reserve_ports rport
+  lev_reserve_ports wport
+  export LEV_RUN_DIR="$run" LEV_BUILD_DIR LEV_STACK_NO_BUILD=1 LEV_STACK_NO_DEPS=1 \
+    LEV_STACK_KAFKA_PORT=$kport LEV_STACK_REDIS_PORT=$rport LEV_STACK_WEBHOOK_PORT=$wport
+  echo "run dir $run; kafka :$kport, redis :$rport, webhook :$wport; binaries from $LEV_BUILD_DIR"
+  trap cleanup EXIT
+  "$root/tools/redis" start --dir "$run/redis" --port "$rport" 2>"$run/redis-start.err" &&
+    redis_rc=0 || redis_rc=$?
+  cat "$run/redis-start.err" >&2
+  up_rc=1
+  if [ "$redis_rc" -eq 0 ]; then
+    redis_pid=$(cat "$run/redis/redis.pid")
+    t0=$SECONDS
+    stack up --timeout 180 >"$run/up.out" 2>&1 && up_rc=0 || up_rc=$?
+    cat "$run/up.out"
+    echo "   up took $((SECONDS - t0)) s"
+  fi
+  if [ "$up_rc" -ne 0 ] && [ "$attempt" -lt 3 ] &&
+    lev_port_taken "$run/redis-start.err" "$run/up.out" "$run"/redis/redis.log \
+      "$run"/kafka/*.log "$run"/webhook/webhook.log; then
+    echo "a port was taken after all; again on other ports"
+    cleanup
+    trap - EXIT
+    continue
+  fi
+  break
+done
+[ "$redis_rc" -eq 0 ] || { echo "FAIL: tools/redis start"; exit 1; }
+expect "tools/stack up" [ "$up_rc" -eq 0 ]
 expect "tools/stack status: everything up" stack status
 out=$(stack up 2>&1) || true
 expect "a second up changes nothing" grep -q "already up" <<<"$out"
