@@ -140,6 +140,23 @@ int lev_test_reserve_ports(int count)
     return -1;
 }
 
+int lev_test_refusing_port(int *fd)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t alen = sizeof a;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    *fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (*fd < 0)
+        return -1;
+    if (bind(*fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        getsockname(*fd, (struct sockaddr *)&a, &alen) != 0) {
+        close(*fd);
+        *fd = -1;
+        return -1;
+    }
+    return ntohs(a.sin_port);
+}
+
 static rd_kafka_t *client(rd_kafka_type_t type, const char *group)
 {
     char errstr[512];

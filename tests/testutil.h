@@ -84,6 +84,12 @@ void lev_test_bin(const char *rel, char *out, size_t size);
  * it by number: the caller then reserves another one and tries again. */
 int lev_test_reserve_ports(int count);
 
+/* A port of 127.0.0.1 that refuses connections while *fd stays open: a
+ * socket is bound to it and does not listen, so no one else can take it
+ * meanwhile. Returns the port, or -1. For "nothing listens there", rather
+ * than a port just closed or one assumed unused. */
+int lev_test_refusing_port(int *fd);
+
 #endif
 
 /* ---- orders for the runtime tests ---- */

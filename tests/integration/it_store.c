@@ -880,12 +880,27 @@ static void noscript_after_script_flush_falls_back_to_eval(void)
     lev_store_destroy(s);
 }
 
+/* "redis://[:password@]127.0.0.1:<a port that refuses>/0" into url; the
+ * socket that holds the port into *fd. */
+static int refusing_url(char *url, size_t size, const char *password, int *fd)
+{
+    int port = lev_test_refusing_port(fd);
+    snprintf(url, size, "redis://%s%s127.0.0.1:%d/0", password ? ":" : "", password ? password : "",
+             port);
+    return port;
+}
+
 static void unreachable_server_and_bad_url_errors(void)
 {
     lev_error_t err = {0};
-    CHECK(lev_store_new("redis://127.0.0.1:1/0", 500, &err) == NULL);
+    char url[128], where[64];
+    int fd, port = refusing_url(url, sizeof url, NULL, &fd);
+    REQUIRE(port > 0);
+    snprintf(where, sizeof where, "127.0.0.1:%d", port);
+    CHECK(lev_store_new(url, 500, &err) == NULL);
     CHECK_INT(err.code, ==, LEV_ERR_REDIS);
-    CHECK(strstr(err.where, "127.0.0.1:1") != NULL);
+    CHECK(strstr(err.where, where) != NULL);
+    close(fd);
     CHECK(lev_store_new("nope://h", 500, &err) == NULL);
     CHECK_INT(err.code, ==, LEV_ERR_CONFIG);
     CHECK(lev_store_new(NULL, 500, &err) == NULL);
@@ -919,9 +934,12 @@ static void password_not_in_error_text(void)
     lev_store_url_free(&u);
 
     /* unreachable */
-    CHECK(lev_store_new("redis://:hunter2pw@127.0.0.1:1/0", 500, &err) == NULL);
+    int fd;
+    REQUIRE(refusing_url(url, sizeof url, "hunter2pw", &fd) > 0);
+    CHECK(lev_store_new(url, 500, &err) == NULL);
     lev_error_format(&err, text, sizeof text);
     CHECK(strstr(text, "hunter2pw") == NULL);
+    close(fd);
 
     /* a server that quotes the password back */
     fake_t f;

@@ -329,9 +329,13 @@ static void start_with_the_broker_down_says_so_and_stops_at_once(void)
     snprintf(log, sizeof log, "%s/it-broker-down-%d.log", lev_test_env("TMPDIR", "/tmp"),
              (int)getpid());
     unlink(log);
-    /* port 9 (discard) on loopback: nothing listens, connections are refused */
-    char *env[] = {"IN_TOPIC=it-broker-down", "OUT_TOPIC=it-broker-down-out",
-                   "KAFKA_BOOTSTRAP=127.0.0.1:9", NULL};
+    /* a port held without listening: connections are refused */
+    int closed_fd;
+    int closed_port = lev_test_refusing_port(&closed_fd);
+    REQUIRE(closed_port > 0);
+    char bootstrap[64];
+    snprintf(bootstrap, sizeof bootstrap, "KAFKA_BOOTSTRAP=127.0.0.1:%d", closed_port);
+    char *env[] = {"IN_TOPIC=it-broker-down", "OUT_TOPIC=it-broker-down-out", bootstrap, NULL};
     pid_t pid = lev_test_start_worker(env, log);
     int64_t deadline = lev_mono_ms() + 20000;
     int said = 0;
@@ -351,6 +355,7 @@ static void start_with_the_broker_down_says_so_and_stops_at_once(void)
     CHECK(lev_test_wait(pid, 10000, &status) == 0);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     CHECK(lev_mono_ms() - t0 < 3000);
+    close(closed_fd);
 }
 
 /* ---- signals ---- */

@@ -5,6 +5,7 @@
 #include "billing_rules.h"
 #include "check.h"
 #include "svc.h"
+#include "testutil.h"
 
 #include <arpa/inet.h>
 #include <jansson.h>
@@ -477,12 +478,19 @@ static void http_post_reports_timeouts_and_refusals_as_no_answer(void)
     CHECK_INT(svc_http_classify(resp.status), ==, SVC_HTTP_TRANSIENT);
     svc_http_response_clear(&resp);
     pthread_join(t, NULL);
-    close(s.listener); /* now nothing listens on that port */
+    close(s.listener);
 
+    /* refused: a port held without listening (one just closed may be
+     * taken again by anyone in the meantime) */
+    int closed_fd;
+    int closed_port = lev_test_refusing_port(&closed_fd);
+    REQUIRE(closed_port > 0);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", closed_port);
     CHECK(post_wait(h, url, "{}", 2, NULL, &resp) == 0);
     CHECK_INT(resp.status, ==, 0);
     CHECK(!resp.timed_out);
     svc_http_response_clear(&resp);
+    close(closed_fd);
 
     CHECK(post_wait(h, "file:///etc/passwd", "{}", 2, NULL, &resp) == 0);
     CHECK_INT(resp.status, ==, 0); /* not an allowed protocol */
