@@ -11,6 +11,7 @@
 #include <jansson.h>
 #include <libevents.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -369,7 +370,12 @@ static void *serve_once(void *opaque)
         ssize_t w = write(fd, s->reply, strlen(s->reply));
         (void)w;
     } else {
-        usleep(1500 * 1000);
+        /* never answer: hold the connection until the client gives up on
+         * it (or, should it never, for 30 s) */
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        char c;
+        while (poll(&pfd, 1, 30000) > 0 && read(fd, &c, 1) > 0) {
+        }
     }
     close(fd);
     return NULL;
