@@ -52,6 +52,22 @@ void lev_test_sleep_ms(int ms)
     }
 }
 
+int lev_test_wait_for(int (*cond)(void *arg), void *arg, int poll_ms, int timeout_ms,
+                      const char *what)
+{
+    int64_t t0 = lev_mono_ms(), deadline = t0 + timeout_ms;
+    for (;;) {
+        if (cond(arg))
+            return 0;
+        if (lev_mono_ms() >= deadline)
+            break;
+        lev_test_sleep_ms(poll_ms);
+    }
+    fprintf(stderr, "timed out after %lld ms waiting for %s\n", (long long)(lev_mono_ms() - t0),
+            what);
+    return -1;
+}
+
 /* ---- ports ---- */
 
 /* The ports to choose from: [*lo, *hi). */

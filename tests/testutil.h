@@ -58,8 +58,16 @@ pid_t lev_test_spawn(char *const argv[], char *const env[], const char *log_path
 /* Waits for a child up to timeout_ms; returns 0 with *status, or -1 on timeout. */
 int lev_test_wait(pid_t pid, int timeout_ms, int *status);
 
-/* Sleeps for ms milliseconds. */
+/* Sleeps for ms milliseconds. Not a way to wait for something to happen:
+ * wait for the thing itself with a deadline (lev_test_wait_for and the
+ * lev_test_wait_* helpers), so a test goes on as soon as it holds, and a
+ * slow or stalled machine makes it slower, not wrong. */
 void lev_test_sleep_ms(int ms);
+
+/* Polls cond(arg) every poll_ms until it returns nonzero (0) or timeout_ms
+ * passed (-1, after printing "timed out after <n> ms waiting for <what>"). */
+int lev_test_wait_for(int (*cond)(void *arg), void *arg, int poll_ms, int timeout_ms,
+                      const char *what);
 
 /* Path of a built program: $LEV_BINARY_DIR/<rel>. */
 void lev_test_bin(const char *rel, char *out, size_t size);
