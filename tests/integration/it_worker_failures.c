@@ -581,9 +581,11 @@ static void same_event_delivered_twice_has_its_side_effect_once(void)
     REQUIRE(lev_test_publish_orders(r.in, 3, ids, NULL) == 0);
     pid_t w = run_start(&r, NULL);
     CHECK(lev_test_wait_lines(r.effect, 3, 30000) == 3);
-    /* the same event ids again (a redelivery, a replay, a retried publish) */
+    /* the same events again (a redelivery, a replay, a retried publish):
+     * the same source and id */
     lev_test_record_t *recs;
     size_t n = lev_test_read_topic(r.in, 3, 10000, &recs);
+    CHECK_INT(n, ==, 3);
     lev_config_t conf;
     lev_error_t err;
     lev_test_config(&conf, "it-dup");
