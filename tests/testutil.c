@@ -356,6 +356,72 @@ int lev_test_committed(const char *group, const char *topic, int n, int64_t *out
     return rc;
 }
 
+/* End offsets of partitions 0..n-1 of topic into hi[]; 0 or -1. */
+static int end_offsets(rd_kafka_t *rk, const char *topic, int n, int64_t *hi)
+{
+    for (int p = 0; p < n; p++) {
+        int64_t lo;
+        if (rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi[p], 5000) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+int64_t lev_test_topic_end(const char *topic)
+{
+    rd_kafka_t *rk = client(RD_KAFKA_PRODUCER, NULL);
+    int np = partition_count(rk, topic);
+    int64_t sum = -1, hi[256];
+    if (np > 0 && np <= 256 && end_offsets(rk, topic, np, hi) == 0) {
+        sum = 0;
+        for (int p = 0; p < np; p++)
+            sum += hi[p];
+    }
+    rd_kafka_destroy(rk);
+    return sum;
+}
+
+int lev_test_wait_caught_up(const char *group, const char *topic, int timeout_ms)
+{
+    rd_kafka_t *rk = client(RD_KAFKA_CONSUMER, group);
+    int64_t t0 = lev_mono_ms(), deadline = t0 + timeout_ms, hi[256], committed[256];
+    int np = -1, ok = 0;
+    for (int p = 0; p < 256; p++)
+        hi[p] = committed[p] = -1;
+    for (;;) {
+        if (np < 0)
+            np = partition_count(rk, topic);
+        if (np > 256)
+            break;
+        if (np > 0 && end_offsets(rk, topic, np, hi) == 0) {
+            rd_kafka_topic_partition_list_t *tl = rd_kafka_topic_partition_list_new(np);
+            for (int p = 0; p < np; p++)
+                rd_kafka_topic_partition_list_add(tl, topic, p);
+            if (rd_kafka_committed(rk, tl, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+                ok = 1;
+                for (int p = 0; p < np; p++) {
+                    committed[p] = tl->elems[p].offset;
+                    ok &= hi[p] == 0 || committed[p] >= hi[p];
+                }
+            }
+            rd_kafka_topic_partition_list_destroy(tl);
+        }
+        if (ok || lev_mono_ms() >= deadline)
+            break;
+        lev_test_sleep_ms(100);
+    }
+    if (!ok) {
+        fprintf(stderr, "timed out after %lld ms waiting for group %s to finish %s:",
+                (long long)(lev_mono_ms() - t0), group, topic);
+        for (int p = 0; p < np && p < 256; p++)
+            fprintf(stderr, " [%d] committed %lld of %lld", p, (long long)committed[p],
+                    (long long)hi[p]);
+        fprintf(stderr, np > 0 ? "\n" : " no metadata\n");
+    }
+    rd_kafka_destroy(rk);
+    return ok ? 0 : -1;
+}
+
 pid_t lev_test_spawn(char *const argv[], char *const env[], const char *log_path)
 {
     pid_t pid = fork();

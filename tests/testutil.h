@@ -98,6 +98,17 @@ int lev_test_reserve_ports(int count);
  * than a port just closed or one assumed unused. */
 int lev_test_refusing_port(int *fd);
 
+/* ---- offsets ---- */
+
+/* The sum of the end offsets (high watermarks) of every partition of
+ * topic, or -1 when the broker does not tell. */
+int64_t lev_test_topic_end(const char *topic);
+
+/* Waits until `group` has committed every partition of `topic` up to its
+ * end: every record in the topic is finished. 0, or -1 at the deadline
+ * (saying which partitions lag). */
+int lev_test_wait_caught_up(const char *group, const char *topic, int timeout_ms);
+
 #endif
 
 /* ---- orders for the runtime tests ---- */

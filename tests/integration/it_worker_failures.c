@@ -611,8 +611,9 @@ static void same_event_delivered_twice_has_its_side_effect_once(void)
     CHECK(lev_producer_flush(p, 10000) == 0);
     lev_producer_destroy(p);
     lev_test_records_free(recs, n);
-    /* give the worker time to see them, then stop it and count */
-    lev_test_sleep_ms(3000);
+    /* every record of the topic finished (committed): the worker has seen
+     * them all; stop it and count */
+    CHECK(lev_test_wait_caught_up(r.group, r.in, 30000) == 0);
     CHECK_INT(lev_test_stop_worker(w), ==, 0);
     CHECK(file_contains(r.log, "\"msg\":\"duplicate skipped\""));
     size_t nh;
