@@ -15,10 +15,15 @@
  *   ORDER_RETRY_ATTEMPTS, ORDER_RETRY_DELAYS
  *                         a retry policy for OrderPlaced only (lev_worker_retry_policy),
  *                         overriding LEV_RETRY_ATTEMPTS and LEV_RETRY_DELAYS
+ *   STATS_FILE            file: the worker's counters (lev_worker_stats) as one JSON
+ *                         object, replaced every 20 ms while it runs, so a test can
+ *                         wait for what the worker did
  * plus every libevents variable (KAFKA_BOOTSTRAP, REDIS_URL, LEV_*).
  */
 #include <fcntl.h>
 #include <libevents.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,6 +132,52 @@ static lev_result_t on_order_placed(lev_ctx_t *ctx, const lev_event_t *ev, void 
     return LEV_RESULT_OK;
 }
 
+/* The counters as the JSON object of the "stats" log line (without "msg"). */
+static void format_stats(const lev_worker_t *w, char *out, size_t size)
+{
+    lev_worker_stats_t st;
+    lev_worker_stats(w, &st);
+    snprintf(out, size,
+             "\"received\":%llu,\"handled\":%llu,\"duplicates\":%llu,\"retried\":%llu,"
+             "\"to_retry\":%llu,\"dead_lettered\":%llu,\"batches\":%llu,"
+             "\"store_round_trips\":%llu",
+             (unsigned long long)st.received, (unsigned long long)st.handled,
+             (unsigned long long)st.skipped_duplicates, (unsigned long long)st.retried_inprocess,
+             (unsigned long long)st.sent_to_retry, (unsigned long long)st.dead_lettered,
+             (unsigned long long)st.batches, (unsigned long long)st.store_round_trips);
+}
+
+typedef struct {
+    const lev_worker_t *w;
+    const char *path;
+    atomic_int stop;
+} stats_writer_t;
+
+/* Replaces STATS_FILE (write and rename: a reader sees one whole object). */
+static void write_stats(stats_writer_t *sw)
+{
+    char tmp[4200], body[600];
+    snprintf(tmp, sizeof tmp, "%s.tmp", sw->path);
+    format_stats(sw->w, body, sizeof body);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return;
+    fprintf(f, "{%s}\n", body);
+    if (fclose(f) == 0)
+        rename(tmp, sw->path);
+}
+
+static void *stats_main(void *arg)
+{
+    stats_writer_t *sw = arg;
+    while (!atomic_load(&sw->stop)) {
+        write_stats(sw);
+        sleep_ms(20);
+    }
+    write_stats(sw);
+    return NULL;
+}
+
 int main(void)
 {
     const char *in = getenv("IN_TOPIC");
@@ -181,17 +232,17 @@ int main(void)
         lev_worker_destroy(w);
         return 2;
     }
+    stats_writer_t sw = {.w = w, .path = getenv("STATS_FILE")};
+    pthread_t stats_thread;
+    int stats_running = sw.path && pthread_create(&stats_thread, NULL, stats_main, &sw) == 0;
     rc = lev_worker_run(w);
-    lev_worker_stats_t st;
-    lev_worker_stats(w, &st);
-    fprintf(stderr,
-            "{\"msg\":\"stats\",\"received\":%llu,\"handled\":%llu,\"duplicates\":%llu,"
-            "\"retried\":%llu,\"to_retry\":%llu,\"dead_lettered\":%llu,\"batches\":%llu,"
-            "\"store_round_trips\":%llu}\n",
-            (unsigned long long)st.received, (unsigned long long)st.handled,
-            (unsigned long long)st.skipped_duplicates, (unsigned long long)st.retried_inprocess,
-            (unsigned long long)st.sent_to_retry, (unsigned long long)st.dead_lettered,
-            (unsigned long long)st.batches, (unsigned long long)st.store_round_trips);
+    if (stats_running) {
+        atomic_store(&sw.stop, 1);
+        pthread_join(stats_thread, NULL);
+    }
+    char body[600];
+    format_stats(w, body, sizeof body);
+    fprintf(stderr, "{\"msg\":\"stats\",%s}\n", body);
     lev_worker_destroy(w);
     if (app.effect_fd >= 0)
         close(app.effect_fd);
