@@ -345,7 +345,8 @@ static void redriven_dead_letters_are_processed_by_the_fixed_worker(void)
     deadline = lev_mono_ms() + 60000;
     while (count(&s, 1) < N && lev_mono_ms() < deadline)
         lev_test_sleep_ms(50);
-    lev_test_sleep_ms(1000); /* a second handling would show up now */
+    /* every record of src finished: a second handling would have shown */
+    CHECK(lev_test_wait_caught_up(conf.group_id, src, 60000) == 0);
     lev_worker_stop(s.w);
     pthread_join(th, NULL);
     CHECK_INT(s.rc, ==, 0);
