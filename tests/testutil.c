@@ -381,6 +381,25 @@ int64_t lev_test_topic_end(const char *topic)
     return sum;
 }
 
+typedef struct {
+    const char *topic;
+    int64_t min;
+} topic_end_t;
+
+static int topic_end_reached(void *arg)
+{
+    const topic_end_t *t = arg;
+    return lev_test_topic_end(t->topic) >= t->min;
+}
+
+int lev_test_wait_topic_end(const char *topic, int64_t min, int timeout_ms)
+{
+    topic_end_t t = {topic, min};
+    char what[400];
+    snprintf(what, sizeof what, "%lld record(s) in %s", (long long)min, topic);
+    return lev_test_wait_for(topic_end_reached, &t, 20, timeout_ms, what);
+}
+
 int lev_test_wait_caught_up(const char *group, const char *topic, int timeout_ms)
 {
     rd_kafka_t *rk = client(RD_KAFKA_CONSUMER, group);

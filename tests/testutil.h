@@ -104,6 +104,9 @@ int lev_test_refusing_port(int *fd);
  * topic, or -1 when the broker does not tell. */
 int64_t lev_test_topic_end(const char *topic);
 
+/* Waits until topic holds at least min records (end offsets summed). */
+int lev_test_wait_topic_end(const char *topic, int64_t min, int timeout_ms);
+
 /* Waits until `group` has committed every partition of `topic` up to its
  * end: every record in the topic is finished. 0, or -1 at the deadline
  * (saying which partitions lag). */

@@ -187,12 +187,12 @@ static void interrupted_replay_prints_resume_point_and_resuming_copies_the_rest_
     json_t *published = publish(path, src);
     REQUIRE(published && json_array_size(published) == N);
 
-    /* 10 a second: Ctrl-C after about a second */
+    /* 10 a second: Ctrl-C once the first copy has arrived */
     const char *args[] = {"replay", src,      "--from", "beginning", "--to",
                           dest,     "--rate", "10/s",   NULL};
     evctl_proc_t proc;
     it_evctl_startv(&proc, NULL, args);
-    lev_test_sleep_ms(1300);
+    CHECK(lev_test_wait_topic_end(dest, 1, 60000) == 0);
     kill(proc.pid, SIGINT);
     char *out = NULL, *err = NULL;
     CHECK_INT(it_evctl_finish(&proc, 60000, &out, &err), ==, 130);
