@@ -410,6 +410,7 @@ static void on_done(svc_http_response_t *resp, void *arg)
 {
     waiter_t *w = arg;
     pthread_mutex_lock(&w->mu);
+    svc_http_response_clear(&w->resp); /* shared by several requests: keep the last */
     svc_http_response_move(&w->resp, resp);
     w->done++;
     pthread_cond_broadcast(&w->cv);
