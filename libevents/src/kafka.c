@@ -159,3 +159,16 @@ int lev_kafka_err_code(rd_kafka_resp_err_t err)
         return LEV_ERR_KAFKA;
     }
 }
+
+int lev_kafka_err_is_auth(rd_kafka_resp_err_t err)
+{
+    switch (err) {
+    case RD_KAFKA_RESP_ERR__AUTHENTICATION: /* librdkafka: the SASL exchange failed */
+    case RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED:
+    case RD_KAFKA_RESP_ERR_UNSUPPORTED_SASL_MECHANISM:
+    case RD_KAFKA_RESP_ERR_ILLEGAL_SASL_STATE:
+        return 1;
+    default:
+        return 0;
+    }
+}

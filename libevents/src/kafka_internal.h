@@ -29,4 +29,9 @@ void lev_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const ch
  * LEV_ERR_KAFKA (worth another try: timeouts, connections, leaders). */
 int lev_kafka_err_code(rd_kafka_resp_err_t err);
 
+/* 1 when a client or broker error means the cluster refused the client's
+ * credentials (SASL authentication failed, a mechanism the broker does not
+ * enable): not a network problem, and waiting will not fix it. */
+int lev_kafka_err_is_auth(rd_kafka_resp_err_t err);
+
 #endif

@@ -69,6 +69,20 @@ static void a_rejected_property_names_its_variable(void)
     lev_config_clear(&c);
 }
 
+/* Refused credentials are told apart from a broker that is merely away. */
+static void refused_credentials_are_authentication_errors(void)
+{
+    CHECK(lev_kafka_err_is_auth(RD_KAFKA_RESP_ERR__AUTHENTICATION));
+    CHECK(lev_kafka_err_is_auth(RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED));
+    CHECK(lev_kafka_err_is_auth(RD_KAFKA_RESP_ERR_UNSUPPORTED_SASL_MECHANISM));
+    CHECK(!lev_kafka_err_is_auth(RD_KAFKA_RESP_ERR__TRANSPORT));
+    CHECK(!lev_kafka_err_is_auth(RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN));
+    CHECK(!lev_kafka_err_is_auth(RD_KAFKA_RESP_ERR__TIMED_OUT));
+    /* not allowed to do something is authorization, not authentication */
+    CHECK(!lev_kafka_err_is_auth(RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED));
+}
+
 CHECK_MAIN(CASE(passthrough_reaches_only_the_client_it_belongs_to),
            CASE(at_least_once_settings_cannot_be_overridden),
-           CASE(a_rejected_property_names_its_variable))
+           CASE(a_rejected_property_names_its_variable),
+           CASE(refused_credentials_are_authentication_errors))
