@@ -4,6 +4,13 @@
  */
 #include "it_evctl.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+
 enum { N = 12 };
 
 static void publish_then_tail_round_trip_equals_the_input(void)
@@ -408,9 +415,201 @@ static void an_unreachable_broker_exits_69(void)
     free(err);
 }
 
+/* ---- a listener that refuses SASL credentials the way a broker does ----
+ *
+ * The test brokers have no SASL listener, so this speaks just enough of the
+ * Kafka protocol for librdkafka to get to authentication: ApiVersions (v3,
+ * or v0 after a downgrade), SaslHandshake (PLAIN), then SaslAuthenticate
+ * answered with SASL_AUTHENTICATION_FAILED (58) and Kafka's own message. */
+
+typedef struct sasl_refuser_s {
+    int fd, port;
+    atomic_int stop, refused;
+    pthread_t th;
+} sasl_refuser_t;
+
+typedef struct wbuf_s {
+    unsigned char b[512];
+    size_t n;
+} wbuf_t;
+
+static void put16(wbuf_t *w, int v)
+{
+    w->b[w->n++] = (unsigned char)(v >> 8);
+    w->b[w->n++] = (unsigned char)v;
+}
+
+static void put32(wbuf_t *w, int32_t v)
+{
+    put16(w, (int)((uint32_t)v >> 16));
+    put16(w, v & 0xffff);
+}
+
+static void put_str(wbuf_t *w, const char *s)
+{
+    put16(w, (int)strlen(s));
+    memcpy(w->b + w->n, s, strlen(s));
+    w->n += strlen(s);
+}
+
+/* Reads exactly n bytes; 0 or -1. */
+static int read_full(int fd, unsigned char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t got = read(fd, p, n);
+        if (got <= 0)
+            return -1;
+        p += got;
+        n -= (size_t)got;
+    }
+    return 0;
+}
+
+/* Answers one request; -1 when the connection is done. */
+static int sasl_refuser_serve(sasl_refuser_t *r, int fd)
+{
+    unsigned char hdr[4], req[4096];
+    if (read_full(fd, hdr, 4) != 0)
+        return -1;
+    uint32_t len = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
+    if (len < 8 || len > sizeof req || read_full(fd, req, len) != 0)
+        return -1;
+    int key = req[0] << 8 | req[1], version = req[2] << 8 | req[3];
+    wbuf_t w = {.n = 4};
+    memcpy(w.b + 4, req + 4, 4); /* correlation id */
+    w.n = 8;
+    static const int apis[][3] = {{18, 0, 3}, {17, 0, 1}, {36, 0, 1}, {3, 0, 4}};
+    if (key == 18 && version >= 3) { /* ApiVersions, flexible body */
+        put16(&w, 0);
+        w.b[w.n++] = 4 + 1; /* compact array: count + 1 */
+        for (int i = 0; i < 4; i++) {
+            put16(&w, apis[i][0]);
+            put16(&w, apis[i][1]);
+            put16(&w, apis[i][2]);
+            w.b[w.n++] = 0; /* tagged fields */
+        }
+        put32(&w, 0);
+        w.b[w.n++] = 0;
+    } else if (key == 18) {
+        put16(&w, 0);
+        put32(&w, 4);
+        for (int i = 0; i < 4; i++) {
+            put16(&w, apis[i][0]);
+            put16(&w, apis[i][1]);
+            put16(&w, apis[i][2]);
+        }
+        if (version >= 1)
+            put32(&w, 0);
+    } else if (key == 17) { /* SaslHandshake */
+        put16(&w, 0);
+        put32(&w, 1);
+        put_str(&w, "PLAIN");
+    } else if (key == 36) { /* SaslAuthenticate */
+        put16(&w, 58);
+        put_str(&w, "Authentication failed: Invalid username or password");
+        put32(&w, 0);
+        if (version >= 1) {
+            put32(&w, 0);
+            put32(&w, 0);
+        }
+        atomic_fetch_add(&r->refused, 1);
+    } else {
+        return -1; /* nothing else is served before authentication */
+    }
+    uint32_t size = (uint32_t)(w.n - 4);
+    w.b[0] = (unsigned char)(size >> 24);
+    w.b[1] = (unsigned char)(size >> 16);
+    w.b[2] = (unsigned char)(size >> 8);
+    w.b[3] = (unsigned char)size;
+    return write(fd, w.b, w.n) == (ssize_t)w.n ? 0 : -1;
+}
+
+static void *sasl_refuser_run(void *arg)
+{
+    sasl_refuser_t *r = arg;
+    struct pollfd fds[9];
+    int n = 1;
+    fds[0] = (struct pollfd){.fd = r->fd, .events = POLLIN};
+    while (!atomic_load(&r->stop)) {
+        if (poll(fds, (nfds_t)n, 100) <= 0)
+            continue;
+        for (int i = n - 1; i >= 1; i--) {
+            if (fds[i].revents && sasl_refuser_serve(r, fds[i].fd) != 0) {
+                close(fds[i].fd);
+                fds[i] = fds[--n];
+            }
+        }
+        if (fds[0].revents & POLLIN) {
+            int c = accept(r->fd, NULL, NULL);
+            if (c >= 0 && n < 9)
+                fds[n++] = (struct pollfd){.fd = c, .events = POLLIN};
+            else if (c >= 0)
+                close(c);
+        }
+    }
+    for (int i = 1; i < n; i++)
+        close(fds[i].fd);
+    return NULL;
+}
+
+static int sasl_refuser_start(sasl_refuser_t *r)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    memset(r, 0, sizeof *r);
+    r->fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (r->fd < 0 || bind(r->fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(r->fd, 8) != 0 ||
+        getsockname(r->fd, (struct sockaddr *)&a, &alen) != 0)
+        return -1;
+    r->port = ntohs(a.sin_port);
+    return pthread_create(&r->th, NULL, sasl_refuser_run, r) == 0 ? 0 : -1;
+}
+
+static void sasl_refuser_stop(sasl_refuser_t *r)
+{
+    atomic_store(&r->stop, 1);
+    pthread_join(r->th, NULL);
+    close(r->fd);
+}
+
+/* A wrong SASL password is said to be one, at once: not "did not answer"
+ * or "Broker transport failure" after the whole --timeout. */
+static void a_refused_sasl_password_says_authentication_failed(void)
+{
+    sasl_refuser_t r;
+    REQUIRE(sasl_refuser_start(&r) == 0);
+    char bootstrap[64];
+    snprintf(bootstrap, sizeof bootstrap, "127.0.0.1:%d", r.port);
+    setenv("KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT", 1);
+    setenv("KAFKA_SASL_MECHANISM", "PLAIN", 1);
+    setenv("KAFKA_SASL_USERNAME", "evctl", 1);
+    setenv("KAFKA_SASL_PASSWORD", "not-the-password", 1);
+    char *err = NULL;
+    int64_t t0 = lev_mono_ms();
+    int rc = it_evctl(NULL, &err, NULL, "--bootstrap", bootstrap, "--timeout", "20s", "tail",
+                      "orders", NULL);
+    int64_t took = lev_mono_ms() - t0;
+    unsetenv("KAFKA_SECURITY_PROTOCOL");
+    unsetenv("KAFKA_SASL_MECHANISM");
+    unsetenv("KAFKA_SASL_USERNAME");
+    unsetenv("KAFKA_SASL_PASSWORD");
+    sasl_refuser_stop(&r);
+    CHECK_INT(atomic_load(&r.refused), >=, 1);
+    CHECK_INT(rc, ==, 69);
+    CHECK(err && strstr(err, "authentication failed") != NULL);
+    CHECK(err && strstr(err, "Invalid username or password") != NULL);
+    CHECK(err && strstr(err, "transport failure") == NULL);
+    CHECK(err && strstr(err, "not-the-password") == NULL); /* never the secret */
+    CHECK_INT(took, <, 15000);
+    if (err)
+        fprintf(stderr, "evctl said: %s", err);
+    free(err);
+}
+
 CHECK_MAIN(CASE(publish_then_tail_round_trip_equals_the_input),
            CASE(a_bad_line_publishes_nothing_and_names_the_line_and_field),
            CASE(an_input_without_events_publishes_nothing_and_says_so),
            CASE(tail_prints_undecodable_records_with_their_error_and_raw_bytes),
            CASE(tail_refuses_values_of_an_unreadable_older_version_without_crashing),
-           CASE(usage_errors_name_the_flag_and_exit_64), CASE(an_unreachable_broker_exits_69))
+           CASE(usage_errors_name_the_flag_and_exit_64), CASE(an_unreachable_broker_exits_69),
+           CASE(a_refused_sasl_password_says_authentication_failed))

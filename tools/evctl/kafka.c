@@ -8,6 +8,35 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The first authentication error a client of evctl reported (evctl runs
+ * one client at a time, on one thread): "" when none. */
+static char auth_error[512];
+
+/* librdkafka's error callback: keeps an authentication failure for the
+ * message; other errors (brokers down, retries) are librdkafka's to handle. */
+static void on_client_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    (void)rk;
+    (void)opaque;
+    if (lev_kafka_err_is_auth((rd_kafka_resp_err_t)err) && !auth_error[0])
+        snprintf(auth_error, sizeof auth_error, "%s", reason && *reason ? reason : "refused");
+}
+
+/* Serves the errors librdkafka has queued (they reach on_client_error, or
+ * come back as error messages before anything is assigned), waiting up to
+ * wait_ms for the first. */
+static void serve_errors(rd_kafka_t *rk, int wait_ms)
+{
+    for (int i = 0; i < 100; i++) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, i == 0 ? wait_ms : 0);
+        if (!m)
+            break;
+        if (m->err)
+            on_client_error(rk, m->err, rd_kafka_message_errstr(m), NULL);
+        rd_kafka_message_destroy(m);
+    }
+}
+
 rd_kafka_t *evctl_consumer_new(evctl_ctx_t *ctx, const char *group, int *code)
 {
     const lev_kv_t defaults[] = {
@@ -31,6 +60,7 @@ rd_kafka_t *evctl_consumer_new(evctl_ctx_t *ctx, const char *group, int *code)
                            lev_error_format(&err, buf, sizeof buf));
         return NULL;
     }
+    rd_kafka_conf_set_error_cb(kc, on_client_error);
     rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, errstr, sizeof errstr);
     if (!rk) {
         rd_kafka_conf_destroy(kc);
@@ -38,15 +68,40 @@ rd_kafka_t *evctl_consumer_new(evctl_ctx_t *ctx, const char *group, int *code)
         return NULL;
     }
     rd_kafka_poll_set_consumer(rk);
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, NULL, &md, ctx->timeout_ms);
-    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        *code = evctl_fail(EVCTL_EXIT_UNAVAILABLE, "Kafka at %s did not answer: %s",
-                           ctx->conf.bootstrap, rd_kafka_err2str(e));
-        rd_kafka_destroy(rk);
-        return NULL;
+    /* Ask in short rounds: refused credentials end the wait at once (the
+     * request itself only ever says "transport failure" or "timed out"). */
+    auth_error[0] = '\0';
+    int64_t deadline = lev_mono_ms() + ctx->timeout_ms;
+    for (;;) {
+        const struct rd_kafka_metadata *md = NULL;
+        int64_t left = deadline - lev_mono_ms();
+        rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, NULL, &md,
+                                                  (int)(left < 1     ? 1
+                                                        : left > 500 ? 500
+                                                                     : left));
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            rd_kafka_metadata_destroy(md);
+            break;
+        }
+        /* a request that failed at once (no connection) must not spin */
+        left = deadline - lev_mono_ms();
+        serve_errors(rk, (int)(left < 0 ? 0 : left > 100 ? 100 : left));
+        if (auth_error[0]) {
+            *code =
+                evctl_fail(EVCTL_EXIT_UNAVAILABLE,
+                           "Kafka at %s: authentication failed: %s (check KAFKA_SASL_MECHANISM, "
+                           "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD)",
+                           ctx->conf.bootstrap, auth_error);
+            rd_kafka_destroy(rk);
+            return NULL;
+        }
+        if (lev_mono_ms() >= deadline) {
+            *code = evctl_fail(EVCTL_EXIT_UNAVAILABLE, "Kafka at %s did not answer: %s",
+                               ctx->conf.bootstrap, rd_kafka_err2str(e));
+            rd_kafka_destroy(rk);
+            return NULL;
+        }
     }
-    rd_kafka_metadata_destroy(md);
     *code = 0;
     return rk;
 }
