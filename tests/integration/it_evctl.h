@@ -72,14 +72,19 @@ static inline void it_write_file(const char *what, const char *text, char *out, 
     fclose(f);
 }
 
-/* Starts evctl with argv (NULL-ended, without the program), stdin from
+/* Starts the program `prog` (NULL: the built evctl) in directory `cwd`
+ * (NULL: this one) with argv (NULL-ended, without the program), stdin from
  * `in` (NULL: /dev/null). */
-static inline void it_evctl_startv(evctl_proc_t *p, const char *in, const char *const *args)
+static inline void it_evctl_startv_as(evctl_proc_t *p, const char *prog, const char *cwd,
+                                      const char *in, const char *const *args)
 {
     char bin[512];
     const char *argv[EVCTL_MAX_ARGS + 2];
     int n = 0;
-    lev_test_bin("tools/evctl/evctl", bin, sizeof bin);
+    if (prog)
+        snprintf(bin, sizeof bin, "%s", prog);
+    else
+        lev_test_bin("tools/evctl/evctl", bin, sizeof bin);
     argv[n++] = bin;
     for (; args && *args && n <= EVCTL_MAX_ARGS; args++)
         argv[n++] = *args;
@@ -92,7 +97,7 @@ static inline void it_evctl_startv(evctl_proc_t *p, const char *in, const char *
         int fin = open(in ? in : "/dev/null", O_RDONLY);
         int fout = open(p->out_path, O_WRONLY | O_TRUNC);
         int ferr = open(p->err_path, O_WRONLY | O_TRUNC);
-        if (fin < 0 || fout < 0 || ferr < 0)
+        if (fin < 0 || fout < 0 || ferr < 0 || (cwd && chdir(cwd) != 0))
             _exit(127);
         dup2(fin, 0);
         dup2(fout, 1);
@@ -100,6 +105,13 @@ static inline void it_evctl_startv(evctl_proc_t *p, const char *in, const char *
         execv(bin, (char *const *)argv);
         _exit(127);
     }
+}
+
+/* Starts the built evctl here with argv (NULL-ended, without the program),
+ * stdin from `in` (NULL: /dev/null). */
+static inline void it_evctl_startv(evctl_proc_t *p, const char *in, const char *const *args)
+{
+    it_evctl_startv_as(p, NULL, NULL, in, args);
 }
 
 /* Waits for a started evctl; returns its exit code (128 + signal when it
@@ -144,6 +156,23 @@ static inline int it_evctl(char **out, char **err, const char *in, ...)
     args[n] = NULL;
     evctl_proc_t p;
     it_evctl_startv(&p, in, args);
+    return it_evctl_finish(&p, 120000, out, err);
+}
+
+/* Runs `prog` (NULL: the built evctl) in `cwd` to completion, stdin from
+ * /dev/null: it_evctl_as(&out, &err, prog, "/tmp", "topics", NULL). */
+static inline int it_evctl_as(char **out, char **err, const char *prog, const char *cwd, ...)
+{
+    const char *args[EVCTL_MAX_ARGS + 1];
+    int n = 0;
+    va_list ap;
+    va_start(ap, cwd);
+    for (const char *a; n < EVCTL_MAX_ARGS && (a = va_arg(ap, const char *)) != NULL;)
+        args[n++] = a;
+    va_end(ap);
+    args[n] = NULL;
+    evctl_proc_t p;
+    it_evctl_startv_as(&p, prog, cwd, NULL, args);
     return it_evctl_finish(&p, 120000, out, err);
 }
 

@@ -5,6 +5,8 @@
  */
 #include "it_evctl.h"
 
+#include <limits.h>
+
 /* Commits offsets for partitions 0..n-1 of topic as group (a plain
  * librdkafka consumer, synchronous commit). */
 static int commit(const char *group, const char *topic, int n, const int64_t *offsets)
@@ -195,5 +197,83 @@ static void topics_creates_everything_once_and_is_idempotent(void)
     unlink(path3);
 }
 
+/* A `topics --dry-run --retry-levels 1` answer for tools/topics.json: a line
+ * per topic it declares (orders first) and per retry and dead-letter topic
+ * of its three groups, an exit code that agrees with the statuses (the
+ * broker may hold these topics already, even with other partition counts),
+ * and the file it read named on stderr. */
+static void check_workflow_dry_run(int rc, const char *out, const char *err, const char *path)
+{
+    json_t *lines = it_lines(out);
+    CHECK_INT(json_array_size(lines), ==, 3 + 3 * 2);
+    CHECK_STR(it_str(json_array_get(lines, 0), "topic"), "orders");
+    int mismatched = 0;
+    size_t i;
+    json_t *l;
+    json_array_foreach(lines, i, l)
+    {
+        const char *st = it_str(l, "status");
+        CHECK(st && (strcmp(st, "would-create") == 0 || strcmp(st, "exists") == 0 ||
+                     strcmp(st, "partition-mismatch") == 0));
+        mismatched |= st && strcmp(st, "partition-mismatch") == 0;
+    }
+    CHECK_INT(rc, ==, mismatched ? 65 : 0);
+    char want[PATH_MAX + 16];
+    snprintf(want, sizeof want, "dry run (%s)", path);
+    CHECK(err && strstr(err, want) != NULL);
+    if (!err || !strstr(err, want))
+        fprintf(stderr, "expected \"%s\" in:\n%s\n", want, err ? err : "");
+    json_decref(lines);
+}
+
+/* Without --topics-file and LEV_TOPICS_FILE, evctl finds topics.json from
+ * any working directory: the build tree's evctl the source tree's, an
+ * installed evctl the copy installed next to it, wherever the prefix is. */
+static void topics_json_is_found_from_any_working_directory(void)
+{
+    char src[PATH_MAX], path[PATH_MAX + 64], prefix[PATH_MAX], prog[PATH_MAX + 16],
+        cmd[2 * PATH_MAX + 64];
+    unsetenv("LEV_TOPICS_FILE");
+    snprintf(path, sizeof path, "%s/tools/topics.json", lev_test_env("LEV_SOURCE_DIR", "."));
+    REQUIRE(realpath(path, src));
+    const char *tmp = lev_test_env("TMPDIR", "/tmp");
+
+    /* the build tree's evctl, run elsewhere */
+    char *out = NULL, *err = NULL;
+    int rc = it_evctl_as(&out, &err, NULL, tmp, "topics", "--dry-run", "--retry-levels", "1", NULL);
+    check_workflow_dry_run(rc, out, err, src);
+    free(out);
+    free(err);
+
+    /* an installed evctl under a prefix other than the configured one */
+    char made[256];
+    snprintf(made, sizeof made, "%s/evctl-prefix-XXXXXX", tmp);
+    REQUIRE(mkdtemp(made) && realpath(made, prefix));
+    snprintf(cmd, sizeof cmd, "cmake --install '%s' --prefix '%s' >/dev/null",
+             lev_test_env("LEV_BINARY_DIR", "build"), prefix);
+    CHECK_INT(system(cmd), ==, 0);
+    snprintf(prog, sizeof prog, "%s/bin/evctl", prefix);
+    snprintf(path, sizeof path, "%s/share/libevents/topics.json", prefix);
+    char installed[PATH_MAX];
+    CHECK(realpath(path, installed) != NULL); /* the install rule */
+    if (access(prog, X_OK) == 0 && access(installed, R_OK) == 0) {
+        rc = it_evctl_as(&out, &err, prog, "/", "topics", "--dry-run", "--retry-levels", "1", NULL);
+        check_workflow_dry_run(rc, out, err, installed);
+        free(out);
+        free(err);
+        /* nowhere to be found: the message lists where it looked */
+        CHECK_INT(unlink(installed), ==, 0);
+        rc = it_evctl_as(&out, &err, prog, "/", "topics", "--dry-run", NULL);
+        CHECK_INT(rc, ==, 65);
+        CHECK(err && strstr(err, "no topics description found") && strstr(err, path) &&
+              strstr(err, "--topics-file"));
+        free(out);
+        free(err);
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", prefix);
+    CHECK_INT(system(cmd), ==, 0);
+}
+
 CHECK_MAIN(CASE(lag_matches_what_the_group_committed),
-           CASE(topics_creates_everything_once_and_is_idempotent))
+           CASE(topics_creates_everything_once_and_is_idempotent),
+           CASE(topics_json_is_found_from_any_working_directory))

@@ -11,7 +11,7 @@ const evctl_opt_t evctl_common_opts[] = {
     {"bootstrap", "HOST:PORT", "Kafka bootstrap servers (overrides KAFKA_BOOTSTRAP)", 0},
     {"schemas", "DIRS", "colon-separated schema directories (overrides LEV_SCHEMA_DIRS)", 0},
     {"topics-file", "PATH",
-     "the topics description (default: LEV_TOPICS_FILE, ./tools/topics.json, installed copy)", 0},
+     "the topics description (default: LEV_TOPICS_FILE, else searched: see evctl --help)", 0},
     {"timeout", "DURATION", "wait this long for the broker to answer (default 10s)", 0},
     {"quiet", NULL, "no progress line and no summary on stderr", 0},
     {"verbose", NULL, "library and librdkafka logs on stderr (level from LEV_LOG_LEVEL)", 0},

@@ -106,7 +106,7 @@ struct evctl_ctx_s {
     int quiet;               /* --quiet: no progress, no summaries */
     int progress;            /* progress lines: stderr is a TTY and not quiet */
     int timeout_ms;          /* --timeout: broker requests */
-    const char *topics_file; /* --file or LEV_TOPICS_FILE, may be NULL */
+    const char *topics_file; /* --topics-file, may be NULL */
     lev_schemas_t *schemas;  /* loaded by evctl_load_schemas */
     lev_codec_t *codec;
 };
@@ -316,8 +316,9 @@ typedef struct evctl_topology_s {
     size_t ntopics;
 } evctl_topology_t;
 
-/* Loads the description (path from --file, LEV_TOPICS_FILE, tools/topics.json
- * or the installed copy) and expands it: the topics, then each group's retry
+/* Loads the description (--topics-file, LEV_TOPICS_FILE, ./tools/topics.json,
+ * the copy installed next to the program, the source tree's for the program
+ * of the build tree, the configured prefix's) and expands it: the topics, then each group's retry
  * topics (levels from the group, the document, or LEV_RETRY_DELAYS) and its
  * dead-letter topic. Overrides < 0 keep the document's values. Returns 0 or
  * an exit code after printing the error. */

@@ -47,8 +47,10 @@ static void print_help(FILE *out)
                  "       replay and redrive the resume point printed)\n"
                  "\n");
     lev_config_print_help(out);
-    fprintf(out, "  %-26s %s\n", "LEV_TOPICS_FILE",
-            "the topics description (default tools/topics.json)");
+    fprintf(out, "  %-26s %s\n%29s%s\n%29s%s\n", "LEV_TOPICS_FILE",
+            "the topics description (default: ./tools/topics.json, else the copy installed", "",
+            "next to evctl, <bin>/../share/libevents/topics.json, else the source tree's", "",
+            "for the evctl of a build tree, else <install prefix>/share/libevents/topics.json)");
 }
 
 /* Finds a command from argv[0] (and argv[1] for "dlq" and "schemas").

@@ -8,10 +8,17 @@
 #include <fnmatch.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#define TOPICS_PATH_MAX 1024 /* as evctl_topology_t.path */
+
+/* Set by CMake (tools/evctl/CMakeLists.txt) from the install directories. */
 #ifndef EVCTL_TOPICS_INSTALL_PATH
 #define EVCTL_TOPICS_INSTALL_PATH "/usr/local/share/libevents/topics.json"
+#endif
+#ifndef EVCTL_TOPICS_FROM_BINDIR
+#define EVCTL_TOPICS_FROM_BINDIR "../share/libevents/topics.json"
 #endif
 
 /* Kafka's rule: 1..249 characters of [a-zA-Z0-9._-]. */
@@ -23,24 +30,94 @@ static int topic_name_ok(const char *s)
            strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
 }
 
-/* Picks the file: --topics-file, LEV_TOPICS_FILE, ./tools/topics.json, the
- * installed copy. */
+/* The directory of the running program (symbolic links resolved) into
+ * out; -1 when /proc does not say. */
+static int program_dir(char *out, size_t size)
+{
+    ssize_t n = readlink("/proc/self/exe", out, size - 1);
+    if (n <= 0 || (size_t)n >= size - 1)
+        return -1;
+    out[n] = '\0';
+    char *slash = strrchr(out, '/');
+    if (!slash)
+        return -1;
+    *slash = '\0';
+    return 0;
+}
+
+/* 1 when two paths name the same existing directory. */
+static int same_dir(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
+}
+
+/* Where the description is looked for without --topics-file and
+ * LEV_TOPICS_FILE, in order; fills up to 4 candidates (those that apply)
+ * into paths and returns their count:
+ *   ./tools/topics.json                       a checkout of the repository
+ *   <program dir>/../share/libevents/...      next to an installed evctl,
+ *                                             wherever its prefix was moved
+ *   <source dir>/tools/topics.json            the evctl of the build tree
+ *   <configured prefix>/share/libevents/...   an evctl copied elsewhere */
+static size_t topics_candidates(char paths[4][TOPICS_PATH_MAX])
+{
+    size_t n = 0;
+    char dir[TOPICS_PATH_MAX];
+    snprintf(paths[n++], TOPICS_PATH_MAX, "./tools/topics.json");
+    if (program_dir(dir, sizeof dir) == 0) {
+        if (strlen(dir) + strlen(EVCTL_TOPICS_FROM_BINDIR) + 2 <= TOPICS_PATH_MAX) {
+            /* <dir>/../share/libevents/topics.json, said without the ".." */
+            char *p = paths[n++], *slash, *real;
+            snprintf(p, TOPICS_PATH_MAX, "%s/%s", dir, EVCTL_TOPICS_FROM_BINDIR);
+            if ((slash = strrchr(p, '/')) != NULL) {
+                *slash = '\0';
+                real = realpath(p, NULL);
+                *slash = '/';
+                if (real && strlen(real) + strlen(slash) < TOPICS_PATH_MAX) {
+                    memmove(p + strlen(real), slash, strlen(slash) + 1);
+                    memcpy(p, real, strlen(real));
+                }
+                free(real);
+            }
+        }
+#ifdef EVCTL_BUILD_DIR
+        if (same_dir(dir, EVCTL_BUILD_DIR))
+            snprintf(paths[n++], TOPICS_PATH_MAX, "%s", EVCTL_SOURCE_TOPICS_PATH);
+#endif
+    }
+    snprintf(paths[n++], TOPICS_PATH_MAX, "%s", EVCTL_TOPICS_INSTALL_PATH);
+    return n;
+}
+
+/* Picks the file: --topics-file, LEV_TOPICS_FILE, else the first readable
+ * candidate, its path made absolute so that messages name the file used.
+ * NULL when there is none. The result is valid until the next call. */
 static const char *topics_path(const evctl_ctx_t *ctx)
 {
+    static char found[TOPICS_PATH_MAX];
     if (ctx->topics_file)
         return ctx->topics_file;
     const char *env = getenv("LEV_TOPICS_FILE");
     if (env && *env)
         return env;
-    if (access("tools/topics.json", R_OK) == 0)
-        return "tools/topics.json";
-    return EVCTL_TOPICS_INSTALL_PATH;
+    char paths[4][TOPICS_PATH_MAX];
+    size_t n = topics_candidates(paths);
+    for (size_t i = 0; i < n; i++) {
+        if (access(paths[i], R_OK) != 0)
+            continue;
+        char *real = realpath(paths[i], NULL);
+        snprintf(found, sizeof found, "%s", real ? real : paths[i]);
+        free(real);
+        return found;
+    }
+    return NULL;
 }
 
 int evctl_topology_available(const evctl_ctx_t *ctx)
 {
-    const char *env = getenv("LEV_TOPICS_FILE");
-    return ctx->topics_file || (env && *env) || access(topics_path(ctx), R_OK) == 0;
+    return topics_path(ctx) != NULL;
 }
 
 /* obj[key] as an integer in 1..100000 into *out (def when absent); -1 when
@@ -94,7 +171,22 @@ int evctl_topology_load(evctl_topology_t *t, evctl_ctx_t *ctx, int partitions, i
                         int retry_levels)
 {
     memset(t, 0, sizeof *t);
-    snprintf(t->path, sizeof t->path, "%s", topics_path(ctx));
+    const char *path = topics_path(ctx);
+    if (!path) {
+        char paths[4][TOPICS_PATH_MAX], list[4 * TOPICS_PATH_MAX] = "";
+        size_t n = topics_candidates(paths), used = 0;
+        for (size_t i = 0; i < n; i++) {
+            int w = snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", paths[i]);
+            if (w < 0 || (size_t)w >= sizeof list - used)
+                break;
+            used += (size_t)w;
+        }
+        return evctl_fail(EVCTL_EXIT_DATA,
+                          "no topics description found (looked for %s): give --topics-file PATH "
+                          "or set LEV_TOPICS_FILE",
+                          list);
+    }
+    snprintf(t->path, sizeof t->path, "%s", path);
     json_error_t jerr;
     t->doc = json_load_file(t->path, JSON_REJECT_DUPLICATES, &jerr);
     if (!t->doc)
