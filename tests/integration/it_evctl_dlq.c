@@ -358,7 +358,59 @@ static void redriven_dead_letters_are_processed_by_the_fixed_worker(void)
     lev_config_clear(&conf);
 }
 
+/* A redrive never sends to a topic that does not exist (a broker that
+ * creates topics on demand would make one): with --to, nothing is read;
+ * a dead letter whose original topic is gone is unroutable, named, not
+ * sent, and makes the exit code 65, in the dry run exactly as in the run. */
+static void redrive_to_a_missing_topic_fails_alike_in_dry_run_and_run(void)
+{
+    fixture_t f;
+    REQUIRE(fixture(&f) == 0);
+    char gone[192];
+    snprintf(gone, sizeof gone, "%s-gone", f.src);
+    char id[LEV_UUID_STR_LEN];
+    lev_uuid4(id);
+    size_t len = 0;
+    void *value = encoded_order(id, &len);
+    REQUIRE(value);
+    REQUIRE(dead_letter(f.dlq, 1, gone, id, value, len, "handler", "boom", id) == 0);
+    free(value);
+
+    for (int dry = 1; dry >= 0; dry--) {
+        char *out = NULL, *err = NULL;
+        CHECK_INT(it_evctl(&out, &err, NULL, "dlq", "redrive", f.group, "--to", gone, "--rate", "0",
+                           dry ? "--dry-run" : NULL, NULL),
+                  ==, 65);
+        CHECK(err && strstr(err, "--to: topic") && strstr(err, "does not exist"));
+        CHECK_STR(out, "");
+        free(out);
+        free(err);
+
+        CHECK_INT(it_evctl(&out, &err, NULL, "dlq", "redrive", f.group, "--class", "handler",
+                           "--rate", "0", dry ? "--dry-run" : NULL, NULL),
+                  ==, 65);
+        json_t *lines = it_lines(out);
+        json_t *sum = json_array_get(lines, json_array_size(lines) - 1);
+        CHECK_INT(it_int(sum, dry ? "would_copy" : "copied"), ==, 4);
+        CHECK_INT(it_int(sum, "unroutable"), ==, 1);
+        CHECK(err && strstr(err, gone) && strstr(err, "does not exist") &&
+              strstr(err, "1 unroutable"));
+        json_decref(lines);
+        free(out);
+        free(err);
+    }
+    lev_test_record_t *recs = NULL;
+    size_t got = lev_test_read_topic(f.src, 4, 20000, &recs);
+    CHECK_INT(got, ==, 4); /* the four of the existing topic, once */
+    lev_test_records_free(recs, got);
+    char *err = NULL;
+    CHECK_INT(it_evctl(NULL, &err, NULL, "tail", gone, NULL), ==, 65); /* not created */
+    free(err);
+    fixture_clear(&f);
+}
+
 CHECK_MAIN(CASE(dlq_list_groups_by_class_and_message_with_counts),
            CASE(dlq_show_prints_one_record_with_its_dead_letter_headers),
            CASE(dlq_redrive_sends_back_with_provenance_and_without_dead_letter_headers),
-           CASE(redriven_dead_letters_are_processed_by_the_fixed_worker))
+           CASE(redriven_dead_letters_are_processed_by_the_fixed_worker),
+           CASE(redrive_to_a_missing_topic_fails_alike_in_dry_run_and_run))

@@ -269,7 +269,49 @@ static void replay_into_the_same_topic_stops_at_the_end_it_started_with(void)
     unlink(path);
 }
 
+/* A dry run checks what the run checks: a destination topic that does not
+ * exist fails both the same way (exit 65, nothing sent), never only the
+ * real run. */
+static void a_dry_run_fails_where_the_run_fails(void)
+{
+    enum { N = 3 };
+    static char ids[N][LEV_UUID_STR_LEN];
+    char src[96], missing[128], path[256];
+    lev_test_unique("it-evctl-rdry", src, sizeof src);
+    snprintf(missing, sizeof missing, "%s-missing", src);
+    REQUIRE(lev_test_create_topic(src, 1) == 0);
+    it_orders_file(N, ids, 0, path, sizeof path);
+    json_t *published = publish(path, src);
+    REQUIRE(published && json_array_size(published) == N);
+    json_decref(published);
+
+    for (int dry = 1; dry >= 0; dry--) {
+        char *out = NULL, *err = NULL;
+        CHECK_INT(it_evctl(&out, &err, NULL, "replay", src, "--from", "beginning", "--to", missing,
+                           dry ? "--dry-run" : NULL, NULL),
+                  ==, 65);
+        CHECK(err && strstr(err, "--to: topic") && strstr(err, missing) &&
+              strstr(err, "does not exist"));
+        CHECK_STR(out, ""); /* no record, no summary: nothing was read */
+        free(out);
+        free(err);
+        CHECK_INT(it_evctl(&out, &err, NULL, "publish", path, "--topic", missing,
+                           dry ? "--dry-run" : NULL, NULL),
+                  ==, 65);
+        CHECK(err && strstr(err, missing) && strstr(err, "does not exist"));
+        CHECK_STR(out, "");
+        free(out);
+        free(err);
+    }
+    /* and neither created it */
+    char *err = NULL;
+    CHECK_INT(it_evctl(NULL, &err, NULL, "tail", missing, NULL), ==, 65);
+    free(err);
+    unlink(path);
+}
+
 CHECK_MAIN(CASE(replay_by_offset_range_copies_exactly_that_range),
            CASE(replay_by_time_range_copies_exactly_that_range),
            CASE(interrupted_replay_prints_resume_point_and_resuming_copies_the_rest_once),
-           CASE(replay_into_the_same_topic_stops_at_the_end_it_started_with))
+           CASE(replay_into_the_same_topic_stops_at_the_end_it_started_with),
+           CASE(a_dry_run_fails_where_the_run_fails))

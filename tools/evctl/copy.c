@@ -34,6 +34,7 @@ struct copy_state_s {
     int delivery_failed;
     char first_error[600];
     json_t *to_counts; /* destination topic -> records */
+    json_t *dests;     /* destination topic -> its partition count (0: none such) */
 };
 
 /* Index of the range reading `partition` into *out; -1 when none does. */
@@ -68,6 +69,20 @@ static void on_delivery(void *opaque, int err, const char *errstr, int32_t parti
         st->acked++;
     }
     free(pd);
+}
+
+/* Partitions of a destination topic, asked once per topic: > 0, 0 when it
+ * does not exist, -1 when the broker did not answer. Dry runs ask too: a
+ * dry run checks what the run checks. */
+static int dest_partitions(copy_state_t *st, const char *topic)
+{
+    json_t *known = json_object_get(st->dests, topic);
+    if (known)
+        return (int)json_integer_value(known);
+    int n = evctl_topic_partitions(st->scan->rk, topic, st->ctx->timeout_ms);
+    if (n >= 0)
+        json_object_set_new(st->dests, topic, json_integer(n));
+    return n;
 }
 
 /* Is this a header the copy drops from the original? */
@@ -107,11 +122,24 @@ static int on_record(void *opaque, evctl_scan_t *s, const rd_kafka_message_t *m)
     const char *to = c->to;
     if (!to && c->strip_dead_letter) {
         to = evctl_header_str(m, LEV_H_ORIG_TOPIC, dest, sizeof dest);
-        if (!to || !*to) {
+        int parts = to && *to ? dest_partitions(st, to) : 0;
+        if (parts < 0) {
+            snprintf(st->first_error, sizeof st->first_error, "%s: no metadata from Kafka", to);
+            return EVCTL_EXIT_UNAVAILABLE;
+        }
+        if (parts == 0) {
+            /* never re-create a deleted topic by sending to it */
             st->unroutable++;
             st->next[ri] = m->offset + 1;
-            fprintf(stderr, "evctl: %s [%d] offset %lld has no %s header: not redriven\n", s->topic,
-                    (int)m->partition, (long long)m->offset, LEV_H_ORIG_TOPIC);
+            if (!to || !*to)
+                fprintf(stderr, "evctl: %s [%d] offset %lld has no %s header: not %s\n", s->topic,
+                        (int)m->partition, (long long)m->offset, LEV_H_ORIG_TOPIC, c->verb);
+            else
+                fprintf(stderr,
+                        "evctl: %s [%d] offset %lld: its %s %s does not exist: not %s (--to "
+                        "sends elsewhere)\n",
+                        s->topic, (int)m->partition, (long long)m->offset, LEV_H_ORIG_TOPIC, to,
+                        c->verb);
             return 0;
         }
     }
@@ -168,6 +196,7 @@ static int on_record(void *opaque, evctl_scan_t *s, const rd_kafka_message_t *m)
         st->failed++;
         if (st->min_failed[ri] < 0)
             st->min_failed[ri] = m->offset;
+        st->delivery_failed = 1;
         snprintf(st->first_error, sizeof st->first_error, "%s", err.text);
         return EVCTL_EXIT_UNAVAILABLE;
     }
@@ -192,9 +221,22 @@ int evctl_copy_run(evctl_ctx_t *ctx, evctl_scan_t *scan, const evctl_filter_t *f
     st.next = calloc(scan->n ? scan->n : 1, sizeof *st.next);
     st.min_failed = calloc(scan->n ? scan->n : 1, sizeof *st.min_failed);
     st.to_counts = json_object();
-    if (!st.next || !st.min_failed || !st.to_counts) {
+    st.dests = json_object();
+    if (!st.next || !st.min_failed || !st.to_counts || !st.dests) {
         rc = evctl_fail(EVCTL_EXIT_INTERNAL, "out of memory");
         goto out;
+    }
+    if (copy->to) { /* checked before anything is read, dry run or not */
+        int parts = dest_partitions(&st, copy->to);
+        if (parts <= 0) {
+            rc = parts < 0
+                     ? evctl_fail(EVCTL_EXIT_UNAVAILABLE, "%s: no metadata from Kafka", copy->to)
+                     : evctl_fail(EVCTL_EXIT_DATA,
+                                  "--to: topic %s does not exist (evctl topics creates the "
+                                  "workflow's topics): nothing %s",
+                                  copy->to, copy->dry_run ? "would be sent" : "sent");
+            goto out;
+        }
     }
     for (size_t i = 0; i < scan->n; i++) {
         st.next[i] = scan->ranges[i].start;
@@ -216,6 +258,9 @@ int evctl_copy_run(evctl_ctx_t *ctx, evctl_scan_t *scan, const evctl_filter_t *f
     st.p = NULL;
     if (st.delivery_failed && (rc == 0 || rc == EVCTL_EXIT_INTERRUPTED))
         rc = EVCTL_EXIT_UNAVAILABLE;
+    int unroutable = rc == 0 && st.unroutable > 0;
+    if (unroutable)
+        rc = EVCTL_EXIT_DATA; /* the others went; these did not */
 
     /* where to resume: the first failed offset, else after the last handled one */
     json_t *parts = json_array();
@@ -257,19 +302,28 @@ int evctl_copy_run(evctl_ctx_t *ctx, evctl_scan_t *scan, const evctl_filter_t *f
     evctl_out(sum);
     if (rc == EVCTL_EXIT_INTERRUPTED || (rc != 0 && incomplete)) {
         evctl_fail(rc, "%s stopped%s%s: last copied offset per partition: %s", copy->verb,
-                   st.first_error[0] ? " after a failed delivery: " : " (interrupted)",
+                   st.delivery_failed  ? " after a failed delivery: "
+                   : st.first_error[0] ? ": "
+                                       : " (interrupted)",
                    st.first_error, last);
         evctl_fail(rc, "resume with --from %s", resume);
-    } else if (rc == 0) {
-        evctl_note(ctx, "%s: %s %llu record%s from %s, skipped %llu by filters%s%s", copy->verb,
+    } else if (unroutable) {
+        evctl_fail(rc, "%s: %s %llu record%s from %s; %llu unroutable (see above) %s", copy->verb,
                    copy->dry_run ? "would copy" : "copied",
                    (unsigned long long)(copy->dry_run ? st.copied : st.acked),
                    (copy->dry_run ? st.copied : st.acked) == 1 ? "" : "s", scan->topic,
-                   (unsigned long long)st.skipped, st.unroutable ? ", unroutable " : "",
-                   st.unroutable ? "(see above)" : "");
+                   (unsigned long long)st.unroutable,
+                   copy->dry_run ? "would not be sent" : "were not sent");
+    } else if (rc == 0) {
+        evctl_note(ctx, "%s: %s %llu record%s from %s, skipped %llu by filters", copy->verb,
+                   copy->dry_run ? "would copy" : "copied",
+                   (unsigned long long)(copy->dry_run ? st.copied : st.acked),
+                   (copy->dry_run ? st.copied : st.acked) == 1 ? "" : "s", scan->topic,
+                   (unsigned long long)st.skipped);
     }
 out:
     json_decref(st.to_counts);
+    json_decref(st.dests);
     free(st.next);
     free(st.min_failed);
     return rc;

@@ -18,7 +18,8 @@ static const evctl_opt_t opts[] = {
      "from the topics description)",
      0},
     {"skip-bad", NULL, "publish the valid lines even when some are bad (exit code still 65)", 0},
-    {"dry-run", NULL, "validate and print what would be sent; send nothing", 0},
+    {"dry-run", NULL, "check everything (topics too) and print what would be sent; send nothing",
+     0},
     {"rate", "N/s", "at most N events per second (default: unlimited)", 0},
     {NULL, NULL, NULL, 0},
 };
@@ -363,24 +364,8 @@ static int run(evctl_ctx_t *ctx, const evctl_args_t *args)
         rc = EVCTL_EXIT_DATA;
         goto out;
     }
-    if (dry) {
-        for (size_t i = 0; i < n; i++) {
-            json_t *h = json_object();
-            for (size_t k = 0; k < items[i]->nheaders; k++)
-                json_object_set_new(
-                    h, items[i]->headers[k].name,
-                    evctl_json_bytes(items[i]->headers[k].value, items[i]->headers[k].size));
-            evctl_out(json_pack("{s:I,s:s,s:o,s:o,s:I,s:b}", "line", (json_int_t)items[i]->line,
-                                "topic", items[i]->topic, "key",
-                                items[i]->key ? json_string(items[i]->key) : json_null(), "headers",
-                                h, "bytes", (json_int_t)items[i]->value_len, "dry_run", 1));
-        }
-        evctl_note(ctx, "dry run: %zu event%s valid, %zu bad, nothing sent", n, n == 1 ? "" : "s",
-                   nbad);
-        rc = nbad ? EVCTL_EXIT_DATA : 0;
-        goto out;
-    }
-    /* every destination topic must exist before anything is sent */
+    /* every destination topic must exist before anything is sent (a dry
+     * run checks it too: it answers "would this publish?") */
     if (n > 0 && !(rk = evctl_consumer_new(ctx, NULL, &rc)))
         goto out;
     for (size_t i = 0; i < n; i++) {
@@ -397,10 +382,28 @@ static int run(evctl_ctx_t *ctx, const evctl_args_t *args)
         if (parts == 0) {
             rc = evctl_fail(EVCTL_EXIT_DATA,
                             "%s:%ld: topic %s does not exist (evctl topics creates the workflow's "
-                            "topics): nothing published",
-                            name, items[i]->line, items[i]->topic);
+                            "topics): nothing %s",
+                            name, items[i]->line, items[i]->topic,
+                            dry ? "would be published" : "published");
             goto out;
         }
+    }
+    if (dry) {
+        for (size_t i = 0; i < n; i++) {
+            json_t *h = json_object();
+            for (size_t k = 0; k < items[i]->nheaders; k++)
+                json_object_set_new(
+                    h, items[i]->headers[k].name,
+                    evctl_json_bytes(items[i]->headers[k].value, items[i]->headers[k].size));
+            evctl_out(json_pack("{s:I,s:s,s:o,s:o,s:I,s:b}", "line", (json_int_t)items[i]->line,
+                                "topic", items[i]->topic, "key",
+                                items[i]->key ? json_string(items[i]->key) : json_null(), "headers",
+                                h, "bytes", (json_int_t)items[i]->value_len, "dry_run", 1));
+        }
+        evctl_note(ctx, "dry run: %zu event%s valid, %zu bad, nothing sent", n, n == 1 ? "" : "s",
+                   nbad);
+        rc = nbad ? EVCTL_EXIT_DATA : 0;
+        goto out;
     }
     if (n > 0 && !(p = evctl_producer_new(ctx))) {
         rc = EVCTL_EXIT_INTERNAL;
@@ -507,9 +510,11 @@ const evctl_cmd_t evctl_cmd_publish = {
     "Every line is validated and encoded before anything is sent. A bad line is reported\n"
     "on stderr as FILE:LINE: FIELD: problem (and as {\"line\":N,\"error\":{...}} on stdout);\n"
     "then nothing is published (exit 65) unless --skip-bad. The destination topics must\n"
-    "exist. Every delivery is checked: for each event acknowledged by the broker a line\n"
-    "{\"line\",\"topic\",\"partition\",\"offset\",\"key\",\"id\",\"type\"} is printed; a failed\n"
-    "delivery makes the exit code 69. The summary goes to stderr.\n",
+    "exist (exit 65). --dry-run checks all of this, destination topics included, with the\n"
+    "same exit codes, and sends nothing. Every delivery is checked: for each event\n"
+    "acknowledged by the broker a line {\"line\",\"topic\",\"partition\",\"offset\",\"key\",\n"
+    "\"id\",\"type\"} is printed; a failed delivery makes the exit code 69. The summary goes\n"
+    "to stderr.\n",
     opts,
     0,
     1,

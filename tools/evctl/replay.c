@@ -45,15 +45,6 @@ static int run(evctl_ctx_t *ctx, const evctl_args_t *args)
         return rc;
     if (!(rk = evctl_consumer_new(ctx, NULL, &rc)))
         return rc;
-    if (copy.to && !copy.dry_run) {
-        int parts = evctl_topic_partitions(rk, copy.to, ctx->timeout_ms);
-        if (parts <= 0) {
-            rc = parts < 0
-                     ? evctl_fail(EVCTL_EXIT_UNAVAILABLE, "%s: no metadata from Kafka", copy.to)
-                     : evctl_fail(EVCTL_EXIT_DATA, "--to: topic %s does not exist", copy.to);
-            goto out;
-        }
-    }
     if ((rc = evctl_scan_plan(&scan, ctx, rk, args->pos[0], evctl_opt(args, "partition"),
                               evctl_opt(args, "from"), NULL, evctl_opt(args, "until"), 0)) != 0)
         goto out;
@@ -73,7 +64,9 @@ const evctl_cmd_t evctl_cmd_replay = {
     "loops -- to --to (default: TOPIC), keeping key, value and headers, and adding the\n"
     "provenance headers evctl_replay_from=<topic>/<partition>/<offset> and\n"
     "evctl_replay_at=<RFC 3339 time> (replacing earlier ones, never stacking them). The\n"
-    "destination partition follows the key, as for any producer.\n"
+    "destination partition follows the key, as for any producer. --to must exist (exit 65):\n"
+    "evctl never creates a topic by sending to it. --dry-run checks what the run checks\n"
+    "(same exit codes), prints what would be sent, and sends nothing.\n"
     "\n"
     "Replayed events keep their ce_id. The services are idempotent per consumer group\n"
     "(an event id they handled is remembered in Redis, LEV_IDEMPOTENCY_TTL_MS, 7 days by\n"
