@@ -415,6 +415,76 @@ static void an_unreachable_broker_exits_69(void)
     free(err);
 }
 
+/* A range that can select nothing is a usage error naming its options, not
+ * an empty output with exit 0: a reversed --from/--until (offsets, times,
+ * per partition), --until beginning, the same for --since/--until, and a
+ * --partition that selects no partition. */
+static void empty_or_reversed_ranges_are_usage_errors(void)
+{
+    char topic[128], path[256];
+    static char ids[4][LEV_UUID_STR_LEN];
+    lev_test_unique("it-evctl-range", topic, sizeof topic);
+    REQUIRE(lev_test_create_topic(topic, 2) == 0);
+    it_orders_file(4, ids, 0, path, sizeof path);
+    char *out = NULL, *err = NULL;
+    REQUIRE(it_evctl(NULL, NULL, NULL, "publish", path, "--topic", topic, "--quiet", NULL) == 0);
+    unlink(path);
+
+    static const struct {
+        const char *args[8];
+        const char *says[3];
+    } bad[] = {
+        {{"tail", "T", "--from", "10", "--until", "5"}, {"--from 10", "--until 5"}},
+        {{"tail", "T", "--from", "2", "--until", "2"}, {"--from 2", "--until 2"}},
+        {{"tail", "T", "--from", "2026-11-21T10:00:00Z", "--until", "2026-11-21T09:00:00Z"},
+         {"--from 2026-11-21T10:00:00Z", "--until 2026-11-21T09:00:00Z"}},
+        {{"tail", "T", "--from", "now-1h", "--until", "now-2h"}, {"--from now-1h", "--until"}},
+        {{"tail", "T", "--from", "0:3,1:0", "--until", "0:1"}, {"--from 0:3,1:0", "partition 0"}},
+        {{"tail", "T", "--until", "beginning"}, {"--until beginning", "selects nothing"}},
+        {{"tail", "T", "--partition", ","}, {"--partition", "names no partition"}},
+        {{"tail", "T", "--from", "0:1", "--partition", "1"}, {"--partition 1", "--from 0:1"}},
+        {{"replay", "T", "--from", "3", "--until", "1", "--dry-run"}, {"--from 3", "--until 1"}},
+        {{"dlq", "list", "G", "--since", "now-1h", "--until", "now-2h"},
+         {"--since now-1h", "--until now-2h"}},
+        {{"dlq", "redrive", "G", "--from", "5", "--until", "2", "--dry-run"},
+         {"--from 5", "--until 2"}},
+        {{"dlq", "redrive", "G", "--since", "now", "--until", "now-1d", "--dry-run"},
+         {"--since now", "--until now-1d"}},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *args[10];
+        size_t n = 0;
+        for (; n < 8 && bad[i].args[n]; n++)
+            args[n] = strcmp(bad[i].args[n], "T") == 0 || strcmp(bad[i].args[n], "G") == 0
+                          ? topic /* for dlq: the group whose dlq does not even exist */
+                          : bad[i].args[n];
+        args[n] = NULL;
+        evctl_proc_t p;
+        it_evctl_startv(&p, NULL, args);
+        int rc = it_evctl_finish(&p, 60000, &out, &err);
+        int said = 1;
+        for (int k = 0; k < 3 && bad[i].says[k]; k++)
+            said &= err && strstr(err, bad[i].says[k]) != NULL;
+        if (rc != 64 || !said || out[0])
+            fprintf(stderr, "case %zu (%s %s ...): exit %d, stderr: %s", i, args[0], args[2], rc,
+                    err);
+        CHECK_INT(rc, ==, 64);
+        CHECK(said);
+        CHECK_STR(out, "");
+        free(out);
+        free(err);
+    }
+    /* the same options in the right order read what they select */
+    CHECK_INT(
+        it_evctl(&out, NULL, NULL, "tail", topic, "--from", "0:0,1:0", "--until", "0:1,1:1", NULL),
+        ==, 0);
+    json_t *lines = it_lines(out);
+    free(out);
+    CHECK_INT(json_array_size(lines), >=, 1);
+    CHECK_INT(json_array_size(lines), <=, 2);
+    json_decref(lines);
+}
+
 /* ---- a listener that refuses SASL credentials the way a broker does ----
  *
  * The test brokers have no SASL listener, so this speaks just enough of the
@@ -611,5 +681,6 @@ CHECK_MAIN(CASE(publish_then_tail_round_trip_equals_the_input),
            CASE(an_input_without_events_publishes_nothing_and_says_so),
            CASE(tail_prints_undecodable_records_with_their_error_and_raw_bytes),
            CASE(tail_refuses_values_of_an_unreadable_older_version_without_crashing),
-           CASE(usage_errors_name_the_flag_and_exit_64), CASE(an_unreachable_broker_exits_69),
+           CASE(usage_errors_name_the_flag_and_exit_64),
+           CASE(empty_or_reversed_ranges_are_usage_errors), CASE(an_unreachable_broker_exits_69),
            CASE(a_refused_sasl_password_says_authentication_failed))

@@ -183,6 +183,8 @@ static int list_run(evctl_ctx_t *ctx, const evctl_args_t *args)
                         since && evctl_time_parse(since, &ms) != 0 ? since : until);
         goto out;
     }
+    if ((rc = evctl_range_check("since", since, "until", until)) != 0)
+        goto out;
     if ((rc = dlq_topic(args->pos[0], topic, sizeof topic)) != 0 || (rc = evctl_load_schemas(ctx)))
         goto out;
     if (!(rk = evctl_consumer_new(ctx, NULL, &rc)))
@@ -420,7 +422,9 @@ static int redrive_run(evctl_ctx_t *ctx, const evctl_args_t *args)
     if (evctl_opt(args, "rate") && evctl_rate_parse(evctl_opt(args, "rate"), &copy.rate) != 0)
         return evctl_fail(EVCTL_EXIT_USAGE, "--rate: expected N, N/s, N/m or N/h, got \"%s\"",
                           evctl_opt(args, "rate"));
-    if ((rc = evctl_opt_long(args, "max", 1, INT64_MAX, 0, &copy.max)) != 0)
+    if ((rc = evctl_opt_long(args, "max", 1, INT64_MAX, 0, &copy.max)) != 0 ||
+        (rc = evctl_range_check("from", from, "until", evctl_opt(args, "until"))) != 0 ||
+        (rc = evctl_range_check("since", since, "until", evctl_opt(args, "until"))) != 0)
         return rc;
     evctl_filter_init(&filter, args);
     if ((rc = dlq_topic(args->pos[0], topic, sizeof topic)) || (rc = evctl_load_schemas(ctx)))

@@ -236,10 +236,21 @@ typedef struct evctl_scan_s {
 /* Plans a scan of `topic`: partitions (NULL: every one, else a comma
  * list), start spec `from` and end spec `until` (see evctl_scan_specs_help),
  * follow (no end unless `until`). `def_from` is used when from is NULL.
- * Prints errors naming the flag; returns 0 or an exit code. */
+ * A --partition list that names no partition, or none that a per-partition
+ * `from` names, is a usage error. Prints errors naming the flag; returns 0
+ * or an exit code. */
 int evctl_scan_plan(evctl_scan_t *s, evctl_ctx_t *ctx, rd_kafka_t *rk, const char *topic,
                     const char *partitions, const char *from, const char *def_from,
                     const char *until, int follow);
+
+/* Checks, before any broker is asked, that a --from/--until pair (named
+ * from_flag and until_flag on the command line; either value may be NULL)
+ * can select something: --until beginning never does, nor two offsets or
+ * two times (or two `end`) where the first is not before the second, for
+ * every partition or for a partition both name. Prints a usage error naming
+ * both options and returns EVCTL_EXIT_USAGE, else 0. */
+int evctl_range_check(const char *from_flag, const char *from, const char *until_flag,
+                      const char *until);
 
 /* Called for each record in range; returns 0 to go on, 1 to stop (done),
  * or an exit code > 1 to fail. */

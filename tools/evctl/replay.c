@@ -38,7 +38,9 @@ static int run(evctl_ctx_t *ctx, const evctl_args_t *args)
     if (evctl_opt(args, "rate") && evctl_rate_parse(evctl_opt(args, "rate"), &copy.rate) != 0)
         return evctl_fail(EVCTL_EXIT_USAGE, "--rate: expected N, N/s, N/m or N/h, got \"%s\"",
                           evctl_opt(args, "rate"));
-    if ((rc = evctl_opt_long(args, "max", 1, INT64_MAX, 0, &copy.max)) != 0)
+    if ((rc = evctl_opt_long(args, "max", 1, INT64_MAX, 0, &copy.max)) != 0 ||
+        (rc = evctl_range_check("from", evctl_opt(args, "from"), "until",
+                                evctl_opt(args, "until"))) != 0)
         return rc;
     evctl_filter_init(&filter, args);
     if ((rc = evctl_load_schemas(ctx)) != 0)

@@ -20,7 +20,8 @@ const char evctl_scan_specs_help[] =
     "  now | now-2h             a time relative to now (ms, s, m, h, d)\n"
     "  P:POS,P:POS              per partition (for --from: only the partitions listed)\n"
     "--from is inclusive and --until exclusive. When a bound is a time, records whose\n"
-    "timestamp lies outside [from, until) are skipped as well.\n";
+    "timestamp lies outside [from, until) are skipped as well. A range that selects\n"
+    "nothing (--from 10 --until 5, --until beginning) is a usage error (exit 64).\n";
 
 typedef enum { POS_BEGIN, POS_END, POS_OFFSET, POS_RELATIVE, POS_TIME } pos_kind_t;
 
@@ -119,6 +120,64 @@ static const pos_t *spec_for(const spec_t *s, int32_t p)
     return NULL;
 }
 
+/* 1 when [f, u) holds nothing whatever the partition holds: --until
+ * beginning, or two positions of the same kind in the wrong order (an
+ * offset and a time, or anything and `end`, cannot be compared here). */
+static int surely_empty(const pos_t *f, const pos_t *u)
+{
+    if (u->kind == POS_BEGIN)
+        return 1;
+    if (!f || f->kind != u->kind)
+        return 0;
+    if (f->kind == POS_OFFSET || f->kind == POS_TIME)
+        return f->v >= u->v;
+    return f->kind == POS_END; /* end .. end */
+}
+
+int evctl_range_check(const char *from_flag, const char *from, const char *until_flag,
+                      const char *until)
+{
+    spec_t *fs = calloc(2, sizeof *fs), *us = fs ? fs + 1 : NULL;
+    int rc = 0;
+    if (!fs)
+        return evctl_fail(EVCTL_EXIT_INTERNAL, "out of memory");
+    if ((rc = spec_parse(from_flag, from, 1, fs)) || (rc = spec_parse(until_flag, until, 0, us)) ||
+        !us->given)
+        goto done;
+    /* the partitions either names (all of them when neither is per partition) */
+    int32_t parts[512];
+    int n = 0;
+    if (!fs->per_partition && !us->per_partition)
+        parts[n++] = -1;
+    for (int i = 0; fs->per_partition && i < fs->npart; i++)
+        parts[n++] = fs->parts[i];
+    for (int i = 0; us->per_partition && i < us->npart; i++)
+        parts[n++] = us->parts[i];
+    for (int i = 0; i < n; i++) {
+        const pos_t *f = fs->given ? spec_for(fs, parts[i]) : NULL, *u = spec_for(us, parts[i]);
+        if (!u || !surely_empty(f, u))
+            continue;
+        if (u->kind == POS_BEGIN) {
+            rc = evctl_fail(EVCTL_EXIT_USAGE,
+                            "--%s %s selects nothing: the range ends before the oldest record "
+                            "(--%s is exclusive)",
+                            until_flag, until, until_flag);
+            break;
+        }
+        char where[48] = "";
+        if (parts[i] >= 0)
+            snprintf(where, sizeof where, " in partition %d", (int)parts[i]);
+        rc = evctl_fail(EVCTL_EXIT_USAGE,
+                        "--%s %s and --%s %s select nothing%s: --%s (inclusive) must come "
+                        "before --%s (exclusive)",
+                        from_flag, from, until_flag, until, where, from_flag, until_flag);
+        break;
+    }
+done:
+    free(fs);
+    return rc;
+}
+
 /* Offsets for the times of a spec (one rd_kafka_offsets_for_times call);
  * out[i] is the offset for ranges[i] (-1: no record at or after the time). */
 static int resolve_times(evctl_scan_t *s, const spec_t *spec, int timeout_ms, int64_t *out)
@@ -212,8 +271,9 @@ int evctl_scan_plan(evctl_scan_t *s, evctl_ctx_t *ctx, rd_kafka_t *rk, const cha
     }
     if (partitions) {
         char *copy = strdup(partitions), *save = NULL;
+        int listed = 0;
         for (char *it = copy ? strtok_r(copy, ",", &save) : NULL; it;
-             it = strtok_r(NULL, ",", &save)) {
+             it = strtok_r(NULL, ",", &save), listed++) {
             char *end;
             errno = 0;
             long p = strtol(it, &end, 10);
@@ -226,6 +286,11 @@ int evctl_scan_plan(evctl_scan_t *s, evctl_ctx_t *ctx, rd_kafka_t *rk, const cha
             want[p] = 1;
         }
         free(copy);
+        if (!rc && listed == 0)
+            rc = evctl_fail(EVCTL_EXIT_USAGE,
+                            "--partition: \"%s\" names no partition (expected P or P,P,... of "
+                            "%s: 0..%d)",
+                            partitions, topic, n - 1);
     } else {
         memset(want, 1, (size_t)n);
     }
@@ -237,6 +302,10 @@ int evctl_scan_plan(evctl_scan_t *s, evctl_ctx_t *ctx, rd_kafka_t *rk, const cha
         if (want[p] && spec_for(fs, p))
             s->ranges[s->n++].partition = p;
     free(want);
+    if (!rc && s->n == 0) /* --partition and a per-partition --from disagree */
+        rc = evctl_fail(EVCTL_EXIT_USAGE,
+                        "--partition %s and --from %s have no partition in common: nothing to read",
+                        partitions, from);
     if (rc)
         goto done;
 

@@ -52,7 +52,9 @@ static int run(evctl_ctx_t *ctx, const evctl_args_t *args)
     rd_kafka_t *rk = NULL;
     int rc, follow = evctl_flag(args, "follow");
     memset(&scan, 0, sizeof scan);
-    if ((rc = evctl_opt_long(args, "max", 1, INT64_MAX, 0, &t.max)) != 0)
+    if ((rc = evctl_opt_long(args, "max", 1, INT64_MAX, 0, &t.max)) != 0 ||
+        (rc = evctl_range_check("from", evctl_opt(args, "from"), "until",
+                                evctl_opt(args, "until"))) != 0)
         return rc;
     evctl_filter_init(&t.filter, args);
     if ((rc = evctl_load_schemas(ctx)) != 0)
