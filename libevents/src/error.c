@@ -1,4 +1,5 @@
 /* Error names and error detail formatting. */
+#include "error_classes.h"
 #include "internal.h"
 
 #include <stdio.h>
@@ -47,6 +48,18 @@ const char *lev_err_name(int err)
         return "unknown-error";
     }
 }
+
+const char *const lev_error_classes[] = {
+    LEV_CLASS_HANDLER,
+    LEV_CLASS_RETRIES_EXHAUSTED,
+    LEV_CLASS_TOO_LARGE,
+    LEV_CLASS_PRODUCE,
+    LEV_CLASS_BAD_ID,
+    "decode",
+    "unknown-schema",
+    "resolve",
+    NULL,
+};
 
 int lev_error_set(lev_error_t *err, int code, const char *where, const char *fmt, ...)
 {

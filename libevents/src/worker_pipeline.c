@@ -18,6 +18,7 @@
  * partitions keep flowing.
  */
 #include "codec_internal.h"
+#include "error_classes.h"
 #include "worker_internal.h"
 
 #include <inttypes.h>
@@ -295,10 +296,10 @@ static void act(lev_worker_t *w, wrec_t *r, lev_result_t res, const lev_event_t 
     }
     /* out of in-process attempts (or permanent): next retry topic or DLQ */
     int next = 0;
-    const char *cls = "handler";
+    const char *cls = LEV_CLASS_HANDLER;
     if (res == LEV_RESULT_TRANSIENT) {
         next = p->level + 1 <= pol->levels ? p->level + 1 : 0;
-        cls = next ? "handler" : "retries-exhausted";
+        cls = next ? LEV_CLASS_HANDLER : LEV_CLASS_RETRIES_EXHAUSTED;
     }
     int64_t due = next ? now + pol->delays_ms[next - 1] : 0;
     if (p->retry_offset == m->offset)
@@ -578,7 +579,7 @@ static void handle_batch(lev_worker_t *w, wrec_t **recs, size_t n)
         }
         if (r->bad_id) { /* an id that cannot key it */
             char why[160];
-            dead_letter(w, r, "bad-id", lev_w_id_problem(r, why, sizeof why),
+            dead_letter(w, r, LEV_CLASS_BAD_ID, lev_w_id_problem(r, why, sizeof why),
                         (int)lev_w_header_i64(r, H_ATTEMPTS, 0, 0, 1000000) + 1, lev_now_ms());
             continue;
         }
@@ -728,8 +729,8 @@ static void delivery_failed(lev_worker_t *w, wrec_t *r)
         snprintf(msg, sizeof msg, "an output was refused: %s", text);
         int attempts = (int)lev_w_header_i64(r, H_ATTEMPTS, 0, 0, 1000000) + 1;
         r->handled = 0;
-        dead_letter(w, r, code == LEV_ERR_TOO_LARGE ? "too-large" : "produce", msg, attempts,
-                    lev_now_ms());
+        dead_letter(w, r, code == LEV_ERR_TOO_LARGE ? LEV_CLASS_TOO_LARGE : LEV_CLASS_PRODUCE, msg,
+                    attempts, lev_now_ms());
         return;
     }
     if (permanent && (r->route == ROUTE_RETRY || r->route == ROUTE_DLQ) && r->fail) {

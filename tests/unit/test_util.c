@@ -1,5 +1,6 @@
 /* Ids, time, error names and the JSON-lines log writer. */
 #include "check.h"
+#include "error_classes.h"
 
 #include <jansson.h>
 #include <libevents.h>
@@ -93,6 +94,30 @@ static void error_names_are_stable_classes(void)
               "orders.jsonl:3: items[0].quantity: expected int");
 }
 
+/* lev_error_classes names every class a worker writes, the decoding ones
+ * included (they are lev_err_name() of the codec's errors). */
+static void error_classes_list_every_dead_letter_class(void)
+{
+    const char *const want[] = {lev_err_name(LEV_ERR_DECODE),
+                                lev_err_name(LEV_ERR_UNKNOWN_SCHEMA),
+                                lev_err_name(LEV_ERR_RESOLVE),
+                                LEV_CLASS_HANDLER,
+                                LEV_CLASS_RETRIES_EXHAUSTED,
+                                LEV_CLASS_TOO_LARGE,
+                                LEV_CLASS_PRODUCE,
+                                LEV_CLASS_BAD_ID};
+    size_t n = 0;
+    while (lev_error_classes[n])
+        n++;
+    CHECK_INT(n, ==, sizeof want / sizeof want[0]);
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        int found = 0;
+        for (size_t k = 0; k < n; k++)
+            found |= strcmp(lev_error_classes[k], want[i]) == 0;
+        CHECK(found);
+    }
+}
+
 static void json_log_writes_one_object_per_line(void)
 {
     char path[] = "/tmp/lev-log-XXXXXX";
@@ -133,7 +158,8 @@ static void json_log_writes_one_object_per_line(void)
     unlink(path);
 }
 
-CHECK_MAIN(CASE(derived_ids_of_events_depend_on_their_source_too), CASE(uuid4_is_random_version_4),
+CHECK_MAIN(CASE(error_classes_list_every_dead_letter_class),
+           CASE(derived_ids_of_events_depend_on_their_source_too), CASE(uuid4_is_random_version_4),
            CASE(uuid5_matches_the_rfc_4122_example),
            CASE(derived_ids_are_deterministic_and_distinct_per_type_and_index),
            CASE(time_formats_and_parses_rfc3339), CASE(error_names_are_stable_classes),
