@@ -409,8 +409,61 @@ static void redrive_to_a_missing_topic_fails_alike_in_dry_run_and_run(void)
     fixture_clear(&f);
 }
 
+/* --class with a value no dead letter has: a class libevents never writes
+ * is taken for a mistake (exit 65, the classes present and the known ones
+ * listed, nothing sent for it); one it writes is merely absent (a note,
+ * exit 0), so a scheduled redrive of a class does not fail for want of
+ * failures. */
+static void redrive_of_a_class_that_matches_nothing_says_so(void)
+{
+    fixture_t f;
+    REQUIRE(fixture(&f) == 0);
+    for (int dry = 1; dry >= 0; dry--) {
+        char *out = NULL, *err = NULL;
+        CHECK_INT(it_evctl(&out, &err, NULL, "dlq", "redrive", f.group, "--class", "nosuch",
+                           "--rate", "0", dry ? "--dry-run" : NULL, NULL),
+                  ==, 65);
+        CHECK(err && strstr(err, "--class nosuch matches no dead letter"));
+        CHECK(err && strstr(err, "handler (4), decode (2)"));
+        CHECK(err && strstr(err, "retries-exhausted") && strstr(err, "bad-id"));
+        json_t *lines = it_lines(out);
+        json_t *sum = json_array_get(lines, json_array_size(lines) - 1);
+        CHECK_INT(json_array_size(lines), ==, 1);
+        CHECK_INT(it_int(sum, dry ? "would_copy" : "copied"), ==, 0);
+        CHECK_INT(json_integer_value(json_object_get(json_object_get(sum, "classes"), "handler")),
+                  ==, 4);
+        json_decref(lines);
+        free(out);
+        free(err);
+    }
+    lev_test_record_t *recs = NULL;
+    CHECK_INT(lev_test_read_topic(f.src, 0, 3000, &recs), ==, 0); /* nothing sent */
+    lev_test_records_free(recs, 0);
+
+    /* a class libevents writes, absent here: said, not an error */
+    char *out = NULL, *err = NULL;
+    CHECK_INT(it_evctl(&out, &err, NULL, "dlq", "redrive", f.group, "--class", "too-large",
+                       "--dry-run", NULL),
+              ==, 0);
+    CHECK(err && strstr(err, "--class too-large: no dead letter of this class"));
+    free(out);
+    free(err);
+    /* one good, one mistaken: the good one is redriven, the mistake reported */
+    CHECK_INT(it_evctl(&out, &err, NULL, "dlq", "redrive", f.group, "--class", "handler,nosuch",
+                       "--dry-run", NULL),
+              ==, 65);
+    json_t *lines = it_lines(out);
+    CHECK_INT(it_int(json_array_get(lines, json_array_size(lines) - 1), "would_copy"), ==, 4);
+    CHECK(err && strstr(err, "--class nosuch matches no dead letter"));
+    json_decref(lines);
+    free(out);
+    free(err);
+    fixture_clear(&f);
+}
+
 CHECK_MAIN(CASE(dlq_list_groups_by_class_and_message_with_counts),
            CASE(dlq_show_prints_one_record_with_its_dead_letter_headers),
            CASE(dlq_redrive_sends_back_with_provenance_and_without_dead_letter_headers),
            CASE(redriven_dead_letters_are_processed_by_the_fixed_worker),
-           CASE(redrive_to_a_missing_topic_fails_alike_in_dry_run_and_run))
+           CASE(redrive_to_a_missing_topic_fails_alike_in_dry_run_and_run),
+           CASE(redrive_of_a_class_that_matches_nothing_says_so))

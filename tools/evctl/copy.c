@@ -7,6 +7,8 @@
  */
 #include "evctl.h"
 
+#include "error_classes.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +37,7 @@ struct copy_state_s {
     char first_error[600];
     json_t *to_counts; /* destination topic -> records */
     json_t *dests;     /* destination topic -> its partition count (0: none such) */
+    json_t *classes;   /* redrive: lev_error_class -> records read with it */
 };
 
 /* Index of the range reading `partition` into *out; -1 when none does. */
@@ -85,6 +88,83 @@ static int dest_partitions(copy_state_t *st, const char *topic)
     return n;
 }
 
+typedef struct class_count_s {
+    const char *name;
+    json_int_t count;
+} class_count_t;
+
+/* qsort order: most records first, then by name. */
+static int by_count_desc(const void *a, const void *b)
+{
+    const class_count_t *x = a, *y = b;
+    if (x->count != y->count)
+        return x->count > y->count ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+/* "handler (4), decode (2)": the classes read, most frequent first. */
+static void classes_text(json_t *classes, char *out, size_t size)
+{
+    size_t n = json_object_size(classes), k = 0, used = 0;
+    class_count_t *all = calloc(n ? n : 1, sizeof *all);
+    const char *name;
+    json_t *v;
+    snprintf(out, size, "none: the range read holds no dead letter");
+    if (!all || n == 0) {
+        free(all);
+        return;
+    }
+    json_object_foreach(classes, name, v) all[k++] = (class_count_t){name, json_integer_value(v)};
+    qsort(all, n, sizeof *all, by_count_desc);
+    for (k = 0; k < n; k++) {
+        int w = snprintf(out + used, size - used, "%s%s (%lld)", k ? ", " : "", all[k].name,
+                         (long long)all[k].count);
+        if (w < 0 || (size_t)w >= size - used)
+            break;
+        used += (size_t)w;
+    }
+    free(all);
+}
+
+/* After a redrive that read its whole range: every --class value that
+ * matched no record is said so. A class libevents writes is merely absent
+ * (a note); one it does not write and the range does not hold is taken for
+ * a mistake: listed with the classes present and the known ones, and
+ * EVCTL_EXIT_DATA is returned. */
+static int check_classes(const copy_state_t *st)
+{
+    const evctl_copy_t *c = st->copy;
+    int rc = 0;
+    for (int i = 0; i < c->nclasses; i++) {
+        if (json_object_get(st->classes, c->classes[i]))
+            continue;
+        int known = 0;
+        for (size_t k = 0; lev_error_classes[k] && !known; k++)
+            known = strcmp(lev_error_classes[k], c->classes[i]) == 0;
+        if (known) {
+            evctl_note(st->ctx, "--class %s: no dead letter of this class in the range read",
+                       c->classes[i]);
+            continue;
+        }
+        char present[1024], writes[512];
+        size_t used = 0;
+        writes[0] = '\0';
+        for (size_t k = 0; lev_error_classes[k]; k++) {
+            int w = snprintf(writes + used, sizeof writes - used, "%s%s", k ? ", " : "",
+                             lev_error_classes[k]);
+            if (w < 0 || (size_t)w >= sizeof writes - used)
+                break;
+            used += (size_t)w;
+        }
+        classes_text(st->classes, present, sizeof present);
+        rc = evctl_fail(EVCTL_EXIT_DATA,
+                        "--class %s matches no dead letter: classes in the range read: %s; "
+                        "classes libevents writes: %s",
+                        c->classes[i], present, writes);
+    }
+    return rc;
+}
+
 /* Is this a header the copy drops from the original? */
 static int dropped(const copy_state_t *st, const char *name)
 {
@@ -107,9 +187,15 @@ static int on_record(void *opaque, evctl_scan_t *s, const rd_kafka_message_t *m)
         return 0;
     if (c->max > 0 && st->copied >= (uint64_t)c->max)
         return 1;
+    const char *v =
+        c->strip_dead_letter ? evctl_header_str(m, LEV_H_ERROR_CLASS, cls, sizeof cls) : NULL;
+    if (c->strip_dead_letter) {
+        json_t *seen = json_object_get(st->classes, v ? v : "(none)");
+        json_object_set_new(st->classes, v ? v : "(none)",
+                            json_integer(seen ? json_integer_value(seen) + 1 : 1));
+    }
     int pass = evctl_filter_match(st->ctx, st->filter, m, type, sizeof type);
     if (pass && c->nclasses > 0) {
-        const char *v = evctl_header_str(m, LEV_H_ERROR_CLASS, cls, sizeof cls);
         pass = 0;
         for (int i = 0; v && !pass && i < c->nclasses; i++)
             pass = strcmp(v, c->classes[i]) == 0;
@@ -222,7 +308,8 @@ int evctl_copy_run(evctl_ctx_t *ctx, evctl_scan_t *scan, const evctl_filter_t *f
     st.min_failed = calloc(scan->n ? scan->n : 1, sizeof *st.min_failed);
     st.to_counts = json_object();
     st.dests = json_object();
-    if (!st.next || !st.min_failed || !st.to_counts || !st.dests) {
+    st.classes = json_object();
+    if (!st.next || !st.min_failed || !st.to_counts || !st.dests || !st.classes) {
         rc = evctl_fail(EVCTL_EXIT_INTERNAL, "out of memory");
         goto out;
     }
@@ -261,6 +348,9 @@ int evctl_copy_run(evctl_ctx_t *ctx, evctl_scan_t *scan, const evctl_filter_t *f
     int unroutable = rc == 0 && st.unroutable > 0;
     if (unroutable)
         rc = EVCTL_EXIT_DATA; /* the others went; these did not */
+    /* --class values that matched nothing, once the whole range was read */
+    int bad_class = (rc == 0 || unroutable) && copy->nclasses > 0 &&
+                    !(copy->max > 0 && st.copied >= (uint64_t)copy->max);
 
     /* where to resume: the first failed offset, else after the last handled one */
     json_t *parts = json_array();
@@ -299,6 +389,8 @@ int evctl_copy_run(evctl_ctx_t *ctx, evctl_scan_t *scan, const evctl_filter_t *f
     st.to_counts = NULL;
     if (sum && incomplete)
         json_object_set_new(sum, "resume", json_string(resume));
+    if (sum && copy->strip_dead_letter)
+        json_object_set(sum, "classes", st.classes);
     evctl_out(sum);
     if (rc == EVCTL_EXIT_INTERRUPTED || (rc != 0 && incomplete)) {
         evctl_fail(rc, "%s stopped%s%s: last copied offset per partition: %s", copy->verb,
@@ -314,16 +406,19 @@ int evctl_copy_run(evctl_ctx_t *ctx, evctl_scan_t *scan, const evctl_filter_t *f
                    (copy->dry_run ? st.copied : st.acked) == 1 ? "" : "s", scan->topic,
                    (unsigned long long)st.unroutable,
                    copy->dry_run ? "would not be sent" : "were not sent");
-    } else if (rc == 0) {
+    }
+    if (bad_class && check_classes(&st) != 0)
+        rc = EVCTL_EXIT_DATA;
+    else if (rc == 0)
         evctl_note(ctx, "%s: %s %llu record%s from %s, skipped %llu by filters", copy->verb,
                    copy->dry_run ? "would copy" : "copied",
                    (unsigned long long)(copy->dry_run ? st.copied : st.acked),
                    (copy->dry_run ? st.copied : st.acked) == 1 ? "" : "s", scan->topic,
                    (unsigned long long)st.skipped);
-    }
 out:
     json_decref(st.to_counts);
     json_decref(st.dests);
+    json_decref(st.classes);
     free(st.next);
     free(st.min_failed);
     return rc;

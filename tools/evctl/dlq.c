@@ -380,7 +380,10 @@ const evctl_cmd_t evctl_cmd_dlq_show = {
  * ====================================================================== */
 
 static const evctl_opt_t redrive_opts[] = {
-    {"class", "CLASS", "only this error class (decode, unknown-schema, handler, ...)", 1},
+    {"class", "CLASS",
+     "only this error class (decode, unknown-schema, handler, ...; one matching nothing is "
+     "reported)",
+     1},
     {"type", "TYPE", "only events of this type", 1},
     {"key", "KEY", "only records with this key", 1},
     {"since", "TIME", "only records dead-lettered at or after TIME", 0},
@@ -462,6 +465,11 @@ const evctl_cmd_t evctl_cmd_dlq_redrive = {
     "letter without lev_original_topic or whose original topic no longer exists is\n"
     "unroutable: named on stderr, not sent, counted in the summary, exit 65 (the others\n"
     "are redriven).\n"
+    "\n"
+    "A --class that matches no dead letter of the range read is said so: a class\n"
+    "libevents writes is merely absent (exit 0); any other value is taken for a mistake\n"
+    "and listed with the classes present and the known ones (exit 65). The summary's\n"
+    "\"classes\" counts the classes read.\n"
     "\n"
     "The event keeps its ce_id: other consumer groups of the original topic have handled\n"
     "it already and skip it as a duplicate; the group that failed never finished it, so it\n"
