@@ -29,6 +29,8 @@
  * Shared
  * ====================================================================== */
 
+#define JSON_MISSING_MAX 8 /* missing fields named in one error */
+
 typedef struct jctx_s {
     const json_t *names;
     lev_json_mode_t mode;
@@ -36,6 +38,10 @@ typedef struct jctx_s {
     lev_error_t *err;
     char path[sizeof(((lev_error_t *)0)->where)];
     size_t plen;
+    /* record fields missing without a default: gathered, then reported
+     * together once nothing else is wrong */
+    char missing[JSON_MISSING_MAX][sizeof(((lev_error_t *)0)->where)];
+    size_t nmissing;
 } jctx_t;
 
 static int jfail(jctx_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -50,6 +56,55 @@ static int jfail(jctx_t *c, const char *fmt, ...)
         va_end(ap);
         lev_error_set(c->err, LEV_ERR_JSON, c->path, "%s", text);
     }
+    return LEV_ERR_JSON;
+}
+
+/* Notes the field at the current path as missing. */
+static void note_missing(jctx_t *c)
+{
+    if (c->nmissing < JSON_MISSING_MAX)
+        snprintf(c->missing[c->nmissing], sizeof c->missing[0], "%s", c->path);
+    c->nmissing++;
+}
+
+/* Reports the missing fields: one by its path, several together under the
+ * object that holds them all ("items[0]: missing fields ...: sku,
+ * quantity"; where "" when that is the top). */
+static int missing_fail(jctx_t *c)
+{
+    size_t n = c->nmissing < JSON_MISSING_MAX ? c->nmissing : JSON_MISSING_MAX;
+    if (c->nmissing == 1) {
+        if (c->err)
+            lev_error_set(c->err, LEV_ERR_JSON, c->missing[0], "missing field (it has no default)");
+        return LEV_ERR_JSON;
+    }
+    const char *first = c->missing[0];
+    size_t len = strlen(first);
+    for (size_t i = 1; i < n; i++) {
+        size_t k = 0;
+        while (k < len && first[k] == c->missing[i][k])
+            k++;
+        len = k;
+    }
+    while (len > 0 && first[len] != '.' && first[len] != '[')
+        len--; /* the parent ends where a path component starts */
+    char parent[sizeof c->missing[0]], text[sizeof c->err->text];
+    size_t used = 0;
+    snprintf(parent, sizeof parent, "%.*s", (int)len, first);
+    text[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        const char *rel = c->missing[i] + len + (c->missing[i][len] == '.');
+        int w = snprintf(text + used, sizeof text - used, "%s%s", i ? ", " : "", rel);
+        if (w < 0 || (size_t)w >= sizeof text - used)
+            break;
+        used += (size_t)w;
+    }
+    char more[48] = "";
+    if (c->nmissing > n)
+        snprintf(more, sizeof more, " and %zu more", c->nmissing - n);
+    if (c->err)
+        lev_error_set(c->err, LEV_ERR_JSON, parent, "missing fields (they have no default): %s%s",
+                      text, more);
     return LEV_ERR_JSON;
 }
 
@@ -378,8 +433,11 @@ static int from_record(jctx_t *c, json_t *j, const json_t *def, avro_value_t *ds
             rc = from(c, member, ftype, fp, depth);
         } else {
             json_t *def_value = json_object_get(f, "default");
-            if (!def_value)
-                return jfail(c, "missing field (it has no default)");
+            if (!def_value) { /* reported with the others the value lacks */
+                note_missing(c);
+                pop(c, mark);
+                continue;
+            }
             lev_json_mode_t mode = c->mode;
             c->mode = LEV_JSON_DEFAULT;
             rc = from(c, def_value, ftype, fp, depth);
@@ -579,9 +637,11 @@ int lev_json_to_value(json_t *json, const json_t *node, const json_t *names, avr
     c.path[0] = '\0';
     if (path && *path)
         path_add(&c, path, strlen(path));
+    c.nmissing = 0;
     if (!json)
         return jfail(&c, "no JSON value");
-    return from(&c, json, node, dst, 0);
+    int rc = from(&c, json, node, dst, 0);
+    return rc == 0 && c.nmissing > 0 ? missing_fail(&c) : rc;
 }
 
 int lev_codec_from_json(lev_codec_t *codec, const lev_schema_t *schema, json_t *json,

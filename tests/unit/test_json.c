@@ -192,6 +192,31 @@ static void missing_field_without_default_names_it(void)
     REQUIRE(s != NULL);
     expect_error(s, "{\"count\":3}", "id", "missing field");
     expect_error(s, "{\"id\":\"x\",\"sub\":{\"b\":\"c\"}}", "sub.a", "missing field");
+    /* every missing field of a value in one error, under the object holding them */
+    expect_error(s, "{\"count\":3,\"sub\":{\"b\":\"c\"}}", "",
+                 "missing fields (they have no default): id, sub.a");
+}
+
+static void every_missing_field_is_named_in_one_error(void)
+{
+    static const char schema[] =
+        "{\"type\":\"record\",\"name\":\"t.R\",\"fields\":["
+        "{\"name\":\"a\",\"type\":\"string\"},{\"name\":\"b\",\"type\":\"int\"},"
+        "{\"name\":\"c\",\"type\":\"int\",\"default\":1},"
+        "{\"name\":\"items\",\"type\":{\"type\":\"array\",\"items\":{\"type\":\"record\","
+        "\"name\":\"I\",\"fields\":[{\"name\":\"sku\",\"type\":\"string\"},"
+        "{\"name\":\"qty\",\"type\":\"int\"}]}}}]}";
+    const lev_schema_t *s = add(schema);
+    REQUIRE(s != NULL);
+    expect_error(s, "{\"items\":[]}", "", "missing fields (they have no default): a, b");
+    expect_error(s, "{\"a\":\"x\",\"b\":1,\"items\":[{}]}", "items[0]",
+                 "missing fields (they have no default): sku, qty");
+    expect_error(s, "{\"a\":\"x\",\"b\":1,\"items\":[{\"sku\":\"s\"},{\"qty\":1}]}", "items",
+                 "missing fields (they have no default): [0].qty, [1].sku");
+    expect_error(s, "{\"b\":1,\"items\":[{\"qty\":2}]}", "",
+                 "missing fields (they have no default): a, items[0].sku");
+    /* a wrong type is still reported where it is */
+    expect_error(s, "{\"b\":\"one\",\"items\":[]}", "b", "expected int");
 }
 
 static void unknown_members_are_errors(void)
@@ -406,8 +431,9 @@ static void every_project_schema_accepts_its_own_json(void)
 
 CHECK_MAIN(CASE(every_type_round_trips_through_json), CASE(union_branches_by_name_and_bare_values),
            CASE(missing_fields_take_schema_defaults), CASE(missing_field_without_default_names_it),
-           CASE(unknown_members_are_errors), CASE(wrong_types_name_the_path_and_what_was_expected),
-           CASE(ints_are_range_checked), CASE(enum_symbols_fixed_sizes_and_bytes_are_checked),
+           CASE(every_missing_field_is_named_in_one_error), CASE(unknown_members_are_errors),
+           CASE(wrong_types_name_the_path_and_what_was_expected), CASE(ints_are_range_checked),
+           CASE(enum_symbols_fixed_sizes_and_bytes_are_checked),
            CASE(bytes_are_iso_8859_1_code_points), CASE(nan_and_infinities_are_strings),
            CASE(logical_types_keep_their_underlying_json),
            CASE(to_json_refuses_strings_that_are_not_utf8),

@@ -194,7 +194,11 @@ LEV_API int lev_codec_validate_body(lev_codec_t *codec, const lev_schema_t *writ
  * avro_value_decref). Record fields missing from the JSON take the schema
  * default (else "missing field"); unknown members are an error. Errors
  * (LEV_ERR_JSON) name the field path in err->where ("items[2].quantity")
- * and what was expected and found in err->text. Extensions: a union value
+ * and what was expected and found in err->text. When nothing else is wrong,
+ * every field missing without a default is named in one error: one by its
+ * path, several under the object holding them all (where "items[0]", text
+ * "missing fields (they have no default): sku, quantity"; where "" for the
+ * top level). Extensions: a union value
  * may be given bare when it fits exactly one branch; NaN and infinities
  * are the strings "NaN", "Infinity", "-Infinity" (both directions). Bytes
  * holding 0 are "\u0000" in JSON: parse such text with JSON_ALLOW_NUL. */
