@@ -415,6 +415,131 @@ static void an_unreachable_broker_exits_69(void)
     free(err);
 }
 
+/* One OrderPlaced line for `id`, changed by `edit` (a JSON object merged in
+ * at the top; "value" members replace the value's); malloc'd. */
+static char *order_line_with(const char *id, const char *edit)
+{
+    json_t *line = json_pack("{s:s,s:s,s:o}", "type", "shop.order.OrderPlaced", "id", id, "value",
+                             lev_test_order_json(id, 1));
+    json_t *e = edit ? json_loads(edit, 0, NULL) : NULL;
+    const char *k;
+    json_t *v;
+    json_object_foreach(e, k, v)
+    {
+        if (strcmp(k, "value") == 0)
+            json_object_update(json_object_get(line, "value"), v);
+        else
+            json_object_set(line, k, v);
+    }
+    json_decref(e);
+    char *s = json_dumps(line, JSON_COMPACT);
+    json_decref(line);
+    return s;
+}
+
+/* publish refuses, naming file, line and field: an empty key (given, or
+ * defaulted from an empty value.order_id), a ce_id (with its ce_source)
+ * that an earlier line of the input already has (naming both lines), lev_*
+ * headers unless --allow-lev-headers; and it names every missing field of
+ * a line in one message. */
+static void publish_refuses_empty_keys_duplicate_ids_and_lev_headers(void)
+{
+    char topic[128], path[256], a[LEV_UUID_STR_LEN], b[LEV_UUID_STR_LEN], c[LEV_UUID_STR_LEN];
+    lev_test_unique("it-evctl-rules", topic, sizeof topic);
+    REQUIRE(lev_test_create_topic(topic, 1) == 0);
+    lev_uuid4(a);
+    lev_uuid4(b);
+    lev_uuid4(c);
+    char *lines[] = {
+        order_line_with(a, NULL),
+        order_line_with(a, "{\"value\":{\"order_id\":\"another\"}}"),
+        order_line_with(b, "{\"key\":\"\"}"),
+        order_line_with(c, "{\"value\":{\"order_id\":\"\"}}"),
+        order_line_with(b, "{\"id\":\"x-5\",\"headers\":{\"lev_error_class\":\"handler\"}}"),
+        strdup("{\"type\":\"shop.order.OrderPlaced\",\"value\":{\"order_id\":\"o\","
+               "\"customer_email\":null,\"items\":[{\"sku\":\"s\"}],\"payment_token\":\"t\","
+               "\"placed_at\":1}}"),
+        strdup("{\"id\":\"x-7\",\"key\":\"k\"}"),
+        /* the same id from another source is another event */
+        order_line_with(a, "{\"headers\":{\"ce_source\":\"/elsewhere\"}}"),
+    };
+    enum { NL = sizeof lines / sizeof lines[0] };
+    it_tmp_path("rules", path, sizeof path);
+    FILE *f = fopen(path, "w");
+    REQUIRE(f);
+    for (int i = 0; i < NL; i++) {
+        fprintf(f, "%s\n", lines[i]);
+        free(lines[i]);
+    }
+    fclose(f);
+
+    static const char *const want[] = {
+        ":2: id: \"%s\" is also the id of line 1",
+        ":3: key: empty",
+        ":4: value.order_id: empty, and the key defaults to it",
+        ":5: headers.lev_error_class: lev_* headers are reserved",
+        ":6: value: missing fields (they have no default): customer_id, items[0].quantity, "
+        "items[0].unit_price_minor, currency, total_minor",
+        ":7: missing fields: type (",
+    };
+    for (int dry = 1; dry >= 0; dry--) {
+        char *out = NULL, *err = NULL;
+        CHECK_INT(it_evctl(&out, &err, NULL, "publish", path, "--topic", topic,
+                           dry ? "--dry-run" : NULL, NULL),
+                  ==, 65);
+        for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+            char line[512], full[800];
+            snprintf(line, sizeof line, want[i], a);
+            snprintf(full, sizeof full, "%s%s", path, line);
+            if (!err || !strstr(err, full))
+                fprintf(stderr, "expected \"%s\" in:\n%s\n", full, err ? err : "");
+            CHECK(err && strstr(err, full));
+        }
+        CHECK(err && strstr(err, "value (the event"));
+        json_t *res = it_lines(out);
+        CHECK_INT(json_array_size(res), ==, 6); /* one error line per bad line */
+        CHECK_STR(it_str(json_array_get(res, 0), "error.class"), "duplicate-id");
+        CHECK_STR(it_str(json_array_get(res, 3), "error.class"), "reserved-header");
+        json_decref(res);
+        free(out);
+        free(err);
+    }
+    lev_test_record_t *recs = NULL;
+    CHECK_INT(lev_test_read_topic(topic, 0, 3000, &recs), ==, 0);
+    lev_test_records_free(recs, 0);
+
+    /* --skip-bad: lines 1 and 8 go (the same id, two sources), the rest do not */
+    char *out = NULL, *err = NULL;
+    CHECK_INT(it_evctl(&out, &err, NULL, "publish", path, "--topic", topic, "--skip-bad", NULL), ==,
+              65);
+    CHECK(err && strstr(err, "published 2, skipped 6 bad"));
+    free(out);
+    free(err);
+    size_t got = lev_test_read_topic(topic, 2, 15000, &recs);
+    CHECK_INT(got, ==, 2);
+    lev_test_records_free(recs, got);
+
+    /* lev_* headers on purpose (a test of redrive, say) */
+    char one[256];
+    char *line = order_line_with(c, "{\"headers\":{\"lev_error_class\":\"handler\"}}");
+    it_write_file("lev", line, one, sizeof one);
+    free(line);
+    CHECK_INT(
+        it_evctl(&out, &err, NULL, "publish", one, "--topic", topic, "--allow-lev-headers", NULL),
+        ==, 0);
+    free(out);
+    free(err);
+    got = lev_test_read_topic(topic, 3, 15000, &recs);
+    CHECK_INT(got, ==, 3);
+    char cls[32] = "";
+    if (got == 3)
+        lev_test_header(&recs[2], "lev_error_class", cls, sizeof cls);
+    CHECK_STR(cls, "handler");
+    lev_test_records_free(recs, got);
+    unlink(one);
+    unlink(path);
+}
+
 /* A range that can select nothing is a usage error naming its options, not
  * an empty output with exit 0: a reversed --from/--until (offsets, times,
  * per partition), --until beginning, the same for --since/--until, and a
@@ -682,5 +807,7 @@ CHECK_MAIN(CASE(publish_then_tail_round_trip_equals_the_input),
            CASE(tail_prints_undecodable_records_with_their_error_and_raw_bytes),
            CASE(tail_refuses_values_of_an_unreadable_older_version_without_crashing),
            CASE(usage_errors_name_the_flag_and_exit_64),
-           CASE(empty_or_reversed_ranges_are_usage_errors), CASE(an_unreachable_broker_exits_69),
+           CASE(empty_or_reversed_ranges_are_usage_errors),
+           CASE(publish_refuses_empty_keys_duplicate_ids_and_lev_headers),
+           CASE(an_unreachable_broker_exits_69),
            CASE(a_refused_sasl_password_says_authentication_failed))

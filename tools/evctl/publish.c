@@ -21,6 +21,10 @@ static const evctl_opt_t opts[] = {
     {"dry-run", NULL, "check everything (topics too) and print what would be sent; send nothing",
      0},
     {"rate", "N/s", "at most N events per second (default: unlimited)", 0},
+    {"allow-lev-headers", NULL,
+     "accept lev_* headers in \"headers\" (reserved for libevents' retry and dead-letter "
+     "records; for tests)",
+     0},
     {NULL, NULL, NULL, 0},
 };
 
@@ -87,7 +91,13 @@ static const char *route(evctl_ctx_t *ctx, routes_t *r, const char *type)
     return r->state == 1 ? evctl_topology_topic_for_type(&r->topo, type) : NULL;
 }
 
-static const char *validate(evctl_ctx_t *ctx, routes_t *routes, const char *topic_opt, item_t *it,
+/* What publish checks beyond each line's own content. */
+typedef struct rules_s {
+    const char *topic_opt; /* --topic */
+    int allow_lev;         /* --allow-lev-headers */
+} rules_t;
+
+static const char *validate(evctl_ctx_t *ctx, routes_t *routes, const rules_t *rules, item_t *it,
                             char *where, size_t wsize, char *text, size_t tsize)
 {
     json_t *doc = it->doc;
@@ -117,6 +127,12 @@ static const char *validate(evctl_ctx_t *ctx, routes_t *routes, const char *topi
     json_t *key = json_object_get(doc, "key"), *id = json_object_get(doc, "id");
     json_t *topic = json_object_get(doc, "topic"), *headers = json_object_get(doc, "headers");
     json_t *time = json_object_get(doc, "time");
+    if (!type && !value) { /* every missing field at once */
+        snprintf(text, tsize,
+                 "missing fields: type (the event's full schema name), value (the event in "
+                 "Avro's JSON encoding)");
+        return "json";
+    }
     if (!json_is_string(type)) {
         snprintf(where, wsize, "type");
         snprintf(text, tsize,
@@ -138,6 +154,11 @@ static const char *validate(evctl_ctx_t *ctx, routes_t *routes, const char *topi
     if (key && !json_is_string(key) && !json_is_null(key)) {
         snprintf(where, wsize, "key");
         snprintf(text, tsize, "expected a string or null");
+        return "json";
+    }
+    if (json_is_string(key) && json_string_length(key) == 0) {
+        snprintf(where, wsize, "key");
+        snprintf(text, tsize, "empty: give a non-empty key, or null for none");
         return "json";
     }
     if (id && (!json_is_string(id) || json_string_length(id) == 0 ||
@@ -179,8 +200,17 @@ static const char *validate(evctl_ctx_t *ctx, routes_t *routes, const char *topi
     }
     const char *order_id = NULL;
     size_t order_len = 0;
-    if (!key && lev_value_get_string(&av, "order_id", &order_id, &order_len) == 0 && order_id)
+    if (!key && lev_value_get_string(&av, "order_id", &order_id, &order_len) == 0 && order_id) {
+        if (order_len == 0) {
+            avro_value_decref(&av);
+            snprintf(where, wsize, "value.order_id");
+            snprintf(text, tsize,
+                     "empty, and the key defaults to it: give a non-empty \"key\" (or null "
+                     "for none)");
+            return "json";
+        }
         it->key = strndup(order_id, order_len);
+    }
     int rc = lev_codec_encode(ctx->codec, schema, &av, &it->value, &it->value_len, &err);
     avro_value_decref(&av);
     if (rc != 0) {
@@ -191,7 +221,7 @@ static const char *validate(evctl_ctx_t *ctx, routes_t *routes, const char *topi
     if (json_is_string(key) && !(it->key = strdup(json_string_value(key))))
         goto nomem;
     /* the topic: --topic, the line's, or by type */
-    const char *t = topic_opt ? topic_opt : topic ? json_string_value(topic) : NULL;
+    const char *t = rules->topic_opt ? rules->topic_opt : topic ? json_string_value(topic) : NULL;
     if (!t)
         t = route(ctx, routes, json_string_value(type));
     if (!t) {
@@ -221,6 +251,13 @@ static const char *validate(evctl_ctx_t *ctx, routes_t *routes, const char *topi
             snprintf(where, wsize, "headers.%s", k);
             snprintf(text, tsize, "expected a string or null");
             return "json";
+        }
+        if (strncmp(k, "lev_", 4) == 0 && !rules->allow_lev) {
+            snprintf(where, wsize, "headers.%.200s", k);
+            snprintf(text, tsize,
+                     "lev_* headers are reserved for libevents' retry and dead-letter records (a "
+                     "worker would take this event for one); --allow-lev-headers sends them");
+            return "reserved-header";
         }
         if (!*k) {
             snprintf(where, wsize, "headers");
@@ -275,7 +312,7 @@ static void on_delivery(void *opaque, int err, const char *errstr, int32_t parti
 }
 
 /* Reads every line of in; returns 0 or an exit code. */
-static int read_items(evctl_ctx_t *ctx, routes_t *routes, const char *topic_opt, FILE *in,
+static int read_items(evctl_ctx_t *ctx, routes_t *routes, const rules_t *rules, FILE *in,
                       const char *name, item_t ***items, size_t *nitems, size_t *nbad)
 {
     char *line = NULL;
@@ -283,6 +320,9 @@ static int read_items(evctl_ctx_t *ctx, routes_t *routes, const char *topic_opt,
     ssize_t len;
     long lineno = 0;
     int rc = 0;
+    json_t *ids = json_object(); /* "<ce_source>\n<ce_id>" -> the line that has it */
+    if (!ids)
+        return evctl_fail(EVCTL_EXIT_INTERNAL, "out of memory");
     while ((len = getline(&line, &cap, in)) >= 0) {
         lineno++;
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
@@ -314,7 +354,22 @@ static int read_items(evctl_ctx_t *ctx, routes_t *routes, const char *topic_opt,
             snprintf(text, sizeof text, "%s", jerr.text);
             cls = "json";
         } else {
-            cls = validate(ctx, routes, topic_opt, it, where, sizeof where, text, sizeof text);
+            cls = validate(ctx, routes, rules, it, where, sizeof where, text, sizeof text);
+        }
+        /* an event is its source and id (CloudEvents): a second one with both
+         * would be skipped downstream as a duplicate */
+        char ident[sizeof it->eh.source + sizeof it->eh.id + 1];
+        snprintf(ident, sizeof ident, "%s\n%s", it->eh.source, it->eh.id);
+        json_t *first = cls ? NULL : json_object_get(ids, ident);
+        if (first) {
+            snprintf(where, sizeof where, "id");
+            snprintf(text, sizeof text,
+                     "\"%.64s\" is also the id of line %lld (same ce_source): each event of one "
+                     "input needs its own id, a service handles an id once",
+                     it->eh.id, (long long)json_integer_value(first));
+            cls = "duplicate-id";
+        } else if (!cls) {
+            json_object_set_new(ids, ident, json_integer(lineno));
         }
         if (cls) {
             report_bad(name, lineno, cls, where, text);
@@ -327,6 +382,7 @@ static int read_items(evctl_ctx_t *ctx, routes_t *routes, const char *topic_opt,
     if (!rc && ferror(in))
         rc = evctl_fail(EVCTL_EXIT_DATA, "%s: read error: %s", name, strerror(errno));
     free(line);
+    json_decref(ids);
     return rc;
 }
 
@@ -335,7 +391,7 @@ static int run(evctl_ctx_t *ctx, const evctl_args_t *args)
 {
     const char *path = args->npos ? args->pos[0] : "-";
     const char *name = strcmp(path, "-") == 0 ? "<stdin>" : path;
-    const char *topic_opt = evctl_opt(args, "topic");
+    rules_t rules = {evctl_opt(args, "topic"), evctl_flag(args, "allow-lev-headers")};
     int dry = evctl_flag(args, "dry-run"), skip_bad = evctl_flag(args, "skip-bad");
     double rate = 0;
     item_t **items = NULL;
@@ -356,7 +412,7 @@ static int run(evctl_ctx_t *ctx, const evctl_args_t *args)
         rc = evctl_fail(EVCTL_EXIT_DATA, "%s: %s", path, strerror(errno));
         goto out;
     }
-    if ((rc = read_items(ctx, &routes, topic_opt, in, name, &items, &n, &nbad)))
+    if ((rc = read_items(ctx, &routes, &rules, in, name, &items, &n, &nbad)))
         goto out;
     if (nbad && !skip_bad) {
         evctl_note(ctx, "%zu bad line%s in %s: nothing published (--skip-bad publishes the others)",
@@ -506,6 +562,12 @@ const evctl_cmd_t evctl_cmd_publish = {
     "                                              traceparent replace the generated ones\n"
     "In Avro's JSON encoding a union value other than null is {\"<type>\": value}, for\n"
     "example \"customer_email\": {\"string\": \"a@example.com\"}.\n"
+    "\n"
+    "Also refused: an empty key (\"key\": \"\", or an empty value.order_id it defaults to;\n"
+    "null means no key); a ce_id that an earlier line of the input has with the same\n"
+    "ce_source (the services would skip the second as a duplicate; both lines are named);\n"
+    "lev_* headers, reserved for libevents' retry and dead-letter records, unless\n"
+    "--allow-lev-headers. All the fields a line misses are named in one message.\n"
     "\n"
     "Every line is validated and encoded before anything is sent. A bad line is reported\n"
     "on stderr as FILE:LINE: FIELD: problem (and as {\"line\":N,\"error\":{...}} on stdout);\n"
