@@ -32,7 +32,7 @@ static const evctl_opt_t list_opts[] = {
 };
 
 typedef struct bucket_s {
-    char *cls, *msg;
+    char *cls, *reason, *msg; /* msg: the latest message of the bucket, as it is */
     uint64_t count;
     int64_t first_ms, last_ms;
     int32_t first_partition, last_partition;
@@ -42,7 +42,7 @@ typedef struct bucket_s {
 
 typedef struct list_s {
     evctl_ctx_t *ctx;
-    json_t *index; /* "<class>\n<message>" -> bucket number */
+    json_t *index; /* "<class>\n<reason>" -> bucket number */
     bucket_t *b;
     size_t n;
     uint64_t total;
@@ -55,12 +55,87 @@ static void count_in(json_t *obj, const char *name)
     json_object_set_new(obj, name, json_integer(c ? json_integer_value(c) + 1 : 1));
 }
 
-/* Scan callback of dlq list: counts a record into its (class, message)
+static int is_hex(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+static int is_word(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+/* Length of a UUID (8-4-4-4-12 hex digits) at p, or 0. */
+static size_t uuid_at(const char *p)
+{
+    static const int groups[] = {8, 4, 4, 4, 12};
+    size_t n = 0;
+    for (int g = 0; g < 5; g++) {
+        for (int i = 0; i < groups[g]; i++, n++)
+            if (!is_hex(p[n]))
+                return 0;
+        if (g < 4 && p[n++] != '-')
+            return 0;
+    }
+    return is_word(p[n]) ? 0 : n;
+}
+
+/* The reason of a dead-letter message: what varies from one record to the
+ * next is replaced, so records that failed alike group together. A UUID
+ * becomes <uuid>, a run of 16 or more hex digits <hex>, a number (not part
+ * of a word: "sha256", "v1" stay) <n>, and the text between double quotes
+ * <text>. Bytes that cannot be kept (out is full) are dropped. */
+static void reason_of(const char *msg, char *out, size_t size)
+{
+    size_t o = 0;
+#define PUT(str)                                                                                   \
+    do {                                                                                           \
+        for (const char *q_ = (str); *q_ && o + 1 < size; q_++)                                    \
+            out[o++] = *q_;                                                                        \
+    } while (0)
+    for (const char *p = msg; *p && o + 1 < size;) {
+        int boundary = p == msg || !is_word(p[-1]);
+        size_t n;
+        if (*p == '"') {
+            const char *end = strchr(p + 1, '"');
+            if (end) {
+                PUT("\"<text>\"");
+                p = end + 1;
+                continue;
+            }
+        }
+        if (boundary && (n = uuid_at(p)) > 0) {
+            PUT("<uuid>");
+            p += n;
+            continue;
+        }
+        if (boundary) {
+            for (n = 0; is_hex(p[n]); n++)
+                ;
+            if (n >= 16 && !is_word(p[n])) {
+                PUT("<hex>");
+                p += n;
+                continue;
+            }
+        }
+        if (boundary && *p >= '0' && *p <= '9') {
+            while ((*p >= '0' && *p <= '9') || (*p == '.' && p[1] >= '0' && p[1] <= '9'))
+                p++;
+            PUT("<n>");
+            continue;
+        }
+        out[o++] = *p++;
+    }
+#undef PUT
+    out[o] = '\0';
+}
+
+/* Scan callback of dlq list: counts a record into its (class, reason)
  * bucket with its time, type and original topic. */
 static int list_record(void *opaque, evctl_scan_t *s, const rd_kafka_message_t *m)
 {
     list_t *l = opaque;
-    char cls[128], msg[1024], topic[256], type[256], key[1280];
+    char cls[128], msg[1024], reason[1024], topic[256], type[256], key[1280];
     (void)s;
     if (!evctl_header_str(m, LEV_H_ERROR_CLASS, cls, sizeof cls))
         snprintf(cls, sizeof cls, "(none)");
@@ -69,7 +144,8 @@ static int list_record(void *opaque, evctl_scan_t *s, const rd_kafka_message_t *
     if (!evctl_header_str(m, LEV_H_ORIG_TOPIC, topic, sizeof topic))
         snprintf(topic, sizeof topic, "(none)");
     evctl_record_type(l->ctx, m, type, sizeof type);
-    snprintf(key, sizeof key, "%s\n%s", cls, msg);
+    reason_of(msg, reason, sizeof reason);
+    snprintf(key, sizeof key, "%s\n%s", cls, reason);
     rd_kafka_timestamp_type_t tt;
     int64_t ts = rd_kafka_message_timestamp(m, &tt);
     json_t *idx = json_object_get(l->index, key);
@@ -84,6 +160,7 @@ static int list_record(void *opaque, evctl_scan_t *s, const rd_kafka_message_t *
         b = &l->b[l->n];
         memset(b, 0, sizeof *b);
         b->cls = strdup(cls);
+        b->reason = strdup(reason);
         b->msg = strdup(msg);
         b->types = json_object();
         b->topics = json_object();
@@ -93,8 +170,9 @@ static int list_record(void *opaque, evctl_scan_t *s, const rd_kafka_message_t *
         b->last_ms = ts;
         b->last_partition = m->partition;
         b->last_offset = m->offset;
-        if (!b->cls || !b->msg || !b->types || !b->topics) {
+        if (!b->cls || !b->reason || !b->msg || !b->types || !b->topics) {
             free(b->cls);
+            free(b->reason);
             free(b->msg);
             json_decref(b->types);
             json_decref(b->topics);
@@ -114,6 +192,13 @@ static int list_record(void *opaque, evctl_scan_t *s, const rd_kafka_message_t *
         b->last_ms = ts;
         b->last_partition = m->partition;
         b->last_offset = m->offset;
+        if (strcmp(b->msg, msg) != 0) {
+            char *latest = strdup(msg);
+            if (latest) {
+                free(b->msg);
+                b->msg = latest;
+            }
+        }
     }
     count_in(b->types, type[0] ? type : "(unknown)");
     count_in(b->topics, topic);
@@ -142,7 +227,7 @@ static json_t *time_json(int64_t ms)
 /* dlq list --format table: one row per bucket and a total line. */
 static void print_table(const list_t *l, const char *group)
 {
-    printf("%-7s  %-16s  %-24s  %-24s  %s\n", "COUNT", "CLASS", "FIRST", "LAST", "MESSAGE");
+    printf("%-7s  %-16s  %-24s  %-24s  %s\n", "COUNT", "CLASS", "FIRST", "LAST", "REASON");
     for (size_t i = 0; i < l->n; i++) {
         const bucket_t *b = &l->b[i];
         char first[32] = "-", last[32] = "-";
@@ -151,7 +236,7 @@ static void print_table(const list_t *l, const char *group)
         if (b->last_ms >= 0)
             lev_time_format(b->last_ms, last);
         printf("%-7llu  %-16.16s  %-24s  %-24s  %.100s\n", (unsigned long long)b->count, b->cls,
-               first, last, b->msg);
+               first, last, b->reason);
     }
     printf("%llu dead letter%s in %s.dlq\n", (unsigned long long)l->total, l->total == 1 ? "" : "s",
            group);
@@ -206,8 +291,9 @@ static int list_run(evctl_ctx_t *ctx, const evctl_args_t *args)
     for (size_t i = 0; i < l.n; i++) {
         bucket_t *b = &l.b[i];
         json_t *j = json_pack(
-            "{s:s,s:o,s:o,s:I,s:o,s:o,s:{s:i,s:I},s:{s:i,s:I},s:O,s:O}", "group", args->pos[0],
-            "class", evctl_json_bytes(b->cls, strlen(b->cls)), "message",
+            "{s:s,s:o,s:o,s:o,s:I,s:o,s:o,s:{s:i,s:I},s:{s:i,s:I},s:O,s:O}", "group", args->pos[0],
+            "class", evctl_json_bytes(b->cls, strlen(b->cls)), "reason",
+            evctl_json_bytes(b->reason, strlen(b->reason)), "message",
             evctl_json_bytes(b->msg, strlen(b->msg)), "count", (json_int_t)b->count, "first",
             time_json(b->first_ms), "last", time_json(b->last_ms), "first_record", "partition",
             (int)b->first_partition, "offset", (json_int_t)b->first_offset, "last_record",
@@ -221,6 +307,7 @@ static int list_run(evctl_ctx_t *ctx, const evctl_args_t *args)
 out:
     for (size_t i = 0; i < l.n; i++) {
         free(l.b[i].cls);
+        free(l.b[i].reason);
         free(l.b[i].msg);
         json_decref(l.b[i].types);
         json_decref(l.b[i].topics);
@@ -235,11 +322,14 @@ out:
 const evctl_cmd_t evctl_cmd_dlq_list = {
     "dlq list",
     "GROUP [options]",
-    "count a group's dead letters by error class and message",
+    "count a group's dead letters by error class and reason",
     "Reads <GROUP>.dlq from the beginning to its current end and groups the records by\n"
-    "their lev_error_class and lev_error_message headers. One JSON line per group of\n"
-    "errors, most frequent first:\n"
-    "  {\"group\",\"class\",\"message\",\"count\",\"first\",\"last\" (dead-letter times),\n"
+    "their lev_error_class and the reason of their lev_error_message: the message with\n"
+    "what varies from record to record replaced (a UUID by <uuid>, 16+ hex digits by\n"
+    "<hex>, a number by <n>, text in double quotes by \"<text>\"). One JSON line per\n"
+    "group of errors, most frequent first:\n"
+    "  {\"group\",\"class\",\"reason\",\"message\" (the latest, as it is),\"count\",\n"
+    "   \"first\",\"last\" (dead-letter times),\n"
     "   \"first_record\"/\"last_record\":{\"partition\",\"offset\"} (for dlq show),\n"
     "   \"types\":{type: count},\"original_topics\":{topic: count}}\n",
     list_opts,
