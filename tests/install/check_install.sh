@@ -14,7 +14,12 @@ libdir=${libdir%/}
 # pkg-config
 export PKG_CONFIG_PATH="$libdir/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 cc -std=c11 -o "$work/with_pkgconfig" "$src/consumer/main.c" $(pkg-config --cflags --libs libevents)
-LD_LIBRARY_PATH="$libdir" "$work/with_pkgconfig"
+LD_LIBRARY_PATH="$libdir" "$work/with_pkgconfig" >"$work/out"
+
+# the version the library reports at run time is the version it was installed as
+version=$(pkg-config --modversion libevents)
+grep -qx "version $version" "$work/out" ||
+  { echo "lev_version() is not the installed version $version:" >&2; cat "$work/out" >&2; exit 1; }
 
 # find_package
 cmake -S "$src/consumer" -B "$work/consumer-build" -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null

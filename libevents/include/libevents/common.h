@@ -2,6 +2,7 @@
 #ifndef LIBEVENTS_COMMON_H
 #define LIBEVENTS_COMMON_H
 
+#include <libevents/version.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,7 +16,19 @@ extern "C" {
 #define LEV_API
 #endif
 
-#define LEV_VERSION_STR "0.1.0"
+/* ======================================================================
+ * Version. The headers' version is LEV_VERSION_MAJOR, _MINOR, _PATCH,
+ * LEV_VERSION_STR and LEV_VERSION_NUMBER (libevents/version.h); these
+ * calls give the version of the library the program runs with, which can
+ * differ from the headers it was compiled with (a newer shared library
+ * of the same SONAME, see "ABI" in libevents.h).
+ * ====================================================================== */
+
+/* The library's version as text: "<major>.<minor>.<patch>". Static. */
+LEV_API const char *lev_version(void);
+
+/* The library's version as 0xMMmmpp, comparable with LEV_VERSION_NUMBER. */
+LEV_API int lev_version_number(void);
 
 /* ======================================================================
  * Errors
