@@ -10,6 +10,29 @@
  *
  * Errors: functions that can fail return 0 (LEV_OK) or a negative lev_err_t,
  * and fill an optional lev_error_t with the place and the text.
+ *
+ * ABI. Versions are major.minor.patch (libevents/version.h, lev_version).
+ * The shared library's SONAME is libevents.so.<major>; before 1.0 every
+ * minor release may break the ABI, so it is libevents.so.0.<minor>. Within
+ * one SONAME a program built against older headers runs with a newer
+ * library:
+ *   - functions are added, never removed, and keep their signatures;
+ *   - the public structs a program allocates, fills or reads by value
+ *     (lev_config_t, lev_error_t, lev_retry_policy_t, lev_codec_limits_t,
+ *     lev_kv_t, lev_header_t, lev_msg_t, lev_event_meta_t,
+ *     lev_event_headers_t, lev_worker_stats_t) keep their size and layout,
+ *     fixed arrays included (lev_error_t's where and text,
+ *     LEV_RETRY_LEVELS_MAX, LEV_EVENT_HEADERS_MAX): a field added, removed,
+ *     moved or resized takes a new SONAME;
+ *   - lev_event_t, which only the library allocates and handlers read
+ *     through a pointer, may gain fields at its end;
+ *   - enum constants keep their values; new ones may be added.
+ * So that a rebuild against newer headers picks up new fields with their
+ * defaults: fill a lev_config_t only through lev_config_init or
+ * lev_config_from_env (then change what you need) and release it with
+ * lev_config_clear, never from a zeroed struct; size copies of lev_error_t's
+ * arrays with sizeof, never with their current lengths; never copy a
+ * lev_event_t.
  */
 #ifndef LIBEVENTS_H
 #define LIBEVENTS_H

@@ -11,6 +11,9 @@ libdir=$(ls -d "$work"/prefix/lib*/ | head -n 1)
 libdir=${libdir%/}
 [ -f "$libdir/pkgconfig/libevents.pc" ] || { echo "no pkg-config file installed" >&2; exit 1; }
 
+soname_of() { readelf -d "$1" | sed -n 's/.*(SONAME).*\[\(.*\)\].*/\1/p'; }
+needed_of() { readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\].*/\1/p'; }
+
 # pkg-config
 export PKG_CONFIG_PATH="$libdir/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 cc -std=c11 -o "$work/with_pkgconfig" "$src/consumer/main.c" $(pkg-config --cflags --libs libevents)
@@ -20,6 +23,16 @@ LD_LIBRARY_PATH="$libdir" "$work/with_pkgconfig" >"$work/out"
 version=$(pkg-config --modversion libevents)
 grep -qx "version $version" "$work/out" ||
   { echo "lev_version() is not the installed version $version:" >&2; cat "$work/out" >&2; exit 1; }
+
+# The SONAME follows the ABI policy (libevents.h): libevents.so.<major>, and
+# before 1.0 libevents.so.0.<minor>, as every 0.x minor release may break it.
+IFS=. read -r major minor _ <<<"$version"
+if [ "$major" = 0 ]; then want=libevents.so.0.$minor; else want=libevents.so.$major; fi
+got=$(soname_of "$libdir/libevents.so")
+[ "$got" = "$want" ] || { echo "SONAME of libevents.so is \"$got\", want $want" >&2; exit 1; }
+[ -e "$libdir/$want" ] || { echo "$want is not installed" >&2; exit 1; }
+needed_of "$work/with_pkgconfig" | grep -qx "$want" ||
+  { echo "the program does not depend on $want:" >&2; needed_of "$work/with_pkgconfig" >&2; exit 1; }
 
 # find_package
 cmake -S "$src/consumer" -B "$work/consumer-build" -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null

@@ -64,6 +64,9 @@ LEV_API const char *lev_err_name(int err);
  * (which may be NULL). `where` names the place at fault when there is one:
  * a file ("schemas/x.avsc"), a file and line ("orders.jsonl:12") or a field
  * path inside a value ("items[2].quantity"). `text` says what is wrong.
+ * Both are NUL-terminated and cut to fit. The array sizes are part of the
+ * ABI and change only with the SONAME (see "ABI" in libevents.h): copy
+ * them with sizeof, never with a literal length.
  */
 typedef struct lev_error_s {
     int code;

@@ -25,6 +25,10 @@ typedef struct lev_retry_policy_s {
     int64_t delays_ms[LEV_RETRY_LEVELS_MAX]; /* delay of each retry topic */
 } lev_retry_policy_t;
 
+/* A worker's configuration. Fill it with lev_config_init or
+ * lev_config_from_env, never member by member from zero, and free it with
+ * lev_config_clear: its size and layout are fixed only within one SONAME
+ * (see "ABI" in libevents.h). */
 typedef struct lev_config_s {
     char *service;              /* LEV_SERVICE: name in logs, ce_source and DLQ headers */
     char *bootstrap;            /* KAFKA_BOOTSTRAP: 127.0.0.1:19092 */
