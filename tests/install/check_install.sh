@@ -34,9 +34,56 @@ got=$(soname_of "$libdir/libevents.so")
 needed_of "$work/with_pkgconfig" | grep -qx "$want" ||
   { echo "the program does not depend on $want:" >&2; needed_of "$work/with_pkgconfig" >&2; exit 1; }
 
+# Only what the public headers include (avro-c, jansson) reaches a program's
+# flags; librdkafka, hiredis (-I.../hiredis -D_FILE_OFFSET_BITS=64) and
+# libcrypto are the library's own, and appear only for a static link.
+private='hiredis|rdkafka|crypto|_FILE_OFFSET_BITS'
+flags=$(pkg-config --cflags --libs libevents)
+if grep -Eq -- "$private" <<<"$flags"; then
+  echo "pkg-config --cflags --libs libevents shows private dependencies: $flags" >&2
+  exit 1
+fi
+if needed_of "$work/with_pkgconfig" | grep -Eq -- "$private"; then
+  echo "the program links private dependencies of libevents itself:" >&2
+  needed_of "$work/with_pkgconfig" >&2
+  exit 1
+fi
+static=$(pkg-config --static --libs libevents)
+for l in -lrdkafka -lhiredis -lcrypto; do
+  grep -qw -- "$l" <<<"$static" ||
+    { echo "pkg-config --static --libs libevents lacks $l: $static" >&2; exit 1; }
+done
+# A program links libevents.a and the shared libraries of its dependencies
+# (as README says; --static's list is for an all-static link, which needs
+# the static or -dev packages of librdkafka's own dependencies too), and
+# runs without libevents.so.
+cc -std=c11 -o "$work/with_pkgconfig_static" "$src/consumer/main.c" $(pkg-config --cflags libevents) \
+  -Wl,-Bstatic -levents -Wl,-Bdynamic $(pkg-config --libs libevents rdkafka hiredis libcrypto) \
+  -lpthread -lm
+if needed_of "$work/with_pkgconfig_static" | grep -q libevents; then
+  echo "the static program depends on libevents.so" >&2
+  exit 1
+fi
+"$work/with_pkgconfig_static" >/dev/null
+
 # find_package
 cmake -S "$src/consumer" -B "$work/consumer-build" -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
 cmake --build "$work/consumer-build" >/dev/null
 LD_LIBRARY_PATH="$libdir" "$work/consumer-build/consumer_shared"
 "$work/consumer-build/consumer_static"
+# the same through the CMake targets: no private include path, flag or link
+# for either program, except what the static one must link
+for t in consumer_shared consumer_static; do
+  f="$work/consumer-build/CMakeFiles/$t.dir/flags.make"
+  if grep -Eq -- "$private" "$f"; then
+    echo "the libevents target $t links gives it private compile flags:" >&2
+    cat "$f" >&2
+    exit 1
+  fi
+done
+if needed_of "$work/consumer-build/consumer_shared" | grep -Eq -- "$private"; then
+  echo "libevents::events links private dependencies into the program:" >&2
+  needed_of "$work/consumer-build/consumer_shared" >&2
+  exit 1
+fi
 echo "installed libevents works with pkg-config and find_package"
