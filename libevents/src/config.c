@@ -5,6 +5,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,17 +133,18 @@ int lev_config_init(lev_config_t *conf, const char *service, lev_error_t *err)
     memset(conf, 0, sizeof *conf);
     if (!service || !*service)
         return lev_error_set(err, LEV_ERR_ARG, NULL, "a service name is required");
-    char host[64] = "localhost", client_id[256], source[256];
+    char host[64] = "localhost", client_id[256], source[256], schema_dirs[PATH_MAX + 32];
     gethostname(host, sizeof host - 1);
     host[sizeof host - 1] = '\0';
     snprintf(client_id, sizeof client_id, "%s-%s-%d", service, host, (int)getpid());
     snprintf(source, sizeof source, "/%s", service);
+    snprintf(schema_dirs, sizeof schema_dirs, "schemas:%s/schemas", lev_install_data_dir());
     int rc = lev_config_set_str(&conf->service, service) |
              lev_config_set_str(&conf->bootstrap, DEFAULT_BOOTSTRAP) |
              lev_config_set_str(&conf->group_id, service) |
              lev_config_set_str(&conf->client_id, client_id) |
              lev_config_set_str(&conf->redis_url, DEFAULT_REDIS_URL) |
-             lev_config_set_str(&conf->schema_dirs, "schemas:" LEV_SCHEMA_INSTALL_DIR) |
+             lev_config_set_str(&conf->schema_dirs, schema_dirs) |
              lev_config_set_str(&conf->source, source);
     if (rc) {
         lev_config_clear(conf);
@@ -187,7 +189,7 @@ static const var_t vars[] = {
     {"LEV_CLIENT_ID", T_STR, OFF(client_id), "<service>-<host>-<pid>", "Kafka client id"},
     {"REDIS_URL", T_STR, OFF(redis_url), DEFAULT_REDIS_URL,
      "Redis for idempotency keys; empty turns idempotency off"},
-    {"LEV_SCHEMA_DIRS", T_STR, OFF(schema_dirs), "schemas:" LEV_SCHEMA_INSTALL_DIR,
+    {"LEV_SCHEMA_DIRS", T_STR, OFF(schema_dirs), NULL, /* schemas:<lev_install_data_dir>/schemas */
      "colon-separated schema directories (each one's history/ holds older versions)"},
     {"LEV_SOURCE", T_STR, OFF(source), "/<service>", "ce_source of emitted events"},
     {"LEV_LOG_LEVEL", T_LEVEL, OFF(log_level), "info", "debug, info, warn or error"},
@@ -386,7 +388,11 @@ void lev_config_print_help(FILE *out)
 {
     fprintf(out, "Environment:\n");
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
-        fprintf(out, "  %-26s %s (default: %s)\n", vars[i].name, vars[i].doc, vars[i].def);
+        if (vars[i].def)
+            fprintf(out, "  %-26s %s (default: %s)\n", vars[i].name, vars[i].doc, vars[i].def);
+        else /* the schema directories: where this installation keeps them */
+            fprintf(out, "  %-26s %s (default: schemas:%s/schemas)\n", vars[i].name, vars[i].doc,
+                    lev_install_data_dir());
     fprintf(out, "  %-26s %s\n", "KAFKA_<NAME>",
             "any librdkafka property, e.g. KAFKA_SECURITY_PROTOCOL=ssl -> security.protocol;");
     fprintf(out, "  %-26s %s\n", "",

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the build into a scratch prefix, then builds a program outside the
-# tree against it twice: with pkg-config and with CMake's find_package.
+# tree against it: with pkg-config and with CMake's find_package, shared and
+# static; checks the flags, SONAME and version a program gets; then moves the
+# prefix and checks the installed tree still finds its schemas.
 set -euo pipefail
 build=$1
 src=$(cd "$(dirname "$0")" && pwd)
@@ -86,4 +88,27 @@ if needed_of "$work/consumer-build/consumer_shared" | grep -Eq -- "$private"; th
   needed_of "$work/consumer-build/consumer_shared" >&2
   exit 1
 fi
-echo "installed libevents works with pkg-config and find_package"
+
+# Moved to another prefix, the installed tree still finds its schemas
+# without LEV_SCHEMA_DIRS: the shared library next to itself, a program
+# linked statically (evctl) next to the program. Run where no ./schemas is.
+unset LEV_SCHEMA_DIRS
+mv "$work/prefix" "$work/moved"
+moved=$(cd "$work/moved" && pwd -P)
+mkdir "$work/elsewhere"
+cd "$work/elsewhere"
+if ! LD_LIBRARY_PATH="$moved/${libdir#"$work/prefix/"}" "$work/with_pkgconfig" --schemas \
+  >"$work/out" 2>&1 || ! grep -qx "schema_dirs schemas:$moved/share/libevents/schemas" "$work/out"; then
+  echo "a program using the moved libevents.so does not find its schemas:" >&2
+  cat "$work/out" >&2
+  exit 1
+fi
+if ! "$moved/bin/evctl" schemas list >"$work/out" 2>&1 ||
+  ! grep -q "\"origin\":\"$moved/share/libevents/schemas/order_placed.avsc\"" "$work/out"; then
+  echo "the moved evctl does not find its schemas:" >&2
+  cat "$work/out" >&2
+  exit 1
+fi
+cd /
+
+echo "installed libevents works with pkg-config and find_package, and after a move"

@@ -38,6 +38,27 @@ static void defaults_work_against_the_local_stack(void)
     lev_config_clear(&c);
 }
 
+static void default_schema_dirs_are_the_working_directory_and_the_installed_ones(void)
+{
+    lev_config_t c; /* the defaults, whatever LEV_SCHEMA_DIRS the tests run with */
+    REQUIRE(lev_config_init(&c, "order-service", NULL) == 0);
+    /* in the build tree nothing is installed next to the program: the
+     * directory chosen at build time */
+    const char *data = lev_install_data_dir();
+    REQUIRE(data != NULL && data[0] == '/');
+    CHECK_STR(data, LEV_TEST_INSTALL_DATADIR);
+    char want[4200], *help = NULL;
+    snprintf(want, sizeof want, "schemas:%s/schemas", data);
+    CHECK_STR(c.schema_dirs, want);
+    size_t len = 0;
+    FILE *f = open_memstream(&help, &len);
+    lev_config_print_help(f);
+    fclose(f);
+    CHECK(strstr(help, want) != NULL);
+    free(help);
+    lev_config_clear(&c);
+}
+
 static void environment_overrides_defaults(void)
 {
     clear_env();
@@ -190,7 +211,8 @@ static void help_lists_every_variable(void)
 }
 
 CHECK_MAIN(CASE(kubernetes_service_variables_never_stop_a_start_and_a_misspelt_property_does),
-           CASE(defaults_work_against_the_local_stack), CASE(environment_overrides_defaults),
-           CASE(bad_values_fail_naming_the_variable),
+           CASE(defaults_work_against_the_local_stack),
+           CASE(default_schema_dirs_are_the_working_directory_and_the_installed_ones),
+           CASE(environment_overrides_defaults), CASE(bad_values_fail_naming_the_variable),
            CASE(kafka_variables_pass_through_as_librdkafka_properties),
            CASE(durations_parse_with_units), CASE(help_lists_every_variable))

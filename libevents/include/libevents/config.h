@@ -35,7 +35,7 @@ typedef struct lev_config_s {
     char *group_id;             /* LEV_GROUP_ID: the service name */
     char *client_id;            /* LEV_CLIENT_ID: <service>-<hostname>-<pid> */
     char *redis_url;            /* REDIS_URL: redis://127.0.0.1:16379/0; "" turns idempotency off */
-    char *schema_dirs;          /* LEV_SCHEMA_DIRS: schemas:<install dir> */
+    char *schema_dirs;          /* LEV_SCHEMA_DIRS: schemas:<lev_install_data_dir()>/schemas */
     char *source;               /* LEV_SOURCE: ce_source of emitted events, /<service> */
     lev_log_level_t log_level;  /* LEV_LOG_LEVEL: info */
     int batch_size;             /* LEV_BATCH_SIZE: most messages taken per poll batch, 500 */
@@ -75,6 +75,16 @@ LEV_API int lev_duration_parse(const char *s, int64_t *ms);
 
 /* Parses a retry delay list ("5s,30s,5m", or "" for no retry topics). */
 LEV_API int lev_retry_delays_parse(const char *s, lev_retry_policy_t *policy, lev_error_t *err);
+
+/* The data directory of the installed libevents, <prefix>/share/libevents
+ * (its schemas/ is the default schema directory), found at run time next
+ * to the library: <libdir>/../share/libevents from the shared library, or
+ * <bindir>/../share/libevents from a program libevents is linked into
+ * statically, so an installed tree keeps working when moved to another
+ * prefix. When that directory does not exist (a build tree, a program
+ * installed elsewhere), the directory chosen at build time. Any thread; the
+ * string is static. */
+LEV_API const char *lev_install_data_dir(void);
 
 /* Writes the environment variables above, their defaults and meaning, one
  * per line, for a program's --help. */
