@@ -16,7 +16,9 @@
  * minor release may break the ABI, so it is libevents.so.0.<minor>. Within
  * one SONAME a program built against older headers runs with a newer
  * library:
- *   - functions are added, never removed, and keep their signatures;
+ *   - functions are added, never removed, and keep their signatures, except
+ *     that a pointer parameter may become a pointer to const (the same ABI;
+ *     every call still compiles);
  *   - the public structs a program allocates, fills or reads by value
  *     (lev_config_t, lev_error_t, lev_retry_policy_t, lev_codec_limits_t,
  *     lev_kv_t, lev_header_t, lev_msg_t, lev_event_meta_t,

@@ -595,7 +595,7 @@ int lev_codec_validate_body(lev_codec_t *codec, const lev_schema_t *writer, cons
 }
 
 /* Checks an encode's arguments and sizes the framed value into *total. */
-static int encode_size(lev_codec_t *codec, const lev_schema_t *schema, avro_value_t *value,
+static int encode_size(lev_codec_t *codec, const lev_schema_t *schema, const avro_value_t *value,
                        size_t *total, lev_error_t *err)
 {
     if (!codec || !schema || !value || !value->iface)
@@ -604,8 +604,11 @@ static int encode_size(lev_codec_t *codec, const lev_schema_t *schema, avro_valu
     if (vs != lev_schema_avro(schema) && !avro_schema_equal(vs, lev_schema_avro(schema)))
         return lev_error_set(err, LEV_ERR_ARG, NULL, "the value is not of schema %s",
                              lev_schema_name(schema));
+    /* avro-c's sizeof and write take a non-const handle but only read
+     * through it; a copy of the handle ({iface, self}) views the same value. */
+    avro_value_t v = *value;
     size_t size = 0;
-    if (avro_value_sizeof(value, &size) != 0)
+    if (avro_value_sizeof(&v, &size) != 0)
         return lev_error_set(err, LEV_ERR_ENCODE, NULL, "cannot encode %s: %s",
                              lev_schema_name(schema), avro_strerror());
     if (size > codec->limits.max_value_size - FRAME_HEADER ||
@@ -618,7 +621,7 @@ static int encode_size(lev_codec_t *codec, const lev_schema_t *schema, avro_valu
 }
 
 /* Writes the framed value of `total` bytes (from encode_size) to p. */
-static int encode_at(lev_codec_t *codec, const lev_schema_t *schema, avro_value_t *value,
+static int encode_at(lev_codec_t *codec, const lev_schema_t *schema, const avro_value_t *value,
                      uint8_t *p, size_t total, lev_error_t *err)
 {
     size_t size = total - FRAME_HEADER;
@@ -628,7 +631,8 @@ static int encode_at(lev_codec_t *codec, const lev_schema_t *schema, avro_value_
     for (int i = 0; i < 8; i++)
         p[2 + i] = (uint8_t)(fp >> (8 * i));
     avro_writer_memory_set_dest(codec->writer, (const char *)p + FRAME_HEADER, (int64_t)size);
-    if (avro_value_write(codec->writer, value) != 0)
+    avro_value_t v = *value; /* as in encode_size */
+    if (avro_value_write(codec->writer, &v) != 0)
         return lev_error_set(err, LEV_ERR_ENCODE, NULL, "cannot encode %s: %s",
                              lev_schema_name(schema), avro_strerror());
     /* What we send must be what we accept (enum ordinals set out of range,
@@ -642,7 +646,7 @@ static int encode_at(lev_codec_t *codec, const lev_schema_t *schema, avro_value_
     return 0;
 }
 
-int lev_codec_encode(lev_codec_t *codec, const lev_schema_t *schema, avro_value_t *value,
+int lev_codec_encode(lev_codec_t *codec, const lev_schema_t *schema, const avro_value_t *value,
                      void **buf, size_t *len, lev_error_t *err)
 {
     if (!buf || !len)
@@ -665,8 +669,9 @@ int lev_codec_encode(lev_codec_t *codec, const lev_schema_t *schema, avro_value_
     return 0;
 }
 
-int lev_codec_encode_append(lev_codec_t *codec, const lev_schema_t *schema, avro_value_t *value,
-                            char **buf, size_t *len, size_t *cap, lev_error_t *err)
+int lev_codec_encode_append(lev_codec_t *codec, const lev_schema_t *schema,
+                            const avro_value_t *value, char **buf, size_t *len, size_t *cap,
+                            lev_error_t *err)
 {
     size_t total = 0;
     int rc = encode_size(codec, schema, value, &total, err);

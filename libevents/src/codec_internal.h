@@ -129,8 +129,9 @@ int lev_codec_decode_into(lev_codec_t *codec, const void *buf, size_t len,
 
 /* lev_codec_encode appending the framed value to a growable buffer
  * (*buf of *cap bytes, *len used; realloc'd as needed). */
-int lev_codec_encode_append(lev_codec_t *codec, const lev_schema_t *schema, avro_value_t *value,
-                            char **buf, size_t *len, size_t *cap, lev_error_t *err);
+int lev_codec_encode_append(lev_codec_t *codec, const lev_schema_t *schema,
+                            const avro_value_t *value, char **buf, size_t *len, size_t *cap,
+                            lev_error_t *err);
 
 /* ======================================================================
  * json.c

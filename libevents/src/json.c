@@ -711,9 +711,9 @@ static json_t *real_json(double d)
     return json_real(d);
 }
 
-static json_t *to(jctx_t *c, avro_value_t *v, size_t depth);
+static json_t *to(jctx_t *c, const avro_value_t *v, size_t depth);
 
-static json_t *to_container(jctx_t *c, avro_value_t *v, avro_type_t type, size_t depth)
+static json_t *to_container(jctx_t *c, const avro_value_t *v, avro_type_t type, size_t depth)
 {
     size_t n = 0, i;
     json_t *out = NULL;
@@ -781,7 +781,7 @@ fail:
     return NULL;
 }
 
-static json_t *to(jctx_t *c, avro_value_t *v, size_t depth)
+static json_t *to(jctx_t *c, const avro_value_t *v, size_t depth)
 {
     avro_type_t type = avro_value_get_type(v);
     json_t *j = NULL;
@@ -866,7 +866,7 @@ static json_t *to(jctx_t *c, avro_value_t *v, size_t depth)
     return j;
 }
 
-json_t *lev_codec_to_json(avro_value_t *value, lev_error_t *err)
+json_t *lev_codec_to_json(const avro_value_t *value, lev_error_t *err)
 {
     jctx_t c;
     memset(&c, 0, sizeof c);

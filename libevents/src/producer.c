@@ -544,7 +544,7 @@ int lev_event_headers(lev_event_headers_t *out, const char *type, const lev_even
 }
 
 int lev_producer_send_event(lev_producer_t *p, lev_codec_t *codec, const char *topic,
-                            const char *key, const lev_schema_t *schema, avro_value_t *value,
+                            const char *key, const lev_schema_t *schema, const avro_value_t *value,
                             const lev_event_meta_t *meta, lev_delivery_cb cb, void *opaque,
                             lev_error_t *err)
 {

@@ -63,7 +63,7 @@ static int enter_union(avro_value_t *v, int for_set, avro_type_t want)
 
 /* Follows `path` from `rec` to the named field (a union there is not
  * entered). */
-static int follow(avro_value_t *rec, const char *path, int for_set, avro_value_t *out)
+static int follow(const avro_value_t *rec, const char *path, int for_set, avro_value_t *out)
 {
     if (!rec || !rec->iface || !path || !*path || !out)
         return LEV_ERR_ARG;
@@ -95,7 +95,7 @@ static int follow(avro_value_t *rec, const char *path, int for_set, avro_value_t
 }
 
 /* Follows the path and enters a final union (getters). */
-static int get_leaf(avro_value_t *rec, const char *path, avro_value_t *out)
+static int get_leaf(const avro_value_t *rec, const char *path, avro_value_t *out)
 {
     int rc = follow(rec, path, 0, out);
     if (rc)
@@ -112,12 +112,12 @@ static int set_leaf(avro_value_t *rec, const char *path, avro_type_t type, avro_
     return enter_union(out, 1, type);
 }
 
-int lev_value_get_field(avro_value_t *rec, const char *path, avro_value_t *out)
+int lev_value_get_field(const avro_value_t *rec, const char *path, avro_value_t *out)
 {
     return get_leaf(rec, path, out);
 }
 
-int lev_value_get_string(avro_value_t *rec, const char *path, const char **out, size_t *len)
+int lev_value_get_string(const avro_value_t *rec, const char *path, const char **out, size_t *len)
 {
     avro_value_t v;
     int rc = get_leaf(rec, path, &v);
@@ -136,7 +136,7 @@ int lev_value_get_string(avro_value_t *rec, const char *path, const char **out, 
     return 0;
 }
 
-int lev_value_get_long(avro_value_t *rec, const char *path, int64_t *out)
+int lev_value_get_long(const avro_value_t *rec, const char *path, int64_t *out)
 {
     avro_value_t v;
     int rc = get_leaf(rec, path, &v);
@@ -158,7 +158,7 @@ int lev_value_get_long(avro_value_t *rec, const char *path, int64_t *out)
     return 0;
 }
 
-int lev_value_get_int(avro_value_t *rec, const char *path, int32_t *out)
+int lev_value_get_int(const avro_value_t *rec, const char *path, int32_t *out)
 {
     avro_value_t v;
     int rc = get_leaf(rec, path, &v);
@@ -173,7 +173,7 @@ int lev_value_get_int(avro_value_t *rec, const char *path, int32_t *out)
     return 0;
 }
 
-int lev_value_get_bool(avro_value_t *rec, const char *path, int *out)
+int lev_value_get_bool(const avro_value_t *rec, const char *path, int *out)
 {
     avro_value_t v;
     int rc = get_leaf(rec, path, &v);

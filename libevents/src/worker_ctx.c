@@ -100,7 +100,7 @@ static wout_t *ctx_next_out(lev_ctx_t *ctx)
     return ctx->out[ctx->nout];
 }
 
-int lev_ctx_emit(lev_ctx_t *ctx, const char *topic, const char *key, avro_value_t *value,
+int lev_ctx_emit(lev_ctx_t *ctx, const char *topic, const char *key, const avro_value_t *value,
                  lev_error_t *err)
 {
     if (!ctx || !ctx->ev || !topic || !*topic || !value)

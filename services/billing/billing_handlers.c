@@ -64,14 +64,13 @@ static lev_result_t job_of(lev_ctx_t *ctx, const lev_event_t *ev, const bill_ser
 {
     lev_error_t err = {0};
     char why[1400];
-    avro_value_t v = ev->value;
     memset(j, 0, sizeof *j);
     if (!bill_source_trusted(ev->source, svc->trusted_sources)) {
         snprintf(why, sizeof why, "ce_source \"%s\" is not a trusted source of %s (%s)",
                  ev->source ? ev->source : "", BILL_T_ACCEPTED, svc->trusted_sources);
         return fail(ctx, ev, LEV_RESULT_PERMANENT, "OrderAccepted from an untrusted source", why);
     }
-    if (bill_charge_from_value(&v, &j->c, &err) != 0)
+    if (bill_charge_from_value(&ev->value, &j->c, &err) != 0)
         return fail_err(ctx, ev, LEV_RESULT_PERMANENT, "OrderAccepted cannot be read", &err);
     if (bill_payment_id(j->c.order_id, j->pid) != 0 || strlen(j->c.order_id) > 128)
         return fail(ctx, ev, LEV_RESULT_PERMANENT, "OrderAccepted has an unusable order id", NULL);

@@ -167,7 +167,7 @@ int bill_record_parse(const char *text, bill_outcome_t *out, lev_error_t *err)
     return LEV_OK;
 }
 
-int bill_charge_from_value(avro_value_t *v, bill_charge_t *c, lev_error_t *err)
+int bill_charge_from_value(const avro_value_t *v, bill_charge_t *c, lev_error_t *err)
 {
     int rc;
     memset(c, 0, sizeof *c);

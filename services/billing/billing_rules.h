@@ -100,7 +100,7 @@ int bill_record_parse(const char *text, bill_outcome_t *out, lev_error_t *err);
 int bill_source_trusted(const char *source, const char *list);
 
 /* Reads an OrderAccepted value (strings borrowed from v). */
-int bill_charge_from_value(avro_value_t *v, bill_charge_t *c, lev_error_t *err);
+int bill_charge_from_value(const avro_value_t *v, bill_charge_t *c, lev_error_t *err);
 
 /* Fills an empty PaymentSucceeded (o->succeeded) or PaymentFailed value. */
 int bill_payment_fill(avro_value_t *out, const bill_charge_t *c, const bill_outcome_t *o);

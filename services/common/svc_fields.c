@@ -28,8 +28,7 @@ static int get_str(const avro_value_t *rec, const char *name, const char **out, 
                    lev_error_t *err)
 {
     size_t len;
-    avro_value_t v = *rec;
-    if (lev_value_get_string(&v, name, out, &len) != 0)
+    if (lev_value_get_string(rec, name, out, &len) != 0)
         return svc_error(err, LEV_ERR_DECODE, name, "missing or not a string");
     return check_text(name, *out, len, ident, err);
 }
@@ -46,8 +45,7 @@ int svc_get_ident(const avro_value_t *rec, const char *name, const char **out, l
 
 int svc_get_long(const avro_value_t *rec, const char *name, int64_t *out, lev_error_t *err)
 {
-    avro_value_t v = *rec;
-    if (lev_value_get_long(&v, name, out) != 0)
+    if (lev_value_get_long(rec, name, out) != 0)
         return svc_error(err, LEV_ERR_DECODE, name, "missing or not a long");
     return LEV_OK;
 }

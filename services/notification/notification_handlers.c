@@ -52,11 +52,10 @@ static lev_result_t note_of(lev_ctx_t *ctx, const lev_event_t *ev, ntf_note_t *n
 {
     lev_error_t err = {0};
     char buf[800];
-    avro_value_t v = ev->value;
     memset(n, 0, sizeof *n);
     if (ntf_kind_from_type(ev->type, &n->kind) != 0)
         return fail(ctx, ev, LEV_RESULT_PERMANENT, "not a notifying event type", ev->type);
-    if (ntf_trigger_from_value(n->kind, &v, &n->t, &err) != 0)
+    if (ntf_trigger_from_value(n->kind, &ev->value, &n->t, &err) != 0)
         return fail(ctx, ev, LEV_RESULT_PERMANENT, "the event cannot be read",
                     lev_error_format(&err, buf, sizeof buf));
     if (ntf_notification_id(ev->id, n->nid) != 0)

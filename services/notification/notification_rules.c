@@ -59,7 +59,7 @@ void ntf_trigger_clear(ntf_trigger_t *t)
 }
 
 /* Reads OrderRejected.reasons into t->reasons. */
-static int read_reasons(avro_value_t *v, ntf_trigger_t *t, lev_error_t *err)
+static int read_reasons(const avro_value_t *v, ntf_trigger_t *t, lev_error_t *err)
 {
     avro_value_t arr, el;
     size_t n = 0;
@@ -87,7 +87,8 @@ static int read_reasons(avro_value_t *v, ntf_trigger_t *t, lev_error_t *err)
     return LEV_OK;
 }
 
-int ntf_trigger_from_value(ntf_kind_t kind, avro_value_t *v, ntf_trigger_t *t, lev_error_t *err)
+int ntf_trigger_from_value(ntf_kind_t kind, const avro_value_t *v, ntf_trigger_t *t,
+                           lev_error_t *err)
 {
     int rc;
     memset(t, 0, sizeof *t);

@@ -58,7 +58,8 @@ typedef struct ntf_trigger_s {
 } ntf_trigger_t;
 
 /* Reads an OrderRejected, OrderConfirmed or OrderCancelled value. */
-int ntf_trigger_from_value(ntf_kind_t kind, avro_value_t *v, ntf_trigger_t *t, lev_error_t *err);
+int ntf_trigger_from_value(ntf_kind_t kind, const avro_value_t *v, ntf_trigger_t *t,
+                           lev_error_t *err);
 void ntf_trigger_clear(ntf_trigger_t *t);
 
 /* The notification id: lev_uuid_derive(trigger_event_id,

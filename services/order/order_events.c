@@ -29,7 +29,7 @@ void ord_order_clear(ord_order_t *o)
     memset(o, 0, sizeof *o);
 }
 
-int ord_order_from_value(avro_value_t *v, ord_order_t *o, lev_error_t *err)
+int ord_order_from_value(const avro_value_t *v, ord_order_t *o, lev_error_t *err)
 {
     int rc;
     avro_value_t arr;
@@ -73,7 +73,7 @@ fail:
     return rc;
 }
 
-int ord_payment_from_value(avro_value_t *v, int succeeded, ord_payment_t *p, lev_error_t *err)
+int ord_payment_from_value(const avro_value_t *v, int succeeded, ord_payment_t *p, lev_error_t *err)
 {
     int rc;
     memset(p, 0, sizeof *p);

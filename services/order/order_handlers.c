@@ -133,9 +133,8 @@ lev_result_t ord_handle_placed(lev_ctx_t *ctx, const lev_event_t *ev, void *opaq
     ord_reasons_t reasons;
     ord_state_t cur = {0}, next = {0};
     char *cur_text = NULL, *next_text = NULL, key[256];
-    avro_value_t v = ev->value;
 
-    if (ord_order_from_value(&v, &o, &err) != 0)
+    if (ord_order_from_value(&ev->value, &o, &err) != 0)
         return fail(ctx, ev, LEV_RESULT_PERMANENT, "OrderPlaced cannot be read", &err);
     int valid = ord_validate(&o, &reasons) == 0;
     if (ev->key && strcmp(ev->key, o.order_id) != 0)
@@ -246,10 +245,9 @@ lev_result_t ord_handle_payment(lev_ctx_t *ctx, const lev_event_t *ev, void *opa
     ord_payment_t p;
     ord_state_t cur = {0}, next = {0};
     char *cur_text = NULL, *next_text = NULL, key[256];
-    avro_value_t v = ev->value;
     int succeeded = strcmp(ev->type, ORD_T_PAYMENT_SUCCEEDED) == 0;
 
-    if (ord_payment_from_value(&v, succeeded, &p, &err) != 0)
+    if (ord_payment_from_value(&ev->value, succeeded, &p, &err) != 0)
         return fail(ctx, ev, LEV_RESULT_PERMANENT, "payment result cannot be read", &err);
     if (!ord_is_uuid(p.order_id))
         return fail(ctx, ev, LEV_RESULT_PERMANENT,

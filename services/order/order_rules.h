@@ -175,11 +175,12 @@ typedef struct ord_payment_s {
 
 /* Reads an OrderPlaced value. Strings are borrowed from v; items are
  * allocated (ord_order_clear). Returns 0, or an error naming the field. */
-int ord_order_from_value(avro_value_t *v, ord_order_t *o, lev_error_t *err);
+int ord_order_from_value(const avro_value_t *v, ord_order_t *o, lev_error_t *err);
 void ord_order_clear(ord_order_t *o);
 
 /* Reads a PaymentSucceeded (succeeded = 1) or PaymentFailed value. */
-int ord_payment_from_value(avro_value_t *v, int succeeded, ord_payment_t *p, lev_error_t *err);
+int ord_payment_from_value(const avro_value_t *v, int succeeded, ord_payment_t *p,
+                           lev_error_t *err);
 
 /* Fill empty values (of the named schemas) for the outputs. */
 int ord_accepted_fill(avro_value_t *out, const ord_order_t *o, int64_t at);

@@ -133,8 +133,7 @@ static lev_result_t on_placed(lev_ctx_t *ctx, const lev_event_t *ev, void *opaqu
 {
     app_t *a = opaque;
     const char *order_id;
-    avro_value_t in = ev->value;
-    if (lev_value_get_string(&in, "order_id", &order_id, NULL) != 0)
+    if (lev_value_get_string(&ev->value, "order_id", &order_id, NULL) != 0)
         return LEV_RESULT_PERMANENT;
     long i = index_of(a, order_id);
     if (i < 0)
@@ -184,14 +183,15 @@ static lev_result_t on_resume(lev_ctx_t *ctx, const lev_event_t *ev, void *arg)
         lev_ctx_set_error(ctx, "a permanent failure on request");
         return LEV_RESULT_PERMANENT;
     }
-    avro_value_t in = ev->value, out;
+    const avro_value_t *in = &ev->value;
+    avro_value_t out;
     const char *order_id, *customer, *currency, *token;
     int64_t total;
-    if (lev_value_get_string(&in, "order_id", &order_id, NULL) ||
-        lev_value_get_string(&in, "customer_id", &customer, NULL) ||
-        lev_value_get_string(&in, "currency", &currency, NULL) ||
-        lev_value_get_string(&in, "payment_token", &token, NULL) ||
-        lev_value_get_long(&in, "total_minor", &total) ||
+    if (lev_value_get_string(in, "order_id", &order_id, NULL) ||
+        lev_value_get_string(in, "customer_id", &customer, NULL) ||
+        lev_value_get_string(in, "currency", &currency, NULL) ||
+        lev_value_get_string(in, "payment_token", &token, NULL) ||
+        lev_value_get_long(in, "total_minor", &total) ||
         lev_ctx_new_value(ctx, "shop.order.OrderAccepted", &out) ||
         lev_value_set_string(&out, "order_id", order_id) ||
         lev_value_set_string(&out, "customer_id", customer) ||

@@ -29,7 +29,7 @@ static lev_result_t record_event(lev_ctx_t *ctx, const lev_event_t *ev, void *op
         if (strcmp(d->ids[i], ev->id) != 0)
             continue;
         if (!d->received[i]) {
-            json_t *j = lev_codec_to_json((avro_value_t *)&ev->value, NULL);
+            json_t *j = lev_codec_to_json(&ev->value, NULL);
             d->received[i] = j ? json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT) : strdup("null");
             json_decref(j);
             d->got++;

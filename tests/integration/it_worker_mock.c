@@ -78,7 +78,8 @@ static long index_of(const app_t *a, const char *id)
 static lev_result_t on_placed(lev_ctx_t *ctx, const lev_event_t *ev, void *opaque)
 {
     app_t *a = opaque;
-    avro_value_t *in = (avro_value_t *)&ev->value, out;
+    const avro_value_t *in = &ev->value;
+    avro_value_t out;
     const char *order_id, *customer, *currency, *token, *sku;
     int64_t total;
     if (lev_value_get_string(in, "order_id", &order_id, NULL) ||

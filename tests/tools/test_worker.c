@@ -48,7 +48,7 @@ static void sleep_ms(int ms)
 }
 
 /* Does the order have an item with this sku? */
-static int has_sku(avro_value_t *order, const char *sku)
+static int has_sku(const avro_value_t *order, const char *sku)
 {
     avro_value_t items, item, f;
     size_t n = 0;
@@ -70,17 +70,17 @@ static lev_result_t on_order_placed(lev_ctx_t *ctx, const lev_event_t *ev, void 
     app_t *app = opaque;
     const char *order_id = NULL, *customer = NULL, *currency = NULL, *token = NULL;
     int64_t total = 0;
-    if (lev_value_get_string((avro_value_t *)&ev->value, "order_id", &order_id, NULL) ||
-        lev_value_get_string((avro_value_t *)&ev->value, "customer_id", &customer, NULL) ||
-        lev_value_get_string((avro_value_t *)&ev->value, "currency", &currency, NULL) ||
-        lev_value_get_string((avro_value_t *)&ev->value, "payment_token", &token, NULL) ||
-        lev_value_get_long((avro_value_t *)&ev->value, "total_minor", &total)) {
+    if (lev_value_get_string(&ev->value, "order_id", &order_id, NULL) ||
+        lev_value_get_string(&ev->value, "customer_id", &customer, NULL) ||
+        lev_value_get_string(&ev->value, "currency", &currency, NULL) ||
+        lev_value_get_string(&ev->value, "payment_token", &token, NULL) ||
+        lev_value_get_long(&ev->value, "total_minor", &total)) {
         lev_ctx_set_error(ctx, "order without the expected fields");
         return LEV_RESULT_PERMANENT;
     }
     if (app->delay_ms > 0)
         sleep_ms(app->delay_ms);
-    int fails = !app->fail_sku || has_sku((avro_value_t *)&ev->value, app->fail_sku);
+    int fails = !app->fail_sku || has_sku(&ev->value, app->fail_sku);
     if (fails && strcmp(app->fail_mode, "permanent") == 0) {
         lev_ctx_set_error(ctx, "permanent failure requested");
         return LEV_RESULT_PERMANENT;

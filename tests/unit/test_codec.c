@@ -938,6 +938,92 @@ static void value_helpers_follow_paths_and_unions(void)
     lev_schemas_destroy(set);
 }
 
+/* The calls that only read a value take it const, so a handler passes its
+ * event's value (const lev_event_t *ev) as it is, without a cast. Checked
+ * when this file compiles, whatever the warning flags: */
+#define TAKES(fn, type) _Generic(&(fn), type : 1, default : 0)
+_Static_assert(TAKES(lev_value_get_string,
+                     int (*)(const avro_value_t *, const char *, const char **, size_t *)),
+               "lev_value_get_string takes a const value");
+_Static_assert(TAKES(lev_value_get_long, int (*)(const avro_value_t *, const char *, int64_t *)),
+               "lev_value_get_long takes a const value");
+_Static_assert(TAKES(lev_value_get_int, int (*)(const avro_value_t *, const char *, int32_t *)),
+               "lev_value_get_int takes a const value");
+_Static_assert(TAKES(lev_value_get_bool, int (*)(const avro_value_t *, const char *, int *)),
+               "lev_value_get_bool takes a const value");
+_Static_assert(TAKES(lev_value_get_field,
+                     int (*)(const avro_value_t *, const char *, avro_value_t *)),
+               "lev_value_get_field takes a const value");
+_Static_assert(TAKES(lev_codec_to_json, json_t *(*)(const avro_value_t *, lev_error_t *)),
+               "lev_codec_to_json takes a const value");
+_Static_assert(TAKES(lev_codec_encode,
+                     int (*)(lev_codec_t *, const lev_schema_t *, const avro_value_t *, void **,
+                             size_t *, lev_error_t *)),
+               "lev_codec_encode takes a const value");
+_Static_assert(TAKES(lev_ctx_emit, int (*)(lev_ctx_t *, const char *, const char *,
+                                           const avro_value_t *, lev_error_t *)),
+               "lev_ctx_emit takes a const value");
+_Static_assert(TAKES(lev_producer_send_event,
+                     int (*)(lev_producer_t *, lev_codec_t *, const char *, const char *,
+                             const lev_schema_t *, const avro_value_t *, const lev_event_meta_t *,
+                             lev_delivery_cb, void *, lev_error_t *)),
+               "lev_producer_send_event takes a const value");
+
+/* ...and they read it as the non-const calls would. */
+static void read_calls_take_a_handlers_event_value_as_it_is(void)
+{
+    lev_schemas_t *set = lev_schemas_new();
+    const char *text =
+        REC("t.R", "{\"name\":\"id\",\"type\":\"string\"},{\"name\":\"n\",\"type\":\"int\"},"
+                   "{\"name\":\"total\",\"type\":\"long\"},{\"name\":\"ok\",\"type\":\"boolean\"}");
+    const lev_schema_t *s = NULL;
+    lev_error_t err;
+    REQUIRE(lev_schemas_add(set, text, strlen(text), NULL, 0, &s, &err) == 0);
+    lev_codec_t *codec = lev_codec_new(set, NULL);
+    avro_value_t v;
+    REQUIRE(lev_codec_new_value(codec, s, &v) == 0);
+    CHECK_INT(lev_value_set_string(&v, "id", "o-1"), ==, 0);
+    CHECK_INT(lev_value_set_int(&v, "n", 7), ==, 0);
+    CHECK_INT(lev_value_set_long(&v, "total", 1234), ==, 0);
+    const lev_event_t event = {.type = "t.R", .value = v}, *ev = &event;
+
+    const char *str = NULL;
+    size_t len = 0;
+    int32_t i32 = 0;
+    int64_t i64 = 0;
+    int b = -1;
+    avro_value_t field;
+    CHECK_INT(lev_value_get_string(&ev->value, "id", &str, &len), ==, 0);
+    CHECK_STR(str, "o-1");
+    CHECK_INT(lev_value_get_int(&ev->value, "n", &i32), ==, 0);
+    CHECK_INT(i32, ==, 7);
+    CHECK_INT(lev_value_get_long(&ev->value, "total", &i64), ==, 0);
+    CHECK_INT(i64, ==, 1234);
+    CHECK_INT(lev_value_get_bool(&ev->value, "ok", &b), ==, 0);
+    CHECK_INT(b, ==, 0);
+    CHECK_INT(lev_value_get_field(&ev->value, "id", &field), ==, 0);
+    CHECK_INT(avro_value_get_type(&field), ==, AVRO_STRING);
+    json_t *j = lev_codec_to_json(&ev->value, &err);
+    char *dump = j ? json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT) : NULL;
+    CHECK_STR(dump, "{\"id\":\"o-1\",\"n\":7,\"ok\":false,\"total\":1234}");
+    free(dump);
+    json_decref(j);
+    void *buf = NULL;
+    size_t blen = 0;
+    CHECK_INT(lev_codec_encode(codec, s, &ev->value, &buf, &blen, &err), ==, 0);
+    avro_value_t back;
+    if (buf && lev_codec_decode(codec, buf, blen, NULL, &back, NULL, &err) == 0) {
+        CHECK(avro_value_equal(&v, &back));
+        avro_value_decref(&back);
+    } else {
+        CHECK(!"the encoded value decodes");
+    }
+    free(buf);
+    avro_value_decref(&v);
+    lev_codec_destroy(codec);
+    lev_schemas_destroy(set);
+}
+
 CHECK_MAIN(CASE(load_dir_loads_every_avsc_in_name_order),
            CASE(malformed_json_error_names_the_file_line_and_column),
            CASE(schema_avro_c_refuses_is_an_error_naming_the_file),
@@ -959,4 +1045,5 @@ CHECK_MAIN(CASE(load_dir_loads_every_avsc_in_name_order),
            CASE(evolution_reader_field_without_default_is_a_resolve_error),
            CASE(decode_with_an_unrelated_reader_is_a_resolve_error),
            CASE(decode_of_a_history_version_unresolvable_inside_an_array_is_a_resolve_error),
-           CASE(value_helpers_follow_paths_and_unions))
+           CASE(value_helpers_follow_paths_and_unions),
+           CASE(read_calls_take_a_handlers_event_value_as_it_is))

@@ -412,7 +412,7 @@ static int value_from_json(const char *type, const char *text, avro_value_t *out
 }
 
 /* Encodes and decodes v (of type) through the wire format into *back. */
-static int round_trip(const char *type, avro_value_t *v, avro_value_t *back)
+static int round_trip(const char *type, const avro_value_t *v, avro_value_t *back)
 {
     void *buf = NULL;
     size_t len = 0;

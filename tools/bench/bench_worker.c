@@ -276,7 +276,8 @@ static lev_result_t on_placed(lev_ctx_t *ctx, const lev_event_t *ev, void *opaqu
     bench_t *b = opaque;
     const char *order_id, *customer, *currency, *token;
     int64_t total;
-    avro_value_t *in = (avro_value_t *)&ev->value, out;
+    const avro_value_t *in = &ev->value;
+    avro_value_t out;
     if (!b->first_us)
         b->first_us = now_us();
     if (lev_value_get_string(in, "order_id", &order_id, NULL) ||

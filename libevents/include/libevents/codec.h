@@ -161,8 +161,8 @@ LEV_API int lev_codec_new_value(lev_codec_t *codec, const lev_schema_t *schema, 
  * malloc'd buffer the caller frees. The body is checked as decode checks
  * it, so a value decoders would refuse (an enum ordinal out of range, a
  * string that is not UTF-8, a limit exceeded) is LEV_ERR_ENCODE. */
-LEV_API int lev_codec_encode(lev_codec_t *codec, const lev_schema_t *schema, avro_value_t *value,
-                             void **buf, size_t *len, lev_error_t *err);
+LEV_API int lev_codec_encode(lev_codec_t *codec, const lev_schema_t *schema,
+                             const avro_value_t *value, void **buf, size_t *len, lev_error_t *err);
 
 /* Reads the fingerprint of a framed value: 0, or LEV_ERR_DECODE when the
  * buffer is not single-object encoded. */
@@ -206,18 +206,22 @@ LEV_API int lev_codec_from_json(lev_codec_t *codec, const lev_schema_t *schema, 
                                 avro_value_t *out, lev_error_t *err);
 
 /* A value to JSON (Avro JSON encoding). Returns a new reference or NULL. */
-LEV_API json_t *lev_codec_to_json(avro_value_t *value, lev_error_t *err);
+LEV_API json_t *lev_codec_to_json(const avro_value_t *value, lev_error_t *err);
 
 /* Field helpers for handlers: look a record field up by name (dotted paths
  * such as "customer.id" go through nested records; a union holding a
  * non-null branch is entered). Return 0, LEV_ERR_NOT_FOUND, or LEV_ERR_ARG on
- * a type mismatch. Strings are borrowed from the value. */
-LEV_API int lev_value_get_string(avro_value_t *rec, const char *path, const char **out,
+ * a type mismatch. Strings are borrowed from the value. The getters only
+ * read, so they take a handler's event value as it is (&ev->value), as do
+ * lev_codec_to_json and lev_codec_encode. lev_value_get_field's *out is a
+ * view of the field inside `rec` (avro-c has no read-only value handle):
+ * only read through it unless the record is yours to change. */
+LEV_API int lev_value_get_string(const avro_value_t *rec, const char *path, const char **out,
                                  size_t *len);
-LEV_API int lev_value_get_long(avro_value_t *rec, const char *path, int64_t *out);
-LEV_API int lev_value_get_int(avro_value_t *rec, const char *path, int32_t *out);
-LEV_API int lev_value_get_bool(avro_value_t *rec, const char *path, int *out);
-LEV_API int lev_value_get_field(avro_value_t *rec, const char *path, avro_value_t *out);
+LEV_API int lev_value_get_long(const avro_value_t *rec, const char *path, int64_t *out);
+LEV_API int lev_value_get_int(const avro_value_t *rec, const char *path, int32_t *out);
+LEV_API int lev_value_get_bool(const avro_value_t *rec, const char *path, int *out);
+LEV_API int lev_value_get_field(const avro_value_t *rec, const char *path, avro_value_t *out);
 LEV_API int lev_value_set_string(avro_value_t *rec, const char *path, const char *s);
 LEV_API int lev_value_set_long(avro_value_t *rec, const char *path, int64_t v);
 LEV_API int lev_value_set_int(avro_value_t *rec, const char *path, int32_t v);

@@ -117,7 +117,7 @@ LEV_API void lev_traceparent_new(const char *parent, char out[64]);
  * CloudEvents headers. meta may be NULL. */
 LEV_API int lev_producer_send_event(lev_producer_t *p, lev_codec_t *codec, const char *topic,
                                     const char *key, const lev_schema_t *schema,
-                                    avro_value_t *value, const lev_event_meta_t *meta,
+                                    const avro_value_t *value, const lev_event_meta_t *meta,
                                     lev_delivery_cb cb, void *opaque, lev_error_t *err);
 
 #ifdef __cplusplus

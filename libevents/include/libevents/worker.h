@@ -179,8 +179,8 @@ LEV_API int lev_ctx_new_value(lev_ctx_t *ctx, const char *type, avro_value_t *ou
  * type (lev_uuid_derive_event), the
  * input's correlation id and trace. The events are produced only when the
  * handler returns LEV_RESULT_OK; the input finishes when all are acknowledged. */
-LEV_API int lev_ctx_emit(lev_ctx_t *ctx, const char *topic, const char *key, avro_value_t *value,
-                         lev_error_t *err);
+LEV_API int lev_ctx_emit(lev_ctx_t *ctx, const char *topic, const char *key,
+                         const avro_value_t *value, lev_error_t *err);
 
 /* Says why the handler failed (goes to logs and dead-letter headers). */
 LEV_API void lev_ctx_set_error(lev_ctx_t *ctx, const char *fmt, ...)
