@@ -1,5 +1,4 @@
 /* Error names and error detail formatting. */
-#include "error_classes.h"
 #include "internal.h"
 
 #include <stdio.h>
@@ -49,7 +48,7 @@ const char *lev_err_name(int err)
     }
 }
 
-const char *const lev_error_classes[] = {
+static const char *const error_classes[] = {
     LEV_CLASS_HANDLER,
     LEV_CLASS_RETRIES_EXHAUSTED,
     LEV_CLASS_TOO_LARGE,
@@ -60,6 +59,11 @@ const char *const lev_error_classes[] = {
     "resolve",
     NULL,
 };
+
+const char *const *lev_error_classes(void)
+{
+    return error_classes;
+}
 
 int lev_error_set(lev_error_t *err, int code, const char *where, const char *fmt, ...)
 {

@@ -18,7 +18,6 @@
  * partitions keep flowing.
  */
 #include "codec_internal.h"
-#include "error_classes.h"
 #include "worker_internal.h"
 
 #include <inttypes.h>

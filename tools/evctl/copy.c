@@ -7,8 +7,6 @@
  */
 #include "evctl.h"
 
-#include "error_classes.h"
-
 #include <stdlib.h>
 #include <string.h>
 
@@ -134,13 +132,14 @@ static void classes_text(json_t *classes, char *out, size_t size)
 static int check_classes(const copy_state_t *st)
 {
     const evctl_copy_t *c = st->copy;
+    const char *const *classes = lev_error_classes();
     int rc = 0;
     for (int i = 0; i < c->nclasses; i++) {
         if (json_object_get(st->classes, c->classes[i]))
             continue;
         int known = 0;
-        for (size_t k = 0; lev_error_classes[k] && !known; k++)
-            known = strcmp(lev_error_classes[k], c->classes[i]) == 0;
+        for (size_t k = 0; classes[k] && !known; k++)
+            known = strcmp(classes[k], c->classes[i]) == 0;
         if (known) {
             evctl_note(st->ctx, "--class %s: no dead letter of this class in the range read",
                        c->classes[i]);
@@ -149,9 +148,9 @@ static int check_classes(const copy_state_t *st)
         char present[1024], writes[512];
         size_t used = 0;
         writes[0] = '\0';
-        for (size_t k = 0; lev_error_classes[k]; k++) {
-            int w = snprintf(writes + used, sizeof writes - used, "%s%s", k ? ", " : "",
-                             lev_error_classes[k]);
+        for (size_t k = 0; classes[k]; k++) {
+            int w =
+                snprintf(writes + used, sizeof writes - used, "%s%s", k ? ", " : "", classes[k]);
             if (w < 0 || (size_t)w >= sizeof writes - used)
                 break;
             used += (size_t)w;

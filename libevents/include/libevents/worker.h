@@ -61,6 +61,21 @@ extern "C" {
  * lev_original_topic / _partition / _offset. */
 #define LEV_H_VALUE_OMITTED "lev_value_omitted"
 
+/* The error classes (LEV_H_ERROR_CLASS) of retry and dead-letter records. */
+/* A handler failed (LEV_RESULT_PERMANENT, or TRANSIENT with a retry level
+ * left: the record goes to a retry topic). */
+#define LEV_CLASS_HANDLER "handler"
+/* A handler kept failing transiently through the last retry level. */
+#define LEV_CLASS_RETRIES_EXHAUSTED "retries-exhausted"
+/* An output larger than its topic takes. */
+#define LEV_CLASS_TOO_LARGE "too-large"
+/* An output the broker refused for good. */
+#define LEV_CLASS_PRODUCE "produce"
+/* A ce_id or ce_source that cannot key the event. */
+#define LEV_CLASS_BAD_ID "bad-id"
+/* A record that does not decode is classed by lev_err_name() of the
+ * codec's error: "decode", "unknown-schema", "resolve". */
+
 /* The longest event id (ce_id) and source (ce_source) a worker handles, in
  * bytes. An event with an id that is empty, longer, or holds a control
  * character (below 0x20, or 0x7f), or with such a source, is dead-lettered
@@ -73,6 +88,12 @@ extern "C" {
 typedef struct lev_worker_s lev_worker_t;
 typedef struct lev_ctx_s lev_ctx_t;
 typedef struct lev_deferral_s lev_deferral_t;
+
+/* Every error class a worker writes: the LEV_CLASS_* above and the codec's,
+ * NULL-ended and static. For readers of dead letters, to tell a class with
+ * no records at the moment from a misspelt one. A newer library may list
+ * more. */
+LEV_API const char *const *lev_error_classes(void);
 typedef struct lev_breaker_s lev_breaker_t;
 
 /* What a handler returns. */
