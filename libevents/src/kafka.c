@@ -21,10 +21,22 @@ void lev_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const ch
     lev_log(l, buf, "component", "librdkafka", "facility", fac, "client", rd_kafka_name(rk), NULL);
 }
 
-static int apply(rd_kafka_conf_t *kc, const lev_kv_t *kv, lev_error_t *err)
+/* Sets one property through `set`, or fills err naming `where` (the
+ * property when NULL). */
+static int set_one(lev_kafka_set_fn set, void *opaque, const char *name, const char *value,
+                   const char *where, lev_error_t *err)
+{
+    char errstr[512] = "";
+    if (set(opaque, name, value, errstr, sizeof errstr) == 0)
+        return LEV_OK;
+    return lev_error_set(err, LEV_ERR_CONFIG, where ? where : name, "%s",
+                         errstr[0] ? errstr : "refused");
+}
+
+static int apply(lev_kafka_set_fn set, void *opaque, const lev_kv_t *kv, lev_error_t *err)
 {
     for (; kv && kv->key; kv++)
-        if (lev_kafka_conf_set(kc, kv->key, kv->value, err) != 0)
+        if (set_one(set, opaque, kv->key, kv->value, NULL, err) != 0)
             return LEV_ERR_CONFIG;
     return LEV_OK;
 }
@@ -92,47 +104,60 @@ static int listed(const char *const *list, const char *name)
     return 0;
 }
 
+int lev_config_kafka_apply(const lev_config_t *conf, lev_kafka_client_t kind,
+                           const lev_kv_t *defaults, const lev_kv_t *extra, lev_kafka_set_fn set,
+                           void *opaque, lev_error_t *err)
+{
+    if (!conf || !set || (kind != LEV_KAFKA_PRODUCER && kind != LEV_KAFKA_CONSUMER))
+        return lev_error_set(err, LEV_ERR_ARG, NULL, "a configuration, a client kind and a setter");
+    const char *const *other = kind == LEV_KAFKA_PRODUCER ? consumer_only : producer_only;
+    if (set_one(set, opaque, "bootstrap.servers", conf->bootstrap, NULL, err) ||
+        (conf->client_id && set_one(set, opaque, "client.id", conf->client_id, NULL, err)) ||
+        apply(set, opaque, defaults, err))
+        return LEV_ERR_CONFIG;
+    for (size_t i = 0; i < conf->nkafka; i++) {
+        if (listed(other, conf->kafka[i].key))
+            continue;
+        /* name the environment variable the operator set */
+        char var[160];
+        snprintf(var, sizeof var, "KAFKA_%s", conf->kafka[i].key);
+        for (char *c = var; *c; c++)
+            *c = *c == '.' ? '_' : (char)(*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
+        if (set_one(set, opaque, conf->kafka[i].key, conf->kafka[i].value, var, err) != 0)
+            return LEV_ERR_CONFIG;
+    }
+    if (apply(set, opaque, extra, err))
+        return LEV_ERR_CONFIG;
+    /* what at-least-once delivery rests on is not negotiable */
+    static const lev_kv_t producer_fixed[] = {
+        {"enable.idempotence", "true"}, {"acks", "all"}, {NULL, NULL}};
+    static const lev_kv_t consumer_fixed[] = {{"enable.auto.offset.store", "false"}, {NULL, NULL}};
+    return apply(set, opaque, kind == LEV_KAFKA_PRODUCER ? producer_fixed : consumer_fixed, err);
+}
+
+static int conf_set(void *opaque, const char *name, const char *value, char *errstr,
+                    size_t errstr_size)
+{
+    return rd_kafka_conf_set(opaque, name, value, errstr, errstr_size) == RD_KAFKA_CONF_OK ? 0 : -1;
+}
+
 rd_kafka_conf_t *lev_kafka_conf_new(const lev_config_t *conf, rd_kafka_type_t type,
                                     const lev_kv_t *defaults, const lev_kv_t *extra,
                                     lev_error_t *err)
 {
-    const char *const *other = type == RD_KAFKA_PRODUCER ? consumer_only : producer_only;
     rd_kafka_conf_t *kc = rd_kafka_conf_new();
     if (!kc) {
         lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
         return NULL;
     }
     rd_kafka_conf_set_log_cb(kc, lev_kafka_log_cb);
-    if (lev_kafka_conf_set(kc, "bootstrap.servers", conf->bootstrap, err) ||
-        (conf->client_id && lev_kafka_conf_set(kc, "client.id", conf->client_id, err)) ||
-        apply(kc, defaults, err))
-        goto fail;
-    for (size_t i = 0; i < conf->nkafka; i++) {
-        if (listed(other, conf->kafka[i].key))
-            continue;
-        if (lev_kafka_conf_set(kc, conf->kafka[i].key, conf->kafka[i].value, err) != 0) {
-            /* name the environment variable the operator set */
-            char var[160];
-            snprintf(var, sizeof var, "KAFKA_%s", conf->kafka[i].key);
-            for (char *c = var; *c; c++)
-                *c = *c == '.' ? '_' : (char)(*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
-            if (err)
-                snprintf(err->where, sizeof err->where, "%s", var);
-            goto fail;
-        }
+    if (lev_config_kafka_apply(conf,
+                               type == RD_KAFKA_PRODUCER ? LEV_KAFKA_PRODUCER : LEV_KAFKA_CONSUMER,
+                               defaults, extra, conf_set, kc, err) != 0) {
+        rd_kafka_conf_destroy(kc);
+        return NULL;
     }
-    if (apply(kc, extra, err))
-        goto fail;
-    /* what at-least-once delivery rests on is not negotiable */
-    static const lev_kv_t producer_fixed[] = {
-        {"enable.idempotence", "true"}, {"acks", "all"}, {NULL, NULL}};
-    static const lev_kv_t consumer_fixed[] = {{"enable.auto.offset.store", "false"}, {NULL, NULL}};
-    if (apply(kc, type == RD_KAFKA_PRODUCER ? producer_fixed : consumer_fixed, err))
-        goto fail;
     return kc;
-fail:
-    rd_kafka_conf_destroy(kc);
-    return NULL;
 }
 
 int lev_kafka_err_code(rd_kafka_resp_err_t err)
@@ -160,9 +185,9 @@ int lev_kafka_err_code(rd_kafka_resp_err_t err)
     }
 }
 
-int lev_kafka_err_is_auth(rd_kafka_resp_err_t err)
+int lev_kafka_err_is_auth(int err)
 {
-    switch (err) {
+    switch ((rd_kafka_resp_err_t)err) {
     case RD_KAFKA_RESP_ERR__AUTHENTICATION: /* librdkafka: the SASL exchange failed */
     case RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED:
     case RD_KAFKA_RESP_ERR_UNSUPPORTED_SASL_MECHANISM:

@@ -6,12 +6,10 @@
 
 #include <librdkafka/rdkafka.h>
 
-/* A librdkafka configuration for a client of `type` with bootstrap, client
- * id, logging routed to lev_log, `defaults`, the KAFKA_* passthrough of conf
- * (without the properties that belong to the other kind of client, which
- * librdkafka would warn about), then `extra` (NULL-ended, may be NULL), then
- * the settings at-least-once delivery depends on (producers:
- * enable.idempotence=true, acks=all; consumers: enable.auto.offset.store=false).
+/* A librdkafka configuration for a client of `type` with the properties
+ * lev_config_kafka_apply gives it (bootstrap, client id, `defaults`, the
+ * KAFKA_* passthrough for this kind of client, `extra`, the settings
+ * at-least-once delivery depends on) and logging routed to lev_log.
  * Returns NULL with err filled when a property is rejected. */
 rd_kafka_conf_t *lev_kafka_conf_new(const lev_config_t *conf, rd_kafka_type_t type,
                                     const lev_kv_t *defaults, const lev_kv_t *extra,
@@ -28,10 +26,5 @@ void lev_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const ch
  * broker will never take it: authorization, policy, invalid record) or
  * LEV_ERR_KAFKA (worth another try: timeouts, connections, leaders). */
 int lev_kafka_err_code(rd_kafka_resp_err_t err);
-
-/* 1 when a client or broker error means the cluster refused the client's
- * credentials (SASL authentication failed, a mechanism the broker does not
- * enable): not a network problem, and waiting will not fix it. */
-int lev_kafka_err_is_auth(rd_kafka_resp_err_t err);
 
 #endif

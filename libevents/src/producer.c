@@ -266,15 +266,23 @@ rd_kafka_conf_t *lev_producer_conf_new(const lev_config_t *conf, const lev_kv_t 
         {"partitioner", "murmur2_random"},
         {"message.timeout.ms", timeout},
     };
-    enum { NBASE = sizeof base / sizeof base[0], NMAX = 32 };
-    lev_kv_t merged[NBASE + NMAX + 1];
+    enum { NBASE = sizeof base / sizeof base[0] };
+    size_t ndefaults = 0;
+    while (defaults && defaults[ndefaults].key)
+        ndefaults++;
+    lev_kv_t *merged = malloc((NBASE + ndefaults + 1) * sizeof *merged);
+    if (!merged) {
+        lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
+        return NULL;
+    }
     size_t n = 0;
     for (size_t i = 0; i < NBASE; i++)
         merged[n++] = base[i];
-    for (size_t i = 0; defaults && defaults[i].key && i < NMAX; i++)
+    for (size_t i = 0; i < ndefaults; i++)
         merged[n++] = defaults[i]; /* set after the base: they win */
     merged[n] = (lev_kv_t){NULL, NULL};
     rd_kafka_conf_t *kc = lev_kafka_conf_new(conf, RD_KAFKA_PRODUCER, merged, extra, err);
+    free(merged);
     if (!kc)
         return NULL;
     rd_kafka_conf_set_dr_msg_cb(kc, dr_cb);
@@ -306,6 +314,10 @@ lev_producer_t *lev_producer_new_from_conf(rd_kafka_conf_t *kc, int shutdown_tim
 lev_producer_t *lev_producer_new_with(const lev_config_t *conf, const lev_kv_t *defaults,
                                       const lev_kv_t *extra, lev_error_t *err)
 {
+    if (!conf) {
+        lev_error_set(err, LEV_ERR_ARG, NULL, "no configuration");
+        return NULL;
+    }
     rd_kafka_conf_t *kc = lev_producer_conf_new(conf, defaults, extra, err);
     if (!kc)
         return NULL;

@@ -13,11 +13,6 @@
 rd_kafka_conf_t *lev_producer_conf_new(const lev_config_t *conf, const lev_kv_t *defaults,
                                        const lev_kv_t *extra, lev_error_t *err);
 
-/* lev_producer_new with `defaults` layered as in lev_producer_conf_new
- * (the KAFKA_* passthrough still overrides them; `extra` does not yield). */
-lev_producer_t *lev_producer_new_with(const lev_config_t *conf, const lev_kv_t *defaults,
-                                      const lev_kv_t *extra, lev_error_t *err);
-
 /* A producer whose clients are made from kc (taken, even on failure). */
 lev_producer_t *lev_producer_new_from_conf(rd_kafka_conf_t *kc, int shutdown_timeout_ms,
                                            const char *source, lev_error_t *err);

@@ -2,7 +2,9 @@
  * settings at-least-once delivery rests on. No broker needed. */
 #include "check.h"
 #include "kafka_internal.h"
+#include "producer_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 static const char *get(rd_kafka_conf_t *kc, const char *name, char *buf, size_t size)
@@ -82,7 +84,93 @@ static void refused_credentials_are_authentication_errors(void)
     CHECK(!lev_kafka_err_is_auth(RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED));
 }
 
+/* What lev_config_kafka_apply hands a program's own setter. */
+typedef struct seen_s {
+    char list[2048];    /* "name=value;" in order */
+    const char *refuse; /* a name the setter refuses */
+} seen_t;
+
+static int record(void *opaque, const char *name, const char *value, char *errstr, size_t size)
+{
+    seen_t *s = opaque;
+    if (s->refuse && strcmp(name, s->refuse) == 0) {
+        snprintf(errstr, size, "not today");
+        return -1;
+    }
+    size_t n = strlen(s->list);
+    snprintf(s->list + n, sizeof s->list - n, "%s=%s;", name, value ? value : "(null)");
+    return 0;
+}
+
+static void apply_hands_a_programs_setter_what_the_library_clients_get_in_order(void)
+{
+    lev_config_t c;
+    REQUIRE(lev_config_init(&c, "svc", NULL) == 0);
+    lev_config_set_str(&c.bootstrap, "k:9092");
+    lev_config_set_str(&c.client_id, "cid");
+    lev_config_set_kafka(&c, "session.timeout.ms", "12345");
+    lev_config_set_kafka(&c, "linger.ms", "77");
+    lev_config_set_kafka(&c, "enable.auto.offset.store", "true");
+    const lev_kv_t defaults[] = {{"auto.offset.reset", "earliest"}, {NULL, NULL}};
+    const lev_kv_t extra[] = {{"group.id", "g"}, {NULL, NULL}};
+    seen_t k = {0}, p = {0};
+    CHECK_INT(lev_config_kafka_apply(&c, LEV_KAFKA_CONSUMER, defaults, extra, record, &k, NULL), ==,
+              0);
+    CHECK_STR(k.list, "bootstrap.servers=k:9092;client.id=cid;auto.offset.reset=earliest;"
+                      "session.timeout.ms=12345;enable.auto.offset.store=true;group.id=g;"
+                      "enable.auto.offset.store=false;");
+    CHECK_INT(lev_config_kafka_apply(&c, LEV_KAFKA_PRODUCER, NULL, NULL, record, &p, NULL), ==, 0);
+    CHECK_STR(p.list, "bootstrap.servers=k:9092;client.id=cid;linger.ms=77;"
+                      "enable.idempotence=true;acks=all;");
+    lev_error_t err;
+    CHECK_INT(lev_config_kafka_apply(&c, LEV_KAFKA_CONSUMER, NULL, NULL, NULL, NULL, &err), ==,
+              LEV_ERR_ARG);
+    lev_config_clear(&c);
+}
+
+static void apply_names_the_variable_or_property_a_setter_refuses(void)
+{
+    lev_config_t c;
+    REQUIRE(lev_config_init(&c, "svc", NULL) == 0);
+    lev_config_set_kafka(&c, "socket.timeout.ms", "1000");
+    const lev_kv_t extra[] = {{"group.id", "g"}, {NULL, NULL}};
+    lev_error_t err;
+    seen_t s = {.refuse = "socket.timeout.ms"};
+    CHECK_INT(lev_config_kafka_apply(&c, LEV_KAFKA_CONSUMER, NULL, extra, record, &s, &err), ==,
+              LEV_ERR_CONFIG);
+    CHECK_INT(err.code, ==, LEV_ERR_CONFIG);
+    CHECK_STR(err.where, "KAFKA_SOCKET_TIMEOUT_MS");
+    CHECK_STR(err.text, "not today");
+    seen_t g = {.refuse = "group.id"};
+    CHECK_INT(lev_config_kafka_apply(&c, LEV_KAFKA_CONSUMER, NULL, extra, record, &g, &err), ==,
+              LEV_ERR_CONFIG);
+    CHECK_STR(err.where, "group.id");
+    lev_config_clear(&c);
+}
+
+static void producer_defaults_replace_the_librarys_and_yield_to_the_passthrough(void)
+{
+    lev_config_t c;
+    REQUIRE(lev_config_init(&c, "svc", NULL) == 0);
+    const lev_kv_t defaults[] = {{"linger.ms", "20"}, {"compression.type", "zstd"}, {NULL, NULL}};
+    char b[64];
+    rd_kafka_conf_t *kc = lev_producer_conf_new(&c, defaults, NULL, NULL);
+    REQUIRE(kc);
+    CHECK_STR(get(kc, "linger.ms", b, sizeof b), "20");
+    CHECK_STR(get(kc, "compression.type", b, sizeof b), "zstd");
+    rd_kafka_conf_destroy(kc);
+    lev_config_set_kafka(&c, "linger.ms", "7");
+    kc = lev_producer_conf_new(&c, defaults, NULL, NULL);
+    REQUIRE(kc);
+    CHECK_STR(get(kc, "linger.ms", b, sizeof b), "7");
+    rd_kafka_conf_destroy(kc);
+    lev_config_clear(&c);
+}
+
 CHECK_MAIN(CASE(passthrough_reaches_only_the_client_it_belongs_to),
            CASE(at_least_once_settings_cannot_be_overridden),
            CASE(a_rejected_property_names_its_variable),
-           CASE(refused_credentials_are_authentication_errors))
+           CASE(refused_credentials_are_authentication_errors),
+           CASE(apply_hands_a_programs_setter_what_the_library_clients_get_in_order),
+           CASE(apply_names_the_variable_or_property_a_setter_refuses),
+           CASE(producer_defaults_replace_the_librarys_and_yield_to_the_passthrough))

@@ -2,11 +2,25 @@
  * by assignment, the libevents producer, and header helpers. */
 #include "evctl.h"
 
-#include "kafka_internal.h"
-#include "producer_internal.h"
-
 #include <stdlib.h>
 #include <string.h>
+
+/* librdkafka's log lines, to the log evctl set up (as libevents' own
+ * clients do). */
+static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    lev_log_level_t l = level <= 3   ? LEV_LOG_ERROR
+                        : level == 4 ? LEV_LOG_WARN
+                        : level <= 6 ? LEV_LOG_INFO
+                                     : LEV_LOG_DEBUG;
+    lev_log(l, buf, "component", "librdkafka", "facility", fac, "client", rd_kafka_name(rk), NULL);
+}
+
+static int kafka_conf_set(void *kc, const char *name, const char *value, char *errstr,
+                          size_t errstr_size)
+{
+    return rd_kafka_conf_set(kc, name, value, errstr, errstr_size) == RD_KAFKA_CONF_OK ? 0 : -1;
+}
 
 /* The first authentication error a client of evctl reported (evctl runs
  * one client at a time, on one thread): "" when none. */
@@ -18,7 +32,7 @@ static void on_client_error(rd_kafka_t *rk, int err, const char *reason, void *o
 {
     (void)rk;
     (void)opaque;
-    if (lev_kafka_err_is_auth((rd_kafka_resp_err_t)err) && !auth_error[0])
+    if (lev_kafka_err_is_auth(err) && !auth_error[0])
         snprintf(auth_error, sizeof auth_error, "%s", reason && *reason ? reason : "refused");
 }
 
@@ -39,25 +53,32 @@ static void serve_errors(rd_kafka_t *rk, int wait_ms)
 
 rd_kafka_t *evctl_consumer_new(evctl_ctx_t *ctx, const char *group, int *code)
 {
+    /* librdkafka's assign needs a group id even when nothing joins or commits */
+    const char *group_id = group ? group : "evctl-reader";
     const lev_kv_t defaults[] = {
         {"enable.auto.commit", "false"},       {"enable.auto.offset.store", "false"},
         {"enable.partition.eof", "true"},      {"auto.offset.reset", "earliest"},
         {"allow.auto.create.topics", "false"}, {NULL, NULL},
     };
+    const lev_kv_t extra[] = {{"group.id", group_id}, {NULL, NULL}};
     lev_error_t err;
     char errstr[512], buf[800];
     rd_kafka_t *rk = NULL;
-    rd_kafka_conf_t *kc = lev_kafka_conf_new(&ctx->conf, RD_KAFKA_CONSUMER, defaults, NULL, &err);
+    rd_kafka_conf_t *kc = rd_kafka_conf_new();
     if (!kc) {
-        *code = evctl_fail(EVCTL_EXIT_USAGE, "Kafka configuration: %s",
-                           lev_error_format(&err, buf, sizeof buf));
+        *code = evctl_fail(EVCTL_EXIT_INTERNAL, "out of memory");
         return NULL;
     }
-    /* librdkafka's assign needs a group id even when nothing joins or commits */
-    if (lev_kafka_conf_set(kc, "group.id", group ? group : "evctl-reader", &err) != 0) {
+    rd_kafka_conf_set_log_cb(kc, kafka_log_cb);
+    if (lev_config_kafka_apply(&ctx->conf, LEV_KAFKA_CONSUMER, defaults, extra, kafka_conf_set, kc,
+                               &err) != 0) {
         rd_kafka_conf_destroy(kc);
-        *code = evctl_fail(EVCTL_EXIT_USAGE, "group \"%s\": %s", group ? group : "evctl-reader",
-                           lev_error_format(&err, buf, sizeof buf));
+        if (strcmp(err.where, "group.id") == 0)
+            *code = evctl_fail(EVCTL_EXIT_USAGE, "group \"%s\": %s", group_id,
+                               lev_error_format(&err, buf, sizeof buf));
+        else
+            *code = evctl_fail(EVCTL_EXIT_USAGE, "Kafka configuration: %s",
+                               lev_error_format(&err, buf, sizeof buf));
         return NULL;
     }
     rd_kafka_conf_set_error_cb(kc, on_client_error);

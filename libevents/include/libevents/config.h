@@ -86,6 +86,43 @@ LEV_API int lev_retry_delays_parse(const char *s, lev_retry_policy_t *policy, le
  * string is static. */
 LEV_API const char *lev_install_data_dir(void);
 
+/* The kind of Kafka client lev_config_kafka_apply configures. */
+typedef enum lev_kafka_client_e {
+    LEV_KAFKA_PRODUCER = 0,
+    LEV_KAFKA_CONSUMER = 1,
+} lev_kafka_client_t;
+
+/* Sets one librdkafka property on the caller's client configuration.
+ * Returns 0, or non-zero with the reason written to errstr (errstr_size
+ * bytes), as rd_kafka_conf_set does. */
+typedef int (*lev_kafka_set_fn)(void *opaque, const char *name, const char *value, char *errstr,
+                                size_t errstr_size);
+
+/* For a program that makes librdkafka clients of its own (an admin tool, a
+ * reader by assignment) from the same configuration as libevents' clients,
+ * without libevents' headers naming librdkafka: calls set(opaque, name,
+ * value, ...) for each property libevents gives its own clients of `kind`,
+ * in order, a later call for a name overriding an earlier one:
+ * bootstrap.servers and client.id; `defaults`; the KAFKA_* passthrough
+ * (conf->kafka) without the properties only the other kind of client
+ * takes, which librdkafka would warn about; `extra`; then the settings
+ * at-least-once delivery rests on (producers: enable.idempotence=true,
+ * acks=all; consumers: enable.auto.offset.store=false). `defaults` and
+ * `extra` end with {NULL, NULL} and may be NULL. Callbacks such as the log
+ * callback are not properties and stay the caller's to set.
+ * Returns 0, LEV_ERR_ARG, or LEV_ERR_CONFIG when `set` refuses a property,
+ * with err->where naming it, or the KAFKA_* variable it came from, and
+ * err->text the reason `set` gave. */
+LEV_API int lev_config_kafka_apply(const lev_config_t *conf, lev_kafka_client_t kind,
+                                   const lev_kv_t *defaults, const lev_kv_t *extra,
+                                   lev_kafka_set_fn set, void *opaque, lev_error_t *err);
+
+/* For the same programs: 1 when `err`, an error code (rd_kafka_resp_err_t)
+ * their librdkafka client reported, means the cluster refused the client's
+ * credentials (SASL authentication failed, a mechanism the broker does not
+ * enable): not a network problem, and waiting will not fix it. Else 0. */
+LEV_API int lev_kafka_err_is_auth(int err);
+
 /* Writes the environment variables above, their defaults and meaning, one
  * per line, for a program's --help. */
 LEV_API void lev_config_print_help(FILE *out);

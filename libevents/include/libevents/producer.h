@@ -61,6 +61,16 @@ typedef void (*lev_delivery_cb)(void *opaque, int err, const char *errstr, int32
 LEV_API lev_producer_t *lev_producer_new(const lev_config_t *conf, const lev_kv_t *extra,
                                          lev_error_t *err);
 
+/* lev_producer_new with a program's own `defaults` (may be NULL, ends with
+ * {NULL, NULL}) for librdkafka properties: they replace the producer's
+ * defaults (linger.ms=5, lz4 compression, ...) and yield to the KAFKA_*
+ * passthrough, so an operator can still change them, where `extra`
+ * overrides the passthrough. For example a bulk loader's
+ * {"linger.ms", "20"}, which KAFKA_LINGER_MS may set otherwise.
+ * Idempotence and acks=all cannot be changed by either. */
+LEV_API lev_producer_t *lev_producer_new_with(const lev_config_t *conf, const lev_kv_t *defaults,
+                                              const lev_kv_t *extra, lev_error_t *err);
+
 /* Flushes for up to the configured shutdown timeout, then destroys. Messages
  * still unacknowledged get an error delivery callback. */
 LEV_API void lev_producer_destroy(lev_producer_t *p);

@@ -28,6 +28,40 @@ static int load_default_schemas(void)
     return rc != 0;
 }
 
+/* Collects the librdkafka properties libevents would give a consumer. */
+typedef struct props_s {
+    int n;
+    char first[64], last[64], last_value[16];
+} props_t;
+
+static int collect(void *opaque, const char *name, const char *value, char *errstr, size_t size)
+{
+    props_t *p = opaque;
+    if (p->n++ == 0)
+        snprintf(p->first, sizeof p->first, "%s", name);
+    snprintf(p->last, sizeof p->last, "%s", name);
+    snprintf(p->last_value, sizeof p->last_value, "%s", value ? value : "");
+    return 0;
+}
+
+/* A program with librdkafka clients of its own configures them as
+ * libevents does, through headers that do not name librdkafka. */
+static int kafka_properties(void)
+{
+    lev_config_t conf;
+    props_t p = {0};
+    if (lev_config_init(&conf, "consumer", NULL) != 0)
+        return 1;
+    int rc = lev_config_kafka_apply(&conf, LEV_KAFKA_CONSUMER, NULL, NULL, collect, &p, NULL);
+    lev_config_clear(&conf);
+    printf("kafka %d properties, %s first, %s=%s last\n", p.n, p.first, p.last, p.last_value);
+    /* linked: a producer with defaults of the program's own */
+    lev_producer_t *(*with)(const lev_config_t *, const lev_kv_t *, const lev_kv_t *,
+                            lev_error_t *) = lev_producer_new_with;
+    return rc != 0 || !with || strcmp(p.first, "bootstrap.servers") != 0 ||
+           strcmp(p.last, "enable.auto.offset.store") != 0 || strcmp(p.last_value, "false") != 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--schemas") == 0)
@@ -38,6 +72,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "runtime version %s, headers %s\n", lev_version(), LEV_VERSION_STR);
         return 1;
     }
+    if (kafka_properties() != 0)
+        return 1;
     /* the CRC-64-AVRO fingerprint of the schema "null" (Avro specification) */
     const char *canon = "\"null\"";
     uint64_t fp = lev_avro_fingerprint64(canon, strlen(canon));
