@@ -88,6 +88,88 @@ static void events_carry_cloudevents_headers_and_one_key_stays_in_one_partition(
     lev_test_records_free(recs, n);
 }
 
+/* Kafka's murmur2 (the Java client's Utils.murmur2), written from its
+ * description: seed 0x9747b28c, m 0x5bd1e995, r 24, little-endian words. */
+static int32_t kafka_murmur2(const char *data, size_t len)
+{
+    const uint32_t m = 0x5bd1e995u;
+    const int r = 24;
+    uint32_t h = 0x9747b28cu ^ (uint32_t)len;
+    size_t i = 0;
+    for (; i + 4 <= len; i += 4) {
+        const unsigned char *b = (const unsigned char *)data + i;
+        uint32_t k =
+            (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+        k *= m;
+        k ^= k >> r;
+        k *= m;
+        h *= m;
+        h ^= k;
+    }
+    const unsigned char *t = (const unsigned char *)data + i;
+    switch (len & 3) {
+    case 3:
+        h ^= (uint32_t)t[2] << 16;
+        /* fall through */
+    case 2:
+        h ^= (uint32_t)t[1] << 8;
+        /* fall through */
+    case 1:
+        h ^= t[0];
+        h *= m;
+    }
+    h ^= h >> 13;
+    h *= m;
+    h ^= h >> 15;
+    return (int32_t)h;
+}
+
+/* Producers that are not ours partition keys as the Java client does, so
+ * ours must too: every key lands on (murmur2(key) & 0x7fffffff) % n. */
+static void keys_land_where_the_java_client_puts_them(void)
+{
+    CHECK_INT(kafka_murmur2("21", 2), ==, -973932308); /* Kafka's own test vector */
+    char topic[128];
+    lev_test_unique("it-producer-murmur2", topic, sizeof topic);
+    REQUIRE(lev_test_create_topic(topic, 6) == 0);
+    lev_config_t conf;
+    lev_error_t err;
+    lev_test_config(&conf, "it-producer");
+    lev_producer_t *p = lev_producer_new(&conf, NULL, &err);
+    lev_config_clear(&conf);
+    REQUIRE(p);
+    enum { N = 60 };
+    acks_t a = {0};
+    char keys[N][48];
+    for (int i = 0; i < N; i++) {
+        lev_uuid4(keys[i]);
+        lev_msg_t m = {.topic = topic,
+                       .partition = LEV_PARTITION_ANY,
+                       .key = keys[i],
+                       .key_len = strlen(keys[i]),
+                       .value = "x",
+                       .value_len = 1};
+        CHECK(lev_producer_send(p, &m, ack, &a, &err) == 0);
+    }
+    CHECK(lev_producer_flush(p, 10000) == 0);
+    lev_producer_destroy(p);
+    lev_test_record_t *recs;
+    size_t n = lev_test_read_topic(topic, N, 30000, &recs);
+    CHECK_INT(n, ==, N);
+    int wrong = 0, used[6] = {0};
+    for (size_t i = 0; i < n; i++) {
+        int32_t want =
+            (int32_t)(((uint32_t)kafka_murmur2(recs[i].key, strlen(recs[i].key)) & 0x7fffffffu) %
+                      6u);
+        wrong += recs[i].partition != want;
+        if (recs[i].partition >= 0 && recs[i].partition < 6)
+            used[recs[i].partition] = 1;
+    }
+    CHECK_INT(wrong, ==, 0);
+    CHECK_INT(used[0] + used[1] + used[2] + used[3] + used[4] + used[5], >, 1);
+    lev_test_records_free(recs, n);
+}
+
 static void fatal_producer_error_recreates_the_client_and_loses_no_message(void)
 {
     char topic[128];
@@ -142,4 +224,5 @@ static void fatal_producer_error_recreates_the_client_and_loses_no_message(void)
 }
 
 CHECK_MAIN(CASE(events_carry_cloudevents_headers_and_one_key_stays_in_one_partition),
+           CASE(keys_land_where_the_java_client_puts_them),
            CASE(fatal_producer_error_recreates_the_client_and_loses_no_message))
