@@ -10,8 +10,9 @@
 #   docker run --rm -i libevents-stack evctl publish - < tools/demo-orders.jsonl
 #
 # Build stage: Debian bookworm with the -dev packages (the same versions as
-# tools/deps installs: librdkafka 2.0.2, avro-c 1.11.1, hiredis 0.14.1);
-# runtime stage: bookworm-slim with only their runtime libraries.
+# tools/deps installs: librdkafka 2.0.2, avro-c 1.11.1, hiredis 0.14.1,
+# libmicrohttpd 0.9.75); runtime stage: bookworm-slim with only their
+# runtime libraries, and curl for compose's health checks of /readyz.
 
 ARG DEBIAN_RELEASE=bookworm
 
@@ -20,7 +21,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config \
       librdkafka-dev libavro-dev libjansson-dev libcurl4-openssl-dev \
-      libhiredis-dev libssl-dev \
+      libhiredis-dev libssl-dev libmicrohttpd-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # .dockerignore lets only the sources the build needs into the context.
@@ -38,8 +39,8 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DLEV_BUILD_TESTS=OFF \
 FROM debian:${DEBIAN_RELEASE}-slim AS runtime
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      librdkafka1 libavro23 libjansson4 libhiredis0.14 libcurl4 libssl3 \
-      ca-certificates \
+      librdkafka1 libavro23 libjansson4 libhiredis0.14 libcurl4 libssl3 libmicrohttpd12 \
+      ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --home-dir /var/lib/libevents \
       --create-home --shell /usr/sbin/nologin app

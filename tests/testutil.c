@@ -12,6 +12,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -171,6 +172,83 @@ int lev_test_refusing_port(int *fd)
         return -1;
     }
     return ntohs(a.sin_port);
+}
+
+int lev_test_http(const char *method, int port, const char *path, int timeout_ms, char **body,
+                  char **headers)
+{
+    if (body)
+        *body = NULL;
+    if (headers)
+        *headers = NULL;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    char req[1024];
+    int n = snprintf(req, sizeof req,
+                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n", method,
+                     path, port);
+    if (n < 0 || (size_t)n >= sizeof req || send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
+        close(fd);
+        return -1;
+    }
+    size_t len = 0, cap = 65536;
+    char *buf = malloc(cap);
+    ssize_t r;
+    while (buf && (r = recv(fd, buf + len, cap - len - 1, 0)) > 0) {
+        len += (size_t)r;
+        if (len + 1 == cap) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    close(fd);
+    if (!buf)
+        return -1;
+    buf[len] = '\0';
+    int status = -1;
+    char *end = strstr(buf, "\r\n\r\n");
+    if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1 || !end) {
+        free(buf);
+        return -1;
+    }
+    *end = '\0';
+    if (headers)
+        *headers = strdup(buf);
+    if (body)
+        *body = strdup(end + 4);
+    free(buf);
+    return status;
+}
+
+double lev_test_metric(const char *text, const char *name, const char *labels)
+{
+    char want[1024];
+    snprintf(want, sizeof want, "%s%s%s%s ", name, *labels ? "{" : "", labels, *labels ? "}" : "");
+    size_t wl = strlen(want);
+    for (const char *line = text; line && *line;) {
+        if (strncmp(line, want, wl) == 0)
+            return strtod(line + wl, NULL);
+        line = strchr(line, '\n');
+        if (line)
+            line++;
+    }
+    return -1;
 }
 
 static rd_kafka_t *client(rd_kafka_type_t type, const char *group)

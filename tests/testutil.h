@@ -98,6 +98,19 @@ int lev_test_reserve_ports(int count);
  * than a port just closed or one assumed unused. */
 int lev_test_refusing_port(int *fd);
 
+/* ---- HTTP ---- */
+
+/* One HTTP/1.1 request to 127.0.0.1:port (Connection: close, no body),
+ * waiting at most timeout_ms. Returns the status code, or -1 when nothing
+ * answered; the body (NUL-terminated, malloc'd) goes to *body when body is
+ * not NULL, and the response's headers to *headers likewise. */
+int lev_test_http(const char *method, int port, const char *path, int timeout_ms, char **body,
+                  char **headers);
+
+/* The value of the sample `name{labels}` (labels exactly as written, ""
+ * for none) in a Prometheus text exposition, or -1 when it is absent. */
+double lev_test_metric(const char *text, const char *name, const char *labels);
+
 /* ---- offsets ---- */
 
 /* The sum of the end offsets (high watermarks) of every partition of

@@ -1,4 +1,5 @@
 /* Configuration from environment variables, with defaults for the local stack. */
+#include "http_internal.h"
 #include "internal.h"
 
 #include <librdkafka/rdkafka.h>
@@ -120,6 +121,7 @@ void lev_config_clear(lev_config_t *conf)
     free(conf->redis_url);
     free(conf->schema_dirs);
     free(conf->source);
+    free(conf->http_addr);
     for (size_t i = 0; i < conf->nkafka; i++) {
         free((char *)conf->kafka[i].key);
         free((char *)conf->kafka[i].value);
@@ -164,6 +166,7 @@ int lev_config_init(lev_config_t *conf, const char *service, lev_error_t *err)
     conf->retry.backoff_max_ms = 5000;
     lev_retry_delays_parse(DEFAULT_RETRY_DELAYS, &conf->retry, NULL);
     lev_codec_limits_default(&conf->limits);
+    conf->health_stall_ms = 30000;
     return LEV_OK;
 }
 
@@ -220,6 +223,10 @@ static const var_t vars[] = {
      "largest event value accepted"},
     {"LEV_MAX_ITEMS", T_SIZE, OFF(limits.max_items), "100000",
      "most array items and map entries in one event"},
+    {"LEV_HTTP_ADDR", T_STR, OFF(http_addr), "off",
+     "host:port serving /metrics (Prometheus), /healthz and /readyz; empty: no endpoint"},
+    {"LEV_HEALTH_STALL_MS", T_DURATION, OFF(health_stall_ms), "30s",
+     "/healthz answers 503 when the worker's loop has not turned for this long"},
 };
 
 static int parse_int(const char *s, long long min, long long max, long long *out)
@@ -370,6 +377,16 @@ int lev_config_from_env(lev_config_t *conf, const char *service, lev_error_t *er
     if (conf->retry.attempts < 1) {
         rc = lev_error_set(err, LEV_ERR_CONFIG, "LEV_RETRY_ATTEMPTS", "must be at least 1");
         goto fail;
+    }
+    if (conf->health_stall_ms < 1) {
+        rc = lev_error_set(err, LEV_ERR_CONFIG, "LEV_HEALTH_STALL_MS", "must be at least 1ms");
+        goto fail;
+    }
+    if (conf->http_addr && *conf->http_addr) {
+        char host[256];
+        int port;
+        if ((rc = lev_http_addr_parse(conf->http_addr, host, sizeof host, &port, err)) != 0)
+            goto fail;
     }
     rd_kafka_conf_t *probe = rd_kafka_conf_new(); /* tells known properties from others */
     for (char **e = environ; e && *e && rc == 0; e++)

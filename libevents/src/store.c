@@ -29,6 +29,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -336,9 +337,11 @@ struct lev_store_s {
     char token[STORE_TOKEN_BYTES * 2 + 1];
     char lease_value[STORE_TOKEN_BYTES * 2 + 3]; /* "P:" token */
     char sha[SCRIPT_COUNT][STORE_SHA_LEN + 1];
-    int plain; /* the server takes SET with NX and GET together (Redis >= 7.0) */
-    uint64_t round_trips;
-    char *fmt; /* RESP of the commands of one round trip */
+    int plain;                    /* the server takes SET with NX and GET together (Redis >= 7.0) */
+    _Atomic uint64_t round_trips; /* one writer; lev_worker_stats reads it from any thread */
+    lev_store_obs_t obs;
+    int64_t sent_ns; /* when the round trip under way was sent */
+    char *fmt;       /* RESP of the commands of one round trip */
     size_t fmt_len, fmt_cap;
     store_pending_t pending;
 };
@@ -371,6 +374,8 @@ static int store_fail(const lev_store_t *s, lev_error_t *err, int code, int leve
     va_end(ap);
     lev_error_set(&e, code, s->url.endpoint, "%s", text);
     store_scrub(s, e.text);
+    if (code == LEV_ERR_REDIS)
+        lev_mx_add(s->obs.errors, 1);
     if (level >= 0)
         lev_log((lev_log_level_t)level, e.text, "redis", s->url.endpoint, NULL);
     if (err)
@@ -442,7 +447,12 @@ static int store_send(lev_store_t *s, lev_error_t *err)
 {
     sigpipe_guard_t guard;
     int rc = LEV_OK, done = 0;
-    s->round_trips++;
+    atomic_store_explicit(&s->round_trips,
+                          atomic_load_explicit(&s->round_trips, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    lev_mx_add(s->obs.round_trips, 1);
+    if (s->obs.seconds)
+        s->sent_ns = lev_mono_ns();
     sigpipe_block(&guard);
     while (!done) {
         errno = 0;
@@ -493,6 +503,8 @@ static int store_receive(lev_store_t *s, redisReply **replies, size_t n, lev_err
         replies[i] = r;
     }
     sigpipe_restore(&guard);
+    if (rc == LEV_OK && n > 0 && s->obs.seconds)
+        lev_mx_observe(s->obs.seconds, (double)(lev_mono_ns() - s->sent_ns) / 1e9);
     return rc;
 }
 
@@ -936,7 +948,13 @@ const char *lev_store_token(const lev_store_t *store)
 
 uint64_t lev_store_round_trips(const lev_store_t *store)
 {
-    return store ? store->round_trips : 0;
+    return store ? atomic_load_explicit(&store->round_trips, memory_order_relaxed) : 0;
+}
+
+void lev_store_observe(lev_store_t *s, const lev_store_obs_t *obs)
+{
+    if (s)
+        s->obs = *obs;
 }
 
 int lev_store_ping(lev_store_t *store, lev_error_t *err)

@@ -2,6 +2,8 @@
 #ifndef LEV_STORE_INTERNAL_H
 #define LEV_STORE_INTERNAL_H
 
+#include "metrics_internal.h"
+
 #include <libevents/common.h>
 #include <libevents/store.h>
 
@@ -46,6 +48,15 @@ int lev_store_exchange_end(lev_store_t *store, int *done_ok, int *renew_ok, lev_
 void lev_store_exchange_abort(lev_store_t *store);
 /* 1 while an exchange begun is not ended. */
 int lev_store_exchange_pending(const lev_store_t *store);
+
+/* Metrics of a store's connection (any may be NULL): round trips begun,
+ * failures (connection lost, timeouts, error replies), and the time from
+ * sending a round trip's commands to having read its last reply. Updated
+ * by the thread using the store. */
+typedef struct lev_store_obs_s {
+    lev_mx_series_t *round_trips, *errors, *seconds;
+} lev_store_obs_t;
+void lev_store_observe(lev_store_t *s, const lev_store_obs_t *obs);
 
 /* Makes the store use its Lua scripts for claims and completions even on a
  * server that takes SET with NX and GET together (for tests of the path

@@ -67,6 +67,8 @@ rd_kafka_conf_t *lev_w_consumer_conf_new(const lev_config_t *conf, lev_error_t *
         {"topic.metadata.refresh.interval.ms", "10000"},
         /* members come and go without stopping the others (see README) */
         {"partition.assignment.strategy", "cooperative-sticky"},
+        /* consumer lag and broker states for /metrics and /readyz */
+        {conf->http_addr && *conf->http_addr ? "statistics.interval.ms" : NULL, "5000"},
         {NULL, NULL},
     };
     return lev_kafka_conf_new(conf, RD_KAFKA_CONSUMER, defaults, NULL, err);
@@ -91,6 +93,7 @@ static rd_kafka_t *consumer_new(lev_worker_t *w, const lev_config_t *conf, lev_e
         return NULL;
     rd_kafka_conf_set_opaque(kc, w);
     rd_kafka_conf_set_rebalance_cb(kc, lev_w_rebalance_cb);
+    lev_w_obs_consumer_conf(w, kc);
     char errstr[512], value[32];
     size_t vlen = sizeof value;
     if (rd_kafka_conf_get(kc, "max.poll.interval.ms", value, &vlen) == RD_KAFKA_CONF_OK)
@@ -131,6 +134,7 @@ lev_worker_t *lev_worker_new(const lev_config_t *conf, lev_error_t *err)
     w->conf = *conf;
     w->conf.kafka = NULL; /* not kept: the clients took their copies */
     w->conf.nkafka = 0;
+    w->conf.http_addr = NULL;
     w->service = strdup(conf->service);
     w->group = strdup(conf->group_id);
     w->source = strdup(conf->source ? conf->source : "/libevents");
@@ -170,10 +174,15 @@ lev_worker_t *lev_worker_new(const lev_config_t *conf, lev_error_t *err)
         (!(w->store = lev_store_new(conf->redis_url, 5000, err)) ||
          !(w->app_store = lev_store_new(conf->redis_url, 5000, err))))
         goto fail;
+    if (lev_w_obs_init(w, conf, err) != 0)
+        goto fail;
     if (!(w->rk = consumer_new(w, conf, err)))
         goto fail;
     w->consumer_q = rd_kafka_queue_get_consumer(w->rk);
     rd_kafka_queue_io_event_enable(w->consumer_q, w->wake[1], "c", 1);
+    if (lev_w_obs_serve(w, conf, err) != 0)
+        goto fail;
+    w->conf.http_addr = NULL; /* not kept: the endpoint is made */
     return w;
 fail:
     lev_worker_destroy(w);
@@ -198,6 +207,7 @@ void lev_worker_destroy(lev_worker_t *w)
 {
     if (!w)
         return;
+    lev_w_obs_state(w, OBS_STOPPED);
     lev_w_signals_remove(w);
     lev_w_defer_shutdown(w);
     /* reports still owed arrive here, for records given up: they go to the
@@ -236,6 +246,7 @@ void lev_worker_destroy(lev_worker_t *w)
     free(w->by_schema);
     lev_store_destroy(w->store);
     lev_store_destroy(w->app_store);
+    lev_w_obs_free(w); /* after the stores, which count into its series */
     lev_codec_destroy(w->codec);
     lev_schemas_destroy(w->schemas);
     for (size_t i = 0; i < w->nhandlers; i++)
@@ -518,6 +529,7 @@ static void wait_for_work(lev_worker_t *w, int timeout_ms)
 
 int lev_w_sleep(lev_worker_t *w, int ms)
 {
+    lev_w_obs_beat(w);
     if (lev_w_signals_pending())
         lev_w_signals_dispatch();
     if (!w->stop && ms > 0)
@@ -535,6 +547,8 @@ static void drain_wake(lev_worker_t *w)
 /* One turn of the loop; returns 1 when it did something. */
 static int turn(lev_worker_t *w, int *sleep_ms)
 {
+    if (w->obs.on)
+        lev_w_obs_tick(w, lev_mono_ms());
     if (lev_w_signals_pending())
         lev_w_signals_dispatch();
     drain_wake(w); /* before looking at the queues: nothing written later is lost */
@@ -572,6 +586,7 @@ static int turn(lev_worker_t *w, int *sleep_ms)
  * claims, commits and leaves the group. */
 static void stop_gracefully(lev_worker_t *w)
 {
+    lev_w_obs_state(w, OBS_STOPPING);
     lev_log(LEV_LOG_INFO, "stopping: finishing in-flight records and committing", NULL);
     lev_w_pause_all(w, PAUSE_STOP);
     lev_w_pipeline_drain(w);
@@ -615,13 +630,16 @@ int lev_worker_run(lev_worker_t *w)
     w->prev = calloc((size_t)w->conf.batch_size, sizeof *w->prev);
     if (!w->batch || !w->prev || build_dispatch(w) != 0)
         return LEV_ERR_NOMEM;
+    lev_w_obs_handlers(w);
     int prc = lev_w_prepare_topics(w, &err);
     if (prc == LEV_W_STOPPED) { /* asked to stop before the broker answered */
         lev_log(LEV_LOG_INFO, "worker stopped before it started", NULL);
+        lev_w_obs_state(w, OBS_STOPPED);
         return LEV_OK;
     }
     if (prc != 0) {
         lev_log(LEV_LOG_ERROR, "cannot start the producer", "error", err.text, NULL);
+        lev_w_obs_state(w, OBS_STOPPED);
         return err.code ? err.code : LEV_ERR_KAFKA;
     }
     lev_producer_set_wakeup_fd(w->producer, w->wake[1]);
@@ -632,9 +650,11 @@ int lev_worker_run(lev_worker_t *w)
     rd_kafka_topic_partition_list_destroy(subs);
     if (serr) {
         lev_log(LEV_LOG_ERROR, "subscribe failed", "error", rd_kafka_err2str(serr), NULL);
+        lev_w_obs_state(w, OBS_STOPPED);
         return LEV_ERR_KAFKA;
     }
     w->running = 1;
+    lev_w_obs_state(w, OBS_RUNNING);
     lev_log(LEV_LOG_INFO, "worker started", "group", w->group, NULL);
     while (!w->stop) {
         int sleep_ms = 1000;
@@ -643,6 +663,7 @@ int lev_worker_run(lev_worker_t *w)
     }
     stop_gracefully(w);
     w->running = 0;
+    lev_w_obs_state(w, OBS_STOPPED);
     lev_log(LEV_LOG_INFO, "worker stopped", NULL);
     return LEV_OK;
 }

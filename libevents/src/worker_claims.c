@@ -221,6 +221,8 @@ int lev_w_exchange_end(lev_worker_t *w, lev_error_t *err)
         if (r->claim != CLAIM_NEEDED)
             continue;
         lev_claim_t c = w->claim_res[k++];
+        if ((unsigned)c < 3)
+            lev_mx_add(w->obs.claims[c], 1);
         r->claim = c == LEV_CLAIM_OWNED  ? CLAIM_OWNED
                    : c == LEV_CLAIM_DONE ? CLAIM_DONE
                                          : CLAIM_BUSY;

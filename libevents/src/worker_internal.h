@@ -13,6 +13,9 @@
  *   worker_defer.c    deferred records (lev_ctx_defer), per-key waiting,
  *                     circuit breakers
  *   worker_signal.c   SIGTERM/SIGINT for every worker of the process
+ *   worker_observe.c  metrics, /healthz and /readyz (the HTTP endpoint's
+ *                     thread reads only atomics and what is handed to it
+ *                     under obs.stats_mu)
  *
  * Everything here runs on the thread that runs lev_worker_run, except
  * lev_worker_stop and the signal handler, which only set the stop flag and
@@ -22,7 +25,9 @@
 #ifndef LEV_WORKER_INTERNAL_H
 #define LEV_WORKER_INTERNAL_H
 
+#include "http_internal.h"
 #include "kafka_internal.h"
+#include "metrics_internal.h"
 #include "producer_internal.h"
 #include "store_internal.h"
 
@@ -47,6 +52,9 @@ typedef struct whandler_s {
     int has_policy;
     lev_retry_policy_t policy;
     lev_breaker_t *breaker; /* the dependency its records need, or NULL */
+    /* metrics (NULL without the endpoint): results by lev_result_t, and
+     * duplicates skipped; the duration of its calls */
+    lev_mx_series_t *mx_result[3], *mx_duplicate, *mx_seconds;
 } whandler_t;
 
 /* ======================================================================
@@ -177,8 +185,9 @@ struct wpart_s {
     lev_breaker_t *breaker; /* PAUSE_BREAKER: the breaker it waits for */
     uint8_t assigned;
     uint8_t dirty;
-    wpart_t *hnext; /* hash chain */
-    wpart_t *dnext; /* dirty list */
+    lev_mx_series_t *mx_consumed, *mx_finished, *mx_age; /* NULL without the endpoint */
+    wpart_t *hnext;                                      /* hash chain */
+    wpart_t *dnext;                                      /* dirty list */
 };
 
 /* ======================================================================
@@ -240,6 +249,46 @@ struct lev_breaker_s {
     _Atomic uint64_t opened;
     lev_breaker_t *next;
 };
+
+/* ======================================================================
+ * Observation: metrics and probes (worker_observe.c)
+ * ====================================================================== */
+
+/* Where the worker is in its life, for the probes. */
+enum { OBS_STARTING = 0, OBS_RUNNING, OBS_STOPPING, OBS_STOPPED };
+
+typedef struct wobs_s {
+    lev_mx_t *mx;     /* always: the application's counters live here too */
+    int on;           /* the endpoint is on: the worker's own instruments are made */
+    lev_http_t *http; /* the endpoint, NULL when off */
+    /* the worker's families and the series it knows in advance */
+    lev_mx_family_t *f_consumed, *f_finished, *f_handled, *f_seconds, *f_dead, *f_age, *f_retries;
+    lev_mx_series_t *retries[LEV_RETRY_LEVELS_MAX + 1]; /* [0]: in process */
+    lev_mx_series_t *produce_failures[3];               /* outputs, retry, dead-letter */
+    lev_mx_series_t *claims[3];                         /* owned, done, busy */
+    lev_mx_series_t *rebalances[3];                     /* assign, revoke, lost */
+    lev_mx_series_t *batch;
+    lev_mx_series_t *in_flight, *deferred, *assigned_parts;
+    lev_mx_series_t *paused[5]; /* by PAUSE_* bit */
+    lev_mx_family_t *f_breaker;
+    int64_t tick_at; /* monotonic ms of the next gauge update */
+    /* probes: written by the worker's thread, read by the endpoint's */
+    _Atomic int64_t alive_ms; /* monotonic ms the loop last turned */
+    _Atomic int state;        /* OBS_* */
+    _Atomic int joined;       /* an assignment came (partitions or none) and was not lost */
+    _Atomic int store_down;   /* the worker waits for Redis */
+    _Atomic int nassigned;
+    int64_t stall_ms;          /* LEV_HEALTH_STALL_MS */
+    int64_t stats_interval_ms; /* statistics.interval.ms of the consumer, 0: none */
+    pthread_mutex_t stats_mu;  /* guards the two below; held only to swap them */
+    int stats_mu_ok;
+    char *stats;         /* the latest statistics JSON of the consumer */
+    int64_t stats_at_ms; /* monotonic ms it came */
+    char *redis_url;     /* for the readiness check's own connection */
+    lev_store_t *probe;  /* that connection: the endpoint's thread only */
+    int64_t probe_at_ms; /* when Redis was last asked */
+    char probe_err[256]; /* "" when it answered */
+} wobs_t;
 
 /* Counters have one writer (the worker's thread); readers on other threads
  * see each one whole. */
@@ -327,6 +376,7 @@ struct lev_worker_s {
     size_t ndeferred;
     lev_breaker_t *breakers;
     wstats_t stats;
+    wobs_t obs;
 };
 
 /* ======================================================================
@@ -458,6 +508,42 @@ void lev_w_breakers_free(lev_worker_t *w);
  * the producer. LEV_W_STOPPED when asked to stop meanwhile. */
 #define LEV_W_STOPPED 1
 int lev_w_prepare_topics(lev_worker_t *w, lev_error_t *err);
+
+/* worker_observe.c */
+/* Makes the metrics registry and, with conf->http_addr, the worker's
+ * instruments (after its stores, before its consumer). */
+int lev_w_obs_init(lev_worker_t *w, const lev_config_t *conf, lev_error_t *err);
+/* Starts the endpoint of conf->http_addr (nothing without one). */
+int lev_w_obs_serve(lev_worker_t *w, const lev_config_t *conf, lev_error_t *err);
+/* Stops the endpoint (first, before anything it reads is freed) and frees. */
+void lev_w_obs_free(lev_worker_t *w);
+/* The consumer's configuration gets the statistics callback (with the
+ * endpoint on). */
+void lev_w_obs_consumer_conf(lev_worker_t *w, rd_kafka_conf_t *kc);
+/* Series of each handler, once they are all registered (at run). */
+void lev_w_obs_handlers(lev_worker_t *w);
+/* A partition was assigned: its series. */
+void lev_w_obs_part(lev_worker_t *w, wpart_t *p);
+/* The loop turned (with `now`, monotonic ms); gauges are updated about
+ * once a second. */
+void lev_w_obs_tick(lev_worker_t *w, int64_t now);
+void lev_w_obs_state(lev_worker_t *w, int state);
+/* A record went to the dead-letter topic with this class (acknowledged). */
+void lev_w_obs_dead_letter(lev_worker_t *w, const char *error_class);
+
+/* The loop is alive at now_ms (cheap: one relaxed store). */
+static inline void lev_w_obs_alive(lev_worker_t *w, int64_t now_ms)
+{
+    if (w->obs.on)
+        atomic_store_explicit(&w->obs.alive_ms, now_ms, memory_order_relaxed);
+}
+
+/* The same, reading the clock only with the endpoint on. */
+static inline void lev_w_obs_beat(lev_worker_t *w)
+{
+    if (w->obs.on)
+        atomic_store_explicit(&w->obs.alive_ms, lev_mono_ms(), memory_order_relaxed);
+}
 
 /* worker_signal.c */
 int lev_w_signals_add(lev_worker_t *w);

@@ -270,6 +270,7 @@ static void assign(lev_worker_t *w, rd_kafka_topic_partition_list_t *parts)
             continue;
         lev_w_abandon_from(w, p, p->head); /* left from an earlier assignment, if any */
         p->assigned = 1;
+        lev_w_obs_part(w, p);
         p->pause = (w->store_down ? PAUSE_STORE : 0u) | (w->full ? PAUSE_FULL : 0u) |
                    (w->stop ? PAUSE_STOP : 0u);
         p->next_offset = -1;
@@ -291,6 +292,9 @@ void lev_w_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     int cooperative = protocol && strcmp(protocol, "COOPERATIVE") == 0;
     W_STAT_ADD(w, rebalances, 1);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        lev_mx_add(w->obs.rebalances[0], 1);
+        atomic_store(&w->obs.joined, 1);
+        w->obs.tick_at = 0; /* the gauges follow at the next turn */
         log_parts("partitions assigned", parts, cooperative ? "cooperative" : "eager");
         if (cooperative) {
             rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
@@ -306,6 +310,10 @@ void lev_w_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         return;
     }
     int lost = err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS || rd_kafka_assignment_lost(rk);
+    lev_mx_add(w->obs.rebalances[lost ? 2 : 1], 1);
+    if (lost) /* out of the group until the next assignment */
+        atomic_store(&w->obs.joined, 0);
+    w->obs.tick_at = 0;
     log_parts(lost ? "partitions lost" : "partitions revoked", parts,
               cooperative ? "cooperative" : "eager");
     revoke(w, parts, lost);

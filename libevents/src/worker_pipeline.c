@@ -67,6 +67,7 @@ wrec_t *lev_w_rec_take(lev_worker_t *w, rd_kafka_message_t *m)
     w->inflight++;
     w->inflight_bytes += r->bytes;
     W_STAT_ADD(w, received, 1);
+    lev_mx_add(p->mx_consumed, 1);
     if (w->inflight > atomic_load_explicit(&w->stats.in_flight_peak, memory_order_relaxed))
         atomic_store_explicit(&w->stats.in_flight_peak, w->inflight, memory_order_relaxed);
     return r;
@@ -290,6 +291,7 @@ static void act(lev_worker_t *w, wrec_t *r, lev_result_t res, const lev_event_t 
                 "attempt", attempt, "retry_in_ms", delay_s, "error", why, "correlation_id",
                 ev->correlation_id, "traceparent", ev->traceparent, NULL);
         W_STAT_ADD(w, retried_inprocess, 1);
+        lev_mx_add(w->obs.retries[0], 1);
         lev_w_hold(w, r, lev_mono_ms() + delay);
         return;
     }
@@ -366,12 +368,15 @@ static void invoke(lev_worker_t *w, wrec_t *r, lev_deferral_t *d)
                     "attempt", attempt, "correlation_id", ev.correlation_id, "traceparent",
                     ev.traceparent, NULL);
         }
+        int64_t t0 = r->handler->mx_seconds ? lev_mono_ns() : 0;
         if (d) {
             res = d->fn(ctx, &ev, d->arg);
         } else {
             res = r->handler->fn(ctx, &ev, r->handler->opaque);
             W_STAT_ADD(w, handled, 1);
         }
+        if (t0)
+            lev_mx_observe(r->handler->mx_seconds, (double)(lev_mono_ns() - t0) / 1e9);
     }
     free(d);
 
@@ -393,6 +398,7 @@ static void invoke(lev_worker_t *w, wrec_t *r, lev_deferral_t *d)
         res = LEV_RESULT_TRANSIENT;
     }
     lev_w_breaker_done(r);
+    lev_mx_add(r->handler->mx_result[res], 1);
     if (!r->part) { /* given up while deferred: only an OK's outputs go on */
         if (res == LEV_RESULT_OK)
             send_outputs(w, r, ctx);
@@ -569,8 +575,9 @@ static void handle_batch(lev_worker_t *w, wrec_t **recs, size_t n)
         wrec_t *r = recs[i];
         if (!r->part || r->state != REC_NEW)
             continue;
-        if (w->stop || lev_mono_ms() - started > budget ||
-            w->ndeferred >= (size_t)w->conf.max_deferred) {
+        int64_t now = lev_mono_ms();
+        lev_w_obs_alive(w, now); /* handlers taking their time are not a stalled loop */
+        if (w->stop || now - started > budget || w->ndeferred >= (size_t)w->conf.max_deferred) {
             /* stopping, keeping well inside max.poll.interval.ms, or as
              * many records deferred as allowed: the rest is fetched again */
             lev_w_hold(w, r, lev_mono_ms());
@@ -593,6 +600,7 @@ static void handle_batch(lev_worker_t *w, wrec_t **recs, size_t n)
             r->state = REC_DONE;
             lev_w_mark_dirty(w, r->part);
             W_STAT_ADD(w, skipped_duplicates, 1);
+            lev_mx_add(r->handler->mx_duplicate, 1);
             lev_log(LEV_LOG_INFO, "duplicate skipped", "event_id", r->id, NULL);
             continue;
         }
@@ -633,6 +641,7 @@ int lev_w_pipeline_step(lev_worker_t *w)
     size_t taken = w->nbatch;
     if (taken) {
         W_STAT_ADD(w, batches, 1);
+        lev_mx_observe(w->obs.batch, (double)taken);
         for (size_t i = 0; i < taken; i++)
             if (w->batch[i]->part)
                 classify(w, w->batch[i], now, max_delay);
@@ -719,6 +728,10 @@ static void delivery_failed(lev_worker_t *w, wrec_t *r)
     r->fail_text = NULL;
     r->fail_code = 0;
     W_STAT_ADD(w, produce_failures, 1);
+    lev_mx_add(w->obs.produce_failures[r->route == ROUTE_OUTPUTS ? 0
+                                       : r->route == ROUTE_RETRY ? 1
+                                                                 : 2],
+               1);
     wpart_t *p = r->part;
     int permanent = code == LEV_ERR_TOO_LARGE || code == LEV_ERR_REFUSED;
     if (permanent && r->route == ROUTE_OUTPUTS) {
@@ -782,10 +795,14 @@ void lev_w_process_ready(lev_worker_t *w)
             delivery_failed(w, r);
             continue;
         }
-        if (r->route == ROUTE_RETRY)
+        if (r->route == ROUTE_RETRY) {
             W_STAT_ADD(w, sent_to_retry, 1);
-        else if (r->route == ROUTE_DLQ || r->route == ROUTE_DLQ_BARE)
+            if (r->fail && r->fail->level > 0 && r->fail->level <= LEV_RETRY_LEVELS_MAX)
+                lev_mx_add(w->obs.retries[r->fail->level], 1);
+        } else if (r->route == ROUTE_DLQ || r->route == ROUTE_DLQ_BARE) {
             W_STAT_ADD(w, dead_lettered, 1);
+            lev_w_obs_dead_letter(w, r->fail ? r->fail->error_class : NULL);
+        }
         r->state = REC_DONE;
         lev_w_mark_dirty(w, r->part);
     }
@@ -794,6 +811,8 @@ void lev_w_process_ready(lev_worker_t *w)
 void lev_w_advance(lev_worker_t *w)
 {
     rd_kafka_topic_partition_list_t *store = NULL;
+    int64_t now = 0; /* wall clock ms, read once: the records' age */
+    lev_w_obs_beat(w);
     while (w->dirty) {
         wpart_t *p = w->dirty;
         w->dirty = p->dnext;
@@ -810,6 +829,14 @@ void lev_w_advance(lev_worker_t *w)
                 p->retry_offset = -1;
             lev_w_settle_rec(w, r);
             W_STAT_ADD(w, finished, 1);
+            if (p->mx_finished) {
+                lev_mx_add(p->mx_finished, 1);
+                int64_t ts = rd_kafka_message_timestamp(r->m, NULL);
+                if (!now)
+                    now = lev_now_ms();
+                if (ts > 0)
+                    lev_mx_observe(p->mx_age, ts < now ? (double)(now - ts) / 1000.0 : 0.0);
+            }
             r->next = NULL;
             r->part = NULL;
             /* a record finished without handling (no handler) may still be

@@ -29,7 +29,7 @@ set(LEV_FUZZ_FLAGS -g -O1 -std=c11 -fsanitize=fuzzer,address,undefined
   -I${PROJECT_SOURCE_DIR}/libevents/include -I${LEV_GENERATED_INCLUDE_DIR}
   -I${PROJECT_SOURCE_DIR}/libevents/src)
 set(LEV_FUZZ_LIBS)
-foreach(p RDKAFKA AVRO JANSSON HIREDIS LIBCURL LIBCRYPTO)
+foreach(p RDKAFKA AVRO JANSSON HIREDIS LIBCURL LIBCRYPTO MICROHTTPD)
   foreach(d ${${p}_INCLUDE_DIRS})
     list(APPEND LEV_FUZZ_FLAGS -I${d})
   endforeach()

@@ -37,9 +37,10 @@ needed_of "$work/with_pkgconfig" | grep -qx "$want" ||
   { echo "the program does not depend on $want:" >&2; needed_of "$work/with_pkgconfig" >&2; exit 1; }
 
 # Only what the public headers include (avro-c, jansson) reaches a program's
-# flags; librdkafka, hiredis (-I.../hiredis -D_FILE_OFFSET_BITS=64) and
-# libcrypto are the library's own, and appear only for a static link.
-private='hiredis|rdkafka|crypto|_FILE_OFFSET_BITS'
+# flags; librdkafka, hiredis (-I.../hiredis -D_FILE_OFFSET_BITS=64),
+# libcrypto and libmicrohttpd are the library's own, and appear only for a
+# static link.
+private='hiredis|rdkafka|crypto|microhttpd|_FILE_OFFSET_BITS'
 flags=$(pkg-config --cflags --libs libevents)
 if grep -Eq -- "$private" <<<"$flags"; then
   echo "pkg-config --cflags --libs libevents shows private dependencies: $flags" >&2
@@ -51,7 +52,7 @@ if needed_of "$work/with_pkgconfig" | grep -Eq -- "$private"; then
   exit 1
 fi
 static=$(pkg-config --static --libs libevents)
-for l in -lrdkafka -lhiredis -lcrypto; do
+for l in -lrdkafka -lhiredis -lcrypto -lmicrohttpd; do
   grep -qw -- "$l" <<<"$static" ||
     { echo "pkg-config --static --libs libevents lacks $l: $static" >&2; exit 1; }
 done
@@ -60,7 +61,8 @@ done
 # the static or -dev packages of librdkafka's own dependencies too), and
 # runs without libevents.so.
 cc -std=c11 -o "$work/with_pkgconfig_static" "$src/consumer/main.c" $(pkg-config --cflags libevents) \
-  -Wl,-Bstatic -levents -Wl,-Bdynamic $(pkg-config --libs libevents rdkafka hiredis libcrypto) \
+  -Wl,-Bstatic -levents -Wl,-Bdynamic \
+  $(pkg-config --libs libevents rdkafka hiredis libcrypto libmicrohttpd) \
   -lpthread -lm
 if needed_of "$work/with_pkgconfig_static" | grep -q libevents; then
   echo "the static program depends on libevents.so" >&2

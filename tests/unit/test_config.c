@@ -10,7 +10,8 @@ static void clear_env(void)
     const char *vars[] = {"LEV_SERVICE",      "KAFKA_BOOTSTRAP",         "LEV_GROUP_ID",
                           "REDIS_URL",        "LEV_LOG_LEVEL",           "LEV_BATCH_SIZE",
                           "LEV_RETRY_DELAYS", "LEV_RETRY_ATTEMPTS",      "LEV_IDEMPOTENCY_LEASE_MS",
-                          "LEV_MAX_ITEMS",    "KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_USERNAME"};
+                          "LEV_MAX_ITEMS",    "KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_USERNAME",
+                          "LEV_HTTP_ADDR",    "LEV_HEALTH_STALL_MS"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
         unsetenv(vars[i]);
 }
@@ -35,6 +36,8 @@ static void defaults_work_against_the_local_stack(void)
     CHECK_INT(c.lease_ms, ==, 60000);
     CHECK_INT(c.done_ttl_ms, ==, 7LL * 86400000);
     CHECK_INT(c.nkafka, ==, 0);
+    CHECK(c.http_addr == NULL); /* no endpoint unless asked for */
+    CHECK_INT(c.health_stall_ms, ==, 30000);
     lev_config_clear(&c);
 }
 
@@ -95,7 +98,11 @@ static void bad_values_fail_naming_the_variable(void)
     } bad[] = {{"LEV_BATCH_SIZE", "many"},        {"LEV_BATCH_SIZE", "0"},
                {"LEV_LOG_LEVEL", "loud"},         {"LEV_RETRY_DELAYS", "5s,,1m"},
                {"LEV_RETRY_DELAYS", "5 parsecs"}, {"LEV_IDEMPOTENCY_LEASE_MS", "-1s"},
-               {"LEV_RETRY_ATTEMPTS", "0"},       {"LEV_MAX_ITEMS", "0"}};
+               {"LEV_RETRY_ATTEMPTS", "0"},       {"LEV_MAX_ITEMS", "0"},
+               {"LEV_HTTP_ADDR", "9100"},         {"LEV_HTTP_ADDR", "host:"},
+               {"LEV_HTTP_ADDR", "host:70000"},   {"LEV_HTTP_ADDR", "::1:9100"},
+               {"LEV_HTTP_ADDR", "[::1]9100"},    {"LEV_HEALTH_STALL_MS", "0"},
+               {"LEV_HEALTH_STALL_MS", "soon"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         clear_env();
         setenv(bad[i].var, bad[i].value, 1);
@@ -107,6 +114,27 @@ static void bad_values_fail_naming_the_variable(void)
             CHECK_STR(err.where, bad[i].var);
         else
             lev_config_clear(&c);
+    }
+    clear_env();
+}
+
+static void the_endpoint_address_takes_host_port_forms(void)
+{
+    const char *good[] = {"127.0.0.1:9100", ":9100", "0.0.0.0:0", "[::1]:9100", "localhost:19101"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        clear_env();
+        setenv("LEV_HTTP_ADDR", good[i], 1);
+        setenv("LEV_HEALTH_STALL_MS", "2m", 1);
+        lev_config_t c;
+        lev_error_t err = {0};
+        CHECK_INT(lev_config_from_env(&c, "svc", &err), ==, 0);
+        if (err.code)
+            fprintf(stderr, "  %s: %s\n", good[i], err.text);
+        else {
+            CHECK_STR(c.http_addr, good[i]);
+            CHECK_INT(c.health_stall_ms, ==, 120000);
+            lev_config_clear(&c);
+        }
     }
     clear_env();
 }
@@ -203,8 +231,8 @@ static void help_lists_every_variable(void)
     lev_config_print_help(f);
     fclose(f);
     const char *vars[] = {
-        "KAFKA_BOOTSTRAP",          "REDIS_URL",   "LEV_GROUP_ID", "LEV_RETRY_DELAYS",
-        "LEV_IDEMPOTENCY_LEASE_MS", "KAFKA_<NAME>"};
+        "KAFKA_BOOTSTRAP",          "REDIS_URL",    "LEV_GROUP_ID",  "LEV_RETRY_DELAYS",
+        "LEV_IDEMPOTENCY_LEASE_MS", "KAFKA_<NAME>", "LEV_HTTP_ADDR", "LEV_HEALTH_STALL_MS"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
         CHECK(strstr(buf, vars[i]) != NULL);
     free(buf);
@@ -215,4 +243,5 @@ CHECK_MAIN(CASE(kubernetes_service_variables_never_stop_a_start_and_a_misspelt_p
            CASE(default_schema_dirs_are_the_working_directory_and_the_installed_ones),
            CASE(environment_overrides_defaults), CASE(bad_values_fail_naming_the_variable),
            CASE(kafka_variables_pass_through_as_librdkafka_properties),
-           CASE(durations_parse_with_units), CASE(help_lists_every_variable))
+           CASE(durations_parse_with_units), CASE(help_lists_every_variable),
+           CASE(the_endpoint_address_takes_host_port_forms))

@@ -1,6 +1,15 @@
-/* Metrics: the registry and its Prometheus text exposition. */
+/* Metrics: the registry and its Prometheus text exposition, the
+ * application's counters, and the worker's HTTP endpoint before it runs
+ * (no broker needed: the worker is made, never run). */
 #include "check.h"
 #include "metrics_internal.h"
+#include "testutil.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 static char *render(lev_mx_t *mx)
 {
@@ -122,12 +131,170 @@ static void series_beyond_the_bound_are_dropped_and_counted(void)
     CHECK(lev_mx_series1(u, "ok") != NULL);
     char *text = render(mx);
     REQUIRE(text);
-    CHECK(strstr(text, "\nlev_metrics_series_dropped_total 3\n") != NULL);
-    CHECK(strstr(text, "w_total{k=\"c\"}") == NULL);
+    CHECK(lev_test_metric(text, "lev_metrics_series_dropped_total", "") == 3);
+    CHECK(lev_test_metric(text, "w_total", "k=\"c\"") == -1);
     free(text);
     lev_mx_destroy(mx);
 }
 
+/* ---- a worker that is made but never run ---- */
+
+static lev_worker_t *worker_with_endpoint(const char *addr, lev_error_t *err)
+{
+    lev_config_t conf;
+    lev_test_config(&conf, "test-metrics");
+    lev_config_set_str(&conf.redis_url, "");
+    lev_config_set_str(&conf.http_addr, addr);
+    lev_worker_t *w = lev_worker_new(&conf, err);
+    lev_config_clear(&conf);
+    return w;
+}
+
+typedef struct {
+    lev_counter_t *c;
+    const char *outcome;
+} adder_t;
+
+static void *add_many(void *arg)
+{
+    adder_t *a = arg;
+    const char *v[2] = {"webhook", a->outcome};
+    for (int i = 0; i < 100000; i++)
+        lev_counter_inc(a->c, v);
+    return NULL;
+}
+
+static void application_counters_count_from_any_thread(void)
+{
+    lev_error_t err = {0};
+    lev_worker_t *w = worker_with_endpoint("127.0.0.1:0", &err);
+    REQUIRE(w);
+    const char *labels[] = {"channel", "outcome", NULL};
+    CHECK(!lev_metrics_counter_new(w, "shop_notifications", "no _total", labels, &err));
+    CHECK(!lev_metrics_counter_new(w, "lev_mine_total", "the worker's prefix", labels, NULL));
+    CHECK(!lev_metrics_counter_new(w, "process_mine_total", "the worker's prefix", NULL, NULL));
+    lev_counter_t *c = lev_metrics_counter_new(
+        w, "shop_notifications_total", "Notifications by channel and outcome", labels, &err);
+    lev_counter_t *plain = lev_metrics_counter_new(w, "shop_runs_total", NULL, NULL, &err);
+    REQUIRE(c && plain);
+    CHECK(!lev_metrics_counter_new(w, "shop_runs_total", NULL, NULL, NULL)); /* taken */
+    pthread_t th[4];
+    adder_t a[4] = {{c, "delivered"}, {c, "delivered"}, {c, "failed"}, {c, "delivered"}};
+    for (int i = 0; i < 4; i++)
+        pthread_create(&th[i], NULL, add_many, &a[i]);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    lev_counter_add(plain, NULL, 7);
+    const char *bad[2] = {"webhook", "\xc3"}; /* cut UTF-8 */
+    lev_counter_inc(c, bad);
+    int port = lev_worker_http_port(w);
+    CHECK_INT(port, >, 0);
+    char *body = NULL;
+    CHECK_INT(lev_test_http("GET", port, "/metrics", 5000, &body, NULL), ==, 200);
+    REQUIRE(body);
+    CHECK(lev_test_metric(body, "shop_notifications_total",
+                          "channel=\"webhook\",outcome=\"delivered\"") == 300000);
+    CHECK(lev_test_metric(body, "shop_notifications_total",
+                          "channel=\"webhook\",outcome=\"failed\"") == 100000);
+    CHECK(lev_test_metric(body, "shop_runs_total", "") == 7);
+    CHECK(strstr(body, "# HELP shop_notifications_total Notifications by channel and outcome\n"));
+    CHECK(strstr(body, "\n# TYPE shop_runs_total counter\n"));
+    CHECK(strstr(body, "\xc3") == NULL);
+    /* the worker's own families and the process' are there too */
+    CHECK(lev_test_metric(body, "lev_records_in_flight", "") == 0);
+    CHECK(lev_test_metric(body, "process_open_fds", "") > 0);
+    CHECK(lev_test_metric(body, "process_resident_memory_bytes", "") > 0);
+    CHECK(lev_test_metric(body, "process_start_time_seconds", "") > 1.7e9);
+    free(body);
+    lev_worker_destroy(w);
+}
+
+static void counters_count_without_the_endpoint(void)
+{
+    lev_worker_t *w = worker_with_endpoint("", NULL);
+    REQUIRE(w);
+    CHECK_INT(lev_worker_http_port(w), ==, 0);
+    lev_counter_t *c = lev_metrics_counter_new(w, "app_x_total", NULL, NULL, NULL);
+    CHECK(c != NULL);
+    lev_counter_inc(c, NULL); /* harmless: nobody serves it */
+    lev_counter_inc(NULL, NULL);
+    lev_worker_destroy(w);
+}
+
+static int header_has(const char *headers, const char *line)
+{
+    return headers && strstr(headers, line) != NULL;
+}
+
+static void endpoint_refuses_bad_requests_and_answers_probes(void)
+{
+    lev_error_t err = {0};
+    lev_worker_t *w = worker_with_endpoint("127.0.0.1:0", &err);
+    REQUIRE(w);
+    int port = lev_worker_http_port(w);
+    char *body = NULL, *headers = NULL;
+    CHECK_INT(lev_test_http("GET", port, "/nope", 5000, NULL, NULL), ==, 404);
+    CHECK_INT(lev_test_http("GET", port, "/", 5000, NULL, NULL), ==, 404);
+    CHECK_INT(lev_test_http("GET", port, "/metrics/x", 5000, NULL, NULL), ==, 404);
+    CHECK_INT(lev_test_http("POST", port, "/metrics", 5000, NULL, &headers), ==, 405);
+    CHECK(header_has(headers, "\nAllow: GET, HEAD"));
+    free(headers);
+    CHECK_INT(lev_test_http("DELETE", port, "/readyz", 5000, NULL, NULL), ==, 405);
+    CHECK_INT(lev_test_http("PUT", port, "/healthz", 5000, NULL, NULL), ==, 405);
+    CHECK_INT(lev_test_http("GET", port, "/metrics?x=1", 5000, NULL, &headers), ==, 200);
+    CHECK(header_has(headers, "\nContent-Type: text/plain; version=0.0.4; charset=utf-8"));
+    free(headers);
+    CHECK_INT(lev_test_http("HEAD", port, "/metrics", 5000, &body, NULL), ==, 200);
+    CHECK(body && body[0] == '\0');
+    free(body);
+    /* made, not run: alive, and not ready */
+    CHECK_INT(lev_test_http("GET", port, "/healthz", 5000, &body, NULL), ==, 200);
+    CHECK(body && strstr(body, "\"status\":\"ok\"") && strstr(body, "\"worker\":\"starting\""));
+    free(body);
+    CHECK_INT(lev_test_http("GET", port, "/readyz", 5000, &body, NULL), ==, 503);
+    CHECK(body && strstr(body, "\"reason\":\"the worker is starting\""));
+    free(body);
+    /* a request that is not HTTP at all */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
+        const char junk[] = "\x01\x02 garbage \r\n\r\n";
+        CHECK(send(fd, junk, sizeof junk - 1, MSG_NOSIGNAL) > 0);
+        char buf[256];
+        CHECK(recv(fd, buf, sizeof buf, 0) >= 0);
+    }
+    close(fd);
+    CHECK_INT(lev_test_http("GET", port, "/healthz", 5000, NULL, NULL), ==, 200);
+    lev_worker_destroy(w);
+    /* gone with its worker */
+    CHECK_INT(lev_test_http("GET", port, "/healthz", 2000, NULL, NULL), ==, -1);
+}
+
+static void a_taken_address_fails_naming_the_variable(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t alen = sizeof a;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && listen(fd, 1) == 0 &&
+            getsockname(fd, (struct sockaddr *)&a, &alen) == 0);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", ntohs(a.sin_port));
+    lev_error_t err = {0};
+    lev_worker_t *w = worker_with_endpoint(addr, &err);
+    CHECK(w == NULL);
+    CHECK_INT(err.code, ==, LEV_ERR_IO);
+    CHECK_STR(err.where, "LEV_HTTP_ADDR");
+    fprintf(stderr, "  (said: %s)\n", err.text);
+    lev_worker_destroy(w);
+    close(fd);
+}
+
 CHECK_MAIN(CASE(exposition_of_counters_gauges_and_histograms),
            CASE(label_values_and_help_are_escaped), CASE(names_and_labels_are_checked),
-           CASE(series_beyond_the_bound_are_dropped_and_counted))
+           CASE(series_beyond_the_bound_are_dropped_and_counted),
+           CASE(application_counters_count_from_any_thread),
+           CASE(counters_count_without_the_endpoint),
+           CASE(endpoint_refuses_bad_requests_and_answers_probes),
+           CASE(a_taken_address_fails_naming_the_variable))

@@ -53,6 +53,10 @@ typedef struct lev_config_s {
     lev_codec_limits_t limits;  /* LEV_MAX_VALUE_BYTES (1 MiB), LEV_MAX_ITEMS (100000) */
     lev_kv_t *kafka;            /* KAFKA_<NAME>=v becomes librdkafka property name.lower */
     size_t nkafka;              /*   (KAFKA_SECURITY_PROTOCOL -> security.protocol) */
+    char *http_addr;            /* LEV_HTTP_ADDR: host:port of /metrics, /healthz, /readyz;
+                                   NULL or "" (the default): no endpoint (see metrics.h) */
+    int64_t health_stall_ms;    /* LEV_HEALTH_STALL_MS: /healthz fails when the worker's loop
+                                   has not turned for this long, 30 s */
 } lev_config_t;
 
 /* Fills defaults only (no environment). `service` is required. */
