@@ -130,6 +130,10 @@ static lev_result_t record_and_emit(lev_ctx_t *ctx, const lev_event_t *ev,
             how = "recorded concurrently";
         }
     }
+    if (strcmp(how, "charged") == 0) { /* recorded here: counted once */
+        const char *outcome[1] = {j->out.succeeded ? "succeeded" : "declined"};
+        lev_counter_inc(svc->charges, outcome);
+    }
     res = emit(ctx, ev, svc, j, how);
 done:
     free(record);

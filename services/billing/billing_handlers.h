@@ -19,6 +19,7 @@ typedef struct bill_service_s {
     svc_http_t *http;            /* client for the gateway, NULL without one */
     lev_breaker_conf_t breaker_conf; /* BILLING_GATEWAY_BREAKER_* */
     lev_breaker_t *breaker;          /* the gateway's circuit breaker, NULL without one */
+    lev_counter_t *charges;          /* shop_charges_total{outcome}: outcomes recorded */
 } bill_service_t;
 
 /* shop.order.OrderAccepted: charge the order once and emit PaymentSucceeded

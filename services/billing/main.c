@@ -105,6 +105,15 @@ static int settings_from_env(void *opaque, const lev_config_t *conf, lev_error_t
 static int wire(lev_worker_t *w, void *opaque, lev_error_t *err)
 {
     bill_service_t *svc = opaque;
+    static const char *const labels[] = {"outcome", NULL};
+    svc->charges = lev_metrics_counter_new(
+        w, "shop_charges_total",
+        "Charges by outcome (succeeded, declined), counted when the outcome is recorded", labels,
+        err);
+    if (!svc->charges)
+        return err->code ? err->code : LEV_ERR_NOMEM;
+    lev_counter_add(svc->charges, (const char *[]){"succeeded"}, 0);
+    lev_counter_add(svc->charges, (const char *[]){"declined"}, 0);
     int rc = lev_worker_on(w, BILL_T_ACCEPTED, bill_handle_accepted, svc, err);
     if (!rc && svc->gateway_url) { /* a gateway that is down pauses the charges */
         if (!(svc->breaker = lev_worker_breaker(w, "gateway", &svc->breaker_conf, err)))

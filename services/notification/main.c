@@ -105,6 +105,19 @@ static int settings_from_env(void *opaque, const lev_config_t *conf, lev_error_t
 static int wire(lev_worker_t *w, void *opaque, lev_error_t *err)
 {
     ntf_service_t *svc = opaque;
+    static const char *const labels[] = {"channel", "outcome", NULL};
+    svc->notifications = lev_metrics_counter_new(
+        w, "shop_notifications_total",
+        "Notification deliveries by channel (webhook, sink) and outcome (delivered, failed: "
+        "retried, refused: by the receiver, for good)",
+        labels, err);
+    if (!svc->notifications)
+        return err->code ? err->code : LEV_ERR_NOMEM;
+    const char *channel = svc->webhook_url ? "webhook" : "sink";
+    for (int i = 0; i < (svc->webhook_url ? 3 : 2); i++) {
+        const char *v[2] = {channel, (const char *[]){"delivered", "failed", "refused"}[i]};
+        lev_counter_add(svc->notifications, v, 0);
+    }
     int rc = lev_worker_on(w, NTF_T_REJECTED, ntf_handle_terminal, svc, err);
     if (!rc)
         rc = lev_worker_on(w, NTF_T_CONFIRMED, ntf_handle_terminal, svc, err);

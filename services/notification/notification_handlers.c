@@ -83,6 +83,14 @@ static lev_result_t sent(lev_ctx_t *ctx, const lev_event_t *ev, const ntf_servic
     return LEV_RESULT_OK;
 }
 
+/* Counts a delivery attempt: delivered, failed (to be retried) or refused
+ * (by the receiver, for good). */
+static void count(const ntf_service_t *svc, const char *channel, const char *outcome)
+{
+    const char *labels[2] = {channel, outcome};
+    lev_counter_inc(svc->notifications, labels);
+}
+
 /* ---- the webhook, asynchronously ---- */
 
 typedef struct ntf_call_s {
@@ -105,6 +113,7 @@ static lev_result_t on_answer(lev_ctx_t *ctx, const lev_event_t *ev, void *arg)
     switch (svc_http_classify(c->resp.status)) {
     case SVC_HTTP_OK: {
         lev_breaker_success(svc->breaker);
+        count(svc, "webhook", "delivered");
         ntf_note_t n;
         res = note_of(ctx, ev, &n);
         if (res == LEV_RESULT_OK)
@@ -118,11 +127,13 @@ static lev_result_t on_answer(lev_ctx_t *ctx, const lev_event_t *ev, void *arg)
         else
             snprintf(why, sizeof why, "no answer from the webhook: %s", c->resp.error);
         lev_breaker_failure(svc->breaker, why);
+        count(svc, "webhook", "failed");
         res = fail(ctx, ev, LEV_RESULT_TRANSIENT, "webhook delivery failed", why);
         break;
     default: /* it answered, and refused this one */
         lev_breaker_success(svc->breaker);
         snprintf(why, sizeof why, "webhook refused the notification (HTTP %ld)", c->resp.status);
+        count(svc, "webhook", "refused");
         res = fail(ctx, ev, LEV_RESULT_PERMANENT, "webhook delivery failed", why);
         break;
     }
@@ -183,10 +194,12 @@ lev_result_t ntf_handle_terminal(lev_ctx_t *ctx, const lev_event_t *ev, void *op
     lev_error_t err = {0};
     char buf[800];
     if (ntf_sink_append(svc->sink_path, n.body, strlen(n.body), &err) != 0) {
+        count(svc, "sink", "failed");
         res = fail(ctx, ev, LEV_RESULT_TRANSIENT, "cannot append to the sink file",
                    lev_error_format(&err, buf, sizeof buf));
         goto done;
     }
+    count(svc, "sink", "delivered");
     res = sent(ctx, ev, svc, &n, "sink");
 done:
     note_clear(&n);

@@ -20,6 +20,7 @@ typedef struct ntf_service_s {
     svc_http_t *http;                /* client for the webhook, NULL without one */
     lev_breaker_conf_t breaker_conf; /* NOTIFY_WEBHOOK_BREAKER_* */
     lev_breaker_t *breaker;          /* the webhook's circuit breaker, NULL without one */
+    lev_counter_t *notifications;    /* shop_notifications_total{channel,outcome} */
 } ntf_service_t;
 
 /* shop.order.OrderRejected / OrderConfirmed / OrderCancelled: deliver one

@@ -54,6 +54,18 @@ static int settings_from_env(void *opaque, const lev_config_t *conf, lev_error_t
 static int wire(lev_worker_t *w, void *opaque, lev_error_t *err)
 {
     ord_service_t *svc = opaque;
+    static const char *const labels[] = {"state", NULL};
+    svc->orders = lev_metrics_counter_new(
+        w, "shop_orders_total", "Orders that reached a state, counted when it is recorded", labels,
+        err);
+    if (!svc->orders)
+        return err->code ? err->code : LEV_ERR_NOMEM;
+    /* every state is there from the start, so a rate of zero is data */
+    for (int i = 0; i < 4; i++) {
+        const char *state[1] = {
+            (const char *[]){"accepted", "rejected", "confirmed", "cancelled"}[i]};
+        lev_counter_add(svc->orders, state, 0);
+    }
     int rc = lev_worker_on(w, ORD_T_PLACED, ord_handle_placed, svc, err);
     if (!rc)
         rc = lev_worker_on(w, ORD_T_PAYMENT_SUCCEEDED, ord_handle_payment, svc, err);

@@ -78,6 +78,13 @@ static int read_state(lev_ctx_t *ctx, const lev_event_t *ev, lev_store_t *store,
     return 0;
 }
 
+/* Counts an order that reached `status` (once per transition recorded). */
+static void count_state(const ord_service_t *svc, ord_status_t status)
+{
+    const char *state[1] = {ord_status_name(status)};
+    lev_counter_inc(svc->orders, state);
+}
+
 /* Emits OrderAccepted or OrderRejected for status (decided at `at`). */
 static int emit_decision(lev_ctx_t *ctx, const ord_service_t *svc, ord_status_t status,
                          const ord_order_t *o, ord_reasons_t *reasons, int64_t at, lev_error_t *err)
@@ -148,6 +155,7 @@ lev_result_t ord_handle_placed(lev_ctx_t *ctx, const lev_event_t *ev, void *opaq
             goto done;
         }
         log_decision(ev, &o, ORD_REJECTED, &reasons, "without record");
+        count_state(svc, ORD_REJECTED);
         res = LEV_RESULT_OK;
         goto done;
     }
@@ -180,6 +188,7 @@ lev_result_t ord_handle_placed(lev_ctx_t *ctx, const lev_event_t *ev, void *opaq
             }
             if (!swapped)
                 continue; /* written meanwhile: decide again on what is there now */
+            count_state(svc, next.status);
             if (emit_decision(ctx, svc, next.status, &o, &reasons, next.changed_at, &err) != 0) {
                 res = fail(ctx, ev, LEV_RESULT_TRANSIENT, "cannot emit the decision", &err);
                 goto done;
@@ -279,6 +288,7 @@ lev_result_t ord_handle_payment(lev_ctx_t *ctx, const lev_event_t *ev, void *opa
             }
             if (!swapped)
                 continue;
+            count_state(svc, next.status);
             if (emit_settlement(ctx, svc, &next, &p, &err) != 0) {
                 res = fail(ctx, ev, LEV_RESULT_TRANSIENT, "cannot emit the settlement", &err);
                 goto done;

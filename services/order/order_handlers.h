@@ -12,6 +12,7 @@ typedef struct ord_service_s {
     const char *orders_topic;   /* ORDERS_TOPIC */
     const char *payments_topic; /* PAYMENTS_TOPIC */
     int64_t state_ttl_ms;       /* ORDER_STATE_TTL, 0 = records never expire */
+    lev_counter_t *orders;      /* shop_orders_total{state}: transitions recorded */
 } ord_service_t;
 
 /* shop.order.OrderPlaced: validate, record the decision once, emit
