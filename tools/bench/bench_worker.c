@@ -14,26 +14,37 @@
  *       Redis, no handler;
  *   (b) the worker, OrderPlaced -> handler -> OrderAccepted, with Redis
  *       idempotency;
- *   (c) the same worker without Redis.
+ *   (c) the same worker without Redis;
+ *   (d) (b) with its metrics on: the HTTP endpoint (LEV_HTTP_ADDR on port
+ *       0) and its instruments, /metrics scraped every BENCH_SCRAPE_MS
+ *       (default 1000) by a thread of this process, as Prometheus would.
+ * (b) and (d) run next to each other, in turns swapped every round, so
+ * their ratio compares runs made in the same minutes.
  * A run's rate is events / (first record taken .. last output acknowledged
  * and its input finished). The figures are medians over the rounds; the
  * process CPU of (b) (all threads, librdkafka's included) is divided by the
  * events. The last line is:
  *
  *   ceiling_eps=<n> worker_eps=<n> ratio=<worker/ceiling> cpu_us_per_event=<n>
+ *   metrics_eps=<n> metrics_cost=<%>
  *
+ * (one line), metrics_cost being the median over the rounds of 1 - (d)/(b).
  * Topics are deleted at the end. Not a test: it prints figures. To profile
- * one kind of run alone, set BENCH_ONLY to a, b or c (the last line then
- * reports 0 for what did not run).
+ * one kind of run alone, set BENCH_ONLY to a, b, c or d, or several (the
+ * last line then reports 0 for what did not run).
  */
 #define _GNU_SOURCE /* pthread_setname_np */
 #include "worker_internal.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define PARTITIONS 3
@@ -305,19 +316,76 @@ static void *run(void *arg)
     return NULL;
 }
 
+/* ---- (d) a scraper, as Prometheus would be ---- */
+
+typedef struct {
+    int port, every_ms;
+    _Atomic int stop;
+    long scrapes, bytes, failed;
+} scraper_t;
+
+/* GET /metrics once; the bytes of the response, or -1. */
+static long scrape(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    long total = -1;
+    static const char req[] = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                              "Connection: close\r\n\r\n";
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        send(fd, req, sizeof req - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof req - 1)) {
+        char buf[16384];
+        ssize_t r;
+        total = 0;
+        while ((r = recv(fd, buf, sizeof buf, 0)) > 0)
+            total += r;
+    }
+    if (fd >= 0)
+        close(fd);
+    return total;
+}
+
+static void *scraper(void *arg)
+{
+    scraper_t *s = arg;
+    while (!atomic_load(&s->stop)) {
+        long n = scrape(s->port);
+        if (n > 0) {
+            s->scrapes++;
+            s->bytes += n;
+        } else {
+            s->failed++;
+        }
+        for (int waited = 0; waited < s->every_ms && !atomic_load(&s->stop); waited += 10)
+            usleep(10000);
+    }
+    return NULL;
+}
+
+/* ---- (b), (c), (d) the worker ---- */
+
 static int worker(const lev_config_t *base, const char *in, const char *out, const char *group,
-                  int with_redis, long n, result_t *res)
+                  int with_redis, int with_metrics, long n, result_t *res)
 {
     lev_config_t conf = *base;
     conf.group_id = (char *)group;
     if (!with_redis)
         conf.redis_url = "";
+    conf.http_addr = with_metrics ? "127.0.0.1:0" : NULL;
     lev_error_t err;
     bench_t b = {.out_topic = out};
     b.w = lev_worker_new(&conf, &err);
     if (!b.w || lev_worker_on(b.w, "shop.order.OrderPlaced", on_placed, &b, &err) ||
         lev_worker_subscribe(b.w, in, &err) || lev_worker_declare_output(b.w, out, &err))
         return fail("worker", &err);
+    scraper_t sc = {.port = lev_worker_http_port(b.w),
+                    .every_ms = atoi(getenv("BENCH_SCRAPE_MS") ? getenv("BENCH_SCRAPE_MS") : "")};
+    if (sc.every_ms <= 0)
+        sc.every_ms = 1000;
+    pthread_t sth;
+    if (with_metrics)
+        pthread_create(&sth, NULL, scraper, &sc);
     double cpu0 = cpu_seconds(), mcpu0 = machine_cpu_seconds();
     pthread_t th;
     pthread_create(&th, NULL, run, &b);
@@ -328,6 +396,12 @@ static int worker(const lev_config_t *base, const char *in, const char *out, con
     }
     int64_t end = now_us();
     double cpu1 = cpu_seconds(), mcpu1 = machine_cpu_seconds();
+    if (with_metrics) {
+        atomic_store(&sc.stop, 1);
+        pthread_join(sth, NULL);
+        printf("    /metrics scraped %ld times (%ld bytes each), %ld failed\n", sc.scrapes,
+               sc.scrapes ? sc.bytes / sc.scrapes : 0, sc.failed);
+    }
     lev_worker_stop(b.w);
     pthread_join(th, NULL);
     res->eps = (double)n / ((double)(end - b.first_us) / 1e6);
@@ -375,14 +449,17 @@ int main(int argc, char **argv)
         return 1;
     printf("bench_worker: %ld OrderPlaced, %d partitions, %d rounds; acks=all, idempotent\n", n,
            PARTITIONS, rounds);
-    result_t r[3][20];
+    result_t r[4][20];
     memset(r, 0, sizeof r);
     const char *only = getenv("BENCH_ONLY");
-    const char *kind[3] = {"copy", "redis", "plain"};
-    const char *label[3] = {"(a) ceiling, bare copy       ", "(b) worker, Redis idempotency",
-                            "(c) worker, no idempotency   "};
+    const char *kind[4] = {"copy", "redis", "plain", "metrics"};
+    const char *label[4] = {"(a) ceiling, bare copy       ", "(b) worker, Redis idempotency",
+                            "(c) worker, no idempotency   ", "(d) (b) with metrics, scraped "};
     for (int i = 0; i < rounds; i++) {
-        for (int k = 0; k < 3; k++) {
+        /* (b) and (d) side by side, which goes first swapped every round */
+        const int order[2][4] = {{0, 1, 3, 2}, {0, 3, 1, 2}};
+        for (int o = 0; o < 4; o++) {
+            int k = order[i % 2][o];
             if (only && !strchr(only, 'a' + k))
                 continue;
             char group[128], out[140];
@@ -397,7 +474,7 @@ int main(int argc, char **argv)
                 cleanup[ncleanup++] = strdup(dlq);
             }
             int rc = k == 0 ? ceiling(&conf, in, out, group, n, &r[k][i])
-                            : worker(&conf, in, out, group, k == 1, n, &r[k][i]);
+                            : worker(&conf, in, out, group, k != 2, k == 3, n, &r[k][i]);
             if (rc)
                 return 1;
             printf("round %d  %s %9.0f events/s  CPU per event: %5.1f us process, %5.1f us "
@@ -407,8 +484,8 @@ int main(int argc, char **argv)
             fflush(stdout);
         }
     }
-    double med[3][3];
-    for (int k = 0; k < 3; k++) {
+    double med[4][3];
+    for (int k = 0; k < 4; k++) {
         double v[3][20];
         for (int i = 0; i < rounds; i++) {
             v[0][i] = r[k][i].eps;
@@ -423,9 +500,21 @@ int main(int argc, char **argv)
     printf("median: ceiling %.0f events/s (%.1f us machine CPU per event); worker with Redis "
            "%.0f (%.2fx, %.1f us machine), without %.0f (%.2fx, %.1f us machine)\n",
            med[0][0], med[0][2], med[1][0], rb, med[1][2], med[2][0], rc, med[2][2]);
+    /* the cost of the metrics: paired by round, (b) and (d) ran together */
+    double cost[20];
+    int ncost = 0;
+    for (int i = 0; i < rounds; i++)
+        if (r[1][i].eps > 0 && r[3][i].eps > 0)
+            cost[ncost++] = 100.0 * (1.0 - r[3][i].eps / r[1][i].eps);
+    double mcost = ncost ? median(cost, ncost) : 0;
+    if (ncost)
+        printf("metrics on and scraped: %.0f events/s against %.0f without (median), %.1f%% "
+               "slower (median of %d paired rounds; CPU %.1f us against %.1f us per event)\n",
+               med[3][0], med[1][0], mcost, ncost, med[3][1], med[1][1]);
     admin_topics(&conf, cleanup, ncleanup, 0);
-    printf("ceiling_eps=%.0f worker_eps=%.0f ratio=%.2f cpu_us_per_event=%.1f\n", med[0][0],
-           med[1][0], rb, med[1][1]);
+    printf("ceiling_eps=%.0f worker_eps=%.0f ratio=%.2f cpu_us_per_event=%.1f metrics_eps=%.0f "
+           "metrics_cost=%.1f%%\n",
+           med[0][0], med[1][0], rb, med[1][1], med[3][0], mcost);
     lev_config_clear(&conf);
     return 0;
 }
