@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/socket.h>
@@ -228,10 +229,29 @@ int lev_test_http(const char *method, int port, const char *path, int timeout_ms
         return -1;
     }
     *end = '\0';
+    char *payload = end + 4;
+    /* a chunked body: <hex size>[;ext]\r\n<bytes>\r\n ... 0\r\n\r\n, joined in place */
+    for (char *h = buf; (h = strchr(h, '\n')) != NULL;) {
+        h++;
+        if (strncasecmp(h, "transfer-encoding:", 18) == 0 && strstr(h, "chunked")) {
+            char *in = payload, *out = payload;
+            for (;;) {
+                char *eol = strstr(in, "\r\n");
+                unsigned long size = strtoul(in, NULL, 16);
+                if (!eol || size == 0 || size > (unsigned long)(buf + len - (eol + 2)))
+                    break;
+                memmove(out, eol + 2, size);
+                out += size;
+                in = eol + 2 + size + 2;
+            }
+            *out = '\0';
+            break;
+        }
+    }
     if (headers)
         *headers = strdup(buf);
     if (body)
-        *body = strdup(end + 4);
+        *body = strdup(payload);
     free(buf);
     return status;
 }

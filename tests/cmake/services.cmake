@@ -38,5 +38,23 @@ if(TARGET order-service AND TARGET billing-service AND TARGET notification-servi
     lev_integration_test(workflow.replay
       COMMAND workflow_e2e replay ${_wf_args} --evctl $<TARGET_FILE:evctl> TIMEOUT 300)
   endif()
+  # Prometheus (Debian's package, tools/deps) scrapes the three services
+  # during a run: the counters it sees equal the plan, every query of the
+  # committed dashboard returns data, promtool accepts every /metrics.
+  find_program(LEV_PROMETHEUS prometheus)
+  find_program(LEV_PROMTOOL promtool)
+  if(LEV_PROMETHEUS AND LEV_PROMTOOL)
+    lev_integration_test(workflow.prometheus
+      COMMAND workflow_e2e prometheus ${_wf_args} --prometheus ${LEV_PROMETHEUS}
+              --promtool ${LEV_PROMTOOL}
+              --dashboard ${PROJECT_SOURCE_DIR}/tools/observability/grafana-dashboard.json
+      TIMEOUT 400)
+  else()
+    # never a silent skip: the test is there, and says what is missing
+    add_test(NAME integration.workflow.prometheus
+      COMMAND ${CMAKE_COMMAND} -E echo "FAIL: prometheus and promtool are missing; run tools/deps")
+    set_tests_properties(integration.workflow.prometheus PROPERTIES LABELS integration
+      FAIL_REGULAR_EXPRESSION "FAIL")
+  endif()
   unset(_wf_args)
 endif()

@@ -32,6 +32,15 @@
  *   slow       N/5 orders against a webhook that takes 500 ms and a gateway
  *              that takes 300 ms per request: the requests run side by
  *              side (the fakes count how many at once), not one by one.
+ *   prometheus (needs --prometheus, --promtool, --dashboard) N/5 orders as
+ *              in steady, each service with its HTTP endpoint
+ *              (LEV_HTTP_ADDR), a real Prometheus server scraping the three
+ *              every second: each service's /readyz answers 200; through
+ *              Prometheus' HTTP API, the business counters equal the plan
+ *              (orders by state, charges by outcome, notifications
+ *              delivered) and every query of the committed Grafana
+ *              dashboard returns data; `promtool check metrics` accepts
+ *              each service's /metrics.
  *
  * Invariants checked after the stack went quiet (every group's committed
  * offset at the end of every input topic):
@@ -174,6 +183,11 @@ typedef struct run_s {
     int gw_inflight_max, hook_inflight_max; /* most requests at once at the fakes */
     size_t gw_down, hook_down;              /* requests answered while "down" */
     const char *extra_env[8];               /* more service environment (NULL-ended) */
+    /* prometheus: the server, promtool, the dashboard; the services' and
+     * the server's ports */
+    const char *prometheus, *promtool, *dashboard;
+    int http_port[NSVC], prom_port;
+    pid_t prom_pid;
     int failures;
     uint64_t rng;
 } run_t;
@@ -265,6 +279,10 @@ static void start_service(run_t *r, int i)
         ENV("NOTIFY_WEBHOOK_URL=http://127.0.0.1:%d/notify", r->hook_port);
         ENV("NOTIFY_WEBHOOK_SECRET=%s", r->secret);
         ENV("NOTIFY_WEBHOOK_TIMEOUT_MS=5s");
+    }
+    if (r->http_port[i] > 0) {
+        ENV("LEV_HTTP_ADDR=127.0.0.1:%d", r->http_port[i]);
+        ENV("KAFKA_STATISTICS_INTERVAL_MS=1000");
     }
     for (int k = 0; r->extra_env[k]; k++)
         ENV("%s", r->extra_env[k]);
@@ -481,6 +499,15 @@ static void teardown(run_t *r)
         }
     }
     stop_http(r);
+    if (r->prom_pid > 0) {
+        int status;
+        kill(r->prom_pid, SIGTERM);
+        if (lev_test_wait(r->prom_pid, 20000, &status) != 0) {
+            kill(r->prom_pid, SIGKILL);
+            lev_test_wait(r->prom_pid, 5000, &status);
+        }
+        r->prom_pid = 0;
+    }
     if (r->admin && !r->failures && r->orders_topic[0])
         delete_topics(r);
     lev_producer_destroy(r->producer);
@@ -1760,12 +1787,334 @@ static void scenario_slow(run_t *r, size_t n)
         fail(r, "at most %d gateway requests at once, expected 8 or more", r->gw_inflight_max);
 }
 
+/* ======================================================================
+ * Prometheus
+ * ====================================================================== */
+
+/* Writes the server's configuration: one job per service, named after it,
+ * scraped every second. */
+static int write_prometheus_config(run_t *r, const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    fprintf(f, "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n"
+               "scrape_configs:\n");
+    for (int i = 0; i < NSVC; i++)
+        fprintf(f, "  - job_name: %s\n    static_configs:\n      - targets: ['127.0.0.1:%d']\n",
+                svc_names[i], r->http_port[i]);
+    return fclose(f);
+}
+
+/* 1 when Prometheus says it is ready. */
+static int prometheus_ready(void *arg)
+{
+    run_t *r = arg;
+    return lev_test_http("GET", r->prom_port, "/-/ready", 2000, NULL, NULL) == 200;
+}
+
+/* Starts Prometheus on reserved ports (one for it, one per service's
+ * endpoint), its data under the run directory; another set of ports
+ * should one be taken after all. */
+static int start_prometheus(run_t *r)
+{
+    char config[600], data[600], log[600], listen[64], cfg_arg[640], data_arg[640];
+    snprintf(config, sizeof config, "%s/prometheus.yml", r->dir);
+    snprintf(data, sizeof data, "%s/prometheus-data", r->dir);
+    snprintf(log, sizeof log, "%s/prometheus.log", r->dir);
+    snprintf(cfg_arg, sizeof cfg_arg, "--config.file=%s", config);
+    snprintf(data_arg, sizeof data_arg, "--storage.tsdb.path=%s", data);
+    for (int attempt = 1; attempt <= 3; attempt++) {
+        int base = lev_test_reserve_ports(NSVC + 1);
+        if (base < 0)
+            return -1;
+        for (int i = 0; i < NSVC; i++)
+            r->http_port[i] = base + i;
+        r->prom_port = base + NSVC;
+        if (write_prometheus_config(r, config) != 0)
+            return -1;
+        snprintf(listen, sizeof listen, "--web.listen-address=127.0.0.1:%d", r->prom_port);
+        char *argv[] = {(char *)r->prometheus, cfg_arg, data_arg, listen, NULL};
+        r->prom_pid = lev_test_spawn(argv, NULL, log);
+        int64_t deadline = lev_mono_ms() + 60000;
+        while (lev_mono_ms() < deadline) {
+            int status;
+            if (prometheus_ready(r)) {
+                say("prometheus ready on 127.0.0.1:%d (log %s)", r->prom_port, log);
+                return 0;
+            }
+            if (waitpid(r->prom_pid, &status, WNOHANG) == r->prom_pid) {
+                r->prom_pid = 0;
+                break; /* exited: its port was taken, or worse (see the log) */
+            }
+            lev_test_sleep_ms(100);
+        }
+        if (r->prom_pid > 0) {
+            kill(r->prom_pid, SIGKILL);
+            lev_test_wait(r->prom_pid, 5000, NULL);
+            r->prom_pid = 0;
+        }
+        say("prometheus did not start on 127.0.0.1:%d; see %s", r->prom_port, log);
+    }
+    return -1;
+}
+
+/* Percent-encodes s for a query string. */
+static void url_encode(const char *s, char *out, size_t size)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = 0;
+    for (; *s && n + 4 < size; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '_' || c == '.' || c == '~') {
+            out[n++] = (char)c;
+        } else {
+            out[n++] = '%';
+            out[n++] = hex[c >> 4];
+            out[n++] = hex[c & 15];
+        }
+    }
+    out[n] = '\0';
+}
+
+/* Asks Prometheus for the instant value of query q: the result vector (a
+ * new reference), or NULL (with the reason in why) when it failed. */
+static json_t *prom_query(run_t *r, const char *q, char *why, size_t why_size)
+{
+    char path[8192], enc[7000];
+    url_encode(q, enc, sizeof enc);
+    snprintf(path, sizeof path, "/api/v1/query?query=%s", enc);
+    char *body = NULL;
+    int status = lev_test_http("GET", r->prom_port, path, 10000, &body, NULL);
+    json_t *j = body ? json_loads(body, 0, NULL) : NULL;
+    json_t *res = json_object_get(json_object_get(j, "data"), "result");
+    if (status != 200 || !json_is_array(res)) {
+        snprintf(why, why_size, "HTTP %d: %.300s", status, body ? body : "(no answer)");
+        res = NULL;
+    } else {
+        json_incref(res);
+    }
+    json_decref(j);
+    free(body);
+    return res;
+}
+
+/* The sum of the values of a query's result (-1 when it failed or is empty). */
+static double prom_value(run_t *r, const char *q)
+{
+    char why[400];
+    json_t *res = prom_query(r, q, why, sizeof why);
+    double sum = -1;
+    size_t i;
+    json_t *sample;
+    json_array_foreach(res, i, sample)
+    {
+        const char *v = json_string_value(json_array_get(json_object_get(sample, "value"), 1));
+        sum = (sum < 0 ? 0 : sum) + (v ? strtod(v, NULL) : 0);
+    }
+    json_decref(res);
+    return sum;
+}
+
+typedef struct prom_want_s {
+    run_t *r;
+    const char *q;
+    double want;
+    int at_least;
+} prom_want_t;
+
+static int prom_is(void *arg)
+{
+    prom_want_t *w = arg;
+    double v = prom_value(w->r, w->q);
+    return w->at_least ? v >= w->want : v == w->want;
+}
+
+/* Checks, with a deadline, that Prometheus sees q at `want` (at_least:
+ * `want` or more). */
+static void expect_prom_as(run_t *r, const char *q, double want, int at_least)
+{
+    prom_want_t w = {r, q, want, at_least};
+    char what[600];
+    snprintf(what, sizeof what, "Prometheus: %s %s %g", q, at_least ? ">=" : "==", want);
+    if (lev_test_wait_for(prom_is, &w, 500, 60000, what) != 0)
+        fail(r, "%s is %g through Prometheus, not %s%g", q, prom_value(r, q),
+             at_least ? "at least " : "", want);
+}
+
+static void expect_prom(run_t *r, const char *q, double want)
+{
+    expect_prom_as(r, q, want, 0);
+}
+
+/* Runs the queries of a list of dashboard panels (and of the panels of
+ * collapsed rows), with the variables set to every service and a
+ * one-minute rate window, and expects each to return data. Returns the
+ * number of queries. */
+static int check_panels(run_t *r, const json_t *panels)
+{
+    size_t i, k;
+    json_t *p, *t;
+    int n = 0;
+    json_array_foreach(panels, i, p)
+    {
+        n += check_panels(r, json_object_get(p, "panels"));
+        json_array_foreach(json_object_get(p, "targets"), k, t)
+        {
+            const char *expr = json_string_value(json_object_get(t, "expr"));
+            if (!expr)
+                continue;
+            char q[4096];
+            size_t o = 0;
+            for (const char *c = expr; *c && o + 16 < sizeof q;) {
+                if (strncmp(c, "$__rate_interval", 16) == 0) {
+                    o += (size_t)snprintf(q + o, sizeof q - o, "1m");
+                    c += 16;
+                } else if (strncmp(c, "$job", 4) == 0) {
+                    o += (size_t)snprintf(q + o, sizeof q - o, ".*");
+                    c += 4;
+                } else {
+                    q[o++] = *c++;
+                }
+            }
+            q[o] = '\0';
+            char why[400] = "no data";
+            json_t *res = prom_query(r, q, why, sizeof why);
+            if (!res || json_array_size(res) == 0)
+                fail(r, "dashboard panel \"%s\": %s gives %s",
+                     json_string_value(json_object_get(p, "title")), q, res ? "no data" : why);
+            json_decref(res);
+            n++;
+        }
+    }
+    return n;
+}
+
+/* Every query of the dashboard returns data; the number of queries. */
+static int check_dashboard(run_t *r)
+{
+    json_error_t jerr;
+    json_t *d = json_load_file(r->dashboard, 0, &jerr);
+    if (!d) {
+        fail(r, "%s: %s (line %d)", r->dashboard, jerr.text, jerr.line);
+        return 0;
+    }
+    int n = check_panels(r, json_object_get(d, "panels"));
+    json_decref(d);
+    return n;
+}
+
+typedef struct {
+    run_t *r;
+    int port;
+} probe_t;
+
+static int service_ready(void *arg)
+{
+    probe_t *p = arg;
+    return lev_test_http("GET", p->port, "/readyz", 5000, NULL, NULL) == 200;
+}
+
+/* promtool check metrics on service i's /metrics. */
+static void promtool_service(run_t *r, int i)
+{
+    char *body = NULL, path[700], cmd[1600];
+    if (lev_test_http("GET", r->http_port[i], "/metrics", 10000, &body, NULL) != 200 || !body) {
+        fail(r, "%s: GET /metrics failed", svc_names[i]);
+        free(body);
+        return;
+    }
+    snprintf(path, sizeof path, "%s/%s.metrics.txt", r->dir, svc_names[i]);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs(body, f);
+        fclose(f);
+    }
+    free(body);
+    snprintf(cmd, sizeof cmd, "'%s' check metrics < '%s' >&2", r->promtool, path);
+    if (system(cmd) != 0)
+        fail(r, "promtool check metrics refuses %s's /metrics (%s)", svc_names[i], path);
+}
+
+/* Steady orders with the three services watched by a real Prometheus. */
+static void scenario_prometheus(run_t *r, size_t n)
+{
+    if (start_prometheus(r) != 0)
+        return fail(r, "Prometheus did not start");
+    plan_orders(r, n);
+    qsort(r->orders, r->n, sizeof *r->orders, order_cmp);
+    for (int i = 0; i < NSVC; i++)
+        start_service(r, i);
+    for (int i = 0; i < NSVC; i++) {
+        probe_t pr = {r, r->http_port[i]};
+        char what[128];
+        snprintf(what, sizeof what, "%s /readyz 200", svc_names[i]);
+        if (lev_test_wait_for(service_ready, &pr, 200, 90000, what) != 0)
+            fail(r, "%s never said it is ready", svc_names[i]);
+    }
+    /* scraped before and during the run, not only after it */
+    expect_prom(r, "count(up == 1)", NSVC);
+    if (publish_range(r, 0, r->n) != 0 || flush_producer(r) != 0)
+        return fail(r, "cannot publish the orders");
+    say("published %zu orders", r->n);
+    if (wait_finished(r, 150000) != 0)
+        fail(r, "not every order finished in time");
+    if (wait_quiet(r, 90000) != 0) {
+        fail(r, "the consumer groups did not catch up");
+        report_lag(r);
+    }
+    if (!services_alive(r))
+        return;
+    /* rates over the dashboard's window need a few scrapes of each */
+    expect_prom_as(r, "min(count_over_time(up[1m]))", 5, 1);
+
+    /* what the services counted, as Prometheus scraped it, is the plan */
+    int confirmed = 0, rejected = 0, cancelled = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        confirmed += r->orders[i].expect == EXP_CONFIRMED;
+        rejected += r->orders[i].expect == EXP_REJECTED;
+        cancelled += r->orders[i].expect == EXP_CANCELLED;
+    }
+    expect_prom(r, "sum(shop_orders_total{job=\"order-service\",state=\"accepted\"})",
+                confirmed + cancelled);
+    expect_prom(r, "sum(shop_orders_total{job=\"order-service\",state=\"rejected\"})", rejected);
+    expect_prom(r, "sum(shop_orders_total{job=\"order-service\",state=\"confirmed\"})", confirmed);
+    expect_prom(r, "sum(shop_orders_total{job=\"order-service\",state=\"cancelled\"})", cancelled);
+    expect_prom(r, "sum(shop_charges_total{job=\"billing-service\",outcome=\"succeeded\"})",
+                confirmed);
+    expect_prom(r, "sum(shop_charges_total{job=\"billing-service\",outcome=\"declined\"})",
+                cancelled);
+    expect_prom(r,
+                "sum(shop_notifications_total{job=\"notification-service\",channel=\"webhook\","
+                "outcome=\"delivered\"})",
+                (double)r->n);
+    expect_prom(r, "sum(lev_dead_letters_total)", 0);
+    /* the last of the work is in the series the dashboard reads: the
+     * OrderPlaced handled by order-service */
+    expect_prom(r,
+                "sum(lev_records_handled_total{job=\"order-service\","
+                "type=\"shop.order.OrderPlaced\",result=\"ok\"})",
+                (double)r->n);
+    int nq = check_dashboard(r);
+    say("%d queries of the dashboard answered through Prometheus", nq);
+    if (nq < 10)
+        fail(r, "the dashboard has only %d queries", nq);
+    for (int i = 0; i < NSVC; i++)
+        promtool_service(r, i);
+
+    collect(r);
+    verify(r, 1);
+    stop_services(r);
+}
+
 static void usage(void)
 {
-    fprintf(stderr, "usage: workflow_e2e steady|crash|duplicate|replay|outage|slow --order BIN "
-                    "--billing BIN "
-                    "--notification BIN --http SCRIPT [--evctl BIN]\n"
-                    "(replay needs --evctl)\n");
+    fprintf(stderr, "usage: workflow_e2e steady|crash|duplicate|replay|outage|slow|prometheus "
+                    "--order BIN --billing BIN --notification BIN --http SCRIPT [--evctl BIN]\n"
+                    "       [--prometheus BIN --promtool BIN --dashboard JSON]\n"
+                    "(replay needs --evctl; prometheus needs --prometheus, --promtool and "
+                    "--dashboard)\n");
 }
 
 int main(int argc, char **argv)
@@ -1788,6 +2137,12 @@ int main(int argc, char **argv)
             r->http_script = argv[i + 1];
         else if (!strcmp(argv[i], "--evctl"))
             r->evctl = argv[i + 1];
+        else if (!strcmp(argv[i], "--prometheus"))
+            r->prometheus = argv[i + 1];
+        else if (!strcmp(argv[i], "--promtool"))
+            r->promtool = argv[i + 1];
+        else if (!strcmp(argv[i], "--dashboard"))
+            r->dashboard = argv[i + 1];
     }
     if (!r->bin[0] || !r->bin[1] || !r->bin[2] || !r->http_script) {
         usage();
@@ -1801,10 +2156,12 @@ int main(int argc, char **argv)
     say("scenario %s, %zu orders, seed %llu", r->scenario, n, (unsigned long long)r->rng);
     r->ledger = !strcmp(r->scenario, "duplicate");
     r->exact_deliveries = !strcmp(r->scenario, "replay");
+    int watched = !strcmp(r->scenario, "prometheus");
     if ((strcmp(r->scenario, "steady") && strcmp(r->scenario, "crash") &&
          strcmp(r->scenario, "outage") && strcmp(r->scenario, "slow") && !r->ledger &&
-         !r->exact_deliveries) ||
-        (r->exact_deliveries && !r->evctl)) {
+         !r->exact_deliveries && !watched) ||
+        (r->exact_deliveries && !r->evctl) ||
+        (watched && (!r->prometheus || !r->promtool || !r->dashboard))) {
         usage();
         return 2;
     }
@@ -1824,6 +2181,8 @@ int main(int argc, char **argv)
         scenario_outage(r, n < 50 ? 50 : n / 5);
     else if (!strcmp(r->scenario, "slow"))
         scenario_slow(r, n < 50 ? 50 : n / 5);
+    else if (watched)
+        scenario_prometheus(r, n < 50 ? 50 : n / 5);
     else
         scenario_duplicate(r, n < 20 ? 20 : n / 10);
     teardown(r);
