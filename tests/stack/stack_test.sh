@@ -5,7 +5,10 @@
 # 39092/39379 nor a development stack's 19092/16379/18080), with the binaries
 # of an existing build directory (--no-build: ctest may be running from that
 # directory). Checks that
-#   - up brings every part up and a second up changes nothing;
+#   - up (with --observability) brings every part up, Prometheus included,
+#     and a second up changes nothing;
+#   - each service answers /readyz and serves /metrics on its own port, and
+#     Prometheus scrapes them (the demo's orders show in its answers);
 #   - the demo finishes every sample order of tools/demo-orders.jsonl in the
 #     state its "demo-expect" header names, each notified exactly once at the
 #     webhook receiver;
@@ -65,9 +68,12 @@ for attempt in 1 2 3; do
   lev_reserve_ports kport 2
   lev_reserve_ports rport
   lev_reserve_ports wport
+  lev_reserve_ports hport 3
+  lev_reserve_ports pport
   export LEV_RUN_DIR="$run" LEV_BUILD_DIR LEV_STACK_NO_BUILD=1 LEV_STACK_NO_DEPS=1 \
-    LEV_STACK_KAFKA_PORT=$kport LEV_STACK_REDIS_PORT=$rport LEV_STACK_WEBHOOK_PORT=$wport
-  echo "run dir $run; kafka :$kport, redis :$rport, webhook :$wport; binaries from $LEV_BUILD_DIR"
+    LEV_STACK_KAFKA_PORT=$kport LEV_STACK_REDIS_PORT=$rport LEV_STACK_WEBHOOK_PORT=$wport \
+    LEV_STACK_HTTP_PORT=$hport LEV_STACK_PROMETHEUS_PORT=$pport
+  echo "run dir $run; kafka :$kport, redis :$rport, webhook :$wport, services :$hport-$((hport + 2)), prometheus :$pport; binaries from $LEV_BUILD_DIR"
   trap cleanup EXIT
   "$root/tools/redis" start --dir "$run/redis" --port "$rport" 2>"$run/redis-start.err" &&
     redis_rc=0 || redis_rc=$?
@@ -76,13 +82,14 @@ for attempt in 1 2 3; do
   if [ "$redis_rc" -eq 0 ]; then
     redis_pid=$(cat "$run/redis/redis.pid")
     t0=$SECONDS
-    stack up --timeout 180 >"$run/up.out" 2>&1 && up_rc=0 || up_rc=$?
+    stack up --observability --timeout 180 >"$run/up.out" 2>&1 && up_rc=0 || up_rc=$?
     cat "$run/up.out"
     echo "   up took $((SECONDS - t0)) s"
   fi
   if [ "$up_rc" -ne 0 ] && [ "$attempt" -lt 3 ] &&
     lev_port_taken "$run/redis-start.err" "$run/up.out" "$run"/redis/redis.log \
-      "$run"/kafka/*.log "$run"/webhook/webhook.log; then
+      "$run"/kafka/*.log "$run"/webhook/webhook.log "$run"/services/*.log \
+      "$run"/prometheus/prometheus.log; then
     echo "a port was taken after all; again on other ports"
     cleanup
     trap - EXIT
@@ -95,13 +102,21 @@ expect "tools/stack up" [ "$up_rc" -eq 0 ]
 expect "tools/stack status: everything up" stack status
 out=$(stack up 2>&1) || true
 expect "a second up changes nothing" grep -q "already up" <<<"$out"
+expect "up says where the services' endpoints are" \
+  grep -q "order-service: http://127.0.0.1:$hport/metrics" <<<"$out"
+for port in "$hport" "$((hport + 1))" "$((hport + 2))"; do
+  expect "the service on :$port says it is ready" curl -fsS -o /dev/null "http://127.0.0.1:$port/readyz"
+  expect "the service on :$port serves /metrics" \
+    grep -q '^lev_worker_info{' <(curl -fsS "http://127.0.0.1:$port/metrics")
+done
 
 # Every pid the stack started, for the check after down.
 pids=()
-for f in "$run"/services/*.pid "$run/webhook/webhook.pid" "$run/kafka/kafka.pid"; do
+for f in "$run"/services/*.pid "$run/webhook/webhook.pid" "$run/kafka/kafka.pid" \
+  "$run/prometheus/prometheus.pid"; do
   [ -f "$f" ] && pids+=("$(head -n1 "$f")")
 done
-expect "pids recorded for 3 services, the webhook receiver and Kafka" [ ${#pids[@]} -eq 5 ]
+expect "pids recorded for 3 services, the webhook receiver, Kafka and Prometheus" [ ${#pids[@]} -eq 6 ]
 
 t0=$SECONDS
 stack demo --demo-timeout 120 >"$run/demo.out" 2>&1 && demo_rc=0 || demo_rc=$?
@@ -143,6 +158,22 @@ passes=$((passes + $(grep -c '^ok:' "$run/check.out" || true)))
 fails=$((fails + $(grep -c '^FAIL:' "$run/check.out" || true)))
 expect "the sample orders' final states could be checked" [ "$check_rc" -ne 2 ]
 
+# Prometheus scraped the demo: order-service's confirmed orders (the
+# sample's valid ones) reach it within a few scrapes.
+want=$(grep -c '"demo-expect": *"confirmed"' "$root/tools/demo-orders.jsonl" || true)
+prom_confirmed() {
+  curl -fsS "http://127.0.0.1:$pport/api/v1/query" \
+    --data-urlencode 'query=sum(shop_orders_total{job="order-service",state="confirmed"})' |
+    "$PYTHON" -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(int(float(r[0]["value"][1])) if r else -1)'
+}
+seen=-1
+for _ in $(seq 1 120); do
+  seen=$(prom_confirmed 2>/dev/null || echo -1)
+  [ "$seen" -ge "$want" ] && break
+  sleep 0.5
+done
+expect "Prometheus saw the demo's $want confirmed orders (saw $seen)" [ "$seen" -ge "$want" ]
+
 t0=$SECONDS
 expect "tools/stack down" stack down
 echo "   down took $((SECONDS - t0)) s"
@@ -162,7 +193,8 @@ ports_closed() {
     if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then return 1; fi
   done
 }
-expect "nothing listens on the Kafka and webhook ports" ports_closed "$kport" "$((kport + 1))" "$wport"
+expect "nothing listens on the Kafka, webhook, services' and Prometheus' ports" \
+  ports_closed "$kport" "$((kport + 1))" "$wport" "$hport" "$((hport + 1))" "$((hport + 2))" "$pport"
 expect "the Redis that ran before up still runs (pid $redis_pid)" alive "$redis_pid"
 status_rc=0
 stack status >/dev/null 2>&1 || status_rc=$?
