@@ -228,6 +228,39 @@ static int publish_garbage(const char *topic)
     return rc;
 }
 
+/* The metric families of an exposition that the README's "Watching the
+ * system" section does not name (as `name`); their count. */
+static int undocumented(const char *text)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/README.md", lev_test_env("LEV_SOURCE_DIR", "."));
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    static char readme[1 << 20];
+    size_t n = fread(readme, 1, sizeof readme - 1, f);
+    fclose(f);
+    readme[n] = '\0';
+    char *section = strstr(readme, "\n## Watching the system\n");
+    if (!section)
+        return -1;
+    char *end = strstr(section + 1, "\n## ");
+    if (end)
+        *end = '\0';
+    int missing = 0;
+    for (const char *line = strstr(text, "# TYPE "); line; line = strstr(line + 1, "\n# TYPE ")) {
+        const char *name = line[0] == '\n' ? line + 8 : line + 7;
+        size_t len = strcspn(name, " ");
+        char want[200];
+        snprintf(want, sizeof want, "`%.*s`", (int)len, name);
+        if (!strstr(section, want)) {
+            fprintf(stderr, "  %s is not in the README's Watching the system\n", want);
+            missing++;
+        }
+    }
+    return missing;
+}
+
 /* Runs promtool check metrics on text; its exit status. */
 static int promtool_check(const char *text)
 {
@@ -318,6 +351,7 @@ static void metrics_move_as_events_are_handled_and_pass_promtool(void)
     CHECK(lev_test_metric(body, "lev_rebalances_total", "event=\"assign\"") >= 1);
     CHECK(lev_test_metric(body, "process_cpu_seconds_total", "") > 0);
     CHECK_INT(promtool_check(body), ==, 0);
+    CHECK_INT(undocumented(body), ==, 0);
     free(body);
 
     /* gauges follow within a tick; the lag within a statistics interval

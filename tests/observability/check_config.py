@@ -7,6 +7,8 @@
   - grafana-dashboard.json is JSON with a title, a uid, the `datasource`
     and `job` variables, panels with distinct ids, each with a Prometheus
     datasource and targets that each have an expression and a refId;
+  - every metric a query reads is one the README's "Watching the system"
+    section documents (so a renamed metric cannot leave a panel empty).
 
 That the queries return data from the running services is checked by
 integration.workflow.prometheus, against a real Prometheus.
@@ -70,6 +72,17 @@ for p in walk(dash.get("panels", [])):
         exprs.append(t.get("expr", ""))
 check(len(ids) == len(set(ids)), "panel ids are distinct")
 check(len(exprs) >= 10, f"{len(exprs)} queries")
+
+with open(os.path.join(root, "README.md"), encoding="utf-8") as f:
+    readme = f.read()
+m = re.search(r"^## Watching the system$(.*?)^## ", readme, re.M | re.S)
+check(m is not None, "README has a section \"Watching the system\"")
+section = m.group(1) if m else ""
+used = set()
+for e in exprs:
+    used.update(re.findall(r"\b((?:lev|shop|process)_[a-z_]+?)(?:_bucket|_sum|_count)?\b(?=\s*[{\[(])", e))
+for name in sorted(used):
+    check(f"`{name}" in section, f"{name} is documented in README's Watching the system")
 
 print(f"{len(failures)} failed")
 sys.exit(1 if failures else 0)
