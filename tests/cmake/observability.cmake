@@ -11,6 +11,9 @@ lev_integration_test(it_http.metrics
 # /readyz 503 while Redis is down, 200 after; /healthz stays 200.
 lev_integration_test(it_http.readyz
   COMMAND it_http readyz_503_while_redis_is_down_200_after_healthz_stays_200 TIMEOUT 300)
+# /readyz 503 while the broker (librdkafka's mock cluster) is down, 200 after.
+lev_integration_test(it_http.readyz_broker
+  COMMAND it_http readyz_503_while_the_broker_is_down_200_after TIMEOUT 300)
 # /healthz 503 while a handler holds the loop past LEV_HEALTH_STALL_MS.
 lev_integration_test(it_http.healthz
   COMMAND it_http healthz_503_while_a_handler_holds_the_loop_past_the_bound TIMEOUT 300)

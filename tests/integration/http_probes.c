@@ -3,7 +3,8 @@
  * follows what the worker does and passes `promtool check metrics`; bad
  * requests get 404 or 405; /readyz says 503 while Redis is down and 200
  * once it is back, while /healthz stays 200; /healthz says 503 while a
- * handler holds the loop past LEV_HEALTH_STALL_MS, and 200 after.
+ * handler holds the loop past LEV_HEALTH_STALL_MS, and 200 after; /readyz
+ * says 503 while the broker (librdkafka's mock cluster) is down.
  *
  *   it_http <case>...   (tests/cmake/observability.cmake registers each)
  *
@@ -16,6 +17,7 @@
 #include "check.h"
 #include "testutil.h"
 
+#include <librdkafka/rdkafka_mock.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
@@ -77,6 +79,17 @@ static void *run(void *arg)
     return NULL;
 }
 
+/* With librdkafka's mock cluster (which takes no CreateTopics request),
+ * the topics are made through it. */
+static rd_kafka_mock_cluster_t *g_mock;
+
+static int make_topic(const char *topic, int partitions)
+{
+    if (g_mock)
+        return rd_kafka_mock_topic_create(g_mock, topic, partitions, 1) ? -1 : 0;
+    return lev_test_create_topic(topic, partitions);
+}
+
 /* Starts a worker on a fresh input topic (`partitions`) with its endpoint;
  * redis_url NULL: the tests' Redis. Extra settings go through conf. */
 static int app_start(app_t *a, const char *name, int partitions, const char *redis_url,
@@ -85,11 +98,22 @@ static int app_start(app_t *a, const char *name, int partitions, const char *red
     memset(a, 0, sizeof *a);
     lev_test_unique(name, a->in, sizeof a->in);
     snprintf(a->out, sizeof a->out, "%s-out", a->in);
-    if (lev_test_create_topic(a->in, partitions) != 0 || lev_test_create_topic(a->out, 1) != 0)
-        return -1;
     lev_config_t conf;
     lev_error_t err = {0};
     lev_test_config(&conf, name);
+    char failure_topic[300];
+    int rc = make_topic(a->in, partitions) | make_topic(a->out, 1);
+    lev_dlq_topic_name(conf.group_id, failure_topic, sizeof failure_topic);
+    if (g_mock) /* the worker's own CreateTopics is not answered either */
+        rc |= make_topic(failure_topic, partitions);
+    for (int l = 1; g_mock && l <= conf.retry.levels; l++) {
+        lev_retry_topic_name(conf.group_id, l, failure_topic, sizeof failure_topic);
+        rc |= make_topic(failure_topic, partitions);
+    }
+    if (rc) {
+        lev_config_clear(&conf);
+        return -1;
+    }
     lev_config_set_str(&conf.http_addr, "127.0.0.1:0");
     if (redis_url)
         lev_config_set_str(&conf.redis_url, redis_url);
@@ -460,6 +484,43 @@ static void readyz_503_while_redis_is_down_200_after_healthz_stays_200(void)
     redis_ctl("stop", dir, port);
 }
 
+static void readyz_503_while_the_broker_is_down_200_after(void)
+{
+    /* librdkafka's mock cluster, in this process: its broker can be taken
+     * down and brought back on demand, which the shared one cannot */
+    char errstr[256], saved[256];
+    snprintf(saved, sizeof saved, "%s", lev_test_env("KAFKA_BOOTSTRAP", ""));
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    rd_kafka_conf_set(c, "log_level", "3", errstr, sizeof errstr);
+    rd_kafka_t *host = rd_kafka_new(RD_KAFKA_PRODUCER, c, errstr, sizeof errstr);
+    REQUIRE(host);
+    rd_kafka_mock_cluster_t *mock = rd_kafka_mock_cluster_new(host, 1);
+    REQUIRE(mock);
+    g_mock = mock;
+    setenv("KAFKA_BOOTSTRAP", rd_kafka_mock_cluster_bootstraps(mock), 1);
+    app_t a;
+    int started = app_start(&a, "it-http-broker", 1, NULL, 0) == 0;
+    CHECK(started);
+    if (started) {
+        probe_t p = {&a, 200, "\"status\":\"ready\"", 0};
+        CHECK(lev_test_wait_for(readyz_is, &p, 50, 60000, "/readyz 200 with the broker up") == 0);
+        CHECK(metric(&a, "lev_kafka_brokers_up", "") >= 1);
+        rd_kafka_mock_broker_set_down(mock, 1);
+        p = (probe_t){&a, 503, "\"reason\":\"kafka: ", p.health_failures};
+        CHECK(lev_test_wait_for(readyz_is, &p, 50, 60000, "/readyz 503 naming Kafka") == 0);
+        CHECK(wait_metric(&a, "lev_kafka_brokers_up", "", 0, 30000) == 0);
+        rd_kafka_mock_broker_set_up(mock, 1);
+        p = (probe_t){&a, 200, "\"status\":\"ready\"", p.health_failures};
+        CHECK(lev_test_wait_for(readyz_is, &p, 50, 60000, "/readyz 200 once it is back") == 0);
+        CHECK_INT(p.health_failures, ==, 0);
+        app_stop(&a);
+    }
+    g_mock = NULL;
+    rd_kafka_mock_cluster_destroy(mock);
+    rd_kafka_destroy(host);
+    setenv("KAFKA_BOOTSTRAP", saved, 1);
+}
+
 typedef struct {
     const app_t *a;
     int want;
@@ -510,4 +571,5 @@ static void healthz_503_while_a_handler_holds_the_loop_past_the_bound(void)
 
 CHECK_MAIN(CASE(metrics_move_as_events_are_handled_and_pass_promtool),
            CASE(readyz_503_while_redis_is_down_200_after_healthz_stays_200),
+           CASE(readyz_503_while_the_broker_is_down_200_after),
            CASE(healthz_503_while_a_handler_holds_the_loop_past_the_bound))
