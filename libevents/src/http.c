@@ -178,6 +178,15 @@ lev_http_t *lev_http_start(const char *addr, const lev_http_routes_t *routes, le
                       gai_strerror(gai));
         return NULL;
     }
+    /* a name such as localhost: its IPv4 address when it has one, which is
+     * what clients of 127.0.0.1 and the services' defaults expect */
+    const struct addrinfo *use = ai;
+    for (const struct addrinfo *a = ai; a; a = a->ai_next) {
+        if (a->ai_family == AF_INET) {
+            use = a;
+            break;
+        }
+    }
     lev_http_t *h = calloc(1, sizeof *h);
     if (!h) {
         freeaddrinfo(ai);
@@ -186,7 +195,7 @@ lev_http_t *lev_http_start(const char *addr, const lev_http_routes_t *routes, le
     }
     h->routes = *routes;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
-    if (ai->ai_family == AF_INET6)
+    if (use->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     /* the server's thread inherits this mask: signals are for the
      * application's threads (the worker's handler and pipe) */
@@ -194,7 +203,7 @@ lev_http_t *lev_http_start(const char *addr, const lev_http_routes_t *routes, le
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
     h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_log,
-                            h, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT,
+                            h, MHD_OPTION_SOCK_ADDR, use->ai_addr, MHD_OPTION_CONNECTION_LIMIT,
                             (unsigned)HTTP_CONNECTIONS_MAX, MHD_OPTION_CONNECTION_TIMEOUT,
                             (unsigned)HTTP_CONNECTION_TIMEOUT_S, MHD_OPTION_END);
     int saved = errno;

@@ -271,6 +271,15 @@ static void endpoint_refuses_bad_requests_and_answers_probes(void)
     CHECK_INT(lev_test_http("GET", port, "/healthz", 2000, NULL, NULL), ==, -1);
 }
 
+static void a_host_name_is_resolved(void)
+{
+    lev_error_t err = {0};
+    lev_worker_t *w = worker_with_endpoint("localhost:0", &err);
+    REQUIRE(w);
+    CHECK_INT(lev_test_http("GET", lev_worker_http_port(w), "/healthz", 5000, NULL, NULL), ==, 200);
+    lev_worker_destroy(w);
+}
+
 static void a_taken_address_fails_naming_the_variable(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -296,5 +305,5 @@ CHECK_MAIN(CASE(exposition_of_counters_gauges_and_histograms),
            CASE(series_beyond_the_bound_are_dropped_and_counted),
            CASE(application_counters_count_from_any_thread),
            CASE(counters_count_without_the_endpoint),
-           CASE(endpoint_refuses_bad_requests_and_answers_probes),
+           CASE(endpoint_refuses_bad_requests_and_answers_probes), CASE(a_host_name_is_resolved),
            CASE(a_taken_address_fails_naming_the_variable))
