@@ -276,6 +276,8 @@ enum {
     SCRIPT_RELEASE,
     SCRIPT_CAS,
     SCRIPT_RENEW,
+    SCRIPT_DEAD,
+    SCRIPT_CLAIM_REDRIVE,
     SCRIPT_COUNT,
 };
 
@@ -306,6 +308,23 @@ static const char *const store_scripts[SCRIPT_COUNT] = {
     "  return redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
     "end\n"
     "return 0\n",
+    /* dead-lettered: ARGV[1] "P:<token>", ARGV[2] TTL ms, ARGV[3] the mark
+     * ("X:<redrive provenance>"). 1 when it was our claim and is marked. */
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+    "  redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[2])\n"
+    "  return 1\n"
+    "end\n"
+    "return 0\n",
+    /* claim of a redriven record: ARGV[1] "P:<token>", ARGV[2] lease ms,
+     * ARGV[3] the mark its own dead-lettering would leave. Takes a free key,
+     * or one dead-lettered by another copy of the event; 1 when it did, else
+     * the current value. */
+    "local v = redis.call('GET', KEYS[1])\n"
+    "if not v or (string.sub(v, 1, 2) == 'X:' and v ~= ARGV[3]) then\n"
+    "  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
+    "  return 1\n"
+    "end\n"
+    "return v\n",
 };
 
 /* An exchange begun (lev_store_exchange_begin) whose replies are not read
@@ -319,8 +338,7 @@ typedef struct store_pending_s {
     size_t *table, table_cap; /* the duplicate-key table, kept */
     redisReply **replies;     /* kept from call to call */
     size_t replies_cap;
-    const char *const *done, *const *rel, *const *renew, *const *claim;
-    size_t ndone, nrel, nrenew, nclaim;
+    lev_store_lists_t l;
     char ttl[24], lease[24];
     const char *done_args[2], *rel_args[1], *claim_args[2];
 } store_pending_t;
@@ -693,6 +711,7 @@ typedef struct store_call_s {
     const char *key;
     const char *const *args;
     int nargs;
+    const char *extra; /* NULL, or one more argument after args */
 } store_call_t;
 
 /* Appends one argument in RESP ("$<len>\r\n<bytes>\r\n") to s->fmt. */
@@ -742,7 +761,7 @@ static int fmt_str(lev_store_t *s, const char *a)
 static int store_format_call(lev_store_t *s, const store_call_t *c, int eval)
 {
     int rc = 0;
-    if (s->plain && c->sc == SCRIPT_CLAIM) { /* args: P:<token>, lease */
+    if (s->plain && c->sc == SCRIPT_CLAIM && !c->extra) { /* args: P:<token>, lease */
         rc |= fmt_add(s, NULL, 7) | fmt_str(s, "SET") | fmt_str(s, c->key) |
               fmt_str(s, c->args[0]) | fmt_str(s, "NX") | fmt_str(s, "PX") |
               fmt_str(s, c->args[1]) | fmt_str(s, "GET");
@@ -750,11 +769,14 @@ static int store_format_call(lev_store_t *s, const store_call_t *c, int eval)
         rc |= fmt_add(s, NULL, 6) | fmt_str(s, "SET") | fmt_str(s, c->key) | fmt_str(s, "D") |
               fmt_str(s, "PX") | fmt_str(s, c->args[1]) | fmt_str(s, "GET");
     } else {
-        rc |= fmt_add(s, NULL, (size_t)(4 + c->nargs)) | fmt_str(s, eval ? "EVAL" : "EVALSHA") |
+        rc |= fmt_add(s, NULL, (size_t)(4 + c->nargs + (c->extra != NULL))) |
+              fmt_str(s, eval ? "EVAL" : "EVALSHA") |
               fmt_str(s, eval ? store_scripts[c->sc] : s->sha[c->sc]) | fmt_str(s, "1") |
               fmt_str(s, c->key);
         for (int i = 0; i < c->nargs; i++)
             rc |= fmt_str(s, c->args[i]);
+        if (c->extra)
+            rc |= fmt_str(s, c->extra);
     }
     return rc;
 }
@@ -1026,16 +1048,18 @@ static int check_batch(const lev_store_t *s, const char *const *keys, size_t n, 
 
 /* Reads the reply of a claim into *out. Returns 0, or an error (the
  * connection is dropped when the reply makes no sense). */
-static int claim_reply(lev_store_t *store, const redisReply *r, const char *key, lev_claim_t *out,
-                       lev_error_t *err)
+static int claim_reply(lev_store_t *store, const redisReply *r, int script, const char *key,
+                       lev_claim_t *out, lev_error_t *err)
 {
-    /* the script answers 1 when it set the key; SET NX GET answers nil */
-    if ((!store->plain && r->type == REDIS_REPLY_INTEGER && r->integer == 1) ||
-        (store->plain && r->type == REDIS_REPLY_NIL)) {
+    /* the scripts answer 1 when they set the key; SET NX GET answers nil */
+    if ((script && r->type == REDIS_REPLY_INTEGER && r->integer == 1) ||
+        (!script && r->type == REDIS_REPLY_NIL)) {
         *out = LEV_CLAIM_OWNED;
     } else if (r->type == REDIS_REPLY_STRING) {
         if (r->len == 1 && r->str[0] == 'D') {
             *out = LEV_CLAIM_DONE;
+        } else if (r->len >= 2 && memcmp(r->str, "X:", 2) == 0) {
+            *out = LEV_CLAIM_DEAD;
         } else {
             /* "P:<token>": a live lease, another store's or a concurrent
              * copy of ours. Anything else is not ours to take either. */
@@ -1081,25 +1105,25 @@ static void pending_clear(store_pending_t *p)
     p->ncalls = 0;
 }
 
-int lev_store_exchange_begin(lev_store_t *store, const char *const *done, size_t ndone,
-                             int64_t done_ttl_ms, const char *const *rel, size_t nrel,
-                             const char *const *renew, size_t nrenew, const char *const *claim,
-                             size_t nclaim, int64_t lease_ms, lev_error_t *err)
+int lev_store_exchange_begin(lev_store_t *store, const lev_store_lists_t *l, lev_error_t *err)
 {
     int rc;
-    if (!store)
-        return lev_error_set(err, LEV_ERR_ARG, "redis", "no store");
+    if (!store || !l)
+        return lev_error_set(err, LEV_ERR_ARG, "redis", "no store or no lists");
     store_pending_t *p = &store->pending;
-    if ((rc = check_batch(store, done, ndone, err)) != 0 ||
-        (rc = check_batch(store, rel, nrel, err)) != 0 ||
-        (rc = check_batch(store, renew, nrenew, err)) != 0 ||
-        (rc = check_batch(store, claim, nclaim, err)) != 0)
+    if ((rc = check_batch(store, l->done, l->ndone, err)) != 0 ||
+        (rc = check_batch(store, l->rel, l->nrel, err)) != 0 ||
+        (rc = check_batch(store, l->dead, l->ndead, err)) != 0 ||
+        (rc = check_batch(store, l->dead_mark, l->ndead, err)) != 0 ||
+        (rc = check_batch(store, l->renew, l->nrenew, err)) != 0 ||
+        (rc = check_batch(store, l->claim, l->nclaim, err)) != 0)
         return rc;
     if (p->active)
         return lev_error_set(err, LEV_ERR_STATE, "redis", "an exchange is under way already");
-    if ((ndone > 0 && done_ttl_ms <= 0) || ((nclaim > 0 || nrenew > 0) && lease_ms <= 0))
+    if (((l->ndone > 0 || l->ndead > 0) && l->done_ttl_ms <= 0) ||
+        ((l->nclaim > 0 || l->nrenew > 0) && l->lease_ms <= 0))
         return lev_error_set(err, LEV_ERR_ARG, "redis", "done TTL and lease must be positive");
-    size_t total = ndone + nrel + nrenew + nclaim;
+    size_t total = l->ndone + l->nrel + l->ndead + l->nrenew + l->nclaim;
     if (total > p->cap) {
         store_call_t *nc = realloc(p->calls, total * sizeof *nc);
         size_t *nf = realloc(p->first, total * sizeof *nf);
@@ -1115,37 +1139,38 @@ int lev_store_exchange_begin(lev_store_t *store, const char *const *done, size_t
         p->cap = total;
     }
     p->m = 0;
-    if (nclaim > 0 &&
-        keys_dedup(claim, nclaim, p->first, p->uniq, &p->m, &p->table, &p->table_cap) != 0)
+    if (l->nclaim > 0 &&
+        keys_dedup(l->claim, l->nclaim, p->first, p->uniq, &p->m, &p->table, &p->table_cap) != 0)
         return lev_error_set(err, LEV_ERR_NOMEM, "redis", "out of memory");
-    snprintf(p->ttl, sizeof p->ttl, "%" PRId64, done_ttl_ms);
-    snprintf(p->lease, sizeof p->lease, "%" PRId64, lease_ms);
+    snprintf(p->ttl, sizeof p->ttl, "%" PRId64, l->done_ttl_ms);
+    snprintf(p->lease, sizeof p->lease, "%" PRId64, l->lease_ms);
     p->done_args[0] = p->rel_args[0] = p->claim_args[0] = store->lease_value;
     p->done_args[1] = p->ttl;
     p->claim_args[1] = p->lease;
-    p->done = done;
-    p->rel = rel;
-    p->renew = renew;
-    p->claim = claim;
-    p->ndone = ndone;
-    p->nrel = nrel;
-    p->nrenew = nrenew;
-    p->nclaim = nclaim;
+    p->l = *l;
     /* settles first: a key completed or released here and claimed again
      * below is seen in its new state. Done is a fact about the event (it was
      * handled, its outputs acknowledged), so a completion needs no
      * compare-and-set: it sets done and tells whether our claim was still
-     * there. A release must never drop someone else's claim: it stays a
-     * compare-and-delete script. */
+     * there. A release or a dead-letter mark must never replace someone
+     * else's claim: they stay compare-and-set scripts. */
     p->ncalls = 0;
-    for (size_t i = 0; i < ndone; i++)
-        p->calls[p->ncalls++] = (store_call_t){SCRIPT_COMPLETE, done[i], p->done_args, 2};
-    for (size_t i = 0; i < nrel; i++)
-        p->calls[p->ncalls++] = (store_call_t){SCRIPT_RELEASE, rel[i], p->rel_args, 1};
-    for (size_t i = 0; i < nrenew; i++)
-        p->calls[p->ncalls++] = (store_call_t){SCRIPT_RENEW, renew[i], p->claim_args, 2};
-    for (size_t j = 0; j < p->m; j++)
-        p->calls[p->ncalls++] = (store_call_t){SCRIPT_CLAIM, claim[p->uniq[j]], p->claim_args, 2};
+    for (size_t i = 0; i < l->ndone; i++)
+        p->calls[p->ncalls++] = (store_call_t){SCRIPT_COMPLETE, l->done[i], p->done_args, 2, NULL};
+    for (size_t i = 0; i < l->nrel; i++)
+        p->calls[p->ncalls++] = (store_call_t){SCRIPT_RELEASE, l->rel[i], p->rel_args, 1, NULL};
+    for (size_t i = 0; i < l->ndead; i++)
+        p->calls[p->ncalls++] =
+            (store_call_t){SCRIPT_DEAD, l->dead[i], p->done_args, 2, l->dead_mark[i]};
+    for (size_t i = 0; i < l->nrenew; i++)
+        p->calls[p->ncalls++] = (store_call_t){SCRIPT_RENEW, l->renew[i], p->claim_args, 2, NULL};
+    for (size_t j = 0; j < p->m; j++) {
+        size_t i = p->uniq[j];
+        const char *mark =
+            l->claim_mark && l->claim_mark[i] && l->claim_mark[i][0] ? l->claim_mark[i] : NULL;
+        p->calls[p->ncalls++] = (store_call_t){mark ? SCRIPT_CLAIM_REDRIVE : SCRIPT_CLAIM,
+                                               l->claim[i], p->claim_args, 2, mark};
+    }
     if (p->ncalls == 0)
         return LEV_OK;
     if ((rc = store_calls_send(store, p->calls, p->ncalls, err)) != 0)
@@ -1160,7 +1185,8 @@ int lev_store_exchange_end(lev_store_t *store, int *done_ok, int *renew_ok, lev_
     if (!store)
         return lev_error_set(err, LEV_ERR_ARG, "redis", "no store");
     store_pending_t *p = &store->pending;
-    if (p->active && p->nclaim > 0 && !out) {
+    const lev_store_lists_t *l = &p->l;
+    if (p->active && l->nclaim > 0 && !out) {
         lev_store_exchange_abort(store);
         return lev_error_set(err, LEV_ERR_ARG, "redis", "no place for the claim results");
     }
@@ -1187,18 +1213,23 @@ int lev_store_exchange_end(lev_store_t *store, int *done_ok, int *renew_ok, lev_
     if ((rc = store_calls_receive(store, p->calls, p->ncalls, replies, err)) != 0)
         goto done;
     size_t at = 0;
-    for (size_t i = 0; i < p->ndone && rc == 0; i++, at++)
-        rc = compare_reply(store, replies[at], store->plain, "complete", p->done[i],
+    for (size_t i = 0; i < l->ndone && rc == 0; i++, at++)
+        rc = compare_reply(store, replies[at], store->plain, "complete", l->done[i],
                            done_ok ? &done_ok[i] : NULL, err);
-    for (size_t i = 0; i < p->nrel && rc == 0; i++, at++)
-        rc = compare_reply(store, replies[at], 0, "release", p->rel[i], NULL, err);
-    for (size_t i = 0; i < p->nrenew && rc == 0; i++, at++)
-        rc = compare_reply(store, replies[at], 0, "renew", p->renew[i],
+    for (size_t i = 0; i < l->nrel && rc == 0; i++, at++)
+        rc = compare_reply(store, replies[at], 0, "release", l->rel[i], NULL, err);
+    for (size_t i = 0; i < l->ndead && rc == 0; i++, at++)
+        rc = compare_reply(store, replies[at], 0, "dead-letter mark", l->dead[i], NULL, err);
+    for (size_t i = 0; i < l->nrenew && rc == 0; i++, at++)
+        rc = compare_reply(store, replies[at], 0, "renew", l->renew[i],
                            renew_ok ? &renew_ok[i] : NULL, err);
-    for (size_t j = 0; j < p->m && rc == 0; j++, at++)
-        rc = claim_reply(store, replies[at], p->claim[p->uniq[j]], &out[p->uniq[j]], err);
+    for (size_t j = 0; j < p->m && rc == 0; j++, at++) {
+        const store_call_t *c = &p->calls[at];
+        int script = c->sc != SCRIPT_CLAIM || !store->plain;
+        rc = claim_reply(store, replies[at], script, c->key, &out[p->uniq[j]], err);
+    }
     /* a key claimed twice in one call: the first is owned, the rest busy */
-    for (size_t i = 0; i < p->nclaim && rc == 0; i++)
+    for (size_t i = 0; i < l->nclaim && rc == 0; i++)
         if (p->first[i] != i)
             out[i] = out[p->first[i]] == LEV_CLAIM_OWNED ? LEV_CLAIM_BUSY : out[p->first[i]];
     replies_free(replies, p->ncalls);
@@ -1227,8 +1258,15 @@ int lev_store_settle_claim(lev_store_t *store, const char *const *done, size_t n
 {
     if (nclaim > 0 && !out)
         return lev_error_set(err, LEV_ERR_ARG, "redis", "no place for the claim results");
-    int rc = lev_store_exchange_begin(store, done, ndone, done_ttl_ms, rel, nrel, NULL, 0, claim,
-                                      nclaim, lease_ms, err);
+    const lev_store_lists_t l = {.done = done,
+                                 .ndone = ndone,
+                                 .done_ttl_ms = done_ttl_ms,
+                                 .rel = rel,
+                                 .nrel = nrel,
+                                 .claim = claim,
+                                 .nclaim = nclaim,
+                                 .lease_ms = lease_ms};
+    int rc = lev_store_exchange_begin(store, &l, err);
     return rc ? rc : lev_store_exchange_end(store, done_ok, NULL, out, err);
 }
 
@@ -1237,7 +1275,8 @@ int lev_store_renew(lev_store_t *store, const char *const *keys, size_t n, int64
 {
     if (lease_ms <= 0)
         return lev_error_set(err, LEV_ERR_ARG, "redis", "lease must be positive");
-    int rc = lev_store_exchange_begin(store, NULL, 0, 0, NULL, 0, keys, n, NULL, 0, lease_ms, err);
+    const lev_store_lists_t l = {.renew = keys, .nrenew = n, .lease_ms = lease_ms};
+    int rc = lev_store_exchange_begin(store, &l, err);
     return rc ? rc : lev_store_exchange_end(store, NULL, ok, NULL, err);
 }
 
@@ -1338,7 +1377,7 @@ int lev_store_cas(lev_store_t *store, const char *key, const char *expect, const
         return lev_store_set_once(store, key, value, ttl_ms, swapped, err);
     snprintf(ttl, sizeof ttl, "%" PRId64, ttl_ms);
     const char *args[] = {expect, value, ttl};
-    const store_call_t call = {SCRIPT_CAS, key, args, 3};
+    const store_call_t call = {SCRIPT_CAS, key, args, 3, NULL};
     if ((rc = store_run_calls(store, &call, 1, &r, err)) != 0)
         return rc;
     if (r->type == REDIS_REPLY_INTEGER) {

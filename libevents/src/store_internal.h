@@ -31,16 +31,36 @@ int lev_store_url_parse(const char *url, lev_store_url_t *out, lev_error_t *err)
 /* Frees what lev_store_url_parse allocated and empties *u (NULL is fine). */
 void lev_store_url_free(lev_store_url_t *u);
 
+/* What one exchange carries, in the order it is sent; any list may be
+ * empty. The arrays must stay valid until the exchange ends. */
+typedef struct lev_store_lists_s {
+    const char *const *done; /* our claims that become done, with done_ttl_ms */
+    size_t ndone;
+    int64_t done_ttl_ms;
+    const char *const *rel; /* our claims to delete */
+    size_t nrel;
+    /* our claims on events dead-lettered: each becomes dead_mark[i]
+     * ("X:<redrive provenance>", see LEV_CLAIM_DEAD) with done_ttl_ms */
+    const char *const *dead, *const *dead_mark;
+    size_t ndead;
+    const char *const *renew; /* our claims to run for lease_ms again */
+    size_t nrenew;
+    const char *const *claim; /* keys to claim for lease_ms */
+    size_t nclaim;
+    /* NULL, or per claim "" or, for a redriven record, the mark its own
+     * dead-lettering would leave: such a claim also takes a key another
+     * copy of the event left dead-lettered */
+    const char *const *claim_mark;
+    int64_t lease_ms;
+} lev_store_lists_t;
+
 /* lev_store_settle_claim in two halves, so the caller can work while Redis
- * does: begin formats and sends every command (the key arrays must stay
- * valid until end), end reads and parses the replies. In between, every
- * other call on this store fails with LEV_ERR_STATE. A begin that fails
- * leaves nothing under way. end fills done_ok (may be NULL) and out as
- * lev_store_settle_claim does, and renew_ok (may be NULL) as lev_store_renew. */
-int lev_store_exchange_begin(lev_store_t *store, const char *const *done, size_t ndone,
-                             int64_t done_ttl_ms, const char *const *rel, size_t nrel,
-                             const char *const *renew, size_t nrenew, const char *const *claim,
-                             size_t nclaim, int64_t lease_ms, lev_error_t *err);
+ * does: begin formats and sends every command, end reads and parses the
+ * replies. In between, every other call on this store fails with
+ * LEV_ERR_STATE. A begin that fails leaves nothing under way. end fills
+ * done_ok (may be NULL) and out as lev_store_settle_claim does, and
+ * renew_ok (may be NULL) as lev_store_renew. */
+int lev_store_exchange_begin(lev_store_t *store, const lev_store_lists_t *l, lev_error_t *err);
 int lev_store_exchange_end(lev_store_t *store, int *done_ok, int *renew_ok, lev_claim_t *out,
                            lev_error_t *err);
 /* Gives up the exchange under way: the connection is dropped (made again

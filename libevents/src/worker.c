@@ -260,6 +260,9 @@ void lev_worker_destroy(lev_worker_t *w)
         lev_w_keys_free(&w->rel[i]);
         lev_w_keys_free(&w->renew[i]);
         lev_w_keys_free(&w->claims[i]);
+        lev_w_keys_free(&w->dead[i]);
+        lev_w_keys_free(&w->deadmark[i]);
+        lev_w_keys_free(&w->claimmark[i]);
     }
     free(w->claim_res);
     free(w->renew_ok);

@@ -114,12 +114,32 @@ static void wkeys_clear(wkeys_t *k)
 
 int lev_w_pending_settles(const lev_worker_t *w)
 {
-    return w->done[w->acc].n + w->rel[w->acc].n + w->renew[w->acc].n > 0;
+    int a = w->acc;
+    return w->done[a].n + w->rel[a].n + w->dead[a].n + w->renew[a].n > 0;
+}
+
+/* Provenance marks are cut here (a redrive's is "<topic>/<partition>/<offset>"). */
+#define MARK_MAX 512
+
+/* The mark r's dead-lettering leaves on its key: "X:" and the redrive it
+ * came from ("" for a record not redriven). Returns its length. */
+static size_t dead_mark(const wrec_t *r, char *buf)
+{
+    const whdr_t *h = &r->h[H_REDRIVE_FROM];
+    size_t len = h->ptr && h->len < MARK_MAX ? h->len : h->ptr ? MARK_MAX : 0;
+    memcpy(buf, "X:", 2);
+    if (len)
+        memcpy(buf + 2, h->ptr, len);
+    buf[2 + len] = '\0';
+    return 2 + len;
 }
 
 /* Queues what a record's claim becomes now that the record is finished or
  * given up: done when its handler succeeded and every output was
- * acknowledged, else released for whoever handles it next. */
+ * acknowledged; marked dead-lettered when its dead letter was, so that a
+ * copy fetched again (after a seek back or a restart) is not handled a
+ * second time while a redrive of it is; else released for whoever handles
+ * it next. */
 void lev_w_settle_rec(lev_worker_t *w, wrec_t *r)
 {
     if (r->claim != CLAIM_OWNED)
@@ -128,8 +148,18 @@ void lev_w_settle_rec(lev_worker_t *w, wrec_t *r)
     int n = claim_key(w, r, key, sizeof key);
     if (n < 0)
         return;
-    int done = r->handled && r->route == ROUTE_OUTPUTS && r->state == REC_DONE;
-    if (wkeys_add(done ? &w->done[w->acc] : &w->rel[w->acc], key, (size_t)n) != 0)
+    int a = w->acc, rc;
+    if (r->state == REC_DONE && (r->route == ROUTE_DLQ || r->route == ROUTE_DLQ_BARE)) {
+        char mark[MARK_MAX + 3];
+        size_t ml = dead_mark(r, mark);
+        rc = wkeys_add(&w->dead[a], key, (size_t)n);
+        if (rc == 0 && (rc = wkeys_add(&w->deadmark[a], mark, ml)) != 0)
+            w->dead[a].n--; /* the lists stay parallel */
+    } else {
+        int done = r->handled && r->route == ROUTE_OUTPUTS && r->state == REC_DONE;
+        rc = wkeys_add(done ? &w->done[a] : &w->rel[a], key, (size_t)n);
+    }
+    if (rc != 0)
         lev_log(LEV_LOG_WARN, "out of memory queueing a claim settle; it expires with its lease",
                 "event_id", r->id, NULL);
     r->claim = CLAIM_NONE;
@@ -144,20 +174,41 @@ int lev_w_exchange_begin(lev_worker_t *w, lev_error_t *err)
     const char **rel = wkeys_ptrs(&w->rel[a]);
     const char **renew = wkeys_ptrs(&w->renew[a]);
     const char **claims = wkeys_ptrs(&w->claims[a]);
+    const char **dead = wkeys_ptrs(&w->dead[a]);
+    const char **deadmark = wkeys_ptrs(&w->deadmark[a]);
+    const char **claimmark = wkeys_ptrs(&w->claimmark[a]);
     if ((!done && w->done[a].n) || (!rel && w->rel[a].n) || (!renew && w->renew[a].n) ||
-        (!claims && w->claims[a].n))
+        (!claims && w->claims[a].n) || (!dead && w->dead[a].n) || (!deadmark && w->deadmark[a].n) ||
+        (!claimmark && w->claimmark[a].n))
         return lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
-    int rc = lev_store_exchange_begin(w->store, done, w->done[a].n, w->conf.done_ttl_ms, rel,
-                                      w->rel[a].n, renew, w->renew[a].n, claims, w->claims[a].n,
-                                      w->conf.lease_ms, err);
+    const lev_store_lists_t l = {
+        .done = done,
+        .ndone = w->done[a].n,
+        .done_ttl_ms = w->conf.done_ttl_ms,
+        .rel = rel,
+        .nrel = w->rel[a].n,
+        .dead = dead,
+        .dead_mark = deadmark,
+        .ndead = w->dead[a].n,
+        .renew = renew,
+        .nrenew = w->renew[a].n,
+        .claim = claims,
+        .nclaim = w->claims[a].n,
+        .claim_mark = w->claimmark[a].n ? claimmark : NULL,
+        .lease_ms = w->conf.lease_ms,
+    };
+    int rc = lev_store_exchange_begin(w->store, &l, err);
     if (rc != 0)
         return rc;
     w->exchanging = 1;
     w->acc = !a;
     wkeys_clear(&w->done[w->acc]);
     wkeys_clear(&w->rel[w->acc]);
+    wkeys_clear(&w->dead[w->acc]);
+    wkeys_clear(&w->deadmark[w->acc]);
     wkeys_clear(&w->renew[w->acc]);
     wkeys_clear(&w->claims[w->acc]);
+    wkeys_clear(&w->claimmark[w->acc]);
     return LEV_OK;
 }
 
@@ -171,6 +222,25 @@ static void wkeys_merge(wkeys_t *to, wkeys_t *from)
                     NULL);
     }
     wkeys_clear(from);
+}
+
+/* Moves the keys of `from` and their marks to the ends of `to` and
+ * `tomark`, keeping them parallel. */
+static void wkeys_merge_pairs(wkeys_t *to, wkeys_t *tomark, wkeys_t *from, wkeys_t *frommark)
+{
+    for (size_t i = 0; i < from->n && i < frommark->n; i++) {
+        const char *k = from->buf + from->off[i], *m = frommark->buf + frommark->off[i];
+        if (wkeys_add(to, k, strlen(k)) != 0) {
+            lev_log(LEV_LOG_WARN, "out of memory keeping a claim settle; it expires with its lease",
+                    NULL);
+        } else if (wkeys_add(tomark, m, strlen(m)) != 0) {
+            to->n--;
+            lev_log(LEV_LOG_WARN, "out of memory keeping a claim settle; it expires with its lease",
+                    NULL);
+        }
+    }
+    wkeys_clear(from);
+    wkeys_clear(frommark);
 }
 
 /* Reads the replies of the round trip under way: the claims of w->prev
@@ -212,8 +282,11 @@ int lev_w_exchange_end(lev_worker_t *w, lev_error_t *err)
                     "key", w->renew[f].buf + w->renew[f].off[i], NULL);
     wkeys_clear(&w->done[f]);
     wkeys_clear(&w->rel[f]);
+    wkeys_clear(&w->dead[f]);
+    wkeys_clear(&w->deadmark[f]);
     wkeys_clear(&w->renew[f]);
     wkeys_clear(&w->claims[f]);
+    wkeys_clear(&w->claimmark[f]);
     int64_t renew_at = lev_mono_ms() + w->conf.lease_ms / 3;
     size_t k = 0;
     for (size_t i = 0; i < w->nprev && k < n; i++) {
@@ -221,10 +294,11 @@ int lev_w_exchange_end(lev_worker_t *w, lev_error_t *err)
         if (r->claim != CLAIM_NEEDED)
             continue;
         lev_claim_t c = w->claim_res[k++];
-        if ((unsigned)c < 3)
+        if ((unsigned)c < W_CLAIM_RESULTS)
             lev_mx_add(w->obs.claims[c], 1);
         r->claim = c == LEV_CLAIM_OWNED  ? CLAIM_OWNED
                    : c == LEV_CLAIM_DONE ? CLAIM_DONE
+                   : c == LEV_CLAIM_DEAD ? CLAIM_DEAD
                                          : CLAIM_BUSY;
         r->renew_at = renew_at;
         if (!r->part && r->claim == CLAIM_OWNED) /* given up meanwhile */
@@ -234,8 +308,10 @@ int lev_w_exchange_end(lev_worker_t *w, lev_error_t *err)
 fail:
     wkeys_merge(&w->done[w->acc], &w->done[f]);
     wkeys_merge(&w->rel[w->acc], &w->rel[f]);
+    wkeys_merge_pairs(&w->dead[w->acc], &w->deadmark[w->acc], &w->dead[f], &w->deadmark[f]);
     wkeys_clear(&w->renew[f]); /* the next sweeps queue them again */
     wkeys_clear(&w->claims[f]);
+    wkeys_clear(&w->claimmark[f]);
     return LEV_ERR_REDIS;
 }
 
@@ -313,7 +389,24 @@ int lev_w_claim_queue(lev_worker_t *w, wrec_t *r)
 {
     char key[W_NAME_MAX + CLAIM_KEY_READABLE_MAX + 16];
     int n = claim_key(w, r, key, sizeof key);
-    return n > 0 && wkeys_add(&w->claims[w->acc], key, (size_t)n) == 0 ? 0 : -1;
+    wkeys_t *claims = &w->claims[w->acc], *marks = &w->claimmark[w->acc];
+    if (n <= 0 || wkeys_add(claims, key, (size_t)n) != 0)
+        return -1;
+    /* marks are kept only once a redriven record is among the claims */
+    if (!r->h[H_REDRIVE_FROM].ptr && marks->n == 0)
+        return 0;
+    while (marks->n + 1 < claims->n)
+        if (wkeys_add(marks, "", 0) != 0)
+            goto fail;
+    char mark[MARK_MAX + 3];
+    size_t ml = r->h[H_REDRIVE_FROM].ptr ? dead_mark(r, mark) : 0;
+    if (wkeys_add(marks, mark, ml) == 0)
+        return 0;
+fail:
+    claims->n--;
+    while (marks->n >= claims->n && marks->n > 0)
+        marks->n--;
+    return -1;
 }
 
 size_t lev_w_claims_queued(const lev_worker_t *w)
@@ -324,6 +417,7 @@ size_t lev_w_claims_queued(const lev_worker_t *w)
 void lev_w_claims_drop(lev_worker_t *w)
 {
     wkeys_clear(&w->claims[w->acc]);
+    wkeys_clear(&w->claimmark[w->acc]);
 }
 
 void lev_w_keys_free(wkeys_t *k)

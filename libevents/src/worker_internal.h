@@ -40,6 +40,7 @@
 #define W_MAX_OUTPUTS 32
 #define W_NAME_MAX 250
 #define W_ID_MAX (LEV_EVENT_ID_MAX + 1)
+#define W_CLAIM_RESULTS 4 /* the lev_claim_t values */
 
 /* ======================================================================
  * Handlers
@@ -79,6 +80,7 @@ typedef enum wclaim_e {
     CLAIM_OWNED,    /* our lease */
     CLAIM_DONE,     /* handled before: skip */
     CLAIM_BUSY,     /* another live owner: wait */
+    CLAIM_DEAD,     /* dead-lettered before: skip */
 } wclaim_t;
 
 /* What the delivery reports a record waits for belong to. */
@@ -120,6 +122,7 @@ enum {
     H_ATTEMPTS,
     H_FIRST_FAILURE,
     H_DUE,
+    H_REDRIVE_FROM,
     H_COUNT
 };
 
@@ -265,7 +268,7 @@ typedef struct wobs_s {
     lev_mx_family_t *f_consumed, *f_finished, *f_handled, *f_seconds, *f_dead, *f_age, *f_retries;
     lev_mx_series_t *retries[LEV_RETRY_LEVELS_MAX + 1]; /* [0]: in process */
     lev_mx_series_t *produce_failures[3];               /* outputs, retry, dead-letter */
-    lev_mx_series_t *claims[3];                         /* owned, done, busy */
+    lev_mx_series_t *claims[W_CLAIM_RESULTS];           /* owned, done, busy, dead-lettered */
     lev_mx_series_t *rebalances[3];                     /* assign, revoke, lost */
     lev_mx_series_t *batch;
     lev_mx_series_t *in_flight, *deferred, *assigned_parts;
@@ -349,6 +352,10 @@ struct lev_worker_s {
     /* Redis: while one exchange is under way (settles, then the claims of
      * `prev`), the next settles and claims collect in the other lists */
     wkeys_t done[2], rel[2], renew[2], claims[2];
+    /* dead-lettered records' keys and their marks; the marks of the
+     * claims (empty unless a redriven record is among them, see
+     * lev_store_lists_t) */
+    wkeys_t dead[2], deadmark[2], claimmark[2];
     int acc;                /* index of the lists collecting */
     int64_t renew_sweep_at; /* monotonic ms of the next look for leases to extend */
     int *renew_ok;

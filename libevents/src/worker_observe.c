@@ -178,14 +178,15 @@ int lev_w_obs_init(lev_worker_t *w, const lev_config_t *conf, lev_error_t *err)
         return err && err->code ? err->code : LEV_ERR_NOMEM;
 
     static const char *const routes[3] = {"outputs", "retry", "dead-letter"};
-    static const char *const claim_results[3] = {"owned", "done", "busy"};
+    static const char *const claim_results[W_CLAIM_RESULTS] = {"owned", "done", "busy",
+                                                               "dead_lettered"};
     static const char *const events[3] = {"assign", "revoke", "lost"};
     for (int i = 0; i < 3; i++) {
         o->produce_failures[i] = lev_mx_series1(f_produce, routes[i]);
         o->rebalances[i] = lev_mx_series1(f_rebalances, events[i]);
-        if (w->store)
-            o->claims[i] = lev_mx_series1(f_claims, claim_results[i]);
     }
+    for (int i = 0; i < W_CLAIM_RESULTS && w->store; i++)
+        o->claims[i] = lev_mx_series1(f_claims, claim_results[i]);
     /* every class is there from the start, so a rate of zero is data */
     for (const char *const *c = lev_error_classes(); *c; c++)
         lev_mx_series1(o->f_dead, *c);

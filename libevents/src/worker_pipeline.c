@@ -604,6 +604,17 @@ static void handle_batch(lev_worker_t *w, wrec_t **recs, size_t n)
             lev_log(LEV_LOG_INFO, "duplicate skipped", "event_id", r->id, NULL);
             continue;
         }
+        if (r->claim == CLAIM_DEAD) { /* this copy of the event was dead-lettered */
+            r->state = REC_DONE;
+            lev_w_mark_dirty(w, r->part);
+            W_STAT_ADD(w, skipped_duplicates, 1);
+            lev_mx_add(r->handler->mx_duplicate, 1);
+            lev_log(
+                LEV_LOG_INFO,
+                "dead-lettered before; skipped (evctl dlq redrive sends it to be handled again)",
+                "event_id", r->id, NULL);
+            continue;
+        }
         if (r->claim == CLAIM_BUSY) { /* another owner holds a live lease */
             lev_log(LEV_LOG_INFO, "event claimed and still at work (here or elsewhere), waiting",
                     "event_id", r->id, NULL);

@@ -65,12 +65,13 @@ void lev_w_scan_headers(wrec_t *r)
         {LEV_H_ATTEMPTS, H_ATTEMPTS},
         {LEV_H_FIRST_FAILURE, H_FIRST_FAILURE},
         {LEV_H_DUE, H_DUE},
+        {LEV_H_REDRIVE_FROM, H_REDRIVE_FROM},
     };
     const char *name;
     const void *v;
     size_t len;
     for (size_t i = 0; rd_kafka_header_get_all(h, i, &name, &v, &len) == 0; i++) {
-        if (name[0] != 'c' && name[0] != 't' && name[0] != 'l')
+        if (name[0] != 'c' && name[0] != 't' && name[0] != 'l' && name[0] != 'e')
             continue;
         for (size_t k = 0; k < sizeof known / sizeof known[0]; k++) {
             if (strcmp(name, known[k].name) == 0) {

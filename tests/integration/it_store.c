@@ -749,6 +749,77 @@ static void renew_extends_only_our_claims(void)
     lev_store_destroy(b);
 }
 
+/* Exchanges the lists l on s in one round trip; out may be NULL. */
+static int exchange(lev_store_t *s, const lev_store_lists_t *l, lev_claim_t *out)
+{
+    int rc = lev_store_exchange_begin(s, l, NULL);
+    return rc ? rc : lev_store_exchange_end(s, NULL, NULL, out, NULL);
+}
+
+/* A dead-letter mark replaces only our claim and keeps the done TTL; a
+ * plain claim of a marked key says dead-lettered; a redrive's claim takes a
+ * key marked by another copy of the event but not its own mark; on both
+ * the plain-command and the script path. */
+static void dead_letter_marks_are_skipped_and_taken_only_by_another_copy(void)
+{
+    for (int scripts = 0; scripts < 2; scripts++) {
+        char *keys[2], buf[128], want[64];
+        lev_claim_t out[2];
+        lev_store_t *a = store_open(), *b = store_open();
+        REQUIRE(a && b);
+        if (scripts) {
+            lev_store_use_scripts(a);
+            lev_store_use_scripts(b);
+        }
+        keys_make(keys, 2, scripts ? "dead-scripts" : "dead-plain");
+        CHECK_INT(lev_store_claim(a, (const char *const *)keys, 1, 30000, out, NULL), ==, 0);
+        CHECK_INT(lev_store_claim(b, (const char *const *)keys + 1, 1, 30000, out, NULL), ==, 0);
+        /* a marks both: its own claim, and b's (left alone) */
+        const char *marks[2] = {"X:", "X:"};
+        lev_store_lists_t mark = {.dead = (const char *const *)keys,
+                                  .dead_mark = marks,
+                                  .ndead = 2,
+                                  .done_ttl_ms = 60000};
+        CHECK_INT(exchange(a, &mark, NULL), ==, 0);
+        CHECK_STR(raw_get(keys[0], buf, sizeof buf), "X:");
+        CHECK_INT(raw_int("PTTL", keys[0]), >, 30000);
+        snprintf(want, sizeof want, "P:%s", lev_store_token(b));
+        CHECK_STR(raw_get(keys[1], buf, sizeof buf), want);
+        /* the same record again: dead-lettered, untouched */
+        CHECK_INT(lev_store_claim(b, (const char *const *)keys, 1, 30000, out, NULL), ==, 0);
+        CHECK_INT(out[0], ==, LEV_CLAIM_DEAD);
+        CHECK_STR(raw_get(keys[0], buf, sizeof buf), "X:");
+        /* a redrive: its own mark would differ, so it takes the key */
+        const char *redrive[1] = {"X:t.dlq/0/7"};
+        lev_store_lists_t claim = {.claim = (const char *const *)keys,
+                                   .nclaim = 1,
+                                   .claim_mark = redrive,
+                                   .lease_ms = 30000};
+        CHECK_INT(exchange(b, &claim, out), ==, 0);
+        CHECK_INT(out[0], ==, LEV_CLAIM_OWNED);
+        CHECK_STR(raw_get(keys[0], buf, sizeof buf), want);
+        /* it is dead-lettered again; the same redriven record fetched again
+         * finds its own mark */
+        mark = (lev_store_lists_t){.dead = (const char *const *)keys,
+                                   .dead_mark = redrive,
+                                   .ndead = 1,
+                                   .done_ttl_ms = 60000};
+        CHECK_INT(exchange(b, &mark, NULL), ==, 0);
+        CHECK_STR(raw_get(keys[0], buf, sizeof buf), "X:t.dlq/0/7");
+        CHECK_INT(exchange(a, &claim, out), ==, 0);
+        CHECK_INT(out[0], ==, LEV_CLAIM_DEAD);
+        /* a redrive never takes a live claim or a done key */
+        CHECK_INT(lev_store_complete(b, (const char *const *)keys + 1, 1, 60000, NULL, NULL), ==,
+                  0);
+        claim.claim = (const char *const *)keys + 1;
+        CHECK_INT(exchange(a, &claim, out), ==, 0);
+        CHECK_INT(out[0], ==, LEV_CLAIM_DONE);
+        keys_free(keys, 2);
+        lev_store_destroy(a);
+        lev_store_destroy(b);
+    }
+}
+
 static void batch_of_500_costs_one_round_trip_per_call(void)
 {
     enum { N = 500 };
@@ -1214,6 +1285,7 @@ int main(int argc, char **argv)
         CASE(release_deletes_only_our_claim),
         CASE(lease_expiry_lets_another_owner_claim),
         CASE(renew_extends_only_our_claims),
+        CASE(dead_letter_marks_are_skipped_and_taken_only_by_another_copy),
         CASE(batch_of_500_costs_one_round_trip_per_call),
         CASE(empty_batches_cost_nothing),
         CASE(bad_arguments_are_refused),

@@ -502,6 +502,87 @@ static void a_deferral_longer_than_the_lease_keeps_its_claim(void)
     app_free(&a);
 }
 
+/* Sends the dead letter dl again to topic as `evctl dlq redrive` does: the
+ * same key, value and event headers, with where it was dead-lettered.
+ * Returns 0 once acknowledged. */
+static int redrive(const lev_test_record_t *dl, const char *dlq, const char *topic)
+{
+    char from[300], id[LEV_EVENT_ID_MAX + 1], source[256];
+    snprintf(from, sizeof from, "%s/%d/%" PRId64, dlq, (int)dl->partition, dl->offset);
+    lev_test_header(dl, "ce_id", id, sizeof id);
+    lev_test_header(dl, "ce_source", source, sizeof source);
+    lev_config_t conf;
+    lev_error_t err;
+    lev_test_config(&conf, "test-redrive");
+    lev_producer_t *p = lev_producer_new(&conf, NULL, &err);
+    lev_config_clear(&conf);
+    if (!p)
+        return -1;
+    lev_header_t h[3] = {{"ce_id", id, strlen(id)},
+                         {"ce_source", source, strlen(source)},
+                         {LEV_H_REDRIVE_FROM, from, strlen(from)}};
+    lev_msg_t m = {.topic = topic,
+                   .partition = dl->partition,
+                   .key = dl->key,
+                   .key_len = dl->key ? strlen(dl->key) : 0,
+                   .value = dl->value,
+                   .value_len = dl->value_len,
+                   .headers = h,
+                   .nheaders = 3};
+    int rc = lev_producer_send(p, &m, NULL, NULL, &err);
+    if (rc == 0)
+        rc = lev_producer_flush(p, 10000);
+    lev_producer_destroy(p);
+    return rc;
+}
+
+/* Record 1 is dead-lettered while record 0, before it in the partition, is
+ * still deferred; then record 0 fails and its partition seeks back to it,
+ * so record 1 is fetched again. Its claim says it was dead-lettered: it is
+ * skipped, not handled and dead-lettered a second time. A redrive of it
+ * (the same event, carrying evctl_redrive_from) is handled anew. */
+static void a_dead_lettered_record_fetched_again_is_skipped_and_a_redrive_is_handled(void)
+{
+    enum { N = 3 };
+    static app_t a;
+    REQUIRE(app_init(&a, "it-defer-dead", N, N, 1) == 0);
+    a.transient_once = 0;
+    a.dep.slow_idx = 0;
+    a.dep.slow_ms = 1000; /* record 1 is dead-lettered meanwhile */
+    a.permanent = 1;
+    run_t r;
+    REQUIRE(run_start(&r, &a, NULL) == 0);
+    CHECK(wait_finished(&r, N, 60000) == 0);
+    CHECK_INT(atomic_load(&a.handler_calls[0]), ==, 2);
+    CHECK_INT(atomic_load(&a.handler_calls[1]), ==, 1);
+    CHECK_INT(atomic_load(&a.handler_calls[2]), ==, 1);
+    lev_test_record_t *dl;
+    size_t ndl = lev_test_read_topic(a.dlq, 1, 10000, &dl);
+    CHECK_INT(ndl, ==, 1);
+    lev_worker_stats_t st;
+    lev_worker_stats(r.w, &st);
+    CHECK_INT(st.skipped_duplicates, >=, 1); /* its copy was fetched again, and skipped */
+
+    REQUIRE(ndl == 1);
+    REQUIRE(redrive(&dl[0], a.dlq, a.in) == 0);
+    CHECK(wait_finished(&r, N + 1, 30000) == 0);
+    lev_test_record_t *dl2;
+    size_t ndl2 = lev_test_read_topic(a.dlq, 2, 10000, &dl2);
+    CHECK_INT(run_stop(&r, &a), ==, 0);
+    CHECK_INT(atomic_load(&a.handler_calls[1]), ==, 2); /* the redrive was handled */
+    CHECK_INT(ndl2, ==, 2);
+    size_t redriven = 0;
+    for (size_t i = 0; i < ndl2; i++) {
+        char b[300];
+        redriven += lev_test_header(&dl2[i], LEV_H_REDRIVE_FROM, b, sizeof b)[0] != '\0';
+    }
+    CHECK_INT(redriven, ==, 1);
+    check_outputs(&a, N - 1);
+    lev_test_records_free(dl, ndl);
+    lev_test_records_free(dl2, ndl2);
+    app_free(&a);
+}
+
 static void stop_waits_for_deferred_records_and_late_resumes_only_release(void)
 {
     enum { N = 20 };
@@ -617,5 +698,6 @@ CHECK_MAIN(CASE(deferred_records_run_concurrently_and_keep_the_order_of_each_key
            CASE(the_deferral_bound_pauses_fetching),
            CASE(resumed_failures_are_retried_or_dead_lettered_as_a_handler_s),
            CASE(a_deferral_longer_than_the_lease_keeps_its_claim),
+           CASE(a_dead_lettered_record_fetched_again_is_skipped_and_a_redrive_is_handled),
            CASE(stop_waits_for_deferred_records_and_late_resumes_only_release),
            CASE(circuit_breaker_holds_partitions_while_the_dependency_is_down_and_drains_after))

@@ -492,7 +492,7 @@ static int redrive_run(evctl_ctx_t *ctx, const evctl_args_t *args)
 {
     evctl_copy_t copy = {
         .verb = "redrive",
-        .from_header = "evctl_redrive_from",
+        .from_header = LEV_H_REDRIVE_FROM,
         .at_header = "evctl_redrive_at",
         .to = evctl_opt(args, "to"),
         .strip_dead_letter = 1,

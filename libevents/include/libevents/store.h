@@ -7,6 +7,9 @@
  *                busy (another live owner holds it: retry later)
  *   complete  P:<token> -> D with a long TTL (compare-and-set, Lua)
  *   release   delete the key only if it still holds P:<token> (Lua)
+ *   dead      P:<token> -> X:<redrive provenance> with the done TTL, when the
+ *             event was dead-lettered: a copy fetched again is skipped, a
+ *             redrive of it claims it anew (Lua)
  * Claims, completions and releases take a whole batch in one round trip
  * (pipelined), so Redis is not a per-message round trip.
  *
@@ -28,6 +31,9 @@ typedef enum lev_claim_e {
     LEV_CLAIM_OWNED = 0, /* the lease is ours: handle the event */
     LEV_CLAIM_DONE = 1,  /* already handled: skip and finish */
     LEV_CLAIM_BUSY = 2,  /* another owner holds a live lease: do not finish, retry later */
+    /* a worker dead-lettered the event ("X:<redrive provenance>"): skip and
+     * finish; a redrive of it (evctl dlq redrive) claims it anew */
+    LEV_CLAIM_DEAD = 3,
 } lev_claim_t;
 
 /* Connects to a redis:// URL (redis://[:password@]host[:port][/db]) with a

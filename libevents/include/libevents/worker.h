@@ -60,6 +60,11 @@ extern "C" {
  * left out and this header holds its size in bytes; the original stays at
  * lev_original_topic / _partition / _offset. */
 #define LEV_H_VALUE_OMITTED "lev_value_omitted"
+/* Set by `evctl dlq redrive` on each record it sends again:
+ * "<dead-letter topic>/<partition>/<offset>". A worker that dead-letters an
+ * event marks its idempotency key so that the same record fetched again is
+ * skipped; a redriven record (a different provenance) is handled anew. */
+#define LEV_H_REDRIVE_FROM "evctl_redrive_from"
 
 /* The error classes (LEV_H_ERROR_CLASS) of retry and dead-letter records. */
 /* A handler failed (LEV_RESULT_PERMANENT, or TRANSIENT with a retry level
