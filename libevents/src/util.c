@@ -9,7 +9,7 @@
 #include <sys/random.h>
 #include <time.h>
 
-void lev_random_bytes(void *buf, size_t len)
+static void random_fill(void *buf, size_t len)
 {
     unsigned char *p = buf;
     while (len > 0) {
@@ -19,6 +19,43 @@ void lev_random_bytes(void *buf, size_t len)
         p += n;
         len -= (size_t)n;
     }
+}
+
+/* Small requests (event ids, tokens) are served from a per-thread pool of
+ * the kernel's random bytes, refilled 4 KiB at a time: one system call per
+ * 256 ids instead of one each. A forked child drops the pool it inherited,
+ * so parent and child never hand out the same bytes. */
+#define RANDOM_POOL 4096
+static _Thread_local unsigned char random_pool[RANDOM_POOL];
+static _Thread_local size_t random_left;
+static pthread_once_t random_once = PTHREAD_ONCE_INIT;
+
+static void random_forget(void)
+{
+    explicit_bzero(random_pool, sizeof random_pool);
+    random_left = 0;
+}
+
+static void random_once_init(void)
+{
+    pthread_atfork(NULL, NULL, random_forget);
+}
+
+void lev_random_bytes(void *buf, size_t len)
+{
+    if (len > 64) {
+        random_fill(buf, len);
+        return;
+    }
+    pthread_once(&random_once, random_once_init);
+    if (random_left < len) {
+        random_fill(random_pool, sizeof random_pool);
+        random_left = sizeof random_pool;
+    }
+    unsigned char *from = random_pool + (sizeof random_pool - random_left);
+    memcpy(buf, from, len);
+    explicit_bzero(from, len); /* handed out once */
+    random_left -= len;
 }
 
 /* xoshiro256** (Blackman and Vigna), one state per thread. */

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -116,17 +117,26 @@ static inline void it_evctl_startv(evctl_proc_t *p, const char *in, const char *
 
 /* Waits for a started evctl; returns its exit code (128 + signal when it
  * died of one, -1 on timeout, after killing it). Output in *out / *err
- * (malloc'd; either may be NULL). */
-static inline int it_evctl_finish(evctl_proc_t *p, int timeout_ms, char **out, char **err)
+ * (malloc'd; either may be NULL); its peak resident memory in *rss_kib
+ * (may be NULL). */
+static inline int it_evctl_finish_rss(evctl_proc_t *p, int timeout_ms, long *rss_kib, char **out,
+                                      char **err)
 {
-    int status = 0, rc;
-    if (lev_test_wait(p->pid, timeout_ms, &status) != 0) {
+    int status = 0, rc = -1;
+    struct rusage ru;
+    memset(&ru, 0, sizeof ru);
+    int64_t deadline = lev_mono_ms() + timeout_ms;
+    pid_t got;
+    while ((got = wait4(p->pid, &status, WNOHANG, &ru)) == 0 && lev_mono_ms() < deadline)
+        lev_test_sleep_ms(10);
+    if (got != p->pid) {
         kill(p->pid, SIGKILL);
         waitpid(p->pid, &status, 0);
-        rc = -1;
     } else {
         rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     }
+    if (rss_kib)
+        *rss_kib = ru.ru_maxrss;
     char *o = it_slurp(p->out_path), *e = it_slurp(p->err_path);
     if (rc != 0 && rc != 64 && rc != 65 && rc != 130)
         fprintf(stderr, "evctl exited %d; stderr:\n%s\n", rc, e);
@@ -141,6 +151,11 @@ static inline int it_evctl_finish(evctl_proc_t *p, int timeout_ms, char **out, c
     else
         free(e);
     return rc;
+}
+
+static inline int it_evctl_finish(evctl_proc_t *p, int timeout_ms, char **out, char **err)
+{
+    return it_evctl_finish_rss(p, timeout_ms, NULL, out, err);
 }
 
 /* Runs evctl to completion: it_evctl(&out, &err, stdin_path, "tail", topic, NULL). */

@@ -544,6 +544,207 @@ static void publish_refuses_empty_keys_duplicate_ids_and_lev_headers(void)
  * an empty output with exit 0: a reversed --from/--until (offsets, times,
  * per partition), --until beginning, the same for --since/--until, and a
  * --partition that selects no partition. */
+/* Writes n OrderPlaced lines quickly (one template, the order id and ce_id
+ * made from the index); returns the file's size, -1 when it cannot. */
+static long big_orders_file(const char *path, long n, const char *tag)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    for (long i = 0; i < n; i++)
+        fprintf(f,
+                "{\"type\":\"shop.order.OrderPlaced\",\"id\":\"%s-%ld\",\"value\":{\"order_id\":"
+                "\"%s-order-%ld\",\"customer_id\":\"cust-%ld\",\"customer_email\":{\"string\":"
+                "\"c%ld@example.com\"},\"items\":[{\"sku\":\"BOOK-42\",\"quantity\":2,"
+                "\"unit_price_minor\":1999},{\"sku\":\"MUG-7\",\"quantity\":1,"
+                "\"unit_price_minor\":1250}],\"currency\":\"USD\",\"total_minor\":5248,"
+                "\"payment_token\":\"tok_visa_4242\",\"placed_at\":1763740800000}}\n",
+                tag, i, tag, i, i % 977, i);
+    long size = ftell(f);
+    return fclose(f) == 0 ? size : -1;
+}
+
+/* Records in a fresh topic: the sum of its high watermarks. */
+static long topic_records(const char *topic, int partitions)
+{
+    char errstr[256];
+    rd_kafka_conf_t *kc = rd_kafka_conf_new();
+    rd_kafka_conf_set(kc, "bootstrap.servers", lev_test_env("KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+                      errstr, sizeof errstr);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, errstr, sizeof errstr);
+    long sum = 0;
+    for (int p = 0; rk && p < partitions; p++) {
+        int64_t lo = 0, hi = 0;
+        if (rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 10000) == 0)
+            sum += (long)hi;
+    }
+    if (rk)
+        rd_kafka_destroy(rk);
+    return sum;
+}
+
+/* Lines of text starting with '{' (evctl's output lines). */
+static long json_lines(const char *text)
+{
+    long n = 0;
+    for (const char *p = text; p && *p; p++)
+        if (*p == '{' && (p == text || p[-1] == '\n'))
+            n++;
+    return n;
+}
+
+/* evctl publish holds neither the input nor what it encoded in memory: a
+ * file of 200,000 lines (about 90 MB) is validated, then sent, in a
+ * resident set far below its size, read from a file and from a pipe (no
+ * seeking back: it spools what it validated). Every line is published
+ * once and acknowledged on stdout. */
+static void publish_of_200k_lines_stays_under_a_fixed_memory_bound_from_a_file_and_a_pipe(void)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    enum { LINES = 20000 }; /* the sanitizer's own memory makes RSS meaningless */
+#else
+    enum { LINES = 200000 };
+#endif
+    const long bound_kib = 64 * 1024;
+    char path[256], fifo[256];
+    it_tmp_path("big", path, sizeof path);
+    char tag[64];
+    lev_test_unique("big", tag, sizeof tag);
+    long size = big_orders_file(path, LINES, tag);
+    CHECK(size > (long)LINES * 300);
+    for (int pipe_in = 0; pipe_in < 2; pipe_in++) {
+        char topic[128];
+        lev_test_unique(pipe_in ? "it-evctl-big-pipe" : "it-evctl-big-file", topic, sizeof topic);
+        REQUIRE(lev_test_create_topic(topic, 3) == 0);
+        evctl_proc_t p;
+        long rss = 0;
+        char *out = NULL, *err = NULL;
+        if (pipe_in) {
+            it_tmp_path("fifo", fifo, sizeof fifo);
+            unlink(fifo);
+            REQUIRE(mkfifo(fifo, 0600) == 0);
+            const char *args[] = {"publish", "-", "--topic", topic, NULL};
+            it_evctl_startv(&p, fifo, args);
+            /* feed the pipe from here while evctl reads it */
+            int w = open(fifo, O_WRONLY);
+            REQUIRE(w >= 0);
+            FILE *f = fopen(path, "r");
+            REQUIRE(f);
+            char buf[65536];
+            size_t k;
+            while ((k = fread(buf, 1, sizeof buf, f)) > 0)
+                REQUIRE(write(w, buf, k) == (ssize_t)k);
+            fclose(f);
+            close(w);
+            unlink(fifo);
+        } else {
+            const char *args[] = {"publish", path, "--topic", topic, NULL};
+            it_evctl_startv(&p, NULL, args);
+        }
+        CHECK_INT(it_evctl_finish_rss(&p, 600000, &rss, &out, &err), ==, 0);
+        CHECK_INT(json_lines(out), ==, LINES);
+        CHECK_INT(topic_records(topic, 3), ==, LINES);
+        char summary[64];
+        snprintf(summary, sizeof summary, "published %d, skipped 0 bad, failed 0", (int)LINES);
+        CHECK(strstr(err, summary) != NULL);
+        fprintf(stderr, "%s: %ld lines, %ld bytes, peak RSS %ld KiB\n", pipe_in ? "pipe" : "file",
+                (long)LINES, size, rss);
+#if !defined(__SANITIZE_ADDRESS__)
+        CHECK_INT(rss, <, bound_kib);
+        CHECK_INT(rss * 1024, <, size / 2); /* not the input's size */
+#endif
+        free(out);
+        free(err);
+    }
+    unlink(path);
+}
+
+/* A duplicate id is found however far from its first line it is (the table
+ * of ids seen holds a hash tag and where the first one was spooled, and
+ * reads it back), both lines are named, and nothing is sent; ids that only
+ * share a hash tag are not duplicates. */
+static void a_duplicate_id_far_from_its_first_line_names_both_lines(void)
+{
+    enum { LINES = 30000 };
+    char path[256], tag[64];
+    it_tmp_path("far", path, sizeof path);
+    lev_test_unique("far", tag, sizeof tag);
+    REQUIRE(big_orders_file(path, LINES, tag) > 0);
+    FILE *f = fopen(path, "a");
+    REQUIRE(f);
+    /* line LINES + 1 repeats the id of line 3 */
+    fprintf(f,
+            "{\"type\":\"shop.order.OrderPlaced\",\"id\":\"%s-2\",\"value\":{\"order_id\":"
+            "\"again\",\"customer_id\":\"c\",\"customer_email\":null,\"items\":[],"
+            "\"currency\":\"USD\",\"total_minor\":0,\"payment_token\":\"t\",\"placed_at\":1}}\n",
+            tag);
+    fclose(f);
+    char topic[128];
+    lev_test_unique("it-evctl-far", topic, sizeof topic);
+    REQUIRE(lev_test_create_topic(topic, 1) == 0);
+    char *out = NULL, *err = NULL;
+    CHECK_INT(it_evctl(&out, &err, NULL, "publish", path, "--topic", topic, NULL), ==, 65);
+    char want[256];
+    snprintf(want, sizeof want, ":%d: id: \"%s-2\" is also the id of line 3 (same ce_source)",
+             LINES + 1, tag);
+    CHECK(strstr(err, want) != NULL);
+    CHECK(strstr(err, "1 bad line") != NULL);
+    CHECK_INT(topic_records(topic, 1), ==, 0);
+    free(out);
+    free(err);
+    unlink(path);
+}
+
+/* A record the producer refuses while the others are sent (1,020,000
+ * bytes: under the codec's limit, over librdkafka's message.max.bytes) is
+ * reported by its line; the rest are published and the exit code is 69. */
+static void a_failed_delivery_is_named_by_its_line_and_the_rest_are_sent(void)
+{
+    char topic[128], path[256];
+    lev_test_unique("it-evctl-refused", topic, sizeof topic);
+    REQUIRE(lev_test_create_topic(topic, 1) == 0);
+    it_tmp_path("refused", path, sizeof path);
+    FILE *f = fopen(path, "w");
+    REQUIRE(f);
+    for (int i = 0; i < 5; i++) {
+        fprintf(f,
+                "{\"type\":\"shop.order.OrderPlaced\",\"value\":{\"order_id\":\"o-%d\","
+                "\"customer_id\":\"",
+                i);
+        for (int k = 0; k < (i == 2 ? 1020000 : 1); k++)
+            fputc('c', f);
+        fputs("\",\"customer_email\":null,\"items\":[],\"currency\":\"USD\",\"total_minor\":0,"
+              "\"payment_token\":\"t\",\"placed_at\":1}}\n",
+              f);
+    }
+    REQUIRE(fclose(f) == 0);
+    char *out = NULL, *err = NULL;
+    CHECK_INT(it_evctl(&out, &err, NULL, "publish", path, "--topic", topic, NULL), ==, 69);
+    json_t *lines = it_lines(out);
+    size_t i;
+    json_t *l;
+    int ok = 0, failed = 0;
+    json_array_foreach(lines, i, l)
+    {
+        if (json_object_get(l, "offset"))
+            ok++;
+        if (json_object_get(l, "error")) {
+            failed++;
+            CHECK_INT(it_int(l, "line"), ==, 3);
+            CHECK_STR(it_str(l, "error.class"), "kafka");
+        }
+    }
+    CHECK_INT(ok, ==, 4);
+    CHECK_INT(failed, ==, 1);
+    CHECK(strstr(err, ":3: delivery to ") != NULL);
+    CHECK(strstr(err, "published 4, skipped 0 bad, failed 1") != NULL);
+    CHECK_INT(topic_records(topic, 1), ==, 4);
+    json_decref(lines);
+    free(out);
+    free(err);
+    unlink(path);
+}
+
 static void empty_or_reversed_ranges_are_usage_errors(void)
 {
     char topic[128], path[256];
@@ -809,5 +1010,8 @@ CHECK_MAIN(CASE(publish_then_tail_round_trip_equals_the_input),
            CASE(usage_errors_name_the_flag_and_exit_64),
            CASE(empty_or_reversed_ranges_are_usage_errors),
            CASE(publish_refuses_empty_keys_duplicate_ids_and_lev_headers),
+           CASE(publish_of_200k_lines_stays_under_a_fixed_memory_bound_from_a_file_and_a_pipe),
+           CASE(a_duplicate_id_far_from_its_first_line_names_both_lines),
+           CASE(a_failed_delivery_is_named_by_its_line_and_the_rest_are_sent),
            CASE(an_unreachable_broker_exits_69),
            CASE(a_refused_sasl_password_says_authentication_failed))

@@ -3,6 +3,7 @@
 
 #include <jansson.h>
 #include <libevents.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static void uuid4_is_random_version_4(void)
@@ -14,6 +15,38 @@ static void uuid4_is_random_version_4(void)
     CHECK(a[14] == '4');
     CHECK(strchr("89ab", a[19]) != NULL);
     CHECK(strcmp(a, b) != 0);
+}
+
+/* Ids come from a per-thread pool of random bytes: a forked child must not
+ * hand out what its parent hands out next, nor what another child does. */
+static void forked_children_never_repeat_their_parents_ids(void)
+{
+    char before[LEV_UUID_STR_LEN], parent[LEV_UUID_STR_LEN];
+    char child[2][LEV_UUID_STR_LEN] = {{0}};
+    lev_uuid4(before); /* the pool is filled */
+    for (int k = 0; k < 2; k++) {
+        int fds[2];
+        REQUIRE(pipe(fds) == 0);
+        pid_t pid = fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            char id[LEV_UUID_STR_LEN];
+            lev_uuid4(id);
+            _exit(write(fds[1], id, sizeof id) == (ssize_t)sizeof id ? 0 : 1);
+        }
+        close(fds[1]);
+        CHECK_INT(read(fds[0], child[k], sizeof child[k]), ==, (ssize_t)sizeof child[k]);
+        close(fds[0]);
+        int st;
+        CHECK_INT(waitpid(pid, &st, 0), ==, pid);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    lev_uuid4(parent);
+    child[0][LEV_UUID_STR_LEN - 1] = child[1][LEV_UUID_STR_LEN - 1] = '\0';
+    CHECK(strcmp(parent, child[0]) != 0);
+    CHECK(strcmp(parent, child[1]) != 0);
+    CHECK(strcmp(child[0], child[1]) != 0);
+    CHECK(strcmp(before, parent) != 0);
 }
 
 static void uuid5_matches_the_rfc_4122_example(void)
@@ -160,6 +193,7 @@ static void json_log_writes_one_object_per_line(void)
 
 CHECK_MAIN(CASE(error_classes_list_every_dead_letter_class),
            CASE(derived_ids_of_events_depend_on_their_source_too), CASE(uuid4_is_random_version_4),
+           CASE(forked_children_never_repeat_their_parents_ids),
            CASE(uuid5_matches_the_rfc_4122_example),
            CASE(derived_ids_are_deterministic_and_distinct_per_type_and_index),
            CASE(time_formats_and_parses_rfc3339), CASE(error_names_are_stable_classes),

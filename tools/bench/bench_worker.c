@@ -34,6 +34,7 @@
  * last line then reports 0 for what did not run).
  */
 #define _GNU_SOURCE /* pthread_setname_np */
+#include "bench_util.h"
 #include "worker_internal.h"
 
 #include <arpa/inet.h>
@@ -51,77 +52,16 @@
 
 static int fail(const char *what, const lev_error_t *err)
 {
-    char buf[800];
-    fprintf(stderr, "bench_worker: %s: %s\n", what,
-            err ? lev_error_format(err, buf, sizeof buf) : "failed");
-    return 1;
+    return bench_fail("bench_worker", what, err);
 }
 
-static double cpu_seconds(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
-/* CPU seconds of the whole machine (every process: broker and Redis too),
- * from /proc/stat; 0 where there is none. */
-static double machine_cpu_seconds(void)
-{
-    FILE *f = fopen("/proc/stat", "r");
-    unsigned long long v[8] = {0};
-    if (!f)
-        return 0;
-    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
-                   &v[4], &v[5], &v[6], &v[7]);
-    fclose(f);
-    if (n < 8)
-        return 0;
-    /* user nice system [idle iowait] irq softirq steal */
-    double ticks = (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]);
-    return ticks / (double)sysconf(_SC_CLK_TCK);
-}
-
-static int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-/* ---- topics ---- */
+#define cpu_seconds bench_cpu_seconds
+#define machine_cpu_seconds bench_machine_cpu_seconds
+#define now_us bench_now_us
 
 static int admin_topics(const lev_config_t *conf, char **names, size_t n, int create)
 {
-    lev_error_t err;
-    rd_kafka_conf_t *kc = lev_kafka_conf_new(conf, RD_KAFKA_PRODUCER, NULL, NULL, &err);
-    char errstr[256];
-    rd_kafka_t *rk = kc ? rd_kafka_new(RD_KAFKA_PRODUCER, kc, errstr, sizeof errstr) : NULL;
-    if (!rk)
-        return fail("admin client", NULL);
-    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-    if (create) {
-        rd_kafka_NewTopic_t *nt[8];
-        for (size_t i = 0; i < n; i++)
-            nt[i] = rd_kafka_NewTopic_new(names[i], PARTITIONS, -1, errstr, sizeof errstr);
-        rd_kafka_CreateTopics(rk, nt, n, NULL, q);
-        for (size_t i = 0; i < n; i++)
-            rd_kafka_NewTopic_destroy(nt[i]);
-    } else {
-        rd_kafka_DeleteTopic_t *dt[64];
-        for (size_t i = 0; i < n; i++)
-            dt[i] = rd_kafka_DeleteTopic_new(names[i]);
-        rd_kafka_DeleteTopics(rk, dt, n, NULL, q);
-        for (size_t i = 0; i < n; i++)
-            rd_kafka_DeleteTopic_destroy(dt[i]);
-    }
-    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
-    if (ev)
-        rd_kafka_event_destroy(ev);
-    rd_kafka_queue_destroy(q);
-    rd_kafka_destroy(rk);
-    return 0;
+    return bench_admin_topics(conf, names, n, create, PARTITIONS);
 }
 
 /* Records in a topic: the sum of its partitions' high watermarks (the

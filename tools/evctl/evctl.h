@@ -178,6 +178,35 @@ void evctl_progress_update(evctl_progress_t *p, uint64_t done, int64_t remaining
 void evctl_progress_end(evctl_progress_t *p);
 
 /* ======================================================================
+ * Spooling records to a temporary file (spool.c)
+ * ====================================================================== */
+
+/* Records appended to an unlinked file in $TMPDIR (else /tmp), then read
+ * back in order; memory stays one buffer whatever the size. */
+typedef struct evctl_spool_s {
+    int fd;
+    char *buf;         /* write buffer, then read buffer */
+    size_t len;        /* bytes in buf not written yet */
+    uint64_t flushed;  /* bytes in the file */
+    uint64_t roff;     /* reading: file offset of the next buffer fill */
+    size_t rpos, rlen; /* reading: position and bytes in buf */
+    void *rec;         /* the record last read */
+    uint32_t rec_cap;
+} evctl_spool_t;
+
+/* Returns 0, or prints the error and returns an exit code. */
+int evctl_spool_open(evctl_spool_t *s);
+void evctl_spool_close(evctl_spool_t *s);
+/* Appends a record; *off is where it starts (for evctl_spool_get). */
+int evctl_spool_put(evctl_spool_t *s, const void *rec, uint32_t len, uint64_t *off);
+/* Reads the record at off (valid until the next get or next); 0 or -1. */
+int evctl_spool_get(evctl_spool_t *s, uint64_t off, const void **rec, uint32_t *len);
+/* Ends writing and starts reading from the first record. */
+int evctl_spool_rewind(evctl_spool_t *s);
+/* The next record: 0, 1 at the end, or an exit code (error printed). */
+int evctl_spool_next(evctl_spool_t *s, const void **rec, uint32_t *len);
+
+/* ======================================================================
  * Kafka (kafka.c)
  * ====================================================================== */
 

@@ -2,10 +2,17 @@
  * evctl publish: JSON lines in, Avro events out. The whole input is read
  * and validated first (every line converted and encoded); nothing is sent
  * when a line is bad unless --skip-bad. Deliveries are checked.
+ *
+ * Memory does not grow with the input: each line is validated and encoded,
+ * appended to a spool (an unlinked temporary file) and freed; duplicate ids
+ * are found with a table of 8 bytes per event (a hash tag and the spool
+ * offset, the spooled record read back to confirm); then the spool is read
+ * back and sent with a bounded number of records in flight.
  */
 #include "evctl.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,7 +35,7 @@ static const evctl_opt_t opts[] = {
     {NULL, NULL, NULL, 0},
 };
 
-/* One validated input line, ready to send. */
+/* One validated input line, ready to spool. */
 typedef struct item_s {
     long line;
     char *topic;
@@ -40,23 +47,18 @@ typedef struct item_s {
     lev_header_t headers[LEV_EVENT_HEADERS_MAX + MAX_USER_HEADERS];
     size_t nheaders;
     json_t *doc; /* the parsed line: user header names and values point into it */
-    /* delivery */
-    int sent, done, err;
-    int32_t partition;
-    int64_t offset;
-    char errstr[256];
 } item_t;
 
-/* Frees an item and everything it owns; accepts NULL. */
-static void item_free(item_t *it)
+/* Frees what an item owns and empties it. */
+static void item_clear(item_t *it)
 {
-    if (!it)
-        return;
     free(it->topic);
     free(it->key);
     free(it->value);
     json_decref(it->doc);
-    free(it);
+    memset(it, 0, offsetof(item_t, headers));
+    it->nheaders = 0;
+    it->doc = NULL;
 }
 
 /* Reports a bad line on stderr and as a JSON line on stdout. */
@@ -298,32 +300,290 @@ nomem:
     return "out-of-memory";
 }
 
-/* Delivery report of one published line: stores the outcome in its item. */
-static void on_delivery(void *opaque, int err, const char *errstr, int32_t partition,
-                        int64_t offset)
+/* ======================================================================
+ * Spooled records
+ *
+ * u64 line, i64 time_ms, u32 topic index, i32 key length (-1: none), key,
+ * u32 value length, value, u16 header count, then per header: u16 name
+ * length, name, NUL, i32 value length (-1: null), value.
+ * ====================================================================== */
+
+typedef struct wbuf_s {
+    char *p;
+    size_t len, cap;
+} wbuf_t;
+
+static int wb_put(wbuf_t *b, const void *src, size_t n)
 {
-    item_t *it = opaque;
-    it->done = 1;
-    it->err = err;
-    it->partition = partition;
-    it->offset = offset;
-    if (err)
-        snprintf(it->errstr, sizeof it->errstr, "%s", errstr ? errstr : lev_err_name(err));
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n)
+            cap *= 2;
+        char *np = realloc(b->p, cap);
+        if (!np)
+            return -1;
+        b->p = np;
+        b->cap = cap;
+    }
+    if (n)
+        memcpy(b->p + b->len, src, n);
+    b->len += n;
+    return 0;
 }
 
-/* Reads every line of in; returns 0 or an exit code. */
-static int read_items(evctl_ctx_t *ctx, routes_t *routes, const rules_t *rules, FILE *in,
-                      const char *name, item_t ***items, size_t *nitems, size_t *nbad)
+#define WB_VAL(b, type, v)                                                                         \
+    do {                                                                                           \
+        type v_ = (type)(v);                                                                       \
+        rc |= wb_put((b), &v_, sizeof v_);                                                         \
+    } while (0)
+
+/* An item as a spooled record in b (replaced). */
+static int item_spool(const item_t *it, uint32_t topic, wbuf_t *b)
+{
+    int rc = 0;
+    b->len = 0;
+    WB_VAL(b, int64_t, it->line);
+    WB_VAL(b, int64_t, it->time_ms);
+    WB_VAL(b, uint32_t, topic);
+    WB_VAL(b, int32_t, it->key ? (int32_t)strlen(it->key) : -1);
+    if (it->key)
+        rc |= wb_put(b, it->key, strlen(it->key));
+    WB_VAL(b, uint32_t, it->value_len);
+    rc |= wb_put(b, it->value, it->value_len);
+    WB_VAL(b, uint16_t, it->nheaders);
+    for (size_t i = 0; i < it->nheaders; i++) {
+        const lev_header_t *h = &it->headers[i];
+        WB_VAL(b, uint16_t, strlen(h->name));
+        rc |= wb_put(b, h->name, strlen(h->name) + 1);
+        WB_VAL(b, int32_t, h->value ? (int32_t)h->size : -1);
+        if (h->value)
+            rc |= wb_put(b, h->value, h->size);
+    }
+    return rc || b->len > UINT32_MAX ? -1 : 0;
+}
+
+/* A spooled record read back: pointers into the spool's record buffer. */
+typedef struct rec_s {
+    long line;
+    int64_t time_ms;
+    uint32_t topic;
+    const char *key; /* NULL: none */
+    size_t key_len;
+    const void *value;
+    size_t value_len;
+    lev_header_t headers[LEV_EVENT_HEADERS_MAX + MAX_USER_HEADERS];
+    size_t nheaders;
+    const char *id, *type, *source; /* from the headers, NUL-terminated copies */
+    char idbuf[sizeof(((lev_event_headers_t *)0)->id)];
+    char typebuf[sizeof(((lev_event_headers_t *)0)->type)];
+    char srcbuf[sizeof(((lev_event_headers_t *)0)->source)];
+} rec_t;
+
+typedef struct rd_s {
+    const char *p, *end;
+    int bad;
+} rd_t;
+
+static const void *rd_take(rd_t *r, size_t n)
+{
+    if (r->bad || (size_t)(r->end - r->p) < n) {
+        r->bad = 1;
+        return NULL;
+    }
+    const void *at = r->p;
+    r->p += n;
+    return at;
+}
+
+#define RD_VAL(r, type, out)                                                                       \
+    do {                                                                                           \
+        const void *p_ = rd_take((r), sizeof(type));                                               \
+        type v_ = 0;                                                                               \
+        if (p_)                                                                                    \
+            memcpy(&v_, p_, sizeof v_);                                                            \
+        (out) = v_;                                                                                \
+    } while (0)
+
+static void copy_header(const lev_header_t *h, char *buf, size_t size, const char **out)
+{
+    size_t n = h->value && h->size < size ? h->size : 0;
+    memcpy(buf, h->value ? h->value : "", n);
+    buf[n] = '\0';
+    *out = buf;
+}
+
+/* Parses a spooled record; 0 or -1. */
+static int rec_parse(const void *data, uint32_t len, rec_t *out)
+{
+    rd_t r = {data, (const char *)data + len, 0};
+    int64_t line;
+    int32_t klen;
+    uint32_t vlen;
+    uint16_t nh;
+    RD_VAL(&r, int64_t, line);
+    RD_VAL(&r, int64_t, out->time_ms);
+    RD_VAL(&r, uint32_t, out->topic);
+    RD_VAL(&r, int32_t, klen);
+    out->line = (long)line;
+    out->key = klen >= 0 ? rd_take(&r, (size_t)klen) : NULL;
+    out->key_len = klen >= 0 ? (size_t)klen : 0;
+    RD_VAL(&r, uint32_t, vlen);
+    out->value = rd_take(&r, vlen);
+    out->value_len = vlen;
+    RD_VAL(&r, uint16_t, nh);
+    if (nh > sizeof out->headers / sizeof out->headers[0])
+        return -1;
+    out->nheaders = 0;
+    out->id = out->type = out->source = "";
+    for (uint16_t i = 0; i < nh && !r.bad; i++) {
+        uint16_t nl;
+        int32_t hl;
+        RD_VAL(&r, uint16_t, nl);
+        const char *name = rd_take(&r, (size_t)nl + 1);
+        RD_VAL(&r, int32_t, hl);
+        const void *v = hl >= 0 ? rd_take(&r, (size_t)hl) : NULL;
+        lev_header_t *h = &out->headers[out->nheaders++];
+        *h = (lev_header_t){name, v, hl >= 0 ? (size_t)hl : 0};
+        if (!name)
+            break;
+        if (strcmp(name, LEV_H_CE_ID) == 0)
+            copy_header(h, out->idbuf, sizeof out->idbuf, &out->id);
+        else if (strcmp(name, LEV_H_CE_TYPE) == 0)
+            copy_header(h, out->typebuf, sizeof out->typebuf, &out->type);
+        else if (strcmp(name, LEV_H_CE_SOURCE) == 0)
+            copy_header(h, out->srcbuf, sizeof out->srcbuf, &out->source);
+    }
+    return r.bad ? -1 : 0;
+}
+
+/* ======================================================================
+ * Event ids seen: a table of 8 bytes per event, (spool offset + 1) << 24
+ * | a 24-bit hash tag; a tag that matches is confirmed from the spool
+ * ====================================================================== */
+
+typedef struct ids_s {
+    uint64_t *slot;
+    size_t cap, n; /* cap a power of two */
+} ids_t;
+
+static uint64_t ident_hash(const char *source, const char *id)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a, then mixed */
+    for (const char *p = source; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    h = (h ^ '\n') * 1099511628211ull;
+    for (const char *p = id; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    return h;
+}
+
+#define IDS_TAG(h) ((h) >> 40)
+#define IDS_OFF_MAX ((1ull << 40) - 2)
+
+static size_t ids_home(uint64_t tag, size_t cap)
+{
+    return (size_t)((tag * 0x9e3779b97f4a7c15ull) >> 20) & (cap - 1);
+}
+
+static int ids_grow(ids_t *t)
+{
+    size_t cap = t->cap ? t->cap * 2 : 1024;
+    uint64_t *ns = calloc(cap, sizeof *ns);
+    if (!ns)
+        return -1;
+    /* an entry's slot comes from its tag alone, so it moves without its event */
+    for (size_t i = 0; i < t->cap; i++) {
+        uint64_t e = t->slot[i];
+        if (!e)
+            continue;
+        size_t j = ids_home(e & 0xffffff, cap);
+        while (ns[j])
+            j = (j + 1) & (cap - 1);
+        ns[j] = e;
+    }
+    free(t->slot);
+    t->slot = ns;
+    t->cap = cap;
+    return 0;
+}
+
+/* Looks up the event (source, id) of the item spooled at off and adds it
+ * when new. *first is the line that has it already, else 0. Returns 0, or
+ * -1 when out of memory or the spool cannot be read. */
+static int ids_check_add(ids_t *t, evctl_spool_t *sp, const char *source, const char *id,
+                         uint64_t off, rec_t *scratch, long *first)
+{
+    *first = 0;
+    if ((t->n + 1) * 4 > t->cap * 3 && ids_grow(t) != 0)
+        return -1;
+    if (off > IDS_OFF_MAX)
+        return -1;
+    uint64_t tag = IDS_TAG(ident_hash(source, id));
+    size_t j = ids_home(tag, t->cap);
+    for (; t->slot[j]; j = (j + 1) & (t->cap - 1)) {
+        if ((t->slot[j] & 0xffffff) != tag)
+            continue;
+        const void *data;
+        uint32_t len;
+        if (evctl_spool_get(sp, (t->slot[j] >> 24) - 1, &data, &len) != 0 ||
+            rec_parse(data, len, scratch) != 0)
+            return -1;
+        if (strcmp(scratch->id, id) == 0 && strcmp(scratch->source, source) == 0) {
+            *first = scratch->line;
+            return 0;
+        }
+    }
+    t->slot[j] = ((off + 1) << 24) | tag;
+    t->n++;
+    return 0;
+}
+
+/* ======================================================================
+ * Reading and validating (first pass)
+ * ====================================================================== */
+
+/* What the first pass found. */
+typedef struct input_s {
+    evctl_spool_t spool;
+    json_t *topics;      /* topic -> its index */
+    json_t *topic_names; /* index -> [topic, first line] */
+    size_t n, nbad;      /* events spooled, bad lines */
+} input_t;
+
+/* The index of topic t, added with its first line when new; -1 when out of memory. */
+static long topic_index(input_t *in, const char *t, long line)
+{
+    json_t *i = json_object_get(in->topics, t);
+    if (i)
+        return (long)json_integer_value(i);
+    long n = (long)json_array_size(in->topic_names);
+    if (json_object_set_new(in->topics, t, json_integer(n)) != 0 ||
+        json_array_append_new(in->topic_names, json_pack("[s,I]", t, (json_int_t)line)) != 0)
+        return -1;
+    return n;
+}
+
+/* Reads, validates and spools every line of f; returns 0 or an exit code. */
+static int read_input(evctl_ctx_t *ctx, routes_t *routes, const rules_t *rules, FILE *f,
+                      const char *name, input_t *in)
 {
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
     long lineno = 0;
     int rc = 0;
-    json_t *ids = json_object(); /* "<ce_source>\n<ce_id>" -> the line that has it */
-    if (!ids)
-        return evctl_fail(EVCTL_EXIT_INTERNAL, "out of memory");
-    while ((len = getline(&line, &cap, in)) >= 0) {
+    ids_t ids = {NULL, 0, 0};
+    wbuf_t wb = {NULL, 0, 0};
+    item_t *it = calloc(1, sizeof *it);
+    rec_t *scratch = malloc(sizeof *scratch);
+    if (!it || !scratch) {
+        rc = evctl_fail(EVCTL_EXIT_INTERNAL, "out of memory");
+        goto out;
+    }
+    while ((len = getline(&line, &cap, f)) >= 0) {
         lineno++;
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
             line[--len] = '\0';
@@ -332,19 +592,9 @@ static int read_items(evctl_ctx_t *ctx, routes_t *routes, const rules_t *rules, 
         char where[300] = "", text[600] = "";
         if ((size_t)len > MAX_LINE) {
             report_bad(name, lineno, "json", "", "line too long");
-            (*nbad)++;
+            in->nbad++;
             continue;
         }
-        item_t *it = calloc(1, sizeof *it);
-        item_t **grown = realloc(*items, (*nitems + 1) * sizeof *grown);
-        if (!it || !grown) {
-            free(it);
-            if (grown)
-                *items = grown;
-            rc = evctl_fail(EVCTL_EXIT_INTERNAL, "out of memory");
-            break;
-        }
-        *items = grown;
         it->line = lineno;
         json_error_t jerr;
         it->doc = json_loadb(line, (size_t)len, JSON_REJECT_DUPLICATES, &jerr);
@@ -356,33 +606,310 @@ static int read_items(evctl_ctx_t *ctx, routes_t *routes, const rules_t *rules, 
         } else {
             cls = validate(ctx, routes, rules, it, where, sizeof where, text, sizeof text);
         }
-        /* an event is its source and id (CloudEvents): a second one with both
-         * would be skipped downstream as a duplicate */
-        char ident[sizeof it->eh.source + sizeof it->eh.id + 1];
-        snprintf(ident, sizeof ident, "%s\n%s", it->eh.source, it->eh.id);
-        json_t *first = cls ? NULL : json_object_get(ids, ident);
+        /* an event is its source and id (CloudEvents): a second one with
+         * both would be skipped downstream as a duplicate. The table holds
+         * where the record is about to be spooled. */
+        long first = 0;
+        if (!cls && ids_check_add(&ids, &in->spool, it->eh.source, it->eh.id,
+                                  in->spool.flushed + in->spool.len, scratch, &first) != 0) {
+            rc = evctl_fail(EVCTL_EXIT_INTERNAL, "out of memory or temporary file unreadable");
+            break;
+        }
         if (first) {
             snprintf(where, sizeof where, "id");
             snprintf(text, sizeof text,
-                     "\"%.64s\" is also the id of line %lld (same ce_source): each event of one "
+                     "\"%.64s\" is also the id of line %ld (same ce_source): each event of one "
                      "input needs its own id, a service handles an id once",
-                     it->eh.id, (long long)json_integer_value(first));
+                     it->eh.id, first);
             cls = "duplicate-id";
-        } else if (!cls) {
-            json_object_set_new(ids, ident, json_integer(lineno));
+        }
+        if (!cls) {
+            long topic = topic_index(in, it->topic, lineno);
+            uint64_t off;
+            if (topic < 0 || item_spool(it, (uint32_t)topic, &wb) != 0) {
+                rc = evctl_fail(EVCTL_EXIT_INTERNAL, "out of memory");
+                break;
+            }
+            if ((rc = evctl_spool_put(&in->spool, wb.p, (uint32_t)wb.len, &off)) != 0)
+                break;
         }
         if (cls) {
             report_bad(name, lineno, cls, where, text);
-            (*nbad)++;
-            item_free(it);
+            in->nbad++;
+        } else {
+            in->n++;
+        }
+        item_clear(it);
+    }
+    if (!rc && ferror(f))
+        rc = evctl_fail(EVCTL_EXIT_DATA, "%s: read error: %s", name, strerror(errno));
+out:
+    if (it)
+        item_clear(it);
+    free(it);
+    free(scratch);
+    free(line);
+    free(ids.slot);
+    free(wb.p);
+    return rc;
+}
+
+/* ======================================================================
+ * Sending (second pass)
+ * ====================================================================== */
+
+/* Records in flight at most: bounds memory whatever the input's size. */
+#define WINDOW_RECORDS 10000
+#define WINDOW_BYTES (16u << 20)
+
+typedef struct sender_s sender_t;
+
+/* One record sent, until its delivery report: what its output line says. */
+typedef struct sent_s {
+    sender_t *s;
+    struct sent_s *prev, *next; /* the records in flight */
+    long line;
+    uint32_t topic;
+    size_t bytes;
+    int has_key;
+    char *key, *id, *type; /* in data */
+    char data[];
+} sent_t;
+
+struct sender_s {
+    evctl_ctx_t *ctx;
+    const char *name;
+    json_t *topic_names;
+    sent_t *inflight;
+    size_t ninflight, bytes_inflight;
+    size_t published, failed;
+};
+
+static const char *topic_name(const sender_t *s, uint32_t i)
+{
+    return json_string_value(json_array_get(json_array_get(s->topic_names, i), 0));
+}
+
+static void sent_unlink(sender_t *s, sent_t *t)
+{
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        s->inflight = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    s->ninflight--;
+    s->bytes_inflight -= t->bytes;
+}
+
+static void report_failed(sender_t *s, const sent_t *t, const char *why)
+{
+    char text[700];
+    s->failed++;
+    snprintf(text, sizeof text, "delivery to %s failed: %s", topic_name(s, t->topic), why);
+    report_bad(s->name, t->line, "kafka", "", text);
+}
+
+/* Writes s (UTF-8, as every string here came from JSON) as a JSON string. */
+static void put_json_str(FILE *o, const char *s)
+{
+    putc('"', o);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') {
+            putc('\\', o);
+            putc(*p, o);
+        } else if (*p < 0x20 || *p == 0x7f) {
+            fprintf(o, "\\u%04x", *p);
+        } else {
+            putc(*p, o);
+        }
+    }
+    putc('"', o);
+}
+
+/* Delivery report of one published line: prints its outcome. */
+static void on_delivery(void *opaque, int err, const char *errstr, int32_t partition,
+                        int64_t offset)
+{
+    sent_t *t = opaque;
+    sender_t *s = t->s;
+    sent_unlink(s, t);
+    if (err) {
+        report_failed(s, t, errstr ? errstr : lev_err_name(err));
+    } else {
+        s->published++;
+        /* written by hand and not flushed per line: a million of them */
+        FILE *o = stdout;
+        fprintf(o, "{\"line\":%ld,\"topic\":", t->line);
+        put_json_str(o, topic_name(s, t->topic));
+        fprintf(o, ",\"partition\":%d,\"offset\":%lld,\"key\":", (int)partition, (long long)offset);
+        if (t->has_key)
+            put_json_str(o, t->key);
+        else
+            fputs("null", o);
+        fputs(",\"id\":", o);
+        put_json_str(o, t->id);
+        fputs(",\"type\":", o);
+        put_json_str(o, t->type);
+        fputs("}\n", o);
+    }
+    free(t);
+}
+
+/* A record's "in flight" entry, linked in. */
+static sent_t *sent_new(sender_t *s, const rec_t *r)
+{
+    size_t kl = r->key ? r->key_len : 0, il = strlen(r->id), tl = strlen(r->type);
+    sent_t *t = malloc(sizeof *t + kl + il + tl + 3);
+    if (!t)
+        return NULL;
+    t->s = s;
+    t->line = r->line;
+    t->topic = r->topic;
+    t->bytes = sizeof *t + r->value_len + kl + 256;
+    t->has_key = r->key != NULL;
+    t->key = t->data;
+    memcpy(t->key, r->key ? r->key : "", kl);
+    t->key[kl] = '\0';
+    t->id = t->key + kl + 1;
+    memcpy(t->id, r->id, il + 1);
+    t->type = t->id + il + 1;
+    memcpy(t->type, r->type, tl + 1);
+    t->prev = NULL;
+    t->next = s->inflight;
+    if (s->inflight)
+        s->inflight->prev = t;
+    s->inflight = t;
+    s->ninflight++;
+    s->bytes_inflight += t->bytes;
+    return t;
+}
+
+/* Prints one record a dry run would send. */
+static void dry_print(const sender_t *s, const rec_t *r)
+{
+    json_t *h = json_object();
+    for (size_t k = 0; k < r->nheaders; k++)
+        json_object_set_new(h, r->headers[k].name,
+                            r->headers[k].value
+                                ? evctl_json_bytes(r->headers[k].value, r->headers[k].size)
+                                : json_null());
+    evctl_out(json_pack("{s:I,s:s,s:o,s:o,s:I,s:b}", "line", (json_int_t)r->line, "topic",
+                        topic_name(s, r->topic), "key",
+                        r->key ? evctl_json_bytes(r->key, r->key_len) : json_null(), "headers", h,
+                        "bytes", (json_int_t)r->value_len, "dry_run", 1));
+}
+
+/* Every destination topic must exist before anything is sent (a dry run
+ * checks it too: it answers "would this publish?"). Returns 0 or an exit code. */
+static int check_topics(evctl_ctx_t *ctx, const input_t *in, const char *name, int dry)
+{
+    int rc = 0;
+    rd_kafka_t *rk = evctl_consumer_new(ctx, NULL, &rc);
+    if (!rk)
+        return rc;
+    size_t i;
+    json_t *t;
+    json_array_foreach(in->topic_names, i, t)
+    {
+        const char *topic = json_string_value(json_array_get(t, 0));
+        int parts = evctl_topic_partitions(rk, topic, ctx->timeout_ms);
+        if (parts < 0) {
+            rc = evctl_fail(EVCTL_EXIT_UNAVAILABLE, "%s: no metadata from Kafka", topic);
+            break;
+        }
+        if (parts == 0) {
+            rc = evctl_fail(EVCTL_EXIT_DATA,
+                            "%s:%lld: topic %s does not exist (evctl topics creates the workflow's "
+                            "topics): nothing %s",
+                            name, (long long)json_integer_value(json_array_get(t, 1)), topic,
+                            dry ? "would be published" : "published");
+            break;
+        }
+    }
+    evctl_consumer_destroy(rk);
+    return rc;
+}
+
+/* Sends (or, dry, prints) every spooled record. Returns 0 or an exit code;
+ * *unsent is the first line not sent when interrupted. */
+static int send_all(evctl_ctx_t *ctx, input_t *in, sender_t *s, double rate, int dry, long *unsent)
+{
+    lev_producer_t *p = NULL;
+    rec_t *r = malloc(sizeof *r);
+    int rc = r ? evctl_spool_rewind(&in->spool) : evctl_fail(EVCTL_EXIT_INTERNAL, "out of memory");
+    if (rc == 0 && !dry && !(p = evctl_producer_new(ctx)))
+        rc = EVCTL_EXIT_INTERNAL;
+    evctl_rate_t pace;
+    evctl_progress_t prog;
+    evctl_rate_init(&pace, rate);
+    evctl_progress_init(&prog, ctx, "publish");
+    uint64_t done = 0;
+    while (rc == 0) {
+        const void *data;
+        uint32_t len;
+        int more = evctl_spool_next(&in->spool, &data, &len);
+        if (more != 0) {
+            rc = more == 1 ? 0 : more;
+            break;
+        }
+        if (rec_parse(data, len, r) != 0) {
+            rc = evctl_fail(EVCTL_EXIT_INTERNAL, "the temporary file holds a bad record");
+            break;
+        }
+        if (dry) {
+            dry_print(s, r);
             continue;
         }
-        (*items)[(*nitems)++] = it;
+        if (evctl_stop) {
+            *unsent = r->line;
+            break;
+        }
+        evctl_rate_wait(&pace, evctl_producer_poll_cb, p);
+        while (!evctl_stop && (s->ninflight >= WINDOW_RECORDS || s->bytes_inflight >= WINDOW_BYTES))
+            lev_producer_poll(p, 10);
+        if (evctl_stop) {
+            *unsent = r->line;
+            break;
+        }
+        sent_t *t = sent_new(s, r);
+        if (!t) {
+            rc = evctl_fail(EVCTL_EXIT_INTERNAL, "out of memory");
+            break;
+        }
+        lev_msg_t msg = {
+            .topic = topic_name(s, r->topic),
+            .partition = LEV_PARTITION_ANY,
+            .key = r->key,
+            .key_len = r->key_len,
+            .value = r->value,
+            .value_len = r->value_len,
+            .headers = r->headers,
+            .nheaders = r->nheaders,
+            .timestamp_ms = r->time_ms,
+        };
+        lev_error_t err;
+        if (lev_producer_send(p, &msg, on_delivery, t, &err) != 0) {
+            sent_unlink(s, t);
+            report_failed(s, t, err.text);
+            free(t);
+        }
+        lev_producer_poll(p, 0);
+        done++;
+        evctl_progress_update(&prog, done, (int64_t)(in->n - done));
     }
-    if (!rc && ferror(in))
-        rc = evctl_fail(EVCTL_EXIT_DATA, "%s: read error: %s", name, strerror(errno));
-    free(line);
-    json_decref(ids);
+    if (p && lev_producer_flush(p, ctx->conf.delivery_timeout_ms + 5000) != 0)
+        evctl_note(ctx, "some deliveries were not acknowledged in time");
+    evctl_progress_end(&prog);
+    /* reports what is still in flight as failed */
+    lev_producer_destroy(p);
+    while (s->inflight) {
+        sent_t *t = s->inflight;
+        sent_unlink(s, t);
+        report_failed(s, t, "not acknowledged in time");
+        free(t);
+    }
+    free(r);
     return rc;
 }
 
@@ -394,150 +921,73 @@ static int run(evctl_ctx_t *ctx, const evctl_args_t *args)
     rules_t rules = {evctl_opt(args, "topic"), evctl_flag(args, "allow-lev-headers")};
     int dry = evctl_flag(args, "dry-run"), skip_bad = evctl_flag(args, "skip-bad");
     double rate = 0;
-    item_t **items = NULL;
-    size_t n = 0, nbad = 0, published = 0, failed = 0;
-    FILE *in = NULL;
-    rd_kafka_t *rk = NULL;
-    lev_producer_t *p = NULL;
+    FILE *f = NULL;
     routes_t routes;
+    input_t in;
     int rc;
     memset(&routes, 0, sizeof routes);
+    memset(&in, 0, sizeof in);
+    in.spool.fd = -1;
     if (evctl_opt(args, "rate") && evctl_rate_parse(evctl_opt(args, "rate"), &rate) != 0)
         return evctl_fail(EVCTL_EXIT_USAGE, "--rate: expected N, N/s, N/m or N/h, got \"%s\"",
                           evctl_opt(args, "rate"));
     if ((rc = evctl_load_schemas(ctx)) != 0)
         return rc;
-    in = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
-    if (!in) {
+    in.topics = json_object();
+    in.topic_names = json_array();
+    if (!in.topics || !in.topic_names) {
+        rc = evctl_fail(EVCTL_EXIT_INTERNAL, "out of memory");
+        goto out;
+    }
+    if ((rc = evctl_spool_open(&in.spool)) != 0)
+        goto out;
+    f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+    if (!f) {
         rc = evctl_fail(EVCTL_EXIT_DATA, "%s: %s", path, strerror(errno));
         goto out;
     }
-    if ((rc = read_items(ctx, &routes, &rules, in, name, &items, &n, &nbad)))
+    if ((rc = read_input(ctx, &routes, &rules, f, name, &in)))
         goto out;
-    if (nbad && !skip_bad) {
+    if (in.nbad && !skip_bad) {
         evctl_note(ctx, "%zu bad line%s in %s: nothing published (--skip-bad publishes the others)",
-                   nbad, nbad == 1 ? "" : "s", name);
+                   in.nbad, in.nbad == 1 ? "" : "s", name);
         rc = EVCTL_EXIT_DATA;
         goto out;
     }
-    /* every destination topic must exist before anything is sent (a dry
-     * run checks it too: it answers "would this publish?") */
-    if (n > 0 && !(rk = evctl_consumer_new(ctx, NULL, &rc)))
-        goto out;
-    for (size_t i = 0; i < n; i++) {
-        int seen = 0;
-        for (size_t j = 0; j < i && !seen; j++)
-            seen = strcmp(items[j]->topic, items[i]->topic) == 0;
-        if (seen)
-            continue;
-        int parts = evctl_topic_partitions(rk, items[i]->topic, ctx->timeout_ms);
-        if (parts < 0) {
-            rc = evctl_fail(EVCTL_EXIT_UNAVAILABLE, "%s: no metadata from Kafka", items[i]->topic);
-            goto out;
-        }
-        if (parts == 0) {
-            rc = evctl_fail(EVCTL_EXIT_DATA,
-                            "%s:%ld: topic %s does not exist (evctl topics creates the workflow's "
-                            "topics): nothing %s",
-                            name, items[i]->line, items[i]->topic,
-                            dry ? "would be published" : "published");
-            goto out;
-        }
-    }
-    if (dry) {
-        for (size_t i = 0; i < n; i++) {
-            json_t *h = json_object();
-            for (size_t k = 0; k < items[i]->nheaders; k++)
-                json_object_set_new(
-                    h, items[i]->headers[k].name,
-                    evctl_json_bytes(items[i]->headers[k].value, items[i]->headers[k].size));
-            evctl_out(json_pack("{s:I,s:s,s:o,s:o,s:I,s:b}", "line", (json_int_t)items[i]->line,
-                                "topic", items[i]->topic, "key",
-                                items[i]->key ? json_string(items[i]->key) : json_null(), "headers",
-                                h, "bytes", (json_int_t)items[i]->value_len, "dry_run", 1));
-        }
-        evctl_note(ctx, "dry run: %zu event%s valid, %zu bad, nothing sent", n, n == 1 ? "" : "s",
-                   nbad);
-        rc = nbad ? EVCTL_EXIT_DATA : 0;
-        goto out;
-    }
-    if (n > 0 && !(p = evctl_producer_new(ctx))) {
-        rc = EVCTL_EXIT_INTERNAL;
-        goto out;
-    }
-    evctl_rate_t pace;
-    evctl_progress_t prog;
-    evctl_rate_init(&pace, rate);
-    evctl_progress_init(&prog, ctx, "publish");
-    for (size_t i = 0; i < n && !evctl_stop; i++) {
-        item_t *it = items[i];
-        evctl_rate_wait(&pace, evctl_producer_poll_cb, p);
-        if (evctl_stop)
-            break;
-        lev_msg_t msg = {
-            .topic = it->topic,
-            .partition = LEV_PARTITION_ANY,
-            .key = it->key,
-            .key_len = it->key ? strlen(it->key) : 0,
-            .value = it->value,
-            .value_len = it->value_len,
-            .headers = it->headers,
-            .nheaders = it->nheaders,
-            .timestamp_ms = it->time_ms,
-        };
-        lev_error_t err;
-        if (lev_producer_send(p, &msg, on_delivery, it, &err) != 0) {
-            it->done = 1;
-            it->err = err.code;
-            snprintf(it->errstr, sizeof it->errstr, "%.255s", err.text);
-        }
-        it->sent = 1;
-        lev_producer_poll(p, 0);
-        evctl_progress_update(&prog, i + 1, (int64_t)(n - i - 1));
-    }
-    if (n == 0) /* an empty input, blank lines, or only bad lines skipped */
+    if (in.n == 0) { /* an empty input, blank lines, or only bad lines skipped */
         evctl_note(ctx, "%s holds no event to publish", name);
-    else if (lev_producer_flush(p, ctx->conf.delivery_timeout_ms + 5000) != 0)
-        evctl_note(ctx, "some deliveries were not acknowledged in time");
-    evctl_progress_end(&prog);
-    for (size_t i = 0; i < n; i++) {
-        item_t *it = items[i];
-        if (!it->sent)
-            continue;
-        if (it->done && !it->err) {
-            published++;
-            evctl_out(json_pack("{s:I,s:s,s:i,s:I,s:o,s:s,s:s}", "line", (json_int_t)it->line,
-                                "topic", it->topic, "partition", (int)it->partition, "offset",
-                                (json_int_t)it->offset, "key",
-                                it->key ? json_string(it->key) : json_null(), "id", it->eh.id,
-                                "type", it->eh.type));
-        } else {
-            failed++;
-            fprintf(stderr, "evctl: %s:%ld: delivery to %s failed: %s\n", name, it->line, it->topic,
-                    it->done ? it->errstr : "not acknowledged in time");
-            report_bad(name, it->line, "kafka", "",
-                       it->done ? it->errstr : "not acknowledged in time");
-        }
+        evctl_note(ctx, "published 0, skipped %zu bad, failed 0", in.nbad);
+        rc = in.nbad ? EVCTL_EXIT_DATA : 0;
+        goto out;
     }
-    rc = evctl_stop ? EVCTL_EXIT_INTERRUPTED
-         : failed   ? EVCTL_EXIT_UNAVAILABLE
-         : nbad     ? EVCTL_EXIT_DATA
-                    : 0;
-    evctl_note(ctx, "published %zu, skipped %zu bad, failed %zu", published, nbad, failed);
-    for (size_t i = 0; evctl_stop && i < n; i++) {
-        if (!items[i]->sent) {
-            evctl_fail(rc, "interrupted: lines from %ld on were not sent", items[i]->line);
-            break;
+    if ((rc = check_topics(ctx, &in, name, dry)) != 0)
+        goto out;
+    sender_t s = {ctx, name, in.topic_names, NULL, 0, 0, 0, 0};
+    long unsent = 0;
+    rc = send_all(ctx, &in, &s, rate, dry, &unsent);
+    if (dry) {
+        if (rc == 0) {
+            evctl_note(ctx, "dry run: %zu event%s valid, %zu bad, nothing sent", in.n,
+                       in.n == 1 ? "" : "s", in.nbad);
+            rc = in.nbad ? EVCTL_EXIT_DATA : 0;
         }
+        goto out;
     }
+    if (rc == 0)
+        rc = evctl_stop ? EVCTL_EXIT_INTERRUPTED
+             : s.failed ? EVCTL_EXIT_UNAVAILABLE
+             : in.nbad  ? EVCTL_EXIT_DATA
+                        : 0;
+    fflush(stdout);
+    evctl_note(ctx, "published %zu, skipped %zu bad, failed %zu", s.published, in.nbad, s.failed);
+    if (evctl_stop && unsent)
+        evctl_fail(rc, "interrupted: lines from %ld on were not sent", unsent);
 out:
-    lev_producer_destroy(p);
-    evctl_consumer_destroy(rk);
-    if (in && in != stdin)
-        fclose(in);
-    for (size_t i = 0; i < n; i++)
-        item_free(items[i]);
-    free(items);
+    if (f && f != stdin)
+        fclose(f);
+    evctl_spool_close(&in.spool);
+    json_decref(in.topics);
+    json_decref(in.topic_names);
     if (routes.state == 1)
         evctl_topology_clear(&routes.topo);
     return rc;
@@ -575,8 +1025,11 @@ const evctl_cmd_t evctl_cmd_publish = {
     "exist (exit 65). --dry-run checks all of this, destination topics included, with the\n"
     "same exit codes, and sends nothing. Every delivery is checked: for each event\n"
     "acknowledged by the broker a line {\"line\",\"topic\",\"partition\",\"offset\",\"key\",\n"
-    "\"id\",\"type\"} is printed; a failed delivery makes the exit code 69. The summary goes\n"
-    "to stderr.\n",
+    "\"id\",\"type\"} is printed, in the order the broker acknowledges them; a failed\n"
+    "delivery makes the exit code 69. The summary goes to stderr.\n"
+    "\n"
+    "Memory stays bounded whatever the input's size: validated events wait in a temporary\n"
+    "file in $TMPDIR (else /tmp), and at most 10,000 are in flight.\n",
     opts,
     0,
     1,

@@ -1,0 +1,22 @@
+/* What the benchmark programs share: timing, CPU accounting, topics. */
+#ifndef BENCH_UTIL_H
+#define BENCH_UTIL_H
+
+#include <libevents.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Prints "<prog>: <what>: <error>" on stderr; returns 1 (an exit code). */
+int bench_fail(const char *prog, const char *what, const lev_error_t *err);
+/* CPU seconds of this process (all its threads). */
+double bench_cpu_seconds(void);
+/* CPU seconds of the whole machine (every process: broker and Redis too),
+ * from /proc/stat; 0 where there is none. */
+double bench_machine_cpu_seconds(void);
+/* Monotonic microseconds. */
+int64_t bench_now_us(void);
+/* Creates (create 1) topics of `partitions` partitions, or deletes them. */
+int bench_admin_topics(const lev_config_t *conf, char **names, size_t n, int create,
+                       int partitions);
+
+#endif
