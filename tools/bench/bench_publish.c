@@ -139,12 +139,12 @@ static int make_inputs(const lev_config_t *conf, long n, const char *json_path,
     for (long i = 0; i < n; i++) {
         char id[LEV_UUID_STR_LEN];
         lev_uuid4(id);
-        json_t *v = json_pack("{s:s,s:s,s:{s:s},s:[{s:s,s:i,s:I}],s:s,s:I,s:s,s:I}", "order_id", id,
-                              "customer_id", "cust-1", "customer_email", "string",
-                              "a@example.com", "items", "sku", "BOOK-42", "quantity", 2,
-                              "unit_price_minor", (json_int_t)1999, "currency", "USD",
-                              "total_minor", (json_int_t)3998, "payment_token", "tok_visa_4242",
-                              "placed_at", (json_int_t)1763740800000);
+        json_t *v =
+            json_pack("{s:s,s:s,s:{s:s},s:[{s:s,s:i,s:I}],s:s,s:I,s:s,s:I}", "order_id", id,
+                      "customer_id", "cust-1", "customer_email", "string", "a@example.com", "items",
+                      "sku", "BOOK-42", "quantity", 2, "unit_price_minor", (json_int_t)1999,
+                      "currency", "USD", "total_minor", (json_int_t)3998, "payment_token",
+                      "tok_visa_4242", "placed_at", (json_int_t)1763740800000);
         json_t *line = json_pack("{s:s,s:O}", "type", "shop.order.OrderPlaced", "value", v);
         char *text = json_dumps(line, JSON_COMPACT);
         avro_value_t av;
@@ -225,22 +225,14 @@ int main(int argc, char **argv)
         snprintf(topics[1], sizeof topics[1], "bench-publish-%d-%d-evctl", (int)getpid(), r);
         if (bench_admin_topics(&conf, names, 2, 1, PARTITIONS) != 0)
             return 1;
-        char *kcat_argv[] = {(char *)kcat,
-                             "-P",
-                             "-b",
-                             conf.bootstrap,
-                             "-t",
-                             topics[0],
-                             "-K",
-                             kdarg,
-                             "-D",
-                             vdarg,
-                             "-X",
-                             "acks=all",
-                             "-X",
-                             "enable.idempotence=true",
-                             "-X",
-                             "linger.ms=20",
+        char *kcat_argv[] = {(char *)kcat, "-P",
+                             "-b",         conf.bootstrap,
+                             "-t",         topics[0],
+                             "-K",         kdarg,
+                             "-D",         vdarg,
+                             "-X",         "acks=all",
+                             "-X",         "enable.idempotence=true",
+                             "-X",         "linger.ms=20",
                              NULL};
         char *evctl_argv[] = {(char *)evctl, "publish", json_path, "--topic", topics[1], NULL};
         run_t kr, er;
@@ -267,8 +259,8 @@ int main(int argc, char **argv)
             peak_kib = er.rss_kib;
         printf("round %d  kcat %9.0f lines/s (%.1f us CPU each)  evctl %9.0f lines/s (%.1f us CPU "
                "each, peak RSS %.1f MiB)  ratio %.2f\n",
-               r + 1, kcat_eps[r], kr.cpu * 1e6 / (double)n, evctl_eps[r],
-               er.cpu * 1e6 / (double)n, (double)er.rss_kib / 1024, evctl_eps[r] / kcat_eps[r]);
+               r + 1, kcat_eps[r], kr.cpu * 1e6 / (double)n, evctl_eps[r], er.cpu * 1e6 / (double)n,
+               (double)er.rss_kib / 1024, evctl_eps[r] / kcat_eps[r]);
         fflush(stdout);
         bench_admin_topics(&conf, names, 2, 0, PARTITIONS);
     }

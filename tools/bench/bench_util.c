@@ -47,8 +47,7 @@ int64_t bench_now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-int bench_admin_topics(const lev_config_t *conf, char **names, size_t n, int create,
-                       int partitions)
+int bench_admin_topics(const lev_config_t *conf, char **names, size_t n, int create, int partitions)
 {
     lev_error_t err;
     rd_kafka_conf_t *kc = lev_kafka_conf_new(conf, RD_KAFKA_PRODUCER, NULL, NULL, &err);
