@@ -279,6 +279,7 @@ enum {
     SCRIPT_DEAD,
     SCRIPT_CLAIM_REDRIVE,
     SCRIPT_COUNT,
+    CALL_SETNX, /* not a script: SET key value NX [PX ttl]; args value, ttl ("0": none) */
 };
 
 /* KEYS[1] the key; ARGV: see each script. */
@@ -761,7 +762,13 @@ static int fmt_str(lev_store_t *s, const char *a)
 static int store_format_call(lev_store_t *s, const store_call_t *c, int eval)
 {
     int rc = 0;
-    if (s->plain && c->sc == SCRIPT_CLAIM && !c->extra) { /* args: P:<token>, lease */
+    if (c->sc == CALL_SETNX) {
+        int px = strcmp(c->args[1], "0") != 0;
+        rc |= fmt_add(s, NULL, px ? 6 : 4) | fmt_str(s, "SET") | fmt_str(s, c->key) |
+              fmt_str(s, c->args[0]) | fmt_str(s, "NX");
+        if (px)
+            rc |= fmt_str(s, "PX") | fmt_str(s, c->args[1]);
+    } else if (s->plain && c->sc == SCRIPT_CLAIM && !c->extra) { /* args: P:<token>, lease */
         rc |= fmt_add(s, NULL, 7) | fmt_str(s, "SET") | fmt_str(s, c->key) |
               fmt_str(s, c->args[0]) | fmt_str(s, "NX") | fmt_str(s, "PX") |
               fmt_str(s, c->args[1]) | fmt_str(s, "GET");
@@ -1389,5 +1396,119 @@ int lev_store_cas(lev_store_t *store, const char *key, const char *expect, const
         rc = store_unexpected(store, "cas", r, err);
     }
     freeReplyObject(r);
+    return rc;
+}
+
+int lev_store_get_many(lev_store_t *store, const char *const *keys, size_t n, char **values,
+                       lev_error_t *err)
+{
+    int rc;
+    if (!store || (n > 0 && (!keys || !values)))
+        return lev_error_set(err, LEV_ERR_ARG, "redis", "get_many: bad arguments");
+    for (size_t i = 0; i < n; i++)
+        values[i] = NULL;
+    if (n == 0)
+        return LEV_OK;
+    for (size_t i = 0; i < n; i++)
+        if (!keys[i])
+            return lev_error_set(err, LEV_ERR_ARG, "redis", "key %zu is NULL", i);
+    if ((rc = store_ready(store, err)) != 0)
+        return rc;
+    /* one MGET of n keys, formatted here (store_command takes a few) */
+    store->fmt_len = 0;
+    int frc = fmt_add(store, NULL, n + 1) | fmt_str(store, "MGET");
+    for (size_t i = 0; i < n; i++)
+        frc |= fmt_str(store, keys[i]);
+    if (frc != 0) {
+        store->fmt_len = 0;
+        return store_fail(store, err, LEV_ERR_NOMEM, -1, "out of memory formatting MGET");
+    }
+    redisReply *r = NULL;
+    if ((rc = store_flush_fmt(store, err)) != 0 || (rc = store_send(store, err)) != 0 ||
+        (rc = store_receive(store, &r, 1, err)) != 0)
+        return rc;
+    if (r->type == REDIS_REPLY_ERROR) {
+        rc = store_fail(store, err, LEV_ERR_REDIS, -1, "MGET: %s", reply_error_text(r));
+        freeReplyObject(r);
+        return rc;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != n) {
+        rc = store_unexpected(store, "MGET", r, err);
+        freeReplyObject(r);
+        return rc;
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const redisReply *e = r->element[i];
+        if (e->type == REDIS_REPLY_STRING) {
+            if (!(values[i] = malloc(e->len + 1))) {
+                rc = lev_error_set(err, LEV_ERR_NOMEM, "redis", "out of memory");
+                break;
+            }
+            memcpy(values[i], e->str, e->len);
+            values[i][e->len] = '\0';
+        } /* nil, or a key of another type: absent as a string */
+    }
+    freeReplyObject(r);
+    if (rc != 0)
+        for (size_t i = 0; i < n; i++) {
+            free(values[i]);
+            values[i] = NULL;
+        }
+    return rc;
+}
+
+int lev_store_cas_many(lev_store_t *store, const char *const *keys, const char *const *expect,
+                       const char *const *values, const int64_t *ttl_ms, size_t n, int *swapped,
+                       lev_error_t *err)
+{
+    int rc;
+    if (!store || (n > 0 && (!keys || !expect || !values || !ttl_ms || !swapped)))
+        return lev_error_set(err, LEV_ERR_ARG, "redis", "cas_many: bad arguments");
+    if (n == 0)
+        return LEV_OK;
+    for (size_t i = 0; i < n; i++)
+        if (!keys[i] || !values[i] || ttl_ms[i] < 0)
+            return lev_error_set(err, LEV_ERR_ARG, "redis",
+                                 "cas_many: key, value or TTL %zu is missing", i);
+    store_call_t *calls = malloc(n * sizeof *calls);
+    const char **args = malloc(3 * n * sizeof *args);
+    char(*ttl)[24] = malloc(n * sizeof *ttl);
+    redisReply **replies = calloc(n, sizeof *replies);
+    if (!calls || !args || !ttl || !replies) {
+        free(calls);
+        free(args);
+        free(ttl);
+        free(replies);
+        return lev_error_set(err, LEV_ERR_NOMEM, "redis", "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char **a = &args[3 * i];
+        snprintf(ttl[i], sizeof ttl[i], "%" PRId64, ttl_ms[i]);
+        if (expect[i]) {
+            a[0] = expect[i], a[1] = values[i], a[2] = ttl[i];
+            calls[i] = (store_call_t){SCRIPT_CAS, keys[i], a, 3, NULL};
+        } else {
+            a[0] = values[i], a[1] = ttl[i];
+            calls[i] = (store_call_t){CALL_SETNX, keys[i], a, 2, NULL};
+        }
+    }
+    rc = store_run_calls(store, calls, n, replies, err);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const redisReply *r = replies[i];
+        if (calls[i].sc == CALL_SETNX && (reply_is(r, "OK") || r->type == REDIS_REPLY_NIL))
+            swapped[i] = r->type != REDIS_REPLY_NIL;
+        else if (calls[i].sc == SCRIPT_CAS && r->type == REDIS_REPLY_INTEGER)
+            swapped[i] = r->integer != 0;
+        else if (r->type == REDIS_REPLY_ERROR)
+            rc = store_fail(store, err, LEV_ERR_REDIS, -1, "cas %s: %s", keys[i],
+                            reply_error_text(r));
+        else
+            rc = store_unexpected(store, "cas", r, err);
+    }
+    replies_free(replies, n);
+    free(replies);
+    free(ttl);
+    free(args);
+    free(calls);
     return rc;
 }

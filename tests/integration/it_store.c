@@ -820,6 +820,61 @@ static void dead_letter_marks_are_skipped_and_taken_only_by_another_copy(void)
     }
 }
 
+/* Many reads in one MGET, many compare-and-sets in one pipeline, applied
+ * in order (a later one may expect what an earlier one wrote). */
+static void get_many_and_cas_many_are_one_round_trip_each(void)
+{
+    enum { N = 300 };
+    char *keys[N], *values[N], buf[64];
+    lev_store_t *s = store_open();
+    REQUIRE(s);
+    keys_make(keys, N, "many");
+    for (int i = 0; i < N; i += 2) {
+        snprintf(buf, sizeof buf, "v%d", i);
+        REQUIRE(lev_store_set(s, keys[i], buf, 0, NULL) == 0);
+    }
+    redisReply *r = raw("LPUSH %s x", keys[1]); /* not a string */
+    if (r)
+        freeReplyObject(r);
+    uint64_t trips = lev_store_round_trips(s);
+    CHECK_INT(lev_store_get_many(s, (const char *const *)keys, N, values, NULL), ==, 0);
+    CHECK_INT(lev_store_round_trips(s) - trips, ==, 1);
+    int wrong = 0;
+    for (int i = 0; i < N; i++) {
+        snprintf(buf, sizeof buf, "v%d", i);
+        wrong += i % 2 ? values[i] != NULL : !values[i] || strcmp(values[i], buf) != 0;
+        free(values[i]);
+    }
+    CHECK_INT(wrong, ==, 0);
+    /* k0: v0 -> a -> b (chained); k2: wrong expectation; k3: absent -> c
+     * with a TTL; k4: "only if absent" but present */
+    const char *ck[] = {keys[0], keys[0], keys[2], keys[3], keys[4]};
+    const char *ce[] = {"v0", "a", "nope", NULL, NULL};
+    const char *cv[] = {"a", "b", "x", "c", "y"};
+    const int64_t ttl[] = {0, 0, 0, 60000, 0};
+    int swapped[5] = {-1, -1, -1, -1, -1};
+    trips = lev_store_round_trips(s);
+    CHECK_INT(lev_store_cas_many(s, ck, ce, cv, ttl, 5, swapped, NULL), ==, 0);
+    CHECK_INT(lev_store_round_trips(s) - trips, ==, 1);
+    CHECK(swapped[0] == 1 && swapped[1] == 1 && swapped[2] == 0 && swapped[3] == 1 &&
+          swapped[4] == 0);
+    CHECK_STR(raw_get(keys[0], buf, sizeof buf), "b");
+    CHECK_STR(raw_get(keys[2], buf, sizeof buf), "v2");
+    CHECK_STR(raw_get(keys[3], buf, sizeof buf), "c");
+    CHECK_INT(raw_int("PTTL", keys[3]), >, 30000);
+    CHECK_STR(raw_get(keys[4], buf, sizeof buf), "v4");
+    /* a compare-and-set on a key of another type is an error, named */
+    lev_error_t err;
+    const char *bk[] = {keys[1]}, *be[] = {"x"}, *bv[] = {"y"};
+    const int64_t bt[] = {0};
+    CHECK_INT(lev_store_cas_many(s, bk, be, bv, bt, 1, swapped, &err), ==, LEV_ERR_REDIS);
+    CHECK(strstr(err.text, "WRONGTYPE") != NULL);
+    CHECK_INT(lev_store_get_many(s, (const char *const *)keys, 1, values, NULL), ==, 0);
+    free(values[0]);
+    keys_free(keys, N);
+    lev_store_destroy(s);
+}
+
 static void batch_of_500_costs_one_round_trip_per_call(void)
 {
     enum { N = 500 };
@@ -1286,6 +1341,7 @@ int main(int argc, char **argv)
         CASE(lease_expiry_lets_another_owner_claim),
         CASE(renew_extends_only_our_claims),
         CASE(dead_letter_marks_are_skipped_and_taken_only_by_another_copy),
+        CASE(get_many_and_cas_many_are_one_round_trip_each),
         CASE(batch_of_500_costs_one_round_trip_per_call),
         CASE(empty_batches_cost_nothing),
         CASE(bad_arguments_are_refused),

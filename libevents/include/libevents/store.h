@@ -102,6 +102,19 @@ LEV_API int lev_store_set(lev_store_t *store, const char *key, const char *value
 LEV_API int lev_store_cas(lev_store_t *store, const char *key, const char *expect,
                           const char *value, int64_t ttl_ms, int *swapped, lev_error_t *err);
 
+/* Reads n string keys in one round trip (MGET): values[i] is a malloc'd
+ * string, or NULL when the key is absent (or not a string). */
+LEV_API int lev_store_get_many(lev_store_t *store, const char *const *keys, size_t n, char **values,
+                               lev_error_t *err);
+
+/* n compare-and-sets (as lev_store_cas: expect[i] NULL means only when
+ * absent, ttl_ms[i] 0 none), pipelined in one round trip and applied in
+ * order; swapped[i] says which did. A later one may expect what an earlier
+ * one writes. */
+LEV_API int lev_store_cas_many(lev_store_t *store, const char *const *keys,
+                               const char *const *expect, const char *const *values,
+                               const int64_t *ttl_ms, size_t n, int *swapped, lev_error_t *err);
+
 #ifdef __cplusplus
 }
 #endif
