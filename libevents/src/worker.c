@@ -249,12 +249,15 @@ void lev_worker_destroy(lev_worker_t *w)
     lev_w_obs_free(w); /* after the stores, which count into its series */
     lev_codec_destroy(w->codec);
     lev_schemas_destroy(w->schemas);
-    for (size_t i = 0; i < w->nhandlers; i++)
+    for (size_t i = 0; i < w->nhandlers; i++) {
         free(w->handlers[i].type);
+        free(w->handlers[i].state_prefix);
+    }
     for (size_t i = 0; i < w->ntopics; i++)
         free(w->topics[i]);
     for (size_t i = 0; i < w->noutputs; i++)
         free(w->outputs[i]);
+    lev_w_state_free(w);
     for (int i = 0; i < 2; i++) {
         lev_w_keys_free(&w->done[i]);
         lev_w_keys_free(&w->rel[i]);
@@ -421,6 +424,8 @@ void lev_worker_stats(const lev_worker_t *w, lev_worker_stats_t *out)
     out->deferred_peak = STAT(deferred_peak);
     out->breaker_waits = STAT(breaker_waits);
     out->store_round_trips = w->store ? lev_store_round_trips(w->store) : 0;
+    out->state_round_trips = w->app_store ? lev_store_round_trips(w->app_store) : 0;
+    out->state_conflicts = STAT(state_conflicts);
 }
 
 /* ======================================================================
@@ -580,6 +585,12 @@ static int turn(lev_worker_t *w, int *sleep_ms)
      * now, not with the next batch, and a batch claimed before is handled */
     if (lev_w_pipeline_step(w))
         work = 1;
+    /* the state writes of what was handled: one round trip, then their
+     * records' resumes are queued for the next turn */
+    if (w->nspending) {
+        lev_w_state_flush(w);
+        work = 1;
+    }
     *sleep_ms = next;
     return work;
 }
@@ -594,10 +605,11 @@ static void stop_gracefully(lev_worker_t *w)
     lev_w_pause_all(w, PAUSE_STOP);
     lev_w_pipeline_drain(w);
     int64_t deadline = lev_mono_ms() + w->conf.shutdown_timeout_ms;
-    while ((lev_producer_outstanding(w->producer) > 0 || w->ndeferred > 0) &&
+    while ((lev_producer_outstanding(w->producer) > 0 || w->ndeferred > 0 || w->nheld_state > 0) &&
            lev_mono_ms() < deadline) {
         lev_producer_poll(w->producer, 10);
         lev_w_defer_process(w);
+        lev_w_state_flush(w);
         lev_w_process_ready(w);
         lev_w_advance(w);
         rd_kafka_message_t *m = rd_kafka_consumer_poll(w->rk, 0); /* rebalances */

@@ -43,6 +43,7 @@ void lev_w_ctx_reset(lev_ctx_t *ctx)
     ctx->nvalues = 0;
     ctx->nout = 0;
     ctx->len = 0;
+    lev_w_ctx_state_clear(ctx);
     ctx->error[0] = '\0';
     ctx->ev = NULL;
 }
@@ -50,6 +51,11 @@ void lev_w_ctx_reset(lev_ctx_t *ctx)
 void lev_w_ctx_free(lev_ctx_t *ctx)
 {
     lev_w_ctx_reset(ctx);
+    free(ctx->state);
+    free(ctx->commits);
+    ctx->state = NULL;
+    ctx->commits = NULL;
+    ctx->capstate = ctx->capcommits = 0;
     for (size_t i = 0; i < ctx->capout; i++)
         free(ctx->out[i]);
     free(ctx->out);
@@ -98,6 +104,40 @@ static wout_t *ctx_next_out(lev_ctx_t *ctx)
     if (!ctx->out[ctx->nout] && !(ctx->out[ctx->nout] = malloc(sizeof(wout_t))))
         return NULL;
     return ctx->out[ctx->nout];
+}
+
+void lev_w_wout_copy(wout_t *dst, const wout_t *src)
+{
+    *dst = *src;
+    const char *lo = (const char *)&src->eh, *hi = lo + sizeof src->eh;
+    for (size_t i = 0; i < dst->eh.n; i++) {
+        const char *v = dst->eh.h[i].value;
+        if (v >= lo && v < hi) /* its headers point into itself: they move with it */
+            dst->eh.h[i].value = (const char *)&dst->eh + (v - lo);
+    }
+}
+
+int lev_w_ctx_restore(lev_ctx_t *ctx, const char *buf, size_t len, const wout_t *out, size_t nout)
+{
+    if (len > ctx->cap) {
+        char *nb = realloc(ctx->buf, len);
+        if (!nb)
+            return LEV_ERR_NOMEM;
+        ctx->buf = nb;
+        ctx->cap = len;
+    }
+    if (len)
+        memcpy(ctx->buf, buf, len);
+    ctx->len = len;
+    ctx->nout = 0;
+    for (size_t i = 0; i < nout; i++) {
+        wout_t *o = ctx_next_out(ctx);
+        if (!o)
+            return LEV_ERR_NOMEM;
+        lev_w_wout_copy(o, &out[i]);
+        ctx->nout++;
+    }
+    return LEV_OK;
 }
 
 int lev_ctx_emit(lev_ctx_t *ctx, const char *topic, const char *key, const avro_value_t *value,
@@ -167,6 +207,11 @@ lev_store_t *lev_ctx_store(lev_ctx_t *ctx)
 const char *lev_ctx_service(const lev_ctx_t *ctx)
 {
     return ctx->w->service;
+}
+
+const char *lev_worker_service(const lev_worker_t *w)
+{
+    return w ? w->service : NULL;
 }
 
 lev_codec_t *lev_ctx_codec(lev_ctx_t *ctx)

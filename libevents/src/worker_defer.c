@@ -41,8 +41,9 @@ lev_deferral_t *lev_ctx_defer(lev_ctx_t *ctx)
         lev_ctx_set_error(ctx, "the record is deferred already");
         return NULL;
     }
-    if (ctx->nout > 0) {
-        lev_ctx_set_error(ctx, "events were emitted before deferring; emit when resumed");
+    if (ctx->nout > 0 || ctx->nstate > 0) {
+        lev_ctx_set_error(ctx, "events were emitted or state writes queued before deferring; "
+                               "emit and write when resumed");
         return NULL;
     }
     lev_deferral_t *d = calloc(1, sizeof *d);
@@ -107,10 +108,12 @@ void lev_w_defer_wait(lev_worker_t *w, wrec_t *r, lev_deferral_t *d)
     if (w->deferrals)
         w->deferrals->all_prev = d;
     w->deferrals = d;
-    w->ndeferred++;
-    atomic_store_explicit(&w->stats.deferred, w->ndeferred, memory_order_relaxed);
-    if (w->ndeferred > atomic_load_explicit(&w->stats.deferred_peak, memory_order_relaxed))
-        atomic_store_explicit(&w->stats.deferred_peak, w->ndeferred, memory_order_relaxed);
+    if (!d->internal) {
+        w->ndeferred++;
+        atomic_store_explicit(&w->stats.deferred, w->ndeferred, memory_order_relaxed);
+        if (w->ndeferred > atomic_load_explicit(&w->stats.deferred_peak, memory_order_relaxed))
+            atomic_store_explicit(&w->stats.deferred_peak, w->ndeferred, memory_order_relaxed);
+    }
     if (!r->part || r->waiting)
         return;
     /* in offset order: a parked record deferred later keeps its place */
@@ -135,8 +138,10 @@ void lev_w_defer_untrack(lev_worker_t *w, lev_deferral_t *d)
     r->deferral = NULL;
     r->state = REC_NEW;
     r->outstanding--;
-    w->ndeferred--;
-    atomic_store_explicit(&w->stats.deferred, w->ndeferred, memory_order_relaxed);
+    if (!d->internal) {
+        w->ndeferred--;
+        atomic_store_explicit(&w->stats.deferred, w->ndeferred, memory_order_relaxed);
+    }
 }
 
 void lev_w_defer_let_go(lev_worker_t *w, wrec_t *r)

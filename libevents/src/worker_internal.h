@@ -53,6 +53,7 @@ typedef struct whandler_s {
     int has_policy;
     lev_retry_policy_t policy;
     lev_breaker_t *breaker; /* the dependency its records need, or NULL */
+    char *state_prefix;     /* lev_worker_state_prefetch: "<prefix><Kafka key>", or NULL */
     /* metrics (NULL without the endpoint): results by lev_result_t, and
      * duplicates skipped; the duration of its calls */
     lev_mx_series_t *mx_result[3], *mx_duplicate, *mx_seconds;
@@ -197,6 +198,18 @@ struct wpart_s {
  * The handler context
  * ====================================================================== */
 
+/* A compare-and-set a handler queued (lev_ctx_state_cas). */
+typedef struct wstate_op_s {
+    char *key, *expect, *value; /* expect NULL: only when absent */
+    int64_t ttl_ms;
+} wstate_op_t;
+
+/* A function to call once a record's state writes are in, or are not. */
+typedef struct wcommit_s {
+    lev_commit_fn fn;
+    void *arg;
+} wcommit_t;
+
 typedef struct wout_s {
     size_t topic, key, key_len, value, value_len; /* offsets into the context's buffer */
     lev_event_headers_t eh;
@@ -213,6 +226,10 @@ struct lev_ctx_s {
     size_t nvalues, capvalues;
     char *buf; /* topics, keys and encoded values of the outputs */
     size_t len, cap;
+    wstate_op_t *state; /* state writes queued in this call */
+    size_t nstate, capstate;
+    wcommit_t *commits; /* lev_ctx_on_commit in this call */
+    size_t ncommits, capcommits;
     char error[512];
 };
 
@@ -223,7 +240,7 @@ struct lev_ctx_s {
 typedef struct wstats_s {
     _Atomic uint64_t received, handled, skipped_duplicates, emitted, retried_inprocess,
         sent_to_retry, dead_lettered, batches, finished, produce_failures, rebalances,
-        given_up_waiting, in_flight_peak, deferred, deferred_peak, breaker_waits;
+        given_up_waiting, in_flight_peak, deferred, deferred_peak, breaker_waits, state_conflicts;
 } wstats_t;
 
 /* ======================================================================
@@ -237,6 +254,7 @@ struct lev_deferral_s {
     void *arg;
     lev_deferral_t *next;                /* the resumed queue */
     lev_deferral_t *all_prev, *all_next; /* the worker's deferrals not taken back yet */
+    int internal; /* a record waiting for its state writes: not counted as deferred */
 };
 
 struct lev_breaker_s {
@@ -320,6 +338,14 @@ struct lev_worker_s {
     int user_max_message_bytes;     /* KAFKA_MESSAGE_MAX_BYTES was given */
     lev_store_t *store;             /* the engine's connection: claims and settles */
     lev_store_t *app_store;         /* the handlers' connection (lev_ctx_store) */
+    /* batched service state (worker_state.c): a handler has a prefetch
+     * prefix; the batch's cache; the records waiting for their writes */
+    int has_state_prefix;
+    struct scache_ent_s *scache;
+    size_t scache_n, scache_cap;
+    void **spending;
+    size_t nspending, capspending;
+    size_t nheld_state; /* records waiting for their state writes (flushed or not) */
     rd_kafka_t *rk;
     rd_kafka_queue_t *consumer_q;
 
@@ -451,6 +477,28 @@ void lev_w_keys_free(wkeys_t *k);
 void lev_w_ctx_reset(lev_ctx_t *ctx);
 void lev_w_ctx_free(lev_ctx_t *ctx);
 const char *lev_w_ctx_str(const lev_ctx_t *ctx, size_t off);
+/* Copies an output slot (its headers point into itself). */
+void lev_w_wout_copy(wout_t *dst, const wout_t *src);
+/* Puts outputs kept aside back into the context (as if just emitted). */
+int lev_w_ctx_restore(lev_ctx_t *ctx, const char *buf, size_t len, const wout_t *out, size_t nout);
+
+/* ---- batched service state (worker_state.c) ---- */
+
+/* Reads the state keys of a batch's records into the cache (one MGET). */
+void lev_w_state_prefetch(lev_worker_t *w, wrec_t **recs, size_t n);
+/* Drops what the context queued (its handler did not return OK); its
+ * commit functions are told so. */
+void lev_w_ctx_state_clear(lev_ctx_t *ctx);
+/* Calls the context's commit functions with `committed` and forgets them. */
+void lev_w_ctx_commits_run(lev_ctx_t *ctx, int committed);
+/* r's handler returned OK with writes queued: r waits for them, its
+ * outputs kept aside. 0, or -1 out of memory (nothing changed). */
+int lev_w_state_hold(lev_worker_t *w, wrec_t *r, lev_ctx_t *ctx);
+int lev_w_grow_pending(lev_worker_t *w);
+/* Sends every queued write in one round trip and resumes their records. */
+void lev_w_state_flush(lev_worker_t *w);
+void lev_w_state_cache_clear(lev_worker_t *w);
+void lev_w_state_free(lev_worker_t *w);
 
 /* worker_route.c: queues the record on its retry or dead-letter topic as
  * r->fail says; 0 when queued (r waits for its report), else an error

@@ -392,6 +392,18 @@ static void invoke(lev_worker_t *w, wrec_t *r, lev_deferral_t *d)
         ctx->rec = NULL;
         return;
     }
+    if (ctx->nstate > 0 && res == LEV_RESULT_OK) {
+        /* its outputs wait for its state writes (worker_state.c) */
+        if (lev_w_state_hold(w, r, ctx) == 0) {
+            lev_w_breaker_done(r);
+            lev_w_ctx_reset(ctx);
+            ctx->rec = NULL;
+            return;
+        }
+        lev_ctx_set_error(ctx, "out of memory keeping the state writes");
+        res = LEV_RESULT_TRANSIENT;
+    }
+    lev_w_ctx_commits_run(ctx, res == LEV_RESULT_OK && ctx->nstate == 0);
     if (res == LEV_RESULT_DEFERRED || (unsigned)res > LEV_RESULT_DEFERRED) {
         lev_ctx_set_error(ctx, "the handler returned %s without a deferral (lev_ctx_defer)",
                           result_name(res));
@@ -571,6 +583,7 @@ static void frame_error(lev_worker_t *w, const wrec_t *r, char *buf, size_t size
 static void handle_batch(lev_worker_t *w, wrec_t **recs, size_t n)
 {
     int64_t started = lev_mono_ms(), budget = w->max_poll_interval_ms / 3;
+    lev_w_state_prefetch(w, recs, n);
     for (size_t i = 0; i < n; i++) {
         wrec_t *r = recs[i];
         if (!r->part || r->state != REC_NEW)

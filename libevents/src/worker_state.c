@@ -346,9 +346,9 @@ typedef struct wstate_hold_s {
     lev_deferral_t *d;
     wstate_op_t *ops;
     size_t nops;
-    int ok;             /* every write swapped */
-    char why[600];      /* else what happened */
-    char *buf;          /* the outputs' topics, keys and values */
+    int ok;        /* every write swapped */
+    char why[600]; /* else what happened */
+    char *buf;     /* the outputs' topics, keys and values */
     size_t len;
     wout_t *out;
     size_t nout;
@@ -376,6 +376,7 @@ static lev_result_t state_resume(lev_ctx_t *ctx, const lev_event_t *ev, void *ar
     wstate_hold_t *h = arg;
     (void)ev;
     lev_result_t res = LEV_RESULT_TRANSIENT;
+    h->d->w->nheld_state--;
     if (!ctx) { /* the worker stopped: nothing goes out */
         commits_run(h->commits, h->ncommits, 0);
         hold_free(h);
@@ -421,9 +422,11 @@ int lev_w_state_hold(lev_worker_t *w, wrec_t *r, lev_ctx_t *ctx)
     h->nout = ctx->nout;
     d->w = w;
     d->r = r;
+    d->internal = 1;
     h->d = d;
     lev_w_defer_wait(w, r, d);
     w->spending[w->nspending++] = h;
+    w->nheld_state++;
     return 0;
 nomem:
     if (h) {

@@ -20,7 +20,7 @@ typedef struct app_s {
     int nkeys;
     char ids[N_MAX][LEV_UUID_STR_LEN];
     atomic_int calls[N_MAX], committed[N_MAX], lost[N_MAX];
-    long meddle;         /* this record's first call finds its key changed behind it, -1 none */
+    long meddle;          /* this record's first call finds its key changed behind it, -1 none */
     lev_store_t *meddler; /* the "other writer" */
 } app_t;
 

@@ -191,6 +191,9 @@ typedef struct lev_worker_stats_s {
     uint64_t received, handled, skipped_duplicates, emitted, retried_inprocess, sent_to_retry,
         dead_lettered, batches, store_round_trips, finished, produce_failures, rebalances,
         given_up_waiting, in_flight_peak, deferred, deferred_peak, breaker_waits;
+    /* batched service state: round trips of the handlers' connection
+     * (lev_ctx_store), and writes that lost their compare-and-set */
+    uint64_t state_round_trips, state_conflicts;
 } lev_worker_stats_t;
 LEV_API void lev_worker_stats(const lev_worker_t *w, lev_worker_stats_t *out);
 
@@ -256,6 +259,53 @@ LEV_API lev_deferral_t *lev_ctx_defer(lev_ctx_t *ctx);
  * after. */
 LEV_API void lev_deferral_resume(lev_deferral_t *d, lev_resume_fn fn, void *arg);
 
+/* ---- batched service state ----
+ *
+ * Keyed records in Redis (through the worker's REDIS_URL connection) that
+ * handlers read and change with compare-and-set, at a constant number of
+ * round trips per poll batch: one MGET before the batch for the keys its
+ * records name, one pipelined round trip after it for every write queued.
+ *
+ * A handler reads with lev_ctx_state_get and queues a write with
+ * lev_ctx_state_cas, then emits its outputs and returns LEV_RESULT_OK as
+ * usual. The outputs are not sent until the write is in: once the batch
+ * is handled, the writes of all its records go to Redis in order; a record
+ * whose writes swapped sends its outputs, one whose write lost (another
+ * writer changed the key since it was read) sends nothing and is handled
+ * again as a transient failure, reading the key afresh. Meanwhile later
+ * records with the same Kafka key wait, as behind a deferred record. So the
+ * state is always written before the outputs go out, exactly as with a
+ * direct compare-and-set (lev_store_cas), and a crash in between
+ * redelivers the input to a handler that finds the state naming it. */
+
+/* Prefetches, for the records of `type`, the key "<prefix><Kafka key>"
+ * before each batch (order-service: "order-service:order:" and records
+ * keyed by order id). Other keys are read on demand, one round trip each.
+ * Before lev_worker_run. */
+LEV_API int lev_worker_state_prefetch(lev_worker_t *w, const char *type, const char *prefix,
+                                      lev_error_t *err);
+
+/* The value of a state key as the batch read it, or as this call queued it
+ * (*value malloc'd, NULL when absent). */
+LEV_API int lev_ctx_state_get(lev_ctx_t *ctx, const char *key, char **value, lev_error_t *err);
+
+/* Queues "set key to value (TTL ttl_ms, 0 none) if it still holds expect
+ * (NULL: if it is absent)", done after the handler returns OK and before
+ * its outputs are sent (see above). Not in a call that deferred. */
+LEV_API int lev_ctx_state_cas(lev_ctx_t *ctx, const char *key, const char *expect,
+                              const char *value, int64_t ttl_ms, lev_error_t *err);
+
+/* Called exactly once, on the worker's thread, for a call that queued
+ * state writes: committed 1 once they are all in (just before the outputs
+ * are sent), 0 when they are not (the call failed, a write lost and the
+ * event is handled again, or the worker stopped first). For what must
+ * happen only once the state changed: counters, log lines. */
+typedef void (*lev_commit_fn)(int committed, void *arg);
+
+/* Registers fn(committed, arg) for this call (see lev_commit_fn); in a
+ * call that queues no write, fn is called with 1 when it returns OK. */
+LEV_API int lev_ctx_on_commit(lev_ctx_t *ctx, lev_commit_fn fn, void *arg, lev_error_t *err);
+
 /* ---- circuit breakers: one per external dependency ----
  *
  * A breaker counts the failures of a dependency (a payment gateway, a
@@ -308,6 +358,8 @@ LEV_API const char *lev_breaker_state_name(lev_breaker_state_t s);
 /* The store (NULL without Redis) and the service name, for side-effect keys. */
 LEV_API lev_store_t *lev_ctx_store(lev_ctx_t *ctx);
 LEV_API const char *lev_ctx_service(const lev_ctx_t *ctx);
+/* The worker's service name (LEV_SERVICE, else the program's). */
+LEV_API const char *lev_worker_service(const lev_worker_t *w);
 LEV_API lev_codec_t *lev_ctx_codec(lev_ctx_t *ctx);
 
 #ifdef __cplusplus
