@@ -6,10 +6,13 @@
  * able to write to the orders topic gets a dead letter, not a charge.
  *
  * The outcome of an order's charge is recorded once in Redis, under
- * <service>:charge:<order id>, with SET NX (lev_store_set_once): the first
- * outcome written is the outcome forever, and every later delivery of an
- * OrderAccepted for that order emits the recorded outcome instead of
- * charging again.
+ * <service>:charge:<order id>, as a write only where there is none
+ * (libevents' batched service state: the batch's ledger records are read in
+ * one round trip and its writes go in one more, before any payment result
+ * is sent): the first outcome written is the outcome forever. A delivery
+ * whose write loses (another recorded first) sends nothing and is handled
+ * again, and like every later delivery of an OrderAccepted for that order
+ * it emits the recorded outcome instead of charging again.
  *
  * Without a gateway the record is the charge (the ledger). With a gateway
  * (BILLING_GATEWAY_URL) the gateway charges, keyed by the payment id in the
@@ -79,7 +82,17 @@ static lev_result_t job_of(lev_ctx_t *ctx, const lev_event_t *ev, const bill_ser
     return LEV_RESULT_OK;
 }
 
-/* Emits the payment result of j->out. */
+/* Logs the payment result of an outcome. */
+static void log_outcome(const bill_outcome_t *out, const char *order_id, const char *how,
+                        const char *event_id, const char *correlation_id)
+{
+    lev_log(LEV_LOG_INFO, out->succeeded ? "payment succeeded" : "payment failed", "order_id",
+            order_id, "payment_id", out->payment_id, "reason_code",
+            out->succeeded ? NULL : out->code, "gateway", out->gateway, "how", how, "event_id",
+            event_id, "correlation_id", correlation_id, NULL);
+}
+
+/* Emits the payment result of j->out; logs it unless how is NULL. */
 static lev_result_t emit(lev_ctx_t *ctx, const lev_event_t *ev, const bill_service_t *svc,
                          const bill_job_t *j, const char *how)
 {
@@ -90,54 +103,66 @@ static lev_result_t emit(lev_ctx_t *ctx, const lev_event_t *ev, const bill_servi
         bill_payment_fill(&val, &j->c, out) != 0 ||
         lev_ctx_emit(ctx, svc->payments_topic, j->c.order_id, &val, &err) != 0)
         return fail_err(ctx, ev, LEV_RESULT_TRANSIENT, "cannot emit the payment result", &err);
-    lev_log(LEV_LOG_INFO, out->succeeded ? "payment succeeded" : "payment failed", "order_id",
-            j->c.order_id, "payment_id", out->payment_id, "reason_code",
-            out->succeeded ? NULL : out->code, "gateway", out->gateway, "how", how, "event_id",
-            ev->id, "correlation_id", ev->correlation_id, NULL);
+    if (how)
+        log_outcome(out, j->c.order_id, how, ev->id, ev->correlation_id);
     return LEV_RESULT_OK;
 }
 
-/* Records j->out once (if another delivery recorded first, its outcome
- * wins and replaces j->out), then emits it. */
+/* What a charge recorded counts and logs once the ledger has it. */
+typedef struct bill_commit_s {
+    const bill_service_t *svc;
+    bill_outcome_t out;
+    char order_id[160], event_id[LEV_EVENT_ID_MAX + 1], correlation_id[128];
+} bill_commit_t;
+
+static void on_commit(int committed, void *arg)
+{
+    bill_commit_t *c = arg;
+    if (committed) { /* recorded here: counted once */
+        const char *outcome[1] = {c->out.succeeded ? "succeeded" : "declined"};
+        lev_counter_inc(c->svc->charges, outcome);
+        log_outcome(&c->out, c->order_id, "charged", c->event_id, c->correlation_id);
+    }
+    free(c);
+}
+
+/* Records j->out where no outcome is recorded yet, then emits it; the
+ * result goes out only once the ledger has it (if another delivery
+ * recorded first, this one is handled again and emits that outcome). */
 static lev_result_t record_and_emit(lev_ctx_t *ctx, const lev_event_t *ev,
                                     const bill_service_t *svc, bill_job_t *j)
 {
-    lev_store_t *store = lev_ctx_store(ctx);
     lev_error_t err = {0};
-    const char *how = "charged";
-    char *record = NULL, *recorded = NULL;
+    char *record = NULL;
+    bill_commit_t *c = NULL;
     lev_result_t res;
     j->out.at = lev_now_ms();
-    if (store) {
-        int created = 0;
-        if (!(record = bill_record_format(&j->out))) {
+    if (lev_ctx_store(ctx)) {
+        if (!(record = bill_record_format(&j->out)) || !(c = calloc(1, sizeof *c))) {
             res = fail(ctx, ev, LEV_RESULT_TRANSIENT, "out of memory", NULL);
             goto done;
         }
-        if (lev_store_set_once(store, j->key, record, 0, &created, &err) != 0) {
+        c->svc = svc;
+        c->out = j->out;
+        snprintf(c->order_id, sizeof c->order_id, "%s", j->c.order_id);
+        snprintf(c->event_id, sizeof c->event_id, "%s", ev->id);
+        snprintf(c->correlation_id, sizeof c->correlation_id, "%s",
+                 ev->correlation_id ? ev->correlation_id : "");
+        if (lev_ctx_state_cas(ctx, j->key, NULL, record, 0, &err) != 0 ||
+            lev_ctx_on_commit(ctx, on_commit, c, &err) != 0) {
             res = fail_err(ctx, ev, LEV_RESULT_TRANSIENT, "cannot write the ledger", &err);
             goto done;
         }
-        if (!created) {
-            if (lev_store_get(store, j->key, &recorded, &err) != 0 || !recorded) {
-                res = fail_err(ctx, ev, LEV_RESULT_TRANSIENT, "cannot read the ledger", &err);
-                goto done;
-            }
-            if (bill_record_parse(recorded, &j->out, &err) != 0) {
-                res = fail_err(ctx, ev, LEV_RESULT_PERMANENT, "the ledger record is corrupt", &err);
-                goto done;
-            }
-            how = "recorded concurrently";
-        }
-    }
-    if (strcmp(how, "charged") == 0) { /* recorded here: counted once */
+        c = NULL; /* on_commit's now */
+        res = emit(ctx, ev, svc, j, NULL);
+    } else { /* no ledger: counted as it goes */
         const char *outcome[1] = {j->out.succeeded ? "succeeded" : "declined"};
         lev_counter_inc(svc->charges, outcome);
+        res = emit(ctx, ev, svc, j, "charged");
     }
-    res = emit(ctx, ev, svc, j, how);
 done:
+    free(c);
     free(record);
-    free(recorded);
     return res;
 }
 
@@ -247,7 +272,7 @@ lev_result_t bill_handle_accepted(lev_ctx_t *ctx, const lev_event_t *ev, void *o
         return res;
     /* charged before? then that outcome stands */
     if (store) {
-        if (lev_store_get(store, j.key, &recorded, &err) != 0)
+        if (lev_ctx_state_get(ctx, j.key, &recorded, &err) != 0)
             return fail_err(ctx, ev, LEV_RESULT_TRANSIENT, "cannot read the ledger", &err);
         if (recorded) {
             if (bill_record_parse(recorded, &j.out, &err) != 0)

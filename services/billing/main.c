@@ -115,6 +115,12 @@ static int wire(lev_worker_t *w, void *opaque, lev_error_t *err)
     lev_counter_add(svc->charges, (const char *[]){"succeeded"}, 0);
     lev_counter_add(svc->charges, (const char *[]){"declined"}, 0);
     int rc = lev_worker_on(w, BILL_T_ACCEPTED, bill_handle_accepted, svc, err);
+    /* OrderAccepted is keyed by its order id: the batch's ledger records
+     * are read in one round trip */
+    char prefix[300];
+    snprintf(prefix, sizeof prefix, "%s:charge:", lev_worker_service(w));
+    if (!rc)
+        rc = lev_worker_state_prefetch(w, BILL_T_ACCEPTED, prefix, err);
     if (!rc && svc->gateway_url) { /* a gateway that is down pauses the charges */
         if (!(svc->breaker = lev_worker_breaker(w, "gateway", &svc->breaker_conf, err)))
             rc = err->code ? err->code : LEV_ERR_NOMEM;

@@ -71,6 +71,13 @@ static int wire(lev_worker_t *w, void *opaque, lev_error_t *err)
         rc = lev_worker_on(w, ORD_T_PAYMENT_SUCCEEDED, ord_handle_payment, svc, err);
     if (!rc)
         rc = lev_worker_on(w, ORD_T_PAYMENT_FAILED, ord_handle_payment, svc, err);
+    /* every order event is keyed by its order id: the batch's order
+     * records are read in one round trip */
+    char prefix[300];
+    snprintf(prefix, sizeof prefix, "%s:order:", lev_worker_service(w));
+    const char *const types[] = {ORD_T_PLACED, ORD_T_PAYMENT_SUCCEEDED, ORD_T_PAYMENT_FAILED};
+    for (size_t i = 0; i < 3 && !rc; i++)
+        rc = lev_worker_state_prefetch(w, types[i], prefix, err);
     if (!rc)
         rc = lev_worker_subscribe(w, svc->orders_topic, err);
     if (!rc)
