@@ -274,6 +274,128 @@ static void topics_json_is_found_from_any_working_directory(void)
     CHECK_INT(system(cmd), ==, 0);
 }
 
+/* A member of group subscribed to topic (no auto-commit), polled until it
+ * holds n partitions; NULL when it does not in time. */
+static rd_kafka_t *member_of(const char *group, const char *topic, const char *client, int n)
+{
+    char errstr[512];
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    rd_kafka_conf_set(c, "bootstrap.servers", lev_test_env("KAFKA_BOOTSTRAP", "127.0.0.1:39092"),
+                      errstr, sizeof errstr);
+    rd_kafka_conf_set(c, "group.id", group, errstr, sizeof errstr);
+    rd_kafka_conf_set(c, "client.id", client, errstr, sizeof errstr);
+    rd_kafka_conf_set(c, "enable.auto.commit", "false", errstr, sizeof errstr);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, errstr, sizeof errstr);
+    if (!rk)
+        return NULL;
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(subs, topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_subscribe(rk, subs);
+    rd_kafka_topic_partition_list_destroy(subs);
+    int64_t deadline = lev_mono_ms() + 30000;
+    while (lev_mono_ms() < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (m)
+            rd_kafka_message_destroy(m);
+        rd_kafka_topic_partition_list_t *a = NULL;
+        int have = rd_kafka_assignment(rk, &a) == 0 && a ? a->cnt : 0;
+        if (a)
+            rd_kafka_topic_partition_list_destroy(a);
+        if (have == n)
+            return rk;
+    }
+    rd_kafka_destroy(rk);
+    return NULL;
+}
+
+/* Commits offset on one partition as the member rk. */
+static int member_commit(rd_kafka_t *rk, const char *topic, int partition, int64_t offset)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, partition)->offset = offset;
+    rd_kafka_resp_err_t e = rd_kafka_commit(rk, l, 0);
+    rd_kafka_topic_partition_list_destroy(l);
+    return e ? -1 : 0;
+}
+
+/* evctl lag names the member holding each partition (consumer id, client
+ * id, host) and the group's state; with --stuck-after it reads the commits
+ * twice and flags the partition with lag whose commit did not move, not
+ * the one whose commit moved meanwhile. */
+static void lag_names_each_partitions_member_and_flags_stuck_partitions(void)
+{
+    enum { N = 40 };
+    static char ids[N][LEV_UUID_STR_LEN];
+    char topic[96], group[128], client[128];
+    lev_test_unique("it-evctl-stuck", topic, sizeof topic);
+    snprintf(group, sizeof group, "%s-group", topic);
+    snprintf(client, sizeof client, "%s-member", topic);
+    REQUIRE(lev_test_create_topic(topic, 2) == 0);
+    REQUIRE(lev_test_publish_orders(topic, N, ids, NULL) == 0);
+    rd_kafka_t *rk = member_of(group, topic, client, 2);
+    REQUIRE(rk);
+    char *memberid = rd_kafka_memberid(rk);
+    REQUIRE(memberid);
+    /* both partitions read to offset 1: lag on each */
+    REQUIRE(member_commit(rk, topic, 0, 1) == 0 && member_commit(rk, topic, 1, 1) == 0);
+
+    evctl_proc_t p;
+    const char *args[] = {"lag", group, "--stuck-after", "3s", NULL};
+    it_evctl_startv(&p, NULL, args);
+    /* meanwhile partition 1 moves on; the member keeps polling */
+    int64_t until = lev_mono_ms() + 4000;
+    for (int64_t off = 2; lev_mono_ms() < until; off++) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+        if (m)
+            rd_kafka_message_destroy(m);
+        member_commit(rk, topic, 1, off < N / 4 ? off : N / 4);
+    }
+    char *out = NULL;
+    CHECK_INT(it_evctl_finish(&p, 60000, &out, NULL), ==, 0);
+    json_t *lines = it_lines(out);
+    free(out);
+    CHECK_INT(json_array_size(lines), ==, 3);
+    size_t i;
+    json_t *l;
+    json_array_foreach(lines, i, l)
+    {
+        if (json_object_get(l, "total_lag")) {
+            CHECK_STR(it_str(l, "state"), "Stable");
+            CHECK_INT(it_int(l, "stuck_partitions"), ==, 1);
+            continue;
+        }
+        int part = (int)it_int(l, "partition");
+        CHECK_STR(it_str(l, "member"), memberid);
+        CHECK_STR(it_str(l, "client"), client);
+        CHECK(it_str(l, "host") && strstr(it_str(l, "host"), "127.0.0.1"));
+        CHECK(it_int(l, "lag") > 0);
+        CHECK(json_is_true(json_object_get(l, "stuck")) == (part == 0));
+    }
+    json_decref(lines);
+
+    /* without --stuck-after: not known; a partition no member holds: null member */
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    CHECK_INT(it_evctl(&out, NULL, NULL, "lag", group, NULL), ==, 0);
+    lines = it_lines(out);
+    free(out);
+    json_array_foreach(lines, i, l)
+    {
+        if (json_object_get(l, "total_lag")) {
+            CHECK(json_is_null(json_object_get(l, "stuck_partitions")));
+            continue;
+        }
+        CHECK(json_is_null(json_object_get(l, "stuck")));
+        CHECK(json_is_null(json_object_get(l, "member")));
+    }
+    json_decref(lines);
+    CHECK_INT(it_evctl(&out, NULL, NULL, "lag", group, "--stuck-after", "0s", NULL), ==, 64);
+    free(out);
+    rd_kafka_mem_free(NULL, memberid);
+}
+
 CHECK_MAIN(CASE(lag_matches_what_the_group_committed),
+           CASE(lag_names_each_partitions_member_and_flags_stuck_partitions),
            CASE(topics_creates_everything_once_and_is_idempotent),
            CASE(topics_json_is_found_from_any_working_directory))
