@@ -8,6 +8,7 @@
  * asked to stop. It never sleeps while records wait to be handled.
  */
 #include "codec_internal.h"
+#include "trace_internal.h"
 #include "worker_internal.h"
 
 #include <errno.h>
@@ -176,6 +177,8 @@ lev_worker_t *lev_worker_new(const lev_config_t *conf, lev_error_t *err)
         goto fail;
     if (lev_w_obs_init(w, conf, err) != 0)
         goto fail;
+    if (lev_tracer_new(w->service, &w->tracer, err) != 0 || lev_w_obs_traces(w, err) != 0)
+        goto fail;
     if (!(w->rk = consumer_new(w, conf, err)))
         goto fail;
     w->consumer_q = rd_kafka_queue_get_consumer(w->rk);
@@ -225,6 +228,15 @@ void lev_worker_destroy(lev_worker_t *w)
     if (w->store && !w->store_down && lev_w_pending_settles(w))
         lev_w_settle(w);
     lev_w_parts_free(w);
+    /* the last spans (records freed above included) go out, within the
+     * shutdown bound */
+    if (w->tracer) {
+        lev_w_spans_flush(w);
+        lev_tracer_destroy(w->tracer,
+                           w->conf.shutdown_timeout_ms > 0 ? w->conf.shutdown_timeout_ms : 5000);
+        w->tracer = NULL;
+    }
+    free(w->spans);
     if (w->consumer_q) {
         rd_kafka_queue_io_event_enable(w->consumer_q, -1, NULL, 0);
         rd_kafka_queue_destroy(w->consumer_q);
@@ -591,6 +603,8 @@ static int turn(lev_worker_t *w, int *sleep_ms)
         lev_w_state_flush(w);
         work = 1;
     }
+    if (w->tracer)
+        lev_w_spans_flush(w);
     *sleep_ms = next;
     return work;
 }

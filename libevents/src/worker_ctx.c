@@ -181,7 +181,8 @@ int lev_ctx_emit(lev_ctx_t *ctx, const char *topic, const char *key, const avro_
         n += strcmp(ctx->out[i]->eh.type, fullname) == 0;
     char id[LEV_UUID_STR_LEN], trace[64];
     lev_uuid_derive_event(ctx->ev->source, ctx->ev->id, fullname, n, id);
-    lev_traceparent_new(ctx->ev->traceparent, trace);
+    if (lev_w_span_output(ctx->rec, topic, trace) != 0)
+        lev_traceparent_new(ctx->ev->traceparent, trace);
     lev_event_meta_t meta = {.id = id,
                              .source = ctx->w->source,
                              .correlation_id = ctx->ev->correlation_id,

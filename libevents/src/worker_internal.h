@@ -65,6 +65,7 @@ typedef struct whandler_s {
 
 typedef struct wpart_s wpart_t;
 typedef struct wrec_s wrec_t;
+typedef struct wspan_s wspan_t; /* worker_trace.c */
 
 typedef enum wrec_state_e {
     REC_NEW = 0,  /* taken from the consumer, not handled yet */
@@ -155,6 +156,7 @@ struct wrec_s {
     uint8_t bad_id;   /* its ce_id or ce_source cannot identify it (see LEV_EVENT_ID_MAX) */
     int64_t renew_at; /* CLAIM_OWNED: monotonic ms when its lease is extended next */
     size_t bytes;     /* counted against the in-flight bound */
+    wspan_t *span;    /* its trace span while tracing is on, else NULL */
     whdr_t h[H_COUNT];
     char id[W_ID_MAX];
 };
@@ -292,6 +294,7 @@ typedef struct wobs_s {
     lev_mx_series_t *in_flight, *deferred, *assigned_parts;
     lev_mx_series_t *paused[5]; /* by PAUSE_* bit */
     lev_mx_family_t *f_breaker;
+    lev_mx_series_t *spans_exported, *spans_dropped, *span_exports_failed; /* traces on */
     int64_t tick_at; /* monotonic ms of the next gauge update */
     /* probes: written by the worker's thread, read by the endpoint's */
     _Atomic int64_t alive_ms; /* monotonic ms the loop last turned */
@@ -346,6 +349,11 @@ struct lev_worker_s {
     void **spending;
     size_t nspending, capspending;
     size_t nheld_state; /* records waiting for their state writes (flushed or not) */
+    /* traces (worker_trace.c): the exporter, NULL when off; finished spans
+     * not handed over yet */
+    struct lev_tracer_s *tracer;
+    struct lev_span_s *spans;
+    size_t nspans, capspans;
     rd_kafka_t *rk;
     rd_kafka_queue_t *consumer_q;
 
@@ -498,6 +506,21 @@ int lev_w_grow_pending(lev_worker_t *w);
 /* Sends every queued write in one round trip and resumes their records. */
 void lev_w_state_flush(lev_worker_t *w);
 void lev_w_state_cache_clear(lev_worker_t *w);
+
+/* ---- traces (worker_trace.c) ---- */
+
+/* The traces' series of the metrics (after the tracer is made). */
+int lev_w_obs_traces(lev_worker_t *w, lev_error_t *err);
+
+/* Starts r's span at its handler's first call (no-op with tracing off). */
+void lev_w_span_start(lev_worker_t *w, wrec_t *r, int attempt);
+/* The traceparent of an output of r to topic (a publish span when r is
+ * sampled). -1 when r has no span: the caller makes one. */
+int lev_w_span_output(const wrec_t *r, const char *topic, char traceparent[64]);
+/* Ends r's spans (finished, or given up) and keeps them for the exporter. */
+void lev_w_span_end(lev_worker_t *w, wrec_t *r);
+/* Hands the finished spans to the exporter (once per turn). */
+void lev_w_spans_flush(lev_worker_t *w);
 void lev_w_state_free(lev_worker_t *w);
 
 /* worker_route.c: queues the record on its retry or dead-letter topic as

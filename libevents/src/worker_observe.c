@@ -15,6 +15,7 @@
  * The endpoint's thread never touches the worker's other state. For
  * /readyz it asks Redis itself, on a connection of its own.
  */
+#include "trace_internal.h"
 #include "worker_internal.h"
 
 #include <jansson.h>
@@ -258,6 +259,29 @@ void lev_w_obs_state(lev_worker_t *w, int state)
     atomic_store(&w->obs.state, state);
 }
 
+int lev_w_obs_traces(lev_worker_t *w, lev_error_t *err)
+{
+    wobs_t *o = &w->obs;
+    if (!o->on || !w->tracer)
+        return LEV_OK;
+    int failed = 0;
+    static const fam_t spans = {.type = LEV_MX_COUNTER,
+                                .name = "lev_trace_spans_total",
+                                .help = "Spans finished, by what became of them: exported to the "
+                                        "OTLP endpoint, or dropped (queue full, export failed)",
+                                .labels = {"result"}};
+    static const fam_t fails = {.type = LEV_MX_COUNTER,
+                                .name = "lev_trace_export_failures_total",
+                                .help = "OTLP export requests that failed (their spans dropped)"};
+    lev_mx_family_t *f = fam(w, &spans, &failed, err), *g = fam(w, &fails, &failed, err);
+    if (failed)
+        return err && err->code ? err->code : LEV_ERR_NOMEM;
+    o->spans_exported = lev_mx_series1(f, "exported");
+    o->spans_dropped = lev_mx_series1(f, "dropped");
+    o->span_exports_failed = lev_mx_series(g, NULL);
+    return LEV_OK;
+}
+
 void lev_w_obs_tick(lev_worker_t *w, int64_t now)
 {
     wobs_t *o = &w->obs;
@@ -286,6 +310,13 @@ void lev_w_obs_tick(lev_worker_t *w, int64_t now)
     atomic_store(&o->store_down, w->store_down);
     for (lev_breaker_t *b = w->breakers; b; b = b->next)
         lev_mx_set(lev_mx_series1(o->f_breaker, b->name), atomic_load(&b->state));
+    if (w->tracer) {
+        lev_tracer_stats_t ts;
+        lev_tracer_stats(w->tracer, &ts);
+        lev_mx_set(o->spans_exported, (int64_t)ts.exported);
+        lev_mx_set(o->spans_dropped, (int64_t)ts.dropped);
+        lev_mx_set(o->span_exports_failed, (int64_t)ts.failed_requests);
+    }
 }
 
 /* ======================================================================

@@ -368,6 +368,8 @@ static void invoke(lev_worker_t *w, wrec_t *r, lev_deferral_t *d)
                     "attempt", attempt, "correlation_id", ev.correlation_id, "traceparent",
                     ev.traceparent, NULL);
         }
+        if (!d)
+            lev_w_span_start(w, r, ev.attempt);
         int64_t t0 = r->handler->mx_seconds ? lev_mono_ns() : 0;
         if (d) {
             res = d->fn(ctx, &ev, d->arg);
@@ -810,6 +812,7 @@ void lev_w_process_ready(lev_worker_t *w)
         if (!r->part) { /* given up earlier: only its claim is left to settle */
             if (r->fail_code == 0 && r->state == REC_WAIT)
                 r->state = REC_DONE;
+            lev_w_span_end(w, r);
             lev_w_settle_rec(w, r);
             if (!r->in_batch) /* else its batch frees it */
                 lev_w_rec_free(w, r);
@@ -828,6 +831,7 @@ void lev_w_process_ready(lev_worker_t *w)
             lev_w_obs_dead_letter(w, r->fail ? r->fail->error_class : NULL);
         }
         r->state = REC_DONE;
+        lev_w_span_end(w, r);
         lev_w_mark_dirty(w, r->part);
     }
 }

@@ -28,6 +28,7 @@ wrec_t *lev_w_rec_alloc(lev_worker_t *w)
 
 void lev_w_rec_free(lev_worker_t *w, wrec_t *r)
 {
+    lev_w_span_end(w, r); /* a span not ended yet: the record did not finish here */
     w->inflight--;
     w->inflight_bytes -= r->bytes;
     rd_kafka_message_destroy(r->m);
