@@ -56,5 +56,11 @@ if(TARGET order-service AND TARGET billing-service AND TARGET notification-servi
     set_tests_properties(integration.workflow.prometheus PROPERTIES LABELS integration
       FAIL_REGULAR_EXPRESSION "FAIL")
   endif()
+  # Jaeger (built by tools/jaeger from the Go module proxy, cached under
+  # ~/.cache) receives the three services' spans over OTLP/HTTP: one trace
+  # per order, its spans from each service in parent/child order.
+  lev_integration_test(workflow.jaeger
+    COMMAND workflow_e2e jaeger ${_wf_args} --jaeger ${PROJECT_SOURCE_DIR}/tools/jaeger
+    TIMEOUT 900)
   unset(_wf_args)
 endif()

@@ -146,8 +146,9 @@ typedef struct order_s {
     int terminal_kind; /* expect_t of the last terminal event seen, -1 none */
     int paid;          /* PaymentSucceeded records */
     int hook_deliveries, gw_charges, gw_declines, gw_replays, gw_503, gw_refused, sink_lines;
-    int dead_letters; /* records of this order in billing's dead-letter topic */
-    int done;         /* a NotificationSent was seen */
+    int dead_letters;     /* records of this order in billing's dead-letter topic */
+    int done;             /* a NotificationSent was seen */
+    char traceparent[64]; /* jaeger: the context its OrderPlaced carries ("" elsewhere) */
 } order_t;
 
 typedef struct run_s {
@@ -188,6 +189,11 @@ typedef struct run_s {
     const char *prometheus, *promtool, *dashboard;
     int http_port[NSVC], prom_port;
     pid_t prom_pid;
+    /* jaeger: tools/jaeger, its ports, its state directory once started */
+    const char *jaeger;
+    int otlp_port, query_port;
+    char jaeger_dir[600];
+    char otel_env[2][128];
     int failures;
     uint64_t rng;
 } run_t;
@@ -269,6 +275,11 @@ static void start_service(run_t *r, int i)
     ENV("LEV_IDEMPOTENCY_LEASE_MS=3s");
     ENV("LEV_SHUTDOWN_TIMEOUT_MS=10000");
     ENV("KAFKA_SESSION_TIMEOUT_MS=6000");
+    /* a breaker's probe may be an order the fake gateway answers 503 five
+     * times: with the default backoff (up to 60 s between probes) that alone
+     * outlasts a run's time to finish */
+    ENV("BILLING_GATEWAY_BREAKER_OPEN_MAX_MS=10s");
+    ENV("NOTIFY_WEBHOOK_BREAKER_OPEN_MAX_MS=10s");
     if (r->ledger) {
         ENV("NOTIFY_SINK_FILE=%s", r->sink);
         ENV("BILLING_GATEWAY_URL=");
@@ -499,6 +510,13 @@ static void teardown(run_t *r)
         }
     }
     stop_http(r);
+    if (r->jaeger_dir[0]) {
+        char cmd[1400];
+        snprintf(cmd, sizeof cmd, "'%s' stop --dir '%s' >&2", r->jaeger, r->jaeger_dir);
+        if (system(cmd) != 0)
+            say("stopping jaeger failed");
+        r->jaeger_dir[0] = '\0';
+    }
     if (r->prom_pid > 0) {
         int status;
         kill(r->prom_pid, SIGTERM);
@@ -635,7 +653,9 @@ static int publish(run_t *r, const order_t *o, const char *event_id)
         fprintf(stderr, "OrderPlaced: %s\n", lev_error_format(&err, buf, sizeof buf));
         return -1;
     }
-    lev_event_meta_t meta = {.id = event_id, .source = "/workflow-e2e"};
+    lev_event_meta_t meta = {.id = event_id,
+                             .source = "/workflow-e2e",
+                             .traceparent = o->traceparent[0] ? o->traceparent : NULL};
     rc = lev_producer_send_event(r->producer, r->codec, r->orders_topic, o->id, s, &v, &meta,
                                  on_delivery, r, &err);
     avro_value_decref(&v);
@@ -1725,9 +1745,8 @@ static void scenario_replay(run_t *r, size_t n)
 static void scenario_outage(run_t *r, size_t n)
 {
     enum { HOOK_DOWN_S = 60, GATEWAY_DOWN_S = 30 };
-    /* short probe intervals, so the test does not wait long after the end */
-    r->extra_env[0] = "NOTIFY_WEBHOOK_BREAKER_OPEN_MAX_MS=10s";
-    r->extra_env[1] = "BILLING_GATEWAY_BREAKER_OPEN_MAX_MS=10s";
+    /* short probe intervals (every scenario's, see start_service), so the
+     * test does not wait long after the end */
     plan_orders(r, n);
     qsort(r->orders, r->n, sizeof *r->orders, order_cmp);
     char body[64];
@@ -2108,13 +2127,188 @@ static void scenario_prometheus(run_t *r, size_t n)
     stop_services(r);
 }
 
+/* ======================================================================
+ * Jaeger
+ * ====================================================================== */
+
+/* Starts Jaeger with tools/jaeger on reserved loopback ports. */
+static int start_jaeger(run_t *r)
+{
+    snprintf(r->jaeger_dir, sizeof r->jaeger_dir, "%s/jaeger", r->dir);
+    for (int attempt = 1; attempt <= 3; attempt++) {
+        int base = lev_test_reserve_ports(3); /* OTLP, query, query's gRPC */
+        if (base < 0)
+            break;
+        r->otlp_port = base;
+        r->query_port = base + 1;
+        char cmd[1400];
+        snprintf(cmd, sizeof cmd,
+                 "'%s' start --dir '%s' --otlp-port %d --query-port %d --timeout 120 >&2",
+                 r->jaeger, r->jaeger_dir, r->otlp_port, r->query_port);
+        if (system(cmd) == 0) {
+            say("jaeger ready: OTLP on 127.0.0.1:%d, query on 127.0.0.1:%d", r->otlp_port,
+                r->query_port);
+            return 0;
+        }
+        snprintf(cmd, sizeof cmd, "'%s' stop --dir '%s' >&2", r->jaeger, r->jaeger_dir);
+        if (system(cmd) != 0)
+            say("stopping jaeger failed");
+    }
+    r->jaeger_dir[0] = '\0';
+    return -1;
+}
+
+/* One span of a trace as Jaeger's query API returns it. */
+typedef struct jspan_s {
+    const char *id, *parent, *service, *op, *kind;
+} jspan_t;
+
+static const char *jtag(json_t *span, const char *key)
+{
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(span, "tags"), i, t)
+    {
+        if (strcmp(json_string_value(json_object_get(t, "key")), key) == 0)
+            return json_string_value(json_object_get(t, "value"));
+    }
+    return NULL;
+}
+
+static const jspan_t *jfind(const jspan_t *s, size_t n, const char *id)
+{
+    for (size_t i = 0; id && i < n; i++)
+        if (strcmp(s[i].id, id) == 0)
+            return &s[i];
+    return NULL;
+}
+
+/* Checks an order's trace: spans of the services it went through, each
+ * process span the child of the publish span of the event it handled,
+ * from notification-service back to the first order-service span. 0 when
+ * it is complete, 1 when not yet (spans still coming), -1 when wrong. */
+static int check_trace(run_t *r, const order_t *o, int final)
+{
+    char path[128], *body = NULL;
+    snprintf(path, sizeof path, "/api/traces/%.32s", o->traceparent + 3);
+    int status = lev_test_http("GET", r->query_port, path, 5000, &body, NULL);
+    json_t *doc = status == 200 && body ? json_loads(body, 0, NULL) : NULL;
+    free(body);
+    json_t *trace = json_array_get(json_object_get(doc, "data"), 0);
+    json_t *spans = json_object_get(trace, "spans"), *procs = json_object_get(trace, "processes");
+    size_t n = json_array_size(spans), i;
+    jspan_t *js = calloc(n ? n : 1, sizeof *js);
+    json_t *sp;
+    json_array_foreach(spans, i, sp)
+    {
+        json_t *ref = json_array_get(json_object_get(sp, "references"), 0);
+        js[i].id = json_string_value(json_object_get(sp, "spanID"));
+        js[i].parent = ref ? json_string_value(json_object_get(ref, "spanID")) : NULL;
+        js[i].service = json_string_value(json_object_get(
+            json_object_get(procs, json_string_value(json_object_get(sp, "processID"))),
+            "serviceName"));
+        js[i].op = json_string_value(json_object_get(sp, "operationName"));
+        js[i].kind = jtag(sp, "span.kind");
+    }
+    /* the notification's process span, and the chain of process spans above it */
+    int accepted = o->expect == EXP_CONFIRMED || o->expect == EXP_CANCELLED;
+    const char *want[4] = {"notification-service", "order-service",
+                           accepted ? "billing-service" : NULL, accepted ? "order-service" : NULL};
+    const jspan_t *at = NULL;
+    for (size_t k = 0; k < n && !at; k++)
+        if (js[k].service && !strcmp(js[k].service, "notification-service") && js[k].kind &&
+            !strcmp(js[k].kind, "consumer"))
+            at = &js[k];
+    int step = 0, wrong = 0;
+    char seen[300] = "";
+    while (at && step < 4 && want[step]) {
+        size_t used = strlen(seen);
+        snprintf(seen + used, sizeof seen - used, "%s%s", used ? " <- " : "",
+                 at->service ? at->service : "?");
+        if (!at->service || strcmp(at->service, want[step]) != 0 || !at->kind ||
+            strcmp(at->kind, "consumer") != 0) {
+            wrong = 1;
+            break;
+        }
+        step++;
+        /* the publish span of the event it handled, in the service before */
+        const jspan_t *pub = jfind(js, n, at->parent);
+        if (!pub)
+            break;
+        if (!pub->kind || strcmp(pub->kind, "producer") != 0 ||
+            (want[step] && (!pub->service || strcmp(pub->service, want[step]) != 0))) {
+            wrong = 1;
+            break;
+        }
+        at = jfind(js, n, pub->parent);
+    }
+    int complete = !wrong && step == (accepted ? 4 : 2);
+    if (final && !complete)
+        fail(r, "order %s: its trace %.32s has %zu spans; chain of process spans found: %s%s",
+             o->id, o->traceparent + 3, n, seen[0] ? seen : "(none)",
+             wrong ? " (out of order)" : " (incomplete)");
+    free(js);
+    json_decref(doc);
+    return complete ? 0 : wrong ? -1 : 1;
+}
+
+/* Orders through the three services, each traced into a real Jaeger: one
+ * trace per order, its spans from each service in parent/child order. */
+static void scenario_jaeger(run_t *r, size_t n)
+{
+    if (start_jaeger(r) != 0)
+        return fail(r, "Jaeger did not start (tools/jaeger; see %s/jaeger)", r->dir);
+    snprintf(r->otel_env[0], sizeof r->otel_env[0],
+             "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:%d", r->otlp_port);
+    snprintf(r->otel_env[1], sizeof r->otel_env[1], "OTEL_BSP_SCHEDULE_DELAY=200");
+    r->extra_env[0] = r->otel_env[0];
+    r->extra_env[1] = r->otel_env[1];
+    r->extra_env[2] = NULL;
+    plan_orders(r, n);
+    for (size_t i = 0; i < r->n; i++)
+        lev_traceparent_new(NULL, r->orders[i].traceparent);
+    qsort(r->orders, r->n, sizeof *r->orders, order_cmp);
+    for (int i = 0; i < NSVC; i++)
+        start_service(r, i);
+    if (publish_range(r, 0, r->n) != 0 || flush_producer(r) != 0)
+        return fail(r, "cannot publish the orders");
+    say("published %zu orders", r->n);
+    if (wait_finished(r, 150000) != 0)
+        fail(r, "not every order finished in time");
+    if (!services_alive(r))
+        return;
+    /* the services export their last spans when they stop */
+    stop_services(r);
+    size_t complete = 0;
+    int64_t deadline = lev_mono_ms() + 30000;
+    while (lev_mono_ms() < deadline) {
+        complete = 0;
+        int wrong = 0;
+        for (size_t i = 0; i < r->n && !wrong; i++) {
+            int c = check_trace(r, &r->orders[i], 0);
+            complete += c == 0;
+            wrong |= c < 0;
+        }
+        if (complete == r->n || wrong)
+            break;
+        lev_test_sleep_ms(500);
+    }
+    if (complete != r->n)
+        for (size_t i = 0; i < r->n; i++)
+            check_trace(r, &r->orders[i], 1);
+    say("%zu of %zu orders have their whole trace in Jaeger", complete, r->n);
+    collect(r);
+    verify(r, 1);
+}
+
 static void usage(void)
 {
-    fprintf(stderr, "usage: workflow_e2e steady|crash|duplicate|replay|outage|slow|prometheus "
-                    "--order BIN --billing BIN --notification BIN --http SCRIPT [--evctl BIN]\n"
-                    "       [--prometheus BIN --promtool BIN --dashboard JSON]\n"
+    fprintf(stderr, "usage: workflow_e2e steady|crash|duplicate|replay|outage|slow|prometheus|"
+                    "jaeger --order BIN --billing BIN --notification BIN --http SCRIPT\n"
+                    "       [--evctl BIN] [--prometheus BIN --promtool BIN --dashboard JSON]\n"
+                    "       [--jaeger tools/jaeger]\n"
                     "(replay needs --evctl; prometheus needs --prometheus, --promtool and "
-                    "--dashboard)\n");
+                    "--dashboard; jaeger needs --jaeger)\n");
 }
 
 int main(int argc, char **argv)
@@ -2143,6 +2337,8 @@ int main(int argc, char **argv)
             r->promtool = argv[i + 1];
         else if (!strcmp(argv[i], "--dashboard"))
             r->dashboard = argv[i + 1];
+        else if (!strcmp(argv[i], "--jaeger"))
+            r->jaeger = argv[i + 1];
     }
     if (!r->bin[0] || !r->bin[1] || !r->bin[2] || !r->http_script) {
         usage();
@@ -2156,12 +2352,12 @@ int main(int argc, char **argv)
     say("scenario %s, %zu orders, seed %llu", r->scenario, n, (unsigned long long)r->rng);
     r->ledger = !strcmp(r->scenario, "duplicate");
     r->exact_deliveries = !strcmp(r->scenario, "replay");
-    int watched = !strcmp(r->scenario, "prometheus");
+    int watched = !strcmp(r->scenario, "prometheus"), traced = !strcmp(r->scenario, "jaeger");
     if ((strcmp(r->scenario, "steady") && strcmp(r->scenario, "crash") &&
          strcmp(r->scenario, "outage") && strcmp(r->scenario, "slow") && !r->ledger &&
-         !r->exact_deliveries && !watched) ||
+         !r->exact_deliveries && !watched && !traced) ||
         (r->exact_deliveries && !r->evctl) ||
-        (watched && (!r->prometheus || !r->promtool || !r->dashboard))) {
+        (watched && (!r->prometheus || !r->promtool || !r->dashboard)) || (traced && !r->jaeger)) {
         usage();
         return 2;
     }
@@ -2183,6 +2379,8 @@ int main(int argc, char **argv)
         scenario_slow(r, n < 50 ? 50 : n / 5);
     else if (watched)
         scenario_prometheus(r, n < 50 ? 50 : n / 5);
+    else if (traced)
+        scenario_jaeger(r, n < 50 ? 50 : n / 20);
     else
         scenario_duplicate(r, n < 20 ? 20 : n / 10);
     teardown(r);

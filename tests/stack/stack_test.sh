@@ -70,9 +70,12 @@ for attempt in 1 2 3; do
   lev_reserve_ports wport
   lev_reserve_ports hport 3
   lev_reserve_ports pport
+  lev_reserve_ports jport 2
+  lev_reserve_ports oport
   export LEV_RUN_DIR="$run" LEV_BUILD_DIR LEV_STACK_NO_BUILD=1 LEV_STACK_NO_DEPS=1 \
     LEV_STACK_KAFKA_PORT=$kport LEV_STACK_REDIS_PORT=$rport LEV_STACK_WEBHOOK_PORT=$wport \
-    LEV_STACK_HTTP_PORT=$hport LEV_STACK_PROMETHEUS_PORT=$pport
+    LEV_STACK_HTTP_PORT=$hport LEV_STACK_PROMETHEUS_PORT=$pport LEV_STACK_JAEGER_PORT=$jport \
+    LEV_STACK_OTLP_PORT=$oport
   echo "run dir $run; kafka :$kport, redis :$rport, webhook :$wport, services :$hport-$((hport + 2)), prometheus :$pport; binaries from $LEV_BUILD_DIR"
   trap cleanup EXIT
   "$root/tools/redis" start --dir "$run/redis" --port "$rport" 2>"$run/redis-start.err" &&
@@ -89,7 +92,7 @@ for attempt in 1 2 3; do
   if [ "$up_rc" -ne 0 ] && [ "$attempt" -lt 3 ] &&
     lev_port_taken "$run/redis-start.err" "$run/up.out" "$run"/redis/redis.log \
       "$run"/kafka/*.log "$run"/webhook/webhook.log "$run"/services/*.log \
-      "$run"/prometheus/prometheus.log; then
+      "$run"/prometheus/prometheus.log "$run"/jaeger/jaeger.log; then
     echo "a port was taken after all; again on other ports"
     cleanup
     trap - EXIT
@@ -113,16 +116,30 @@ done
 # Every pid the stack started, for the check after down.
 pids=()
 for f in "$run"/services/*.pid "$run/webhook/webhook.pid" "$run/kafka/kafka.pid" \
-  "$run/prometheus/prometheus.pid"; do
+  "$run/prometheus/prometheus.pid" "$run/jaeger/jaeger.pid"; do
   [ -f "$f" ] && pids+=("$(head -n1 "$f")")
 done
-expect "pids recorded for 3 services, the webhook receiver, Kafka and Prometheus" [ ${#pids[@]} -eq 6 ]
+expect "pids recorded for 3 services, the webhook receiver, Kafka, Prometheus and Jaeger" \
+  [ ${#pids[@]} -eq 7 ]
+expect "up says where Jaeger is" grep -q "jaeger: http://127.0.0.1:$jport" <<<"$out"
 
 t0=$SECONDS
 stack demo --demo-timeout 120 >"$run/demo.out" 2>&1 && demo_rc=0 || demo_rc=$?
 cat "$run/demo.out"
 echo "   demo took $((SECONDS - t0)) s"
 expect "tools/stack demo exits 0" [ "$demo_rc" -eq 0 ]
+# the services traced the demo's orders into Jaeger (spans go every second)
+traced=0
+for _ in $(seq 1 30); do
+  svcs=$(curl -fsS "http://127.0.0.1:$jport/api/services" 2>/dev/null || true)
+  if grep -q order-service <<<"$svcs" && grep -q billing-service <<<"$svcs" &&
+    grep -q notification-service <<<"$svcs"; then
+    traced=1
+    break
+  fi
+  sleep 1
+done
+expect "the three services' spans reached Jaeger" [ "$traced" -eq 1 ]
 
 # Each sample order's final state, by its case, from the demo's journeys and
 # the webhook receiver's record.
