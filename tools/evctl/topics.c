@@ -169,8 +169,13 @@ static int run(evctl_ctx_t *ctx, const evctl_args_t *args)
         if (strcmp(st[i].status, "exists") == 0 && st[i].actual == 0)
             st[i].actual = evctl_topic_partitions(rk, s->name, ctx->timeout_ms);
         if (strcmp(st[i].status, "created") == 0) {
-            /* wait until it is usable: every partition has a leader */
-            st[i].actual = evctl_topic_partitions(rk, s->name, ctx->timeout_ms);
+            /* wait until it is usable: the broker's metadata knows it (a
+             * topic just created can still be unknown there for a moment)
+             * and every partition has a leader */
+            int64_t deadline = lev_mono_ms() + ctx->timeout_ms;
+            while ((st[i].actual = evctl_topic_partitions(rk, s->name, ctx->timeout_ms)) == 0 &&
+                   lev_mono_ms() < deadline)
+                rd_kafka_poll(rk, 100);
             created++;
         } else if (strcmp(st[i].status, "exists") == 0) {
             if (st[i].actual != s->partitions) {
