@@ -775,3 +775,58 @@ size_t lev_test_wait_lines(const char *path, size_t lines, int timeout_ms)
         lev_test_sleep_ms(50);
     }
 }
+
+int lev_test_emit_accepted(lev_ctx_t *ctx, const lev_event_t *ev, const char *topic,
+                           const char *key)
+{
+    const char *order_id, *customer, *currency, *token;
+    int64_t total;
+    avro_value_t out;
+    if (lev_value_get_string(&ev->value, "order_id", &order_id, NULL) ||
+        lev_value_get_string(&ev->value, "customer_id", &customer, NULL) ||
+        lev_value_get_string(&ev->value, "currency", &currency, NULL) ||
+        lev_value_get_string(&ev->value, "payment_token", &token, NULL) ||
+        lev_value_get_long(&ev->value, "total_minor", &total) ||
+        lev_ctx_new_value(ctx, "shop.order.OrderAccepted", &out) ||
+        lev_value_set_string(&out, "order_id", order_id) ||
+        lev_value_set_string(&out, "customer_id", customer) ||
+        lev_value_set_string(&out, "currency", currency) ||
+        lev_value_set_long(&out, "total_minor", total) ||
+        lev_value_set_string(&out, "payment_token", token) ||
+        lev_value_set_long(&out, "accepted_at", lev_now_ms()) ||
+        lev_ctx_emit(ctx, topic, key ? key : order_id, &out, NULL))
+        return -1;
+    return 0;
+}
+
+long lev_test_topic_records(const char *topic)
+{
+    char errstr[256];
+    rd_kafka_conf_t *kc = rd_kafka_conf_new();
+    rd_kafka_conf_set(kc, "bootstrap.servers", lev_test_env("KAFKA_BOOTSTRAP", "127.0.0.1:39092"),
+                      errstr, sizeof errstr);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, errstr, sizeof errstr);
+    if (!rk)
+        return -1;
+    long sum = -1;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    if (rkt && rd_kafka_metadata(rk, 0, rkt, &md, 10000) == 0 && md->topic_cnt == 1 &&
+        !md->topics[0].err) {
+        sum = 0;
+        for (int p = 0; p < md->topics[0].partition_cnt; p++) {
+            int64_t lo = 0, hi = 0;
+            if (rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 10000) != 0) {
+                sum = -1;
+                break;
+            }
+            sum += (long)hi;
+        }
+    }
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    if (rkt)
+        rd_kafka_topic_destroy(rkt);
+    rd_kafka_destroy(rk);
+    return sum;
+}

@@ -132,6 +132,16 @@ int lev_test_wait_caught_up(const char *group, const char *topic, int timeout_ms
 /* An OrderPlaced as Avro JSON with the given order id; sku "sku-<i>". */
 json_t *lev_test_order_json(const char *order_id, int i);
 
+/* In a handler of OrderPlaced: emits the OrderAccepted of ev's order to
+ * topic, keyed by key (NULL: the order id). 0, or -1 when the event lacks a
+ * field or the emit fails. */
+int lev_test_emit_accepted(lev_ctx_t *ctx, const lev_event_t *ev, const char *topic,
+                           const char *key);
+
+/* Records written to a topic: the sum of its partitions' high watermarks
+ * (-1 when the broker does not answer). */
+long lev_test_topic_records(const char *topic);
+
 /* Publishes n OrderPlaced events to topic, keyed by fresh order ids that
  * are written to ids[i] (and ce_id = order id). Waits for every ack.
  * `sku_of` (may be NULL) picks the sku of the i-th order. Returns 0. */

@@ -564,25 +564,6 @@ static long big_orders_file(const char *path, long n, const char *tag)
     return fclose(f) == 0 ? size : -1;
 }
 
-/* Records in a fresh topic: the sum of its high watermarks. */
-static long topic_records(const char *topic, int partitions)
-{
-    char errstr[256];
-    rd_kafka_conf_t *kc = rd_kafka_conf_new();
-    rd_kafka_conf_set(kc, "bootstrap.servers", lev_test_env("KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
-                      errstr, sizeof errstr);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, errstr, sizeof errstr);
-    long sum = 0;
-    for (int p = 0; rk && p < partitions; p++) {
-        int64_t lo = 0, hi = 0;
-        if (rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 10000) == 0)
-            sum += (long)hi;
-    }
-    if (rk)
-        rd_kafka_destroy(rk);
-    return sum;
-}
-
 /* Lines of text starting with '{' (evctl's output lines). */
 static long json_lines(const char *text)
 {
@@ -642,7 +623,7 @@ static void publish_of_200k_lines_stays_under_a_fixed_memory_bound_from_a_file_a
         }
         CHECK_INT(it_evctl_finish_rss(&p, 600000, &rss, &out, &err), ==, 0);
         CHECK_INT(json_lines(out), ==, LINES);
-        CHECK_INT(topic_records(topic, 3), ==, LINES);
+        CHECK_INT(lev_test_topic_records(topic), ==, LINES);
         char summary[64];
         snprintf(summary, sizeof summary, "published %d, skipped 0 bad, failed 0", (int)LINES);
         CHECK(strstr(err, summary) != NULL);
@@ -688,7 +669,7 @@ static void a_duplicate_id_far_from_its_first_line_names_both_lines(void)
              LINES + 1, tag);
     CHECK(strstr(err, want) != NULL);
     CHECK(strstr(err, "1 bad line") != NULL);
-    CHECK_INT(topic_records(topic, 1), ==, 0);
+    CHECK_INT(lev_test_topic_records(topic), ==, 0);
     free(out);
     free(err);
     unlink(path);
@@ -737,7 +718,7 @@ static void a_failed_delivery_is_named_by_its_line_and_the_rest_are_sent(void)
     CHECK_INT(failed, ==, 1);
     CHECK(strstr(err, ":3: delivery to ") != NULL);
     CHECK(strstr(err, "published 4, skipped 0 bad, failed 1") != NULL);
-    CHECK_INT(topic_records(topic, 1), ==, 4);
+    CHECK_INT(lev_test_topic_records(topic), ==, 4);
     json_decref(lines);
     free(out);
     free(err);

@@ -129,24 +129,8 @@ typedef struct app_s {
 static lev_result_t on_placed(lev_ctx_t *ctx, const lev_event_t *ev, void *opaque)
 {
     app_t *a = opaque;
-    const char *order_id, *customer, *currency, *token;
-    int64_t total;
-    avro_value_t out;
-    if (lev_value_get_string(&ev->value, "order_id", &order_id, NULL) ||
-        lev_value_get_string(&ev->value, "customer_id", &customer, NULL) ||
-        lev_value_get_string(&ev->value, "currency", &currency, NULL) ||
-        lev_value_get_string(&ev->value, "payment_token", &token, NULL) ||
-        lev_value_get_long(&ev->value, "total_minor", &total) ||
-        lev_ctx_new_value(ctx, "shop.order.OrderAccepted", &out) ||
-        lev_value_set_string(&out, "order_id", order_id) ||
-        lev_value_set_string(&out, "customer_id", customer) ||
-        lev_value_set_string(&out, "currency", currency) ||
-        lev_value_set_long(&out, "total_minor", total) ||
-        lev_value_set_string(&out, "payment_token", token) ||
-        lev_value_set_long(&out, "accepted_at", lev_now_ms()) ||
-        lev_ctx_emit(ctx, a->out, ev->key, &out, NULL))
-        return LEV_RESULT_PERMANENT;
-    return LEV_RESULT_OK;
+    return lev_test_emit_accepted(ctx, ev, a->out, ev->key) == 0 ? LEV_RESULT_OK
+                                                                 : LEV_RESULT_PERMANENT;
 }
 
 typedef struct run_s {

@@ -183,23 +183,7 @@ static lev_result_t on_resume(lev_ctx_t *ctx, const lev_event_t *ev, void *arg)
         lev_ctx_set_error(ctx, "a permanent failure on request");
         return LEV_RESULT_PERMANENT;
     }
-    const avro_value_t *in = &ev->value;
-    avro_value_t out;
-    const char *order_id, *customer, *currency, *token;
-    int64_t total;
-    if (lev_value_get_string(in, "order_id", &order_id, NULL) ||
-        lev_value_get_string(in, "customer_id", &customer, NULL) ||
-        lev_value_get_string(in, "currency", &currency, NULL) ||
-        lev_value_get_string(in, "payment_token", &token, NULL) ||
-        lev_value_get_long(in, "total_minor", &total) ||
-        lev_ctx_new_value(ctx, "shop.order.OrderAccepted", &out) ||
-        lev_value_set_string(&out, "order_id", order_id) ||
-        lev_value_set_string(&out, "customer_id", customer) ||
-        lev_value_set_string(&out, "currency", currency) ||
-        lev_value_set_long(&out, "total_minor", total) ||
-        lev_value_set_string(&out, "payment_token", token) ||
-        lev_value_set_long(&out, "accepted_at", lev_now_ms()) ||
-        lev_ctx_emit(ctx, a->out, ev->key, &out, NULL))
+    if (lev_test_emit_accepted(ctx, ev, a->out, ev->key) != 0)
         return LEV_RESULT_PERMANENT;
     atomic_fetch_add(&a->ok_resumes[i], 1);
     return LEV_RESULT_OK;

@@ -65,9 +65,6 @@ static lev_result_t on_placed(lev_ctx_t *ctx, const lev_event_t *ev, void *opaqu
         lev_store_set(a->meddler, key, "meddled", 0, NULL);
     snprintf(next, sizeof next, "%s%s%ld", cur ? cur : "", cur ? "," : "", i);
     commit_arg_t *c = malloc(sizeof *c);
-    avro_value_t out;
-    const char *customer, *currency, *token;
-    int64_t total;
     int rc = !c || lev_ctx_state_cas(ctx, key, cur, next, 0, &err) != 0;
     free(cur);
     if (!rc) {
@@ -78,20 +75,8 @@ static lev_result_t on_placed(lev_ctx_t *ctx, const lev_event_t *ev, void *opaqu
         free(c);
         return LEV_RESULT_TRANSIENT;
     }
-    if (lev_value_get_string(&ev->value, "customer_id", &customer, NULL) ||
-        lev_value_get_string(&ev->value, "currency", &currency, NULL) ||
-        lev_value_get_string(&ev->value, "payment_token", &token, NULL) ||
-        lev_value_get_long(&ev->value, "total_minor", &total) ||
-        lev_ctx_new_value(ctx, "shop.order.OrderAccepted", &out) ||
-        lev_value_set_string(&out, "order_id", order_id) ||
-        lev_value_set_string(&out, "customer_id", customer) ||
-        lev_value_set_string(&out, "currency", currency) ||
-        lev_value_set_long(&out, "total_minor", total) ||
-        lev_value_set_string(&out, "payment_token", token) ||
-        lev_value_set_long(&out, "accepted_at", lev_now_ms()) ||
-        lev_ctx_emit(ctx, a->out, ev->key, &out, NULL))
-        return LEV_RESULT_PERMANENT;
-    return LEV_RESULT_OK;
+    return lev_test_emit_accepted(ctx, ev, a->out, ev->key) == 0 ? LEV_RESULT_OK
+                                                                 : LEV_RESULT_PERMANENT;
 }
 
 /* Topics, and n orders over nkeys keys (record i has key "key-<i % nkeys>"). */

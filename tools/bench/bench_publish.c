@@ -86,19 +86,7 @@ static int run_child(char *const argv[], const char *in_path, const char *out_pa
 /* Records written to a fresh topic: the sum of its high watermarks. */
 static long topic_count(const lev_config_t *conf, const char *topic)
 {
-    char errstr[256];
-    rd_kafka_conf_t *kc = rd_kafka_conf_new();
-    rd_kafka_conf_set(kc, "bootstrap.servers", conf->bootstrap, errstr, sizeof errstr);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, errstr, sizeof errstr);
-    long sum = 0;
-    for (int p = 0; rk && p < PARTITIONS; p++) {
-        int64_t lo = 0, hi = 0;
-        if (rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 10000) == 0)
-            sum += (long)hi;
-    }
-    if (rk)
-        rd_kafka_destroy(rk);
-    return sum;
+    return bench_topic_count(conf, topic, PARTITIONS);
 }
 
 static void random_fill(unsigned char d[DELIM_LEN])

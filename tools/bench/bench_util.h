@@ -15,6 +15,9 @@ double bench_cpu_seconds(void);
 double bench_machine_cpu_seconds(void);
 /* Monotonic microseconds. */
 int64_t bench_now_us(void);
+/* Records written to a fresh topic of `partitions` partitions: the sum of
+ * its high watermarks. */
+long bench_topic_count(const lev_config_t *conf, const char *topic, int partitions);
 /* Creates (create 1) topics of `partitions` partitions, or deletes them. */
 int bench_admin_topics(const lev_config_t *conf, char **names, size_t n, int create,
                        int partitions);

@@ -64,23 +64,9 @@ static int admin_topics(const lev_config_t *conf, char **names, size_t n, int cr
     return bench_admin_topics(conf, names, n, create, PARTITIONS);
 }
 
-/* Records in a topic: the sum of its partitions' high watermarks (the
- * topics here are fresh, so this counts what was written). */
 static long topic_count(const lev_config_t *conf, const char *topic)
 {
-    lev_error_t err;
-    char errstr[256];
-    rd_kafka_conf_t *kc = lev_kafka_conf_new(conf, RD_KAFKA_PRODUCER, NULL, NULL, &err);
-    rd_kafka_t *rk = kc ? rd_kafka_new(RD_KAFKA_PRODUCER, kc, errstr, sizeof errstr) : NULL;
-    long sum = 0;
-    for (int p = 0; rk && p < PARTITIONS; p++) {
-        int64_t lo = 0, hi = 0;
-        if (rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 10000) == 0)
-            sum += (long)hi;
-    }
-    if (rk)
-        rd_kafka_destroy(rk);
-    return sum;
+    return bench_topic_count(conf, topic, PARTITIONS);
 }
 
 /* ---- input ---- */
