@@ -182,9 +182,13 @@ static char *record_state_key(const wrec_t *r)
 
 void lev_w_state_prefetch(lev_worker_t *w, wrec_t **recs, size_t n)
 {
-    if (!w->app_store || !w->has_state_prefix)
+    if (!w->app_store)
         return;
-    lev_w_state_cache_clear(w); /* a batch reads afresh */
+    /* a batch reads afresh; this also bounds what keys read on demand
+     * (without a prefetch prefix) keep in the cache */
+    lev_w_state_cache_clear(w);
+    if (!w->has_state_prefix)
+        return;
     char **keys = malloc(n * sizeof *keys);
     char **values = malloc(n * sizeof *values);
     size_t k = 0;

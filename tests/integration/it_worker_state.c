@@ -21,6 +21,7 @@ typedef struct app_s {
     char ids[N_MAX][LEV_UUID_STR_LEN];
     atomic_int calls[N_MAX], committed[N_MAX], lost[N_MAX];
     long meddle;          /* this record's first call finds its key changed behind it, -1 none */
+    int prefetch;         /* the worker prefetches the batch's keys (else reads them on demand) */
     lev_store_t *meddler; /* the "other writer" */
 } app_t;
 
@@ -80,18 +81,9 @@ static lev_result_t on_placed(lev_ctx_t *ctx, const lev_event_t *ev, void *opaqu
 }
 
 /* Topics, and n orders over nkeys keys (record i has key "key-<i % nkeys>"). */
-static int app_init(app_t *a, const char *name, size_t n, int nkeys)
+/* Publishes orders [from, to) (record i has key "key-<i % nkeys>"). */
+static int publish_range(app_t *a, size_t from, size_t to)
 {
-    memset(a, 0, sizeof *a);
-    lev_test_unique(name, a->in, sizeof a->in);
-    snprintf(a->out, sizeof a->out, "%s-out", a->in);
-    snprintf(a->group, sizeof a->group, "%s-group", a->in);
-    snprintf(a->prefix, sizeof a->prefix, "%s:state:", a->in);
-    a->n = n;
-    a->nkeys = nkeys;
-    a->meddle = -1;
-    if (lev_test_create_topic(a->in, 1) != 0 || lev_test_create_topic(a->out, 1) != 0)
-        return -1;
     lev_config_t conf;
     lev_error_t err;
     lev_test_config(&conf, "test-publisher");
@@ -99,14 +91,15 @@ static int app_init(app_t *a, const char *name, size_t n, int nkeys)
     lev_config_clear(&conf);
     lev_codec_t *codec = lev_codec_new(lev_test_schemas(), NULL);
     const lev_schema_t *s = lev_schemas_find(lev_test_schemas(), "shop.order.OrderPlaced");
-    a->meddler = lev_store_new(lev_test_env("REDIS_URL", "redis://127.0.0.1:6379/0"), 5000, &err);
-    if (!p || !codec || !s || !a->meddler)
-        return -1;
-    int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        char key[32];
-        snprintf(key, sizeof key, "key-%d", (int)(i % (size_t)nkeys));
+    int rc = p && codec && s ? 0 : -1;
+    /* the handler finds a record by its id: known before it is sent */
+    for (size_t i = from; i < to; i++)
         lev_uuid4(a->ids[i]);
+    if (to > a->n)
+        a->n = to;
+    for (size_t i = from; i < to && rc == 0; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "key-%d", (int)(i % (size_t)a->nkeys));
         json_t *j = lev_test_order_json(a->ids[i], (int)i);
         avro_value_t v;
         lev_event_meta_t meta = {.id = a->ids[i], .source = "/tests"};
@@ -122,6 +115,26 @@ static int app_init(app_t *a, const char *name, size_t n, int nkeys)
     lev_producer_destroy(p);
     lev_codec_destroy(codec);
     return rc;
+}
+
+/* Topics, and n orders over nkeys keys. */
+static int app_init(app_t *a, const char *name, size_t n, int nkeys)
+{
+    lev_error_t err;
+    memset(a, 0, sizeof *a);
+    lev_test_unique(name, a->in, sizeof a->in);
+    snprintf(a->out, sizeof a->out, "%s-out", a->in);
+    snprintf(a->group, sizeof a->group, "%s-group", a->in);
+    snprintf(a->prefix, sizeof a->prefix, "%s:state:", a->in);
+    a->nkeys = nkeys;
+    a->meddle = -1;
+    a->prefetch = 1;
+    if (lev_test_create_topic(a->in, 1) != 0 || lev_test_create_topic(a->out, 1) != 0)
+        return -1;
+    a->meddler = lev_store_new(lev_test_env("REDIS_URL", "redis://127.0.0.1:6379/0"), 5000, &err);
+    if (!a->meddler)
+        return -1;
+    return publish_range(a, 0, n);
 }
 
 typedef struct run_s {
@@ -151,7 +164,8 @@ static int run_start(run_t *r, app_t *a)
     r->w = lev_worker_new(&conf, &err);
     lev_config_clear(&conf);
     if (!r->w || lev_worker_on(r->w, "shop.order.OrderPlaced", on_placed, a, &err) ||
-        lev_worker_state_prefetch(r->w, "shop.order.OrderPlaced", a->prefix, &err) ||
+        (a->prefetch &&
+         lev_worker_state_prefetch(r->w, "shop.order.OrderPlaced", a->prefix, &err)) ||
         lev_worker_subscribe(r->w, a->in, &err) || lev_worker_declare_output(r->w, a->out, &err)) {
         fprintf(stderr, "worker: %s\n", lev_error_format(&err, buf, sizeof buf));
         return -1;
@@ -288,6 +302,31 @@ static void records_of_one_key_see_each_others_writes_in_order(void)
     app_free(&a);
 }
 
+/* A worker reading its keys on demand (no prefetch) reads them afresh in
+ * each batch: a key changed outside between two batches is seen changed,
+ * no compare-and-set is lost to a stale copy. */
+static void keys_read_on_demand_are_read_afresh_in_each_batch(void)
+{
+    static app_t a;
+    REQUIRE(app_init(&a, "it-state-fresh", 1, 1) == 0);
+    a.prefetch = 0;
+    run_t r;
+    REQUIRE(run_start(&r, &a) == 0);
+    CHECK(wait_finished(&r, 1, 60000) == 0);
+    char buf[64], key[300];
+    CHECK_STR(state_of(&a, 0, buf, sizeof buf), "0");
+    snprintf(key, sizeof key, "%skey-0", a.prefix);
+    REQUIRE(lev_store_set(a.meddler, key, "outside", 0, NULL) == 0);
+    REQUIRE(publish_range(&a, 1, 2) == 0);
+    CHECK(wait_finished(&r, 2, 60000) == 0);
+    CHECK_INT(run_stop(&r), ==, 0);
+    CHECK_STR(state_of(&a, 0, buf, sizeof buf), "outside,1");
+    CHECK_INT(r.stats.state_conflicts, ==, 0);
+    CHECK_INT(atomic_load(&a.calls[1]), ==, 1);
+    app_free(&a);
+}
+
 CHECK_MAIN(CASE(state_round_trips_per_batch_stay_constant_whatever_the_batch_size),
            CASE(a_lost_compare_and_set_sends_nothing_and_handles_the_event_again),
-           CASE(records_of_one_key_see_each_others_writes_in_order))
+           CASE(records_of_one_key_see_each_others_writes_in_order),
+           CASE(keys_read_on_demand_are_read_afresh_in_each_batch))
