@@ -59,6 +59,14 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # the services open up to 64 connections at once: with the default
+    # backlog of 5, dropped SYNs delay a request past the client's timeout,
+    # and it reaches the fake seconds later, after the test took stock
+    request_queue_size = 512
+
+
 class Recorder:
     """Appends JSON lines to a file, one write per line, thread-safe."""
 
@@ -280,8 +288,7 @@ class State:
 
 
 def serve(kind, args):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
+    server = Server(("127.0.0.1", 0), Handler)
     server.kind = kind
     server.state = State(args, os.path.join(args.dir, kind + ".jsonl"))
     threading.Thread(target=server.serve_forever, daemon=True).start()
