@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-#
 # One image for the whole event stack: order-service, billing-service,
 # notification-service and evctl, with the Avro schemas and the topics
 # description. The command chooses the program (compose.yaml runs each
