@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Validates compose.yaml without a Docker engine (no engine runs in CI):
+# Validates compose.yaml without a Docker engine (compose_test.sh runs it):
 #   1. against the Compose Specification's JSON schema, with check-jsonschema
 #      from PyPI (pinned below; it vendors the Compose Specification schema as
 #      `vendor.compose-spec`); a deliberately broken file must fail it too;

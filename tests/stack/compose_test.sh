@@ -7,9 +7,9 @@
 #      this test and a project name of its own;
 #   3. the sample orders of tools/demo-orders.jsonl, repeated with fresh
 #      ids, published through compose (`docker compose run -T topics evctl
-#      publish -`) in two halves: right after the first, billing-service is
-#      killed with SIGKILL; the second goes out while it is down; then it
-#      is started again;
+#      publish -`) in two halves: billing-service is killed with SIGKILL
+#      as soon as it has charged the first half's first orders; the second
+#      half goes out while it is down; then it is started again;
 #   4. every order ends as its "demo-expect" header says, is notified once
 #      (one NotificationSent event, one delivery at the webhook receiver):
 #      nothing is lost to the kill, nothing happens twice;
@@ -20,7 +20,7 @@
 # Environment: LEV_BUILD_DIR (required: a build with evctl, used from the
 # host to follow the orders), LEV_COMPOSE_TEST_DIR (work directory;
 # default a temporary one), LEV_COMPOSE_REPEAT (copies of the sample
-# orders, default 20).
+# orders, default 40).
 # Exit 77 (skipped) when no engine answers and none can be started (not
 # root): the only case that is not a failure.
 set -euo pipefail
@@ -28,7 +28,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 : "${LEV_BUILD_DIR:?LEV_BUILD_DIR must name a build directory with evctl}"
 work=${LEV_COMPOSE_TEST_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/lev-compose-test.XXXXXX")}
-repeat=${LEV_COMPOSE_REPEAT:-20}
+repeat=${LEV_COMPOSE_REPEAT:-40}
 EVCTL="$LEV_BUILD_DIR/tools/evctl/evctl"
 PYTHON=python3
 [ -x /usr/bin/python3 ] && PYTHON=/usr/bin/python3
@@ -126,26 +126,37 @@ n=$(wc -l <"$work/orders.jsonl")
 half=$((n / 2))
 head -n "$half" "$work/orders.jsonl" >"$work/orders-1.jsonl"
 tail -n +"$((half + 1))" "$work/orders.jsonl" >"$work/orders-2.jsonl"
-publish() { # publish PART
+publish() { # publish PART: 0 when evctl published every line
   timed "publish $(wc -l <"$work/orders-$1.jsonl") orders through compose" \
-    "$work/publish-$1.out" dc run --rm -T topics evctl publish - <"$work/orders-$1.jsonl" &&
-    ok "evctl publish through compose (part $1)" ||
-    { tail -n 20 "$work/publish-$1.out"; fail "evctl publish through compose (part $1)"; }
+    "$work/publish-$1.out" dc run --rm -T topics evctl publish - <"$work/orders-$1.jsonl" ||
+    { tail -n 20 "$work/publish-$1.out"; return 1; }
 }
 payments_so_far() { # records in the payments topic (all of this test's)
   KAFKA_BOOTSTRAP="127.0.0.1:$kport" LEV_SCHEMA_DIRS="$root/schemas" \
     "$EVCTL" tail payments --from beginning --quiet 2>/dev/null | grep -c . || true
 }
 
-# The first half published, billing-service dies with SIGKILL while it
-# handles them; the second half is published while it is down; then it
-# comes back and must finish both, each order charged and notified once.
-publish 1
+# While the first half is published, billing-service dies with SIGKILL as
+# soon as it has written its first payments (in the middle of its work);
+# the second half goes out while it is down; then it comes back and must
+# finish both, each order charged and notified once.
+accepted=$(grep -c '"demo-expect": *"\(confirmed\|cancelled\)"' "$work/orders-1.jsonl" || true)
+publish 1 &
+publisher=$!
+seen=0
+for _ in $(seq 1 300); do
+  seen=$(payments_so_far)
+  [ "$seen" -gt 0 ] && break
+  sleep 0.1
+done
 expect "billing-service killed with SIGKILL" dc kill -s SIGKILL billing-service
 state=$(docker inspect -f '{{.State.Status}} {{.State.ExitCode}}' \
   "$(dc ps -aq billing-service)" 2>/dev/null || echo unknown)
-echo "   billing-service after the kill: $state; payments written so far: $(payments_so_far) (of $n orders)"
-publish 2
+echo "   billing-service after the kill: $state; payments written when it was killed: $seen, after: $(payments_so_far) (of $accepted accepted in the first half)"
+wait "$publisher" && ok "evctl publish through compose (first half)" ||
+  fail "evctl publish through compose (first half)"
+publish 2 && ok "evctl publish through compose (second half)" ||
+  fail "evctl publish through compose (second half)"
 timed "billing-service started again" "$work/restart.out" \
   dc up -d --wait --wait-timeout 120 billing-service && ok "billing-service up again and healthy" ||
   { cat "$work/restart.out"; fail "billing-service up again"; }
