@@ -87,6 +87,24 @@ rd_kafka_conf_t *lev_w_producer_conf_new(const lev_config_t *conf, lev_error_t *
     return lev_producer_conf_new(conf, defaults, NULL, err);
 }
 
+/* The consumer's client errors (served by its polls, on the worker's
+ * thread): logged as librdkafka would without a callback, and kept for
+ * the start (worker_admin.c). librdkafka recovers from all but fatal ones. */
+static void consumer_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    lev_worker_t *w = opaque;
+    (void)rk;
+    if (!w->client_error_fatal) /* a refusal is what the start reports */
+        snprintf(w->client_error, sizeof w->client_error, "%s", reason ? reason : "");
+    if (lev_kafka_err_is_auth(err) || err == RD_KAFKA_RESP_ERR__SSL)
+        w->client_error_fatal = 1;
+    lev_log(err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__TRANSPORT
+                ? LEV_LOG_WARN
+                : LEV_LOG_ERROR,
+            "consumer client error", "error", rd_kafka_err2name((rd_kafka_resp_err_t)err), "reason",
+            reason, NULL);
+}
+
 static rd_kafka_t *consumer_new(lev_worker_t *w, const lev_config_t *conf, lev_error_t *err)
 {
     rd_kafka_conf_t *kc = lev_w_consumer_conf_new(conf, err);
@@ -94,6 +112,7 @@ static rd_kafka_t *consumer_new(lev_worker_t *w, const lev_config_t *conf, lev_e
         return NULL;
     rd_kafka_conf_set_opaque(kc, w);
     rd_kafka_conf_set_rebalance_cb(kc, lev_w_rebalance_cb);
+    rd_kafka_conf_set_error_cb(kc, consumer_error_cb);
     lev_w_obs_consumer_conf(w, kc);
     char errstr[512], value[32];
     size_t vlen = sizeof value;
@@ -667,7 +686,7 @@ int lev_worker_run(lev_worker_t *w)
         return LEV_OK;
     }
     if (prc != 0) {
-        lev_log(LEV_LOG_ERROR, "cannot start the producer", "error", err.text, NULL);
+        lev_log(LEV_LOG_ERROR, "cannot start", "error", err.text, NULL);
         lev_w_obs_state(w, OBS_STOPPED);
         return err.code ? err.code : LEV_ERR_KAFKA;
     }

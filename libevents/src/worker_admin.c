@@ -32,10 +32,26 @@ static int topic_partitions(rd_kafka_t *rk, const char *topic)
     return n;
 }
 
-/* Waits until the cluster answers a metadata request, saying so every 10 s
- * while it does not. 0 then, -1 when the worker is asked to stop meanwhile
- * (a stop never waits for the broker). */
-static int wait_for_broker(lev_worker_t *w)
+/* Serves the errors the consumer has queued before it subscribes (they
+ * reach consumer_error_cb in worker.c): 1 when one says the broker refused
+ * our credentials or our TLS handshake failed, which waiting does not mend. */
+static int start_errors(lev_worker_t *w)
+{
+    for (int i = 0; i < 100; i++) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(w->rk, 0);
+        if (!m)
+            break;
+        rd_kafka_message_destroy(m);
+    }
+    return w->client_error_fatal;
+}
+
+/* Waits until the cluster answers a metadata request, saying so (and the
+ * last reason librdkafka gave) every 10 s while it does not. 0 then, -1
+ * when the worker is asked to stop meanwhile (a stop never waits for the
+ * broker), LEV_ERR_KAFKA with err when the broker refused the credentials
+ * or the TLS handshake failed. */
+static int wait_for_broker(lev_worker_t *w, lev_error_t *err)
 {
     int64_t since = lev_mono_ms(), next_log = since;
     int delay = 100, waited = 0;
@@ -53,6 +69,13 @@ static int wait_for_broker(lev_worker_t *w)
                 lev_log(LEV_LOG_INFO, "the broker answers", NULL);
             return 0;
         }
+        if (start_errors(w))
+            return lev_error_set(err, LEV_ERR_KAFKA, NULL,
+                                 "Kafka at %s refused the connection: %s (check "
+                                 "KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_MECHANISM, "
+                                 "KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD[_FILE] and "
+                                 "KAFKA_SSL_CA_LOCATION)",
+                                 w->conf.bootstrap, w->client_error);
         if (lev_w_sleep(w, 0))
             return -1;
         int64_t now = lev_mono_ms();
@@ -60,7 +83,8 @@ static int wait_for_broker(lev_worker_t *w)
             char s[32];
             snprintf(s, sizeof s, "%" PRId64, (now - since) / 1000);
             lev_log(LEV_LOG_WARN, "the broker does not answer; waiting for it", "error",
-                    rd_kafka_err2str(e), "waiting_s", s, NULL);
+                    rd_kafka_err2str(e), "reason", w->client_error[0] ? w->client_error : NULL,
+                    "waiting_s", s, NULL);
             next_log = now + 10000;
         }
         waited = 1;
@@ -223,8 +247,11 @@ static void warm_metadata(rd_kafka_t *prk, char **topics, size_t n)
 
 int lev_w_prepare_topics(lev_worker_t *w, lev_error_t *err)
 {
-    if (wait_for_broker(w) != 0)
+    int wrc = wait_for_broker(w, err);
+    if (wrc == -1)
         return LEV_W_STOPPED;
+    if (wrc != 0)
+        return wrc;
     char *dest[W_MAX_OUTPUTS + LEV_RETRY_LEVELS_MAX + 1];
     size_t ndest = destination_topics(w, dest, sizeof dest / sizeof dest[0]);
     rd_kafka_queue_t *q = rd_kafka_queue_new(w->rk);

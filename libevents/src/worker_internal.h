@@ -407,6 +407,11 @@ struct lev_worker_s {
     int running;
     int full;
     int max_poll_interval_ms;
+    /* the consumer's last client error (its error callback, on the
+     * worker's thread), and whether it was a refusal of our credentials
+     * or of our TLS handshake: a start stops on one */
+    char client_error[512];
+    int client_error_fatal;
     lev_ctx_t ctx;
 
     /* deferred records: resumed ones are queued by any thread */

@@ -4,6 +4,8 @@
 
 #include <libevents.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 static void clear_env(void)
 {
@@ -207,6 +209,53 @@ static void kubernetes_service_variables_never_stop_a_start_and_a_misspelt_prope
         unsetenv(k8s[i][0]);
 }
 
+/* KAFKA_<NAME>_FILE: the property's value from a file, its final line
+ * break dropped; errors name the variable and the file, never the value. */
+static void a_kafka_property_can_come_from_a_file_and_its_errors_never_show_it(void)
+{
+    clear_env();
+    char dir[] = "/tmp/lev-test-config-XXXXXX", path[64], missing[80];
+    REQUIRE(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/pw", dir);
+    snprintf(missing, sizeof missing, "%s/absent", dir);
+    FILE *f = fopen(path, "w");
+    REQUIRE(f != NULL);
+    fputs("s3cret-Passw0rd\n", f);
+    fclose(f);
+    setenv("KAFKA_SASL_PASSWORD_FILE", path, 1);
+    lev_config_t c;
+    lev_error_t err;
+    REQUIRE(lev_config_from_env(&c, "svc", &err) == 0);
+    int found = 0;
+    for (size_t i = 0; i < c.nkafka; i++)
+        found += !strcmp(c.kafka[i].key, "sasl.password") &&
+                 !strcmp(c.kafka[i].value, "s3cret-Passw0rd");
+    CHECK_INT(found, ==, 1); /* sasl.password, without the line break */
+    lev_config_clear(&c);
+
+    setenv("KAFKA_SASL_PASSWORD_FILE", missing, 1);
+    CHECK_INT(lev_config_from_env(&c, "svc", &err), ==, LEV_ERR_CONFIG);
+    CHECK_STR(err.where, "KAFKA_SASL_PASSWORD_FILE");
+    CHECK(strstr(err.text, missing) != NULL);
+
+    /* a file for a property librdkafka does not have, and a value it refuses */
+    unsetenv("KAFKA_SASL_PASSWORD_FILE");
+    setenv("KAFKA_SASL_PASSWORDS_FILE", path, 1);
+    CHECK_INT(lev_config_from_env(&c, "svc", &err), ==, LEV_ERR_CONFIG);
+    CHECK_STR(err.where, "KAFKA_SASL_PASSWORDS_FILE");
+    CHECK(strstr(err.text, "sasl.passwords is not a librdkafka property") != NULL);
+    CHECK(strstr(err.text, "s3cret") == NULL);
+    unsetenv("KAFKA_SASL_PASSWORDS_FILE");
+    setenv("KAFKA_LINGER_MS_FILE", path, 1);
+    CHECK_INT(lev_config_from_env(&c, "svc", &err), ==, LEV_ERR_CONFIG);
+    CHECK_STR(err.where, "KAFKA_LINGER_MS_FILE");
+    CHECK(strstr(err.text, "is not a valid linger.ms") != NULL);
+    CHECK(strstr(err.text, "s3cret") == NULL);
+    unsetenv("KAFKA_LINGER_MS_FILE");
+    remove(path);
+    rmdir(dir);
+}
+
 static void durations_parse_with_units(void)
 {
     int64_t ms;
@@ -243,5 +292,6 @@ CHECK_MAIN(CASE(kubernetes_service_variables_never_stop_a_start_and_a_misspelt_p
            CASE(default_schema_dirs_are_the_working_directory_and_the_installed_ones),
            CASE(environment_overrides_defaults), CASE(bad_values_fail_naming_the_variable),
            CASE(kafka_variables_pass_through_as_librdkafka_properties),
+           CASE(a_kafka_property_can_come_from_a_file_and_its_errors_never_show_it),
            CASE(durations_parse_with_units), CASE(help_lists_every_variable),
            CASE(the_endpoint_address_takes_host_port_forms))

@@ -22,18 +22,24 @@ static int kafka_conf_set(void *kc, const char *name, const char *value, char *e
     return rd_kafka_conf_set(kc, name, value, errstr, errstr_size) == RD_KAFKA_CONF_OK ? 0 : -1;
 }
 
-/* The first authentication error a client of evctl reported (evctl runs
- * one client at a time, on one thread): "" when none. */
-static char auth_error[512];
+/* The first refusal (of our credentials or our TLS handshake) a client of
+ * evctl reported, and the last error of any kind (evctl runs one client at
+ * a time, on one thread): "" when none. */
+static char auth_error[512], last_error[512];
+static int auth_error_tls; /* auth_error is a failed TLS handshake */
 
-/* librdkafka's error callback: keeps an authentication failure for the
- * message; other errors (brokers down, retries) are librdkafka's to handle. */
+/* librdkafka's error callback: keeps a refusal for the message, and the
+ * last reason for "did not answer"; other errors (brokers down, retries)
+ * are librdkafka's to handle. */
 static void on_client_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     (void)rk;
     (void)opaque;
-    if (lev_kafka_err_is_auth(err) && !auth_error[0])
+    if ((lev_kafka_err_is_auth(err) || err == RD_KAFKA_RESP_ERR__SSL) && !auth_error[0]) {
         snprintf(auth_error, sizeof auth_error, "%s", reason && *reason ? reason : "refused");
+        auth_error_tls = err == RD_KAFKA_RESP_ERR__SSL;
+    }
+    snprintf(last_error, sizeof last_error, "%s", reason && *reason ? reason : "");
 }
 
 /* Serves the errors librdkafka has queued (they reach on_client_error, or
@@ -91,7 +97,7 @@ rd_kafka_t *evctl_consumer_new(evctl_ctx_t *ctx, const char *group, int *code)
     rd_kafka_poll_set_consumer(rk);
     /* Ask in short rounds: refused credentials end the wait at once (the
      * request itself only ever says "transport failure" or "timed out"). */
-    auth_error[0] = '\0';
+    auth_error[0] = last_error[0] = '\0';
     int64_t deadline = lev_mono_ms() + ctx->timeout_ms;
     for (;;) {
         const struct rd_kafka_metadata *md = NULL;
@@ -108,17 +114,20 @@ rd_kafka_t *evctl_consumer_new(evctl_ctx_t *ctx, const char *group, int *code)
         left = deadline - lev_mono_ms();
         serve_errors(rk, (int)(left < 0 ? 0 : left > 100 ? 100 : left));
         if (auth_error[0]) {
-            *code =
-                evctl_fail(EVCTL_EXIT_UNAVAILABLE,
-                           "Kafka at %s: authentication failed: %s (check KAFKA_SASL_MECHANISM, "
-                           "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD)",
-                           ctx->conf.bootstrap, auth_error);
+            *code = evctl_fail(
+                EVCTL_EXIT_UNAVAILABLE,
+                "Kafka at %s: %s: %s (check "
+                "KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME, "
+                "KAFKA_SASL_PASSWORD[_FILE] and KAFKA_SSL_CA_LOCATION)",
+                ctx->conf.bootstrap,
+                auth_error_tls ? "TLS handshake failed" : "authentication failed", auth_error);
             rd_kafka_destroy(rk);
             return NULL;
         }
         if (lev_mono_ms() >= deadline) {
-            *code = evctl_fail(EVCTL_EXIT_UNAVAILABLE, "Kafka at %s did not answer: %s",
-                               ctx->conf.bootstrap, rd_kafka_err2str(e));
+            *code = evctl_fail(EVCTL_EXIT_UNAVAILABLE, "Kafka at %s did not answer: %s%s%s",
+                               ctx->conf.bootstrap, rd_kafka_err2str(e), last_error[0] ? ": " : "",
+                               last_error);
             rd_kafka_destroy(rk);
             return NULL;
         }

@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# The workflow over TLS and SASL: a broker whose only client listener is
+# SASL_SSL with SCRAM-SHA-512 (tools/kafka start --sasl-ssl: a private CA
+# and a broker certificate for 127.0.0.1 made with openssl, a SCRAM user per
+# service and one for the operator), then
+#   - refusals, each with a message that says why: a client without
+#     security settings (evctl: the broker hung up, "connecting to a SSL
+#     listener?"), a wrong password and an unknown user (evctl and a
+#     service: "authentication failed", "invalid credentials"; the service
+#     stops at once with exit 1), a client that does not trust the CA ("TLS
+#     handshake failed", "certificate verify failed");
+#   - the demo over it (tools/stack demo): each service connects as its own
+#     principal with its password in a file (KAFKA_SASL_PASSWORD_FILE), evctl
+#     as the operator; every sample order ends as expected;
+#   - no password appears in any output or log of the clients.
+#
+# Environment: LEV_BUILD_DIR (required: the build with the services and
+# evctl), LEV_SASL_TEST_DIR (run directory; default a temporary one).
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+: "${LEV_BUILD_DIR:?LEV_BUILD_DIR must name a build directory with the services and evctl}"
+run=${LEV_SASL_TEST_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/lev-sasl-test.XXXXXX")}
+EVCTL="$LEV_BUILD_DIR/tools/evctl/evctl"
+ORDER="$LEV_BUILD_DIR/services/order/order-service"
+
+fails=0
+passes=0
+ok() { echo "ok:   $*"; passes=$((passes + 1)); }
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+expect() { # expect DESCRIPTION COMMAND...
+  local what=$1
+  shift
+  if "$@"; then ok "$what"; else fail "$what"; fi
+}
+has() { grep -qF -- "$2" "$1"; } # has FILE TEXT
+
+# shellcheck source=../ports.sh
+. "$root/tests/ports.sh"
+unset KAFKA_BOOTSTRAP REDIS_URL
+for v in $(env | sed -n 's/^\(KAFKA_[A-Z0-9_]*\)=.*/\1/p'); do unset "$v"; done
+
+kafka() { "$root/tools/kafka" "$@" --dir "$run/kafka" --port "$kport"; }
+cleanup() {
+  LEV_RUN_DIR="$run" "$root/tools/stack" down --stop-timeout 10 >/dev/null 2>&1 || true
+  kafka stop >/dev/null 2>&1 || true
+  "$root/tools/redis" stop --dir "$run/redis" --port "$rport" >/dev/null 2>&1 || true
+}
+
+for attempt in 1 2 3; do
+  rm -rf "$run"
+  mkdir -p "$run"
+  lev_reserve_ports kport 2
+  lev_reserve_ports rport
+  lev_reserve_ports wport
+  lev_reserve_ports hport 3
+  trap cleanup EXIT
+  t0=$SECONDS
+  kafka start --sasl-ssl --users order-service,billing-service,notification-service,operator \
+    >"$run/kafka-start.out" 2>&1 && krc=0 || krc=$?
+  cat "$run/kafka-start.out"
+  echo "   the SASL_SSL broker started in $((SECONDS - t0)) s"
+  if [ "$krc" -ne 0 ] && [ "$attempt" -lt 3 ] &&
+    lev_port_taken "$run/kafka-start.out" "$run"/kafka/*.log; then
+    echo "a port was taken after all; again on other ports"
+    cleanup
+    trap - EXIT
+    continue
+  fi
+  break
+done
+[ "$krc" -eq 0 ] || { echo "FAIL: tools/kafka start --sasl-ssl"; exit 1; }
+"$root/tools/redis" start --dir "$run/redis" --port "$rport" >/dev/null 2>&1 ||
+  { echo "FAIL: tools/redis start"; exit 1; }
+export LEV_SCHEMA_DIRS="$root/schemas" REDIS_URL="redis://127.0.0.1:$rport/0"
+creds="$run/kafka/credentials"
+expect "the broker's only client listener is SASL_SSL" \
+  grep -q "^listeners=SASL_SSL://127.0.0.1:$kport,CONTROLLER://" "$run/kafka/server.properties"
+expect "every password file is readable by its owner only" \
+  test -z "$(find "$creds" -type f ! -perm 0600)"
+
+# The operator's settings, as a user would take them.
+operator_env() {
+  set -a
+  eval "$("$root/tools/kafka" env --dir "$run/kafka" --port "$kport" --user operator)"
+  set +a
+}
+
+# 1. refusals
+out="$run/refusals"
+mkdir -p "$out"
+KAFKA_BOOTSTRAP="127.0.0.1:$kport" "$EVCTL" topics --timeout 5s >/dev/null 2>"$out/plain.err" &&
+  rc=0 || rc=$?
+cat "$out/plain.err"
+expect "evctl without security settings is refused (exit $rc)" [ "$rc" -ne 0 ]
+expect "... and says the listener may want TLS" has "$out/plain.err" "security.protocol"
+
+(
+  operator_env
+  unset KAFKA_SASL_PASSWORD_FILE
+  KAFKA_SASL_PASSWORD=not-the-password "$EVCTL" topics --timeout 20s >/dev/null 2>"$out/wrong.err"
+) && rc=0 || rc=$?
+cat "$out/wrong.err"
+expect "evctl with a wrong password is refused (exit $rc)" [ "$rc" -ne 0 ]
+expect "... saying authentication failed for invalid credentials" \
+  bash -c 'grep -q "authentication failed" "$1" && grep -q "invalid credentials" "$1"' _ "$out/wrong.err"
+
+(
+  operator_env
+  KAFKA_SASL_USERNAME=nobody "$EVCTL" topics --timeout 20s >/dev/null 2>"$out/nobody.err"
+) && rc=0 || rc=$?
+expect "evctl as an unknown user is refused (exit $rc)" [ "$rc" -ne 0 ]
+expect "... saying authentication failed" has "$out/nobody.err" "authentication failed"
+
+(
+  operator_env
+  unset KAFKA_SSL_CA_LOCATION
+  "$EVCTL" topics --timeout 20s >/dev/null 2>"$out/noca.err"
+) && rc=0 || rc=$?
+cat "$out/noca.err"
+expect "evctl that does not trust the broker's CA is refused (exit $rc)" [ "$rc" -ne 0 ]
+expect "... saying the TLS handshake failed on the certificate" \
+  bash -c 'grep -q "TLS handshake failed" "$1" && grep -q "certificate verify failed" "$1"' _ "$out/noca.err"
+
+t0=$SECONDS
+(
+  operator_env
+  export KAFKA_SASL_USERNAME=order-service KAFKA_SASL_PASSWORD=not-the-password
+  unset KAFKA_SASL_PASSWORD_FILE
+  cd "$out"
+  timeout 60 "$ORDER" >"$out/service.log" 2>&1
+) && rc=0 || rc=$?
+grep '"cannot start"' "$out/service.log" || tail -n 5 "$out/service.log"
+expect "order-service with a wrong password stops by itself with exit 1 (exit $rc, $((SECONDS - t0)) s)" \
+  [ "$rc" -eq 1 ]
+expect "... logging that Kafka refused it for invalid credentials" \
+  bash -c 'grep "\"cannot start\"" "$1" | grep -q "invalid credentials"' _ "$out/service.log"
+
+# 2. the demo: each service as its own principal, evctl as the operator
+t0=$SECONDS
+(
+  operator_env
+  export LEV_RUN_DIR="$run" LEV_BUILD_DIR LEV_STACK_NO_BUILD=1 LEV_STACK_NO_DEPS=1 \
+    LEV_STACK_KAFKA_PORT="$kport" LEV_STACK_REDIS_PORT="$rport" LEV_STACK_WEBHOOK_PORT="$wport" \
+    LEV_STACK_HTTP_PORT="$hport" LEV_STACK_KAFKA_CREDENTIALS="$creds"
+  "$root/tools/stack" demo --demo-timeout 120
+) >"$run/demo.out" 2>&1 && rc=0 || rc=$?
+tail -n 14 "$run/demo.out"
+echo "   demo took $((SECONDS - t0)) s"
+expect "tools/stack demo over SASL_SSL exits 0" [ "$rc" -eq 0 ]
+principal_of() { # the SASL user and password file a running service was given
+  local pid
+  pid=$(head -n1 "$run/services/$1.pid" 2>/dev/null) || return 0
+  tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null |
+    sed -n 's/^KAFKA_SASL_USERNAME=//p; s/^KAFKA_SASL_PASSWORD_FILE=//p' | paste -sd' '
+}
+for s in order billing notification; do
+  expect "$s-service runs as $s-service with its password file (got: $(principal_of "$s"))" \
+    [ "$(principal_of "$s")" = "$s-service $creds/$s-service" ]
+  expect "... and its worker started over SASL_SSL" grep -q '"worker started"' "$run/services/$s.log"
+done
+
+# 3. no password in what the clients wrote
+leaked=""
+for f in "$creds"/*; do
+  pw=$(cat "$f")
+  hits=$(grep -rlF -- "$pw" "$out" "$run/services" "$run/demo.out" "$run/demo" \
+    "$run/topics.log" 2>/dev/null || true)
+  [ -z "$hits" ] || leaked="$leaked $(basename "$f"):$hits"
+done
+expect "no password in any output or log of the clients${leaked:+ (found:$leaked)}" [ -z "$leaked" ]
+
+LEV_RUN_DIR="$run" "$root/tools/stack" down --stop-timeout 10 >/dev/null 2>&1 || true
+cleanup
+trap - EXIT
+echo "sasl_ssl test: $passes passed, $fails failed"
+if [ "$fails" -eq 0 ]; then
+  rm -rf "$run"
+  exit 0
+fi
+exit 1
