@@ -50,3 +50,14 @@ if(TARGET evctl)
     LABELS "integration;compose" TIMEOUT 2400 SKIP_RETURN_CODE 77
     ENVIRONMENT "LEV_BUILD_DIR=${PROJECT_BINARY_DIR};LEV_COMPOSE_TEST_DIR=${PROJECT_BINARY_DIR}/test-compose")
 endif()
+
+# The workflow over TLS and SASL (SCRAM-SHA-512): tools/kafka --sasl-ssl on
+# ports of the test; clients without security settings, with a wrong
+# password, as an unknown user and without the CA are refused saying why;
+# the demo runs with a principal per service; no password is logged.
+if(TARGET order-service AND TARGET billing-service AND TARGET notification-service
+   AND TARGET evctl)
+  add_test(NAME integration.stack.sasl_ssl COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/stack/sasl_ssl_test.sh)
+  set_tests_properties(integration.stack.sasl_ssl PROPERTIES LABELS integration TIMEOUT 600
+    ENVIRONMENT "LEV_BUILD_DIR=${PROJECT_BINARY_DIR};LEV_SASL_TEST_DIR=${PROJECT_BINARY_DIR}/test-sasl")
+endif()
