@@ -192,6 +192,23 @@ static void topics_creates_everything_once_and_is_idempotent(void)
     CHECK_INT(it_evctl(NULL, &err, NULL, "topics", "--topics-file", path3, NULL), ==, 65);
     CHECK(strstr(err, "topics[0].name") != NULL);
     free(err);
+    /* what evctl acls grants is checked the same way */
+    static const char *const broken[][2] = {
+        {"{\"topics\":[{\"name\":\"a\"}],\"groups\":[{\"name\":\"g\",\"reads\":[\"a\"],"
+         "\"writes\":[\"b\"]}]}",
+         "groups[0].writes[0]: not a topic listed in topics"},
+        {"{\"topics\":[{\"name\":\"a\"}],\"groups\":[{\"name\":\"g\",\"reads\":[\"a\"],"
+         "\"principal\":\"g\"}]}",
+         "groups[0].principal"},
+        {"{\"topics\":[{\"name\":\"a\"}],\"operators\":[\"User:\"]}", "operators[0]"},
+    };
+    for (size_t i = 0; i < sizeof broken / sizeof broken[0]; i++) {
+        it_write_file("topics3", broken[i][0], path3, sizeof path3);
+        CHECK_INT(it_evctl(NULL, &err, NULL, "acls", "--dry-run", "--topics-file", path3, NULL), ==,
+                  65);
+        CHECK(err && strstr(err, broken[i][1]) != NULL);
+        free(err);
+    }
     unlink(path);
     unlink(path2);
     unlink(path3);

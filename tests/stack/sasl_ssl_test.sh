@@ -9,9 +9,14 @@
 #     service: "authentication failed", "invalid credentials"; the service
 #     stops at once with exit 1), a client that does not trust the CA ("TLS
 #     handshake failed", "certificate verify failed");
+#   - least privilege: the broker enforces ACLs (StandardAuthorizer);
+#     `evctl acls` is refused to the operator and applied by the admin, then
+#     finds them all a second time; billing-service's principal may not
+#     write to orders nor read notifications; a principal without ACLs may
+#     do nothing;
 #   - the demo over it (tools/stack demo): each service connects as its own
 #     principal with its password in a file (KAFKA_SASL_PASSWORD_FILE), evctl
-#     as the operator; every sample order ends as expected;
+#     as the operator, under those ACLs; every sample order ends as expected;
 #   - no password appears in any output or log of the clients.
 #
 # Environment: LEV_BUILD_DIR (required: the build with the services and
@@ -56,7 +61,8 @@ for attempt in 1 2 3; do
   lev_reserve_ports hport 3
   trap cleanup EXIT
   t0=$SECONDS
-  kafka start --sasl-ssl --users order-service,billing-service,notification-service,operator \
+  kafka start --sasl-ssl --acls \
+    --users order-service,billing-service,notification-service,operator,nobody \
     >"$run/kafka-start.out" 2>&1 && krc=0 || krc=$?
   cat "$run/kafka-start.out"
   echo "   the SASL_SSL broker started in $((SECONDS - t0)) s"
@@ -136,7 +142,52 @@ expect "order-service with a wrong password stops by itself with exit 1 (exit $r
 expect "... logging that Kafka refused it for invalid credentials" \
   bash -c 'grep "\"cannot start\"" "$1" | grep -q "invalid credentials"' _ "$out/service.log"
 
-# 2. the demo: each service as its own principal, evctl as the operator
+# 2. least privilege: the ACLs of tools/topics.json, applied by the admin
+as_user() { # as_user USER COMMAND...: with USER's settings
+  (
+    set -a
+    eval "$("$root/tools/kafka" env --dir "$run/kafka" --port "$kport" --user "$1")"
+    set +a
+    shift
+    "$@"
+  )
+}
+as_user operator "$EVCTL" acls >"$out/acls-operator.out" 2>"$out/acls-operator.err" && rc=0 || rc=$?
+expect "evctl acls as the operator is refused (exit $rc): only the admin may change ACLs" \
+  bash -c '[ "$1" -ne 0 ] && grep -q "may not create ACLs" "$2"' _ "$rc" "$out/acls-operator.err"
+as_user admin "$EVCTL" acls >"$out/acls.out" 2>"$out/acls.err" && rc=0 || rc=$?
+cat "$out/acls.err"
+expect "evctl acls as the admin creates the ACLs (exit $rc)" \
+  bash -c '[ "$1" -eq 0 ] && grep -q "\"status\":\"created\"" "$2"' _ "$rc" "$out/acls.out"
+as_user admin "$EVCTL" acls >"$out/acls2.out" 2>"$out/acls2.err" && rc=0 || rc=$?
+expect "a second evctl acls finds them all (exit $rc)" \
+  bash -c '[ "$1" -eq 0 ] && ! grep -v "\"status\":\"exists\"" "$2"' _ "$rc" "$out/acls2.out"
+expect "no principal gets a wildcard but the operator" \
+  bash -c '! grep "\"resource\":\"\*\"" "$1" | grep -v "User:operator"' _ "$out/acls.out"
+as_user operator "$EVCTL" topics >/dev/null 2>"$out/topics.err" && rc=0 || rc=$?
+expect "the operator creates the workflow's topics (exit $rc)" [ "$rc" -eq 0 ]
+
+"$root/tools/stack-demo.py" prepare "$root/tools/demo-orders.jsonl" "$out/orders.jsonl" >/dev/null
+as_user billing-service "$EVCTL" publish "$out/orders.jsonl" >/dev/null 2>"$out/billing-writes.err" &&
+  rc=0 || rc=$?
+expect "billing-service's principal may not write to orders (exit $rc)" \
+  bash -c '[ "$1" -ne 0 ] && grep -q "Topic authorization failed" "$2"' _ "$rc" "$out/billing-writes.err"
+as_user billing-service "$EVCTL" tail notifications --from beginning --timeout 10s \
+  >/dev/null 2>"$out/billing-reads.err" && rc=0 || rc=$?
+expect "billing-service's principal may not read notifications (exit $rc)" \
+  bash -c '[ "$1" -ne 0 ] && grep -q "not authorized" "$2"' _ "$rc" "$out/billing-reads.err"
+as_user nobody "$EVCTL" publish "$out/orders.jsonl" >/dev/null 2>"$out/nobody-writes.err" &&
+  rc=0 || rc=$?
+expect "a principal without ACLs may not write (exit $rc)" [ "$rc" -ne 0 ]
+as_user nobody "$EVCTL" tail orders --from beginning --timeout 10s >/dev/null \
+  2>"$out/nobody-reads.err" && rc=0 || rc=$?
+expect "... nor read (exit $rc)" \
+  bash -c '[ "$1" -ne 0 ] && grep -q "not authorized" "$2"' _ "$rc" "$out/nobody-reads.err"
+as_user nobody "$EVCTL" topics >"$out/nobody-topics.out" 2>/dev/null && rc=0 || rc=$?
+expect "... nor create topics (exit $rc)" \
+  bash -c '[ "$1" -ne 0 ] && grep -q "Authorization failed" "$2"' _ "$rc" "$out/nobody-topics.out"
+
+# 3. the demo: each service as its own principal, evctl as the operator
 t0=$SECONDS
 (
   operator_env
@@ -160,7 +211,7 @@ for s in order billing notification; do
   expect "... and its worker started over SASL_SSL" grep -q '"worker started"' "$run/services/$s.log"
 done
 
-# 3. no password in what the clients wrote
+# 4. no password in what the clients wrote
 leaked=""
 for f in "$creds"/*; do
   pw=$(cat "$f")

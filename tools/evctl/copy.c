@@ -209,7 +209,8 @@ static int on_record(void *opaque, evctl_scan_t *s, const rd_kafka_message_t *m)
         to = evctl_header_str(m, LEV_H_ORIG_TOPIC, dest, sizeof dest);
         int parts = to && *to ? dest_partitions(st, to) : 0;
         if (parts < 0) {
-            snprintf(st->first_error, sizeof st->first_error, "%s: no metadata from Kafka", to);
+            snprintf(st->first_error, sizeof st->first_error, "%s: %s", to,
+                     evctl_topic_partitions_why(parts));
             return EVCTL_EXIT_UNAVAILABLE;
         }
         if (parts == 0) {
@@ -315,12 +316,12 @@ int evctl_copy_run(evctl_ctx_t *ctx, evctl_scan_t *scan, const evctl_filter_t *f
     if (copy->to) { /* checked before anything is read, dry run or not */
         int parts = dest_partitions(&st, copy->to);
         if (parts <= 0) {
-            rc = parts < 0
-                     ? evctl_fail(EVCTL_EXIT_UNAVAILABLE, "%s: no metadata from Kafka", copy->to)
-                     : evctl_fail(EVCTL_EXIT_DATA,
-                                  "--to: topic %s does not exist (evctl topics creates the "
-                                  "workflow's topics): nothing %s",
-                                  copy->to, copy->dry_run ? "would be sent" : "sent");
+            rc = parts < 0 ? evctl_fail(EVCTL_EXIT_UNAVAILABLE, "%s: %s", copy->to,
+                                        evctl_topic_partitions_why(parts))
+                           : evctl_fail(EVCTL_EXIT_DATA,
+                                        "--to: topic %s does not exist (evctl topics creates the "
+                                        "workflow's topics): nothing %s",
+                                        copy->to, copy->dry_run ? "would be sent" : "sent");
             goto out;
         }
     }

@@ -220,9 +220,13 @@ rd_kafka_t *evctl_consumer_new(evctl_ctx_t *ctx, const char *group, int *code);
 /* Destroys a client made by evctl_consumer_new (closes the consumer). */
 void evctl_consumer_destroy(rd_kafka_t *rk);
 
-/* Partition count of a topic: > 0, 0 when the topic does not exist, or -1
- * when the broker did not answer. */
+/* Partition count of a topic: > 0, 0 when the topic does not exist, -1
+ * when the broker did not answer, EVCTL_TOPIC_DENIED when our principal may
+ * not describe it (Kafka ACLs). */
+#define EVCTL_TOPIC_DENIED (-2)
 int evctl_topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms);
+/* Why evctl_topic_partitions answered < 0, for a message. */
+const char *evctl_topic_partitions_why(int n);
 
 /* A producer (lev_producer) with the context's configuration; prints and
  * returns NULL on error. */
@@ -392,6 +396,7 @@ extern const evctl_cmd_t evctl_cmd_dlq_show;
 extern const evctl_cmd_t evctl_cmd_dlq_redrive;
 extern const evctl_cmd_t evctl_cmd_lag;
 extern const evctl_cmd_t evctl_cmd_topics;
+extern const evctl_cmd_t evctl_cmd_acls;
 extern const evctl_cmd_t evctl_cmd_schemas_list;
 extern const evctl_cmd_t evctl_cmd_schemas_check;
 

@@ -163,6 +163,8 @@ int evctl_topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms)
         } else if (te == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
                    te == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) {
             n = 0;
+        } else if (te == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
+            n = EVCTL_TOPIC_DENIED;
         } else if (te == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE && lev_mono_ms() < deadline) {
             rd_kafka_metadata_destroy(md);
             md = NULL;
@@ -175,6 +177,13 @@ int evctl_topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms)
         rd_kafka_metadata_destroy(md);
     rd_kafka_topic_destroy(rkt);
     return n;
+}
+
+const char *evctl_topic_partitions_why(int n)
+{
+    return n == EVCTL_TOPIC_DENIED ? "not authorized: Kafka's ACLs do not let evctl's principal "
+                                     "describe this topic"
+                                   : "no metadata from Kafka";
 }
 
 lev_producer_t *evctl_producer_new(evctl_ctx_t *ctx)

@@ -129,7 +129,7 @@ static int add_topic(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *l, const c
             return 0;
     int n = evctl_topic_partitions(rk, topic, timeout_ms);
     if (n < 0)
-        return evctl_fail(EVCTL_EXIT_UNAVAILABLE, "%s: no metadata from Kafka", topic);
+        return evctl_fail(EVCTL_EXIT_UNAVAILABLE, "%s: %s", topic, evctl_topic_partitions_why(n));
     if (n == 0)
         return -1;
     for (int p = 0; p < n; p++)

@@ -9,9 +9,9 @@
 #include <unistd.h>
 
 static const evctl_cmd_t *const commands[] = {
-    &evctl_cmd_publish,      &evctl_cmd_tail,          &evctl_cmd_replay, &evctl_cmd_dlq_list,
-    &evctl_cmd_dlq_show,     &evctl_cmd_dlq_redrive,   &evctl_cmd_lag,    &evctl_cmd_topics,
-    &evctl_cmd_schemas_list, &evctl_cmd_schemas_check,
+    &evctl_cmd_publish,  &evctl_cmd_tail,         &evctl_cmd_replay,        &evctl_cmd_dlq_list,
+    &evctl_cmd_dlq_show, &evctl_cmd_dlq_redrive,  &evctl_cmd_lag,           &evctl_cmd_topics,
+    &evctl_cmd_acls,     &evctl_cmd_schemas_list, &evctl_cmd_schemas_check,
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

@@ -815,7 +815,8 @@ static int check_topics(evctl_ctx_t *ctx, const input_t *in, const char *name, i
         const char *topic = json_string_value(json_array_get(t, 0));
         int parts = evctl_topic_partitions(rk, topic, ctx->timeout_ms);
         if (parts < 0) {
-            rc = evctl_fail(EVCTL_EXIT_UNAVAILABLE, "%s: no metadata from Kafka", topic);
+            rc = evctl_fail(EVCTL_EXIT_UNAVAILABLE, "%s: %s", topic,
+                            evctl_topic_partitions_why(parts));
             break;
         }
         if (parts == 0) {

@@ -252,7 +252,7 @@ int evctl_scan_plan(evctl_scan_t *s, evctl_ctx_t *ctx, rd_kafka_t *rk, const cha
 
     int n = evctl_topic_partitions(rk, topic, ctx->timeout_ms);
     if (n < 0) {
-        rc = evctl_fail(EVCTL_EXIT_UNAVAILABLE, "%s: no metadata from Kafka", topic);
+        rc = evctl_fail(EVCTL_EXIT_UNAVAILABLE, "%s: %s", topic, evctl_topic_partitions_why(n));
         goto done;
     }
     if (n == 0) {

@@ -167,6 +167,18 @@ static int add_topic(evctl_topology_t *t, const char *name, int partitions, int 
     return 0;
 }
 
+/* A Kafka principal as ACLs name it: "User:<name>", the name non-empty,
+ * without control characters. */
+static int principal_ok(const char *p)
+{
+    if (!p || strncmp(p, "User:", 5) != 0 || !p[5] || strlen(p) > 250)
+        return 0;
+    for (const unsigned char *c = (const unsigned char *)p; *c; c++)
+        if (*c < 0x20 || *c == 0x7f)
+            return 0;
+    return 1;
+}
+
 int evctl_topology_load(evctl_topology_t *t, evctl_ctx_t *ctx, int partitions, int replication,
                         int retry_levels)
 {
@@ -222,6 +234,23 @@ int evctl_topology_load(evctl_topology_t *t, evctl_ctx_t *ctx, int partitions, i
         snprintf(where, sizeof where,
                  "retry_topics/dlq_topics.config: expected an object of strings");
         goto bad;
+    }
+    json_t *operators = json_object_get(t->doc, "operators");
+    if (operators && !json_is_array(operators)) {
+        snprintf(where, sizeof where, "operators: expected an array of principals");
+        goto bad;
+    }
+    {
+        size_t oi;
+        json_t *op;
+        json_array_foreach(operators, oi, op)
+        {
+            if (!principal_ok(json_string_value(op))) {
+                snprintf(where, sizeof where,
+                         "operators[%zu]: expected \"User:<name>\" (a Kafka principal)", oi);
+                goto bad;
+            }
+        }
     }
     if (!json_is_array(topics) || json_array_size(topics) == 0) {
         snprintf(where, sizeof where, "topics: expected a non-empty array");
@@ -307,6 +336,31 @@ int evctl_topology_load(evctl_topology_t *t, evctl_ctx_t *ctx, int partitions, i
             if (t->topics[j].partitions > parts)
                 parts = t->topics[j].partitions;
             repl = t->topics[j].replication;
+        }
+        json_t *writes = json_object_get(it, "writes");
+        if (writes && !json_is_array(writes)) {
+            snprintf(where, sizeof where, "groups[%zu].writes: expected an array of topic names",
+                     i);
+            goto bad;
+        }
+        json_array_foreach(writes, k, r)
+        {
+            const char *wn = json_string_value(r);
+            size_t j;
+            for (j = 0; wn && j < t->ntopics; j++)
+                if (strcmp(t->topics[j].name, wn) == 0)
+                    break;
+            if (!wn || j == t->ntopics) {
+                snprintf(where, sizeof where,
+                         "groups[%zu].writes[%zu]: not a topic listed in topics", i, k);
+                goto bad;
+            }
+        }
+        json_t *principal = json_object_get(it, "principal");
+        if (principal && !principal_ok(json_string_value(principal))) {
+            snprintf(where, sizeof where,
+                     "groups[%zu].principal: expected \"User:<name>\" (a Kafka principal)", i);
+            goto bad;
         }
         if (parts == 0)
             parts = partitions > 0 ? partitions : def_parts;
