@@ -192,9 +192,11 @@ static int run(evctl_ctx_t *ctx, const evctl_args_t *args)
         } else {
             planned++;
         }
-        json_t *j =
-            json_pack("{s:s,s:s,s:i,s:i,s:s}", "topic", s->name, "kind", s->kind, "partitions",
-                      s->partitions, "replication_factor", s->replication, "status", st[i].status);
+        json_t *j = json_pack("{s:s,s:s,s:i,s:o,s:s}", "topic", s->name, "kind", s->kind,
+                              "partitions", s->partitions, "replication_factor",
+                              s->replication > 0 ? json_integer(s->replication)
+                                                 : json_string("cluster default"),
+                              "status", st[i].status);
         if (s->group)
             json_object_set_new(j, "group", json_string(s->group));
         if (st[i].actual > 0)
@@ -231,7 +233,9 @@ const evctl_cmd_t evctl_cmd_topics = {
     "alone; one whose partition count differs from the description is reported\n"
     "(\"partition-mismatch\", exit 65) and never changed. Running it again is harmless.\n"
     "One JSON line per topic: {\"topic\",\"kind\" (topic, retry, dlq),\"group\",\n"
-    "\"partitions\",\"replication_factor\",\"status\" (created, exists, would-create,\n"
+    "\"partitions\",\"replication_factor\" (a number, or \"cluster default\": the\n"
+    "broker's default.replication.factor when the description gives none),\"status\"\n"
+    "(created, exists, would-create,\n"
     "partition-mismatch, error),\"actual_partitions\"}.\n",
     opts,
     0,

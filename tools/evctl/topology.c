@@ -220,7 +220,9 @@ int evctl_topology_load(evctl_topology_t *t, evctl_ctx_t *ctx, int partitions, i
         snprintf(where, sizeof where, "defaults.partitions: expected a positive integer");
         goto bad;
     }
-    if (positive(defaults, "replication_factor", 1, &def_repl) != 0) {
+    /* without one, the cluster's default.replication.factor (-1 asks the
+     * broker for it) */
+    if (positive(defaults, "replication_factor", -1, &def_repl) != 0) {
         snprintf(where, sizeof where, "defaults.replication_factor: expected a positive integer");
         goto bad;
     }
