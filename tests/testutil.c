@@ -318,7 +318,8 @@ int lev_test_create_topic_with(const char *topic, int partitions, const char *co
 {
     rd_kafka_t *rk = client(RD_KAFKA_PRODUCER, NULL);
     char errstr[512];
-    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, 1, errstr, sizeof errstr);
+    /* the cluster's default replication factor (1 on the test broker) */
+    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, -1, errstr, sizeof errstr);
     for (size_t i = 0; configs && configs[i]; i += 2)
         rd_kafka_NewTopic_set_config(nt, configs[i], configs[i + 1]);
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);

@@ -26,6 +26,11 @@ if(TARGET order-service AND TARGET billing-service AND TARGET notification-servi
   # The webhook down for 60 s and the gateway for 30 s while orders come in:
   # the circuit breakers hold them; nothing is dead-lettered; all drain.
   lev_integration_test(workflow.outage COMMAND workflow_e2e outage ${_wf_args} TIMEOUT 400)
+  # A 3-node cluster of its own (tools/kafka-cluster): the broker leading
+  # most partitions, then the active controller, killed with SIGKILL and
+  # started again while 2,000 orders flow over a minute.
+  lev_integration_test(workflow.failover COMMAND workflow_e2e failover ${_wf_args}
+    --cluster ${PROJECT_SOURCE_DIR}/tools/kafka-cluster TIMEOUT 900)
   # A slow webhook and gateway: their requests run side by side.
   lev_integration_test(workflow.slow COMMAND workflow_e2e slow ${_wf_args} TIMEOUT 300)
   # The same OrderPlaced published twice changes nothing (ledger and sink file).

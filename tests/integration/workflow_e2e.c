@@ -42,6 +42,15 @@
  *              dashboard returns data; `promtool check metrics` accepts
  *              each service's /metrics.
  *
+ *   failover   (needs --cluster tools/kafka-cluster) the run starts its own
+ *              KRaft cluster of 3 nodes (replication factor 3,
+ *              min.insync.replicas 2) and runs 2N orders over about a minute;
+ *              a quarter in, the node leading most of the run's partitions is
+ *              killed with SIGKILL and started again 12 s later; past the
+ *              half, the active controller likewise. The services are never
+ *              restarted. Prints, for each kill, how long until every order
+ *              published before it was notified.
+ *
  * Invariants checked after the stack went quiet (every group's committed
  * offset at the end of every input topic):
  *   - every order has exactly one terminal event id (OrderRejected,
@@ -194,6 +203,10 @@ typedef struct run_s {
     int otlp_port, query_port;
     char jaeger_dir[600];
     char otel_env[2][128];
+    /* failover: tools/kafka-cluster, its state dir and first port */
+    const char *cluster;
+    char cluster_dir[600];
+    int cluster_port;
     int failures;
     uint64_t rng;
 } run_t;
@@ -2301,12 +2314,180 @@ static void scenario_jaeger(run_t *r, size_t n)
     verify(r, 1);
 }
 
+/* ======================================================================
+ * failover: a 3-node cluster, its busiest broker and its controller killed
+ * ====================================================================== */
+
+/* Runs `tools/kafka-cluster CMD ...` for the run's cluster; the first line
+ * of its standard output goes to out (may be NULL). Returns its status. */
+static int cluster_cmd(run_t *r, const char *cmd, char *out, size_t size)
+{
+    char line[1600];
+    snprintf(line, sizeof line, "'%s' %s --dir '%s' --port %d --nodes 3 2>>'%s.log'", r->cluster,
+             cmd, r->cluster_dir, r->cluster_port, r->cluster_dir);
+    FILE *p = popen(line, "r");
+    if (!p)
+        return -1;
+    char buf[512] = "";
+    if (!fgets(buf, sizeof buf, p))
+        buf[0] = '\0';
+    while (fgetc(p) != EOF) {
+    }
+    int st = pclose(p);
+    buf[strcspn(buf, "\n")] = '\0';
+    if (out)
+        snprintf(out, size, "%s", buf);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Starts the run's cluster and points KAFKA_BOOTSTRAP (the services', the
+ * topics', the producer's) at it. */
+static int start_cluster(run_t *r)
+{
+    char env[600];
+    snprintf(env, sizeof env, "%s/test-runs", lev_test_env("LEV_BINARY_DIR", "."));
+    mkdir(env, 0755);
+    for (int attempt = 0; attempt < 3; attempt++) {
+        r->cluster_port = lev_test_reserve_ports(6);
+        if (r->cluster_port < 0)
+            return -1;
+        snprintf(r->cluster_dir, sizeof r->cluster_dir, "%s/test-runs/cluster-%d-%d",
+                 lev_test_env("LEV_BINARY_DIR", "."), (int)getpid(), attempt);
+        int64_t t0 = lev_mono_ms();
+        if (cluster_cmd(r, "start --timeout 240", NULL, 0) == 0 &&
+            cluster_cmd(r, "env", env, sizeof env) == 0 && !strncmp(env, "KAFKA_BOOTSTRAP=", 16)) {
+            setenv("KAFKA_BOOTSTRAP", env + 16, 1);
+            say("a 3-node cluster on %s in %.1f s", env + 16, (lev_mono_ms() - t0) / 1000.0);
+            return 0;
+        }
+        cluster_cmd(r, "stop --clean", NULL, 0);
+    }
+    return -1;
+}
+
+static void stop_cluster(run_t *r)
+{
+    if (r->cluster_dir[0] && cluster_cmd(r, r->failures ? "stop" : "stop --clean", NULL, 0) != 0)
+        say("stopping the cluster failed");
+    r->cluster_dir[0] = '\0';
+}
+
+/* The node leading most partitions of the run's topics, or -1. */
+static int busiest_broker(run_t *r)
+{
+    int leads[16] = {0}, best = -1;
+    const char *topics[] = {r->orders_topic, r->payments_topic, r->notifications_topic};
+    for (size_t t = 0; t < 3; t++) {
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(r->admin, topics[t], NULL);
+        const struct rd_kafka_metadata *md = NULL;
+        if (rkt && rd_kafka_metadata(r->admin, 0, rkt, &md, 5000) == 0) {
+            for (int p = 0; md->topic_cnt == 1 && p < md->topics[0].partition_cnt; p++) {
+                int l = md->topics[0].partitions[p].leader;
+                if (l >= 0 && l < 16)
+                    leads[l]++;
+            }
+            rd_kafka_metadata_destroy(md);
+        }
+        if (rkt)
+            rd_kafka_topic_destroy(rkt);
+    }
+    for (int i = 1; i < 16; i++)
+        if (leads[i] > 0 && (best < 0 || leads[i] > leads[best]))
+            best = i;
+    if (best > 0)
+        say("node %d leads %d of the run's partitions", best, leads[best]);
+    return best;
+}
+
+/* kill -9 of node id; 0 or -1. */
+static int kill_node(run_t *r, int id)
+{
+    char cmd[64], pid[32];
+    snprintf(cmd, sizeof cmd, "pid --node %d", id);
+    if (cluster_cmd(r, cmd, pid, sizeof pid) != 0 || atoi(pid) <= 0)
+        return -1;
+    return kill((pid_t)atoi(pid), SIGKILL);
+}
+
+typedef struct kill_s {
+    const char *what;
+    int node;
+    int64_t at;      /* when it was killed (lev_mono_ms) */
+    size_t before;   /* orders published before it */
+    int64_t drained; /* ms until they were all notified, -1 not yet */
+    int restarted;
+} kill_t;
+
+static void scenario_failover(run_t *r, size_t n)
+{
+    enum { WAVES = 60, WAVE_MS = 1000, DOWN_WAVES = 12 };
+    plan_orders(r, n);
+    qsort(r->orders, r->n, sizeof *r->orders, order_cmp);
+    for (int i = 0; i < NSVC; i++)
+        start_service(r, i);
+    kill_t kills[2] = {{"the broker leading most partitions", -1, 0, 0, -1, 0},
+                       {"the active controller", -1, 0, 0, -1, 0}};
+    const int kill_wave[2] = {WAVES / 4, WAVES / 4 + DOWN_WAVES + 8};
+    size_t published = 0, per_wave = (n + WAVES - 1) / WAVES;
+    for (int w = 0; w < WAVES + 3 * DOWN_WAVES; w++) {
+        int64_t t0 = lev_mono_ms();
+        if (!services_alive(r))
+            return fail(r, "a service exited while the brokers failed over");
+        if (published < n) {
+            size_t to = published + per_wave < n ? published + per_wave : n;
+            if (publish_range(r, published, to) != 0)
+                return fail(r, "cannot publish the orders");
+            published = to;
+        }
+        for (int k = 0; k < 2; k++) {
+            kill_t *x = &kills[k];
+            if (w == kill_wave[k]) {
+                char id[32] = "";
+                x->node = k == 0                                             ? busiest_broker(r)
+                          : cluster_cmd(r, "controller", id, sizeof id) == 0 ? atoi(id)
+                                                                             : -1;
+                if (x->node <= 0 || kill_node(r, x->node) != 0)
+                    return fail(r, "cannot find or kill %s", x->what);
+                x->at = lev_mono_ms();
+                x->before = published;
+                say("killed node %d, %s, with SIGKILL after %zu orders", x->node, x->what,
+                    published);
+            }
+            if (x->at && !x->restarted && w == kill_wave[k] + DOWN_WAVES) {
+                if (cluster_cmd(r, "start --timeout 120", NULL, 0) != 0)
+                    return fail(r, "cannot start node %d again", x->node);
+                x->restarted = 1;
+                say("node %d is back after %.1f s", x->node, (lev_mono_ms() - x->at) / 1000.0);
+            }
+            if (x->at && x->drained < 0 && count_finished(r) >= x->before) {
+                x->drained = lev_mono_ms() - x->at;
+                say("drained after killing %s: every order published before it notified %.1f s "
+                    "after the kill",
+                    x->what, x->drained / 1000.0);
+            }
+        }
+        if (published >= n && kills[1].restarted && kills[0].drained >= 0 && kills[1].drained >= 0)
+            break;
+        int64_t left = WAVE_MS - (lev_mono_ms() - t0);
+        if (left > 0)
+            lev_test_sleep_ms((int)left);
+    }
+    if (flush_producer(r) != 0)
+        return fail(r, "cannot publish the orders");
+    say("published %zu orders across two broker kills", published);
+    for (int k = 0; k < 2; k++)
+        if (kills[k].drained < 0)
+            fail(r, "the orders published before killing %s were not all notified in time",
+                 kills[k].what);
+    finish(r, 180000, 0);
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: workflow_e2e steady|crash|duplicate|replay|outage|slow|prometheus|"
-                    "jaeger --order BIN --billing BIN --notification BIN --http SCRIPT\n"
+                    "jaeger|failover --order BIN --billing BIN --notification BIN --http SCRIPT\n"
                     "       [--evctl BIN] [--prometheus BIN --promtool BIN --dashboard JSON]\n"
-                    "       [--jaeger tools/jaeger]\n"
+                    "       [--jaeger tools/jaeger] [--cluster tools/kafka-cluster]\n"
                     "(replay needs --evctl; prometheus needs --prometheus, --promtool and "
                     "--dashboard; jaeger needs --jaeger)\n");
 }
@@ -2339,6 +2520,8 @@ int main(int argc, char **argv)
             r->dashboard = argv[i + 1];
         else if (!strcmp(argv[i], "--jaeger"))
             r->jaeger = argv[i + 1];
+        else if (!strcmp(argv[i], "--cluster"))
+            r->cluster = argv[i + 1];
     }
     if (!r->bin[0] || !r->bin[1] || !r->bin[2] || !r->http_script) {
         usage();
@@ -2353,18 +2536,25 @@ int main(int argc, char **argv)
     r->ledger = !strcmp(r->scenario, "duplicate");
     r->exact_deliveries = !strcmp(r->scenario, "replay");
     int watched = !strcmp(r->scenario, "prometheus"), traced = !strcmp(r->scenario, "jaeger");
+    int failover = !strcmp(r->scenario, "failover");
     if ((strcmp(r->scenario, "steady") && strcmp(r->scenario, "crash") &&
          strcmp(r->scenario, "outage") && strcmp(r->scenario, "slow") && !r->ledger &&
-         !r->exact_deliveries && !watched && !traced) ||
-        (r->exact_deliveries && !r->evctl) ||
+         !r->exact_deliveries && !watched && !traced && !failover) ||
+        (failover && !r->cluster) || (r->exact_deliveries && !r->evctl) ||
         (watched && (!r->prometheus || !r->promtool || !r->dashboard)) || (traced && !r->jaeger)) {
         usage();
         return 2;
     }
 
     int64_t t0 = lev_mono_ms();
+    if (failover && start_cluster(r) != 0) {
+        fprintf(stderr, "the 3-node cluster did not start\n");
+        stop_cluster(r);
+        return 1;
+    }
     if (setup(r) != 0) {
         teardown(r);
+        stop_cluster(r);
         return 1;
     }
     if (!strcmp(r->scenario, "steady"))
@@ -2381,9 +2571,12 @@ int main(int argc, char **argv)
         scenario_prometheus(r, n < 50 ? 50 : n / 5);
     else if (traced)
         scenario_jaeger(r, n < 50 ? 50 : n / 20);
+    else if (failover)
+        scenario_failover(r, 2 * n);
     else
         scenario_duplicate(r, n < 20 ? 20 : n / 10);
     teardown(r);
+    stop_cluster(r);
     say("%s: %s in %.1f s (%d failures); logs in %s", r->scenario, r->failures ? "FAILED" : "ok",
         (double)(lev_mono_ms() - t0) / 1000.0, r->failures, r->dir);
     return r->failures ? 1 : 0;
