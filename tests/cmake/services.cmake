@@ -31,6 +31,12 @@ if(TARGET order-service AND TARGET billing-service AND TARGET notification-servi
   # started again while 2,000 orders flow over a minute.
   lev_integration_test(workflow.failover COMMAND workflow_e2e failover ${_wf_args}
     --cluster ${PROJECT_SOURCE_DIR}/tools/kafka-cluster TIMEOUT 900)
+  # A second and a third instance of each service join and leave while
+  # orders flow, with eager and with cooperative assignment.
+  lev_integration_test(workflow.scale_eager COMMAND workflow_e2e scale-eager ${_wf_args}
+    TIMEOUT 400)
+  lev_integration_test(workflow.scale_cooperative COMMAND workflow_e2e scale-cooperative
+    ${_wf_args} TIMEOUT 400)
   # A slow webhook and gateway: their requests run side by side.
   lev_integration_test(workflow.slow COMMAND workflow_e2e slow ${_wf_args} TIMEOUT 300)
   # The same OrderPlaced published twice changes nothing (ledger and sink file).

@@ -42,6 +42,13 @@
  *              dashboard returns data; `promtool check metrics` accepts
  *              each service's /metrics.
  *
+ *   scale-eager, scale-cooperative
+ *              N orders over about 40 s while a second and a third instance
+ *              of each service join their groups and leave them again
+ *              (SIGTERM), with eager (range) or cooperative-sticky
+ *              assignment: the invariants hold, every instance exits 0, and
+ *              the longest gap in each service's outputs around each
+ *              membership change is printed (the pause a rebalance costs).
  *   failover   (needs --cluster tools/kafka-cluster) the run starts its own
  *              KRaft cluster of 3 nodes (replication factor 3,
  *              min.insync.replicas 2) and runs 2N orders over about a minute;
@@ -203,6 +210,10 @@ typedef struct run_s {
     int otlp_port, query_port;
     char jaeger_dir[600];
     char otel_env[2][128];
+    /* scale: the second and third instance of each service */
+    pid_t extra_pid[NSVC][2];
+    int extra_stopping[NSVC][2]; /* sent SIGTERM, not reaped yet */
+    char extra_log[NSVC][2][600];
     /* failover: tools/kafka-cluster, its state dir and first port */
     const char *cluster;
     char cluster_dir[600];
@@ -273,7 +284,22 @@ static order_t *find_order(run_t *r, const char *id)
  * ====================================================================== */
 
 /* Starts service i with the run's environment. */
+static pid_t spawn_service(run_t *r, int i, const char *log);
+
 static void start_service(run_t *r, int i)
+{
+    r->pid[i] = spawn_service(r, i, r->log[i]);
+}
+
+/* Starts instance k (0, 1) beyond the first of service i. */
+static void start_extra(run_t *r, int i, int k)
+{
+    snprintf(r->extra_log[i][k], sizeof r->extra_log[i][k], "%s/%s-%d.log", r->dir, svc_names[i],
+             k + 2);
+    r->extra_pid[i][k] = spawn_service(r, i, r->extra_log[i][k]);
+}
+
+static pid_t spawn_service(run_t *r, int i, const char *log)
 {
     static char env[32][700];
     int n = 0;
@@ -316,8 +342,10 @@ static void start_service(run_t *r, int i)
         envp[k] = env[k];
     envp[n] = NULL;
     char *argv[] = {(char *)r->bin[i], NULL};
-    r->pid[i] = lev_test_spawn(argv, envp, r->log[i]);
+    return lev_test_spawn(argv, envp, log);
 }
+
+static void reap_extra(run_t *r, int i, int k, int timeout_ms);
 
 /* Checks that no service exited on its own; fails the run if one did. */
 static int services_alive(run_t *r)
@@ -330,8 +358,52 @@ static int services_alive(run_t *r)
             r->pid[i] = 0;
             ok = 0;
         }
+        for (int k = 0; k < 2; k++) {
+            pid_t p = r->extra_pid[i][k];
+            if (r->extra_stopping[i][k]) {
+                reap_extra(r, i, k, 0);
+                continue;
+            }
+            if (p > 0 && waitpid(p, &status, WNOHANG) == p) {
+                fail(r, "instance %d of %s exited on its own (status 0x%x); see %s", k + 2,
+                     svc_names[i], status, r->extra_log[i][k]);
+                r->extra_pid[i][k] = 0;
+                ok = 0;
+            }
+        }
     }
     return ok;
+}
+
+/* After SIGTERM to instance k beyond the first of service i: it must leave
+ * its group and exit 0; waits for it up to timeout_ms (0: only looks). */
+static void reap_extra(run_t *r, int i, int k, int timeout_ms)
+{
+    int status = 0;
+    pid_t p = r->extra_pid[i][k];
+    if (p <= 0 || !r->extra_stopping[i][k])
+        return;
+    if (timeout_ms == 0) {
+        if (waitpid(p, &status, WNOHANG) != p)
+            return;
+    } else if (lev_test_wait(p, timeout_ms, &status) != 0) {
+        fail(r, "instance %d of %s did not stop within 40 s of SIGTERM", k + 2, svc_names[i]);
+        kill(p, SIGKILL);
+        lev_test_wait(p, 5000, &status);
+    } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fail(r, "instance %d of %s exited with status 0x%x after SIGTERM; see %s", k + 2,
+             svc_names[i], status, r->extra_log[i][k]);
+    }
+    r->extra_pid[i][k] = 0;
+    r->extra_stopping[i][k] = 0;
+}
+
+/* SIGTERM to instance k beyond the first of service i (reap_extra checks
+ * how it ends). */
+static void stop_extra(run_t *r, int i, int k)
+{
+    if (r->extra_pid[i][k] > 0 && kill(r->extra_pid[i][k], SIGTERM) == 0)
+        r->extra_stopping[i][k] = 1;
 }
 
 /* SIGTERM every service and expect exit status 0 from each. */
@@ -520,6 +592,13 @@ static void teardown(run_t *r)
             int status;
             kill(r->pid[i], SIGKILL);
             lev_test_wait(r->pid[i], 5000, &status);
+        }
+        for (int k = 0; k < 2; k++) {
+            int status;
+            if (r->extra_pid[i][k] > 0) {
+                kill(r->extra_pid[i][k], SIGKILL);
+                lev_test_wait(r->extra_pid[i][k], 5000, &status);
+            }
         }
     }
     stop_http(r);
@@ -2315,6 +2394,117 @@ static void scenario_jaeger(run_t *r, size_t n)
 }
 
 /* ======================================================================
+ * scale: instances join and leave while orders flow
+ * ====================================================================== */
+
+static int ts_cmp(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Timestamps (ms) of the records service i emitted, sorted; their count. */
+static size_t output_times(run_t *r, int i, int64_t **out)
+{
+    const char *topic = i == SVC_ORDER     ? r->orders_topic
+                        : i == SVC_BILLING ? r->payments_topic
+                                           : r->notifications_topic;
+    lev_test_record_t *recs;
+    char type[160];
+    size_t n = lev_test_read_topic(topic, 0, 10000, &recs), m = 0;
+    int64_t *t = malloc((n ? n : 1) * sizeof *t);
+    for (size_t k = 0; t && k < n; k++) {
+        lev_test_header(&recs[k], LEV_H_CE_TYPE, type, sizeof type);
+        if (strcmp(type, "shop.order.OrderPlaced") != 0) /* the test's own */
+            t[m++] = recs[k].timestamp;
+    }
+    lev_test_records_free(recs, n);
+    if (t)
+        qsort(t, m, sizeof *t, ts_cmp);
+    *out = t;
+    return t ? m : 0;
+}
+
+/* The longest gap between consecutive times within [from, to]. */
+static int64_t longest_gap(const int64_t *t, size_t n, int64_t from, int64_t to)
+{
+    int64_t best = 0;
+    for (size_t k = 1; k < n; k++)
+        if (t[k] >= from && t[k - 1] <= to && t[k] - t[k - 1] > best)
+            best = t[k] - t[k - 1];
+    return best;
+}
+
+static void scenario_scale(run_t *r, size_t n, int eager)
+{
+    enum { WAVES = 160, WAVE_MS = 250, CHANGES = 4 };
+    static const char *eager_env[] = {"KAFKA_PARTITION_ASSIGNMENT_STRATEGY=range", NULL};
+    static const char *const what[CHANGES] = {
+        "a second instance of each service joins", "a third instance joins",
+        "the second instance leaves (SIGTERM)", "the third instance leaves (SIGTERM)"};
+    const int at[CHANGES] = {20, 50, 90, 120};
+    int64_t when[CHANGES] = {0}; /* wall clock ms, as the records' timestamps */
+    if (eager)
+        r->extra_env[0] = eager_env[0];
+    plan_orders(r, n);
+    qsort(r->orders, r->n, sizeof *r->orders, order_cmp);
+    for (int i = 0; i < NSVC; i++)
+        start_service(r, i);
+    size_t published = 0, per_wave = (n + WAVES - 1) / WAVES;
+    for (int w = 0; w < WAVES; w++) {
+        int64_t t0 = lev_mono_ms();
+        if (!services_alive(r))
+            return;
+        for (int c = 0; c < CHANGES; c++) {
+            if (w != at[c])
+                continue;
+            when[c] = lev_now_ms();
+            for (int i = 0; i < NSVC; i++) {
+                if (c < 2)
+                    start_extra(r, i, c);
+                else
+                    stop_extra(r, i, c - 2);
+            }
+            say("%s (%s assignment), after %zu orders", what[c], eager ? "eager" : "cooperative",
+                published);
+        }
+        if (published < n) {
+            size_t to = published + per_wave < n ? published + per_wave : n;
+            if (publish_range(r, published, to) != 0)
+                return fail(r, "cannot publish the orders");
+            published = to;
+        }
+        int64_t left = WAVE_MS - (lev_mono_ms() - t0);
+        if (left > 0)
+            lev_test_sleep_ms((int)left);
+    }
+    if (flush_producer(r) != 0)
+        return fail(r, "cannot publish the orders");
+    for (int i = 0; i < NSVC; i++)
+        for (int k = 0; k < 2; k++)
+            reap_extra(r, i, k, 40000);
+    if (wait_finished(r, 150000) != 0)
+        fail(r, "not every order finished in time");
+    /* the pause each change cost, from the services' outputs: the longest
+     * gap in 10 s after it, against the longest before the first change */
+    for (int i = 0; i < NSVC; i++) {
+        int64_t *t;
+        size_t m = output_times(r, i, &t);
+        char line[600];
+        int off = snprintf(line, sizeof line,
+                           "%s: longest gap in its outputs: %lld ms before "
+                           "any change",
+                           svc_names[i], (long long)longest_gap(t, m, when[0] - 4000, when[0]));
+        for (int c = 0; c < CHANGES && off > 0 && (size_t)off < sizeof line; c++)
+            off += snprintf(line + off, sizeof line - (size_t)off, "; %lld ms after change %d",
+                            (long long)longest_gap(t, m, when[c], when[c] + 10000), c + 1);
+        say("%s", line);
+        free(t);
+    }
+    finish(r, 30000, 1); /* members that leave gracefully leave no copies */
+}
+
+/* ======================================================================
  * failover: a 3-node cluster, its busiest broker and its controller killed
  * ====================================================================== */
 
@@ -2485,7 +2675,8 @@ static void scenario_failover(run_t *r, size_t n)
 static void usage(void)
 {
     fprintf(stderr, "usage: workflow_e2e steady|crash|duplicate|replay|outage|slow|prometheus|"
-                    "jaeger|failover --order BIN --billing BIN --notification BIN --http SCRIPT\n"
+                    "jaeger|failover|scale-eager|scale-cooperative\n"
+                    "       --order BIN --billing BIN --notification BIN --http SCRIPT\n"
                     "       [--evctl BIN] [--prometheus BIN --promtool BIN --dashboard JSON]\n"
                     "       [--jaeger tools/jaeger] [--cluster tools/kafka-cluster]\n"
                     "(replay needs --evctl; prometheus needs --prometheus, --promtool and "
@@ -2537,9 +2728,10 @@ int main(int argc, char **argv)
     r->exact_deliveries = !strcmp(r->scenario, "replay");
     int watched = !strcmp(r->scenario, "prometheus"), traced = !strcmp(r->scenario, "jaeger");
     int failover = !strcmp(r->scenario, "failover");
+    int scale = !strcmp(r->scenario, "scale-eager") || !strcmp(r->scenario, "scale-cooperative");
     if ((strcmp(r->scenario, "steady") && strcmp(r->scenario, "crash") &&
          strcmp(r->scenario, "outage") && strcmp(r->scenario, "slow") && !r->ledger &&
-         !r->exact_deliveries && !watched && !traced && !failover) ||
+         !r->exact_deliveries && !watched && !traced && !failover && !scale) ||
         (failover && !r->cluster) || (r->exact_deliveries && !r->evctl) ||
         (watched && (!r->prometheus || !r->promtool || !r->dashboard)) || (traced && !r->jaeger)) {
         usage();
@@ -2573,6 +2765,8 @@ int main(int argc, char **argv)
         scenario_jaeger(r, n < 50 ? 50 : n / 20);
     else if (failover)
         scenario_failover(r, 2 * n);
+    else if (scale)
+        scenario_scale(r, n, !strcmp(r->scenario, "scale-eager"));
     else
         scenario_duplicate(r, n < 20 ? 20 : n / 10);
     teardown(r);
