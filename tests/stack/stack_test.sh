@@ -191,6 +191,26 @@ for _ in $(seq 1 120); do
 done
 expect "Prometheus saw the demo's $want confirmed orders (saw $seen)" [ "$seen" -ge "$want" ]
 
+# More instances per group, then fewer: up starts and stops the difference,
+# and the demo still ends every order as expected.
+t0=$SECONDS
+stack up --scale order=2,billing=2 >"$run/scale-out.out" 2>&1 && rc=0 || rc=$?
+expect "up --scale order=2,billing=2 starts a second order and billing instance (exit $rc)" \
+  bash -c '[ "$1" -eq 0 ] && grep -q "order#2-service ready" "$2" && grep -q "billing#2-service ready" "$2"' \
+  _ "$rc" "$run/scale-out.out"
+stack status >"$run/scaled-status.out" 2>&1 || true
+expect "status lists the second instances up" \
+  bash -c 'grep -q "^order#2 *up" "$1" && grep -q "^billing#2 *up" "$1"' _ "$run/scaled-status.out"
+stack demo --demo-timeout 120 >"$run/demo-scaled.out" 2>&1 && rc=0 || rc=$?
+expect "the demo with two order and billing instances exits 0 (exit $rc)" [ "$rc" -eq 0 ]
+stack up --scale order=1 >"$run/scale-in.out" 2>&1 && rc=0 || rc=$?
+expect "up --scale order=1 stops the second instances (exit $rc)" \
+  bash -c '[ "$1" -eq 0 ] && grep -q "scaling in: stopping" "$2"' _ "$rc" "$run/scale-in.out"
+stack status >"$run/unscaled-status.out" 2>&1 || true
+expect "status lists no second instance" \
+  bash -c 'grep -q "^order " "$1" && ! grep -q "#" "$1"' _ "$run/unscaled-status.out"
+echo "   scaling out and in took $((SECONDS - t0)) s"
+
 t0=$SECONDS
 expect "tools/stack down" stack down
 echo "   down took $((SECONDS - t0)) s"
