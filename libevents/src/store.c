@@ -25,6 +25,12 @@
 
 #include <errno.h>
 #include <hiredis/hiredis.h>
+
+#define LEV_STR_(x) #x
+#define LEV_STR(x) LEV_STR_(x)
+/* "0.14.1": the hiredis this build links */
+#define LEV_HIREDIS_VERSION_TEXT                                                                   \
+    LEV_STR(HIREDIS_MAJOR) "." LEV_STR(HIREDIS_MINOR) "." LEV_STR(HIREDIS_PATCH)
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
@@ -220,7 +226,10 @@ int lev_store_url_parse(const char *url, lev_store_url_t *out, lev_error_t *err)
         p = url + 7;
         u.is_unix = 1;
     } else if (strncmp(url, "rediss://", 9) == 0) {
-        return url_fail(&u, err, "TLS (rediss://) is not supported by this build");
+        return url_fail(&u, err,
+                        "TLS (rediss://) is not supported: it needs hiredis 1.0 or newer, and this "
+                        "build links hiredis " LEV_HIREDIS_VERSION_TEXT
+                        " (Debian bookworm's); reach Redis over a TLS tunnel or a private network");
     } else {
         return url_fail(&u, err, "scheme must be redis:// or unix://");
     }

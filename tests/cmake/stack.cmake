@@ -51,13 +51,16 @@ if(TARGET evctl)
     ENVIRONMENT "LEV_BUILD_DIR=${PROJECT_BINARY_DIR};LEV_COMPOSE_TEST_DIR=${PROJECT_BINARY_DIR}/test-compose")
 endif()
 
-# The workflow over TLS and SASL (SCRAM-SHA-512): tools/kafka --sasl-ssl on
-# ports of the test; clients without security settings, with a wrong
-# password, as an unknown user and without the CA are refused saying why;
-# the demo runs with a principal per service; no password is logged.
+# TLS, SASL and ACLs: tools/kafka --sasl-ssl --acls on ports of the test;
+# clients without security settings, with a wrong password, as an unknown
+# user and without the CA are refused saying why; evctl acls gives each
+# service only what topics.json says; a Redis ACL user per service sees only
+# its own keys; the demo runs with a principal and a Redis user per
+# service; no password is logged.
 if(TARGET order-service AND TARGET billing-service AND TARGET notification-service
    AND TARGET evctl)
-  add_test(NAME integration.stack.sasl_ssl COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/stack/sasl_ssl_test.sh)
-  set_tests_properties(integration.stack.sasl_ssl PROPERTIES LABELS integration TIMEOUT 600
-    ENVIRONMENT "LEV_BUILD_DIR=${PROJECT_BINARY_DIR};LEV_SASL_TEST_DIR=${PROJECT_BINARY_DIR}/test-sasl")
+  add_test(NAME integration.stack.tls_sasl_acl
+           COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/stack/security_test.sh)
+  set_tests_properties(integration.stack.tls_sasl_acl PROPERTIES LABELS integration TIMEOUT 600
+    ENVIRONMENT "LEV_BUILD_DIR=${PROJECT_BINARY_DIR};LEV_SECURITY_TEST_DIR=${PROJECT_BINARY_DIR}/test-security")
 endif()

@@ -202,6 +202,7 @@ static void tls_scheme_is_refused_with_a_reason(void)
     char text[512];
     CHECK(parse_fails("rediss://h:6380", text, sizeof text));
     CHECK(strstr(text, "TLS") != NULL);
+    CHECK(strstr(text, "hiredis 1.0") != NULL); /* what it would take */
 }
 
 static void password_never_appears_in_error_text(void)

@@ -14,18 +14,23 @@
 #     finds them all a second time; billing-service's principal may not
 #     write to orders nor read notifications; a principal without ACLs may
 #     do nothing;
+#   - Redis ACLs: a Redis user per service (tools/redis users), allowed its
+#     own <group>:* keys and the commands libevents uses: billing-service's
+#     user can neither read nor write order-service's keys, and the other way
+#     round; a rediss:// URL stops a service saying why;
 #   - the demo over it (tools/stack demo): each service connects as its own
-#     principal with its password in a file (KAFKA_SASL_PASSWORD_FILE), evctl
-#     as the operator, under those ACLs; every sample order ends as expected;
+#     principal with its password in a file (KAFKA_SASL_PASSWORD_FILE) and as
+#     its own Redis user, evctl as the operator, under those ACLs; every
+#     sample order ends as expected;
 #   - no password appears in any output or log of the clients.
 #
 # Environment: LEV_BUILD_DIR (required: the build with the services and
-# evctl), LEV_SASL_TEST_DIR (run directory; default a temporary one).
+# evctl), LEV_SECURITY_TEST_DIR (run directory; default a temporary one).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 : "${LEV_BUILD_DIR:?LEV_BUILD_DIR must name a build directory with the services and evctl}"
-run=${LEV_SASL_TEST_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/lev-sasl-test.XXXXXX")}
+run=${LEV_SECURITY_TEST_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/lev-security-test.XXXXXX")}
 EVCTL="$LEV_BUILD_DIR/tools/evctl/evctl"
 ORDER="$LEV_BUILD_DIR/services/order/order-service"
 
@@ -187,13 +192,44 @@ as_user nobody "$EVCTL" topics >"$out/nobody-topics.out" 2>/dev/null && rc=0 || 
 expect "... nor create topics (exit $rc)" \
   bash -c '[ "$1" -ne 0 ] && grep -q "Authorization failed" "$2"' _ "$rc" "$out/nobody-topics.out"
 
-# 3. the demo: each service as its own principal, evctl as the operator
+# 3. Redis: a user per service, on its own keys
+"$root/tools/redis" users --dir "$run/redis" --port "$rport" \
+  --users order-service,billing-service,notification-service >"$out/redis-users.out" 2>&1 ||
+  { cat "$out/redis-users.out"; fail "tools/redis users"; }
+rcreds="$run/redis/credentials"
+rcli() { # rcli USER COMMAND...: redis-cli as USER (password from its file, not argv)
+  local u=$1
+  shift
+  REDISCLI_AUTH=$(cat "$rcreds/$u") redis-cli --no-auth-warning -h 127.0.0.1 -p "$rport" \
+    --user "$u" "$@" 2>&1
+}
+said() { [[ "$1" == *"$2"* ]]; } # said TEXT PART
+expect "order-service's Redis user writes its own keys" \
+  said "$(rcli order-service SET order-service:order:probe 1)" OK
+expect "billing-service's Redis user cannot read order-service's keys" \
+  said "$(rcli billing-service GET order-service:order:probe)" NOPERM
+expect "... nor write them" said "$(rcli billing-service SET order-service:order:probe 2)" NOPERM
+expect "order-service's Redis user cannot write billing-service's ledger" \
+  said "$(rcli order-service SET billing-service:charge:probe 1)" NOPERM
+expect "... nor run what libevents does not use (FLUSHALL, KEYS)" \
+  said "$(rcli order-service FLUSHALL) $(rcli order-service KEYS '*')" "NOPERM"
+(
+  cd "$out"
+  REDIS_URL="rediss://127.0.0.1:$rport/0" timeout 30 "$ORDER" >"$out/rediss.log" 2>&1
+) && rc=0 || rc=$?
+grep '"cannot start' "$out/rediss.log" | head -n1
+expect "a rediss:// URL stops a service saying what TLS to Redis needs (exit $rc)" \
+  bash -c '[ "$1" -ne 0 ] && grep -q "hiredis 1.0" "$2"' _ "$rc" "$out/rediss.log"
+
+# 4. the demo: each service as its own Kafka principal and Redis user,
+# evctl as the operator
 t0=$SECONDS
 (
   operator_env
   export LEV_RUN_DIR="$run" LEV_BUILD_DIR LEV_STACK_NO_BUILD=1 LEV_STACK_NO_DEPS=1 \
     LEV_STACK_KAFKA_PORT="$kport" LEV_STACK_REDIS_PORT="$rport" LEV_STACK_WEBHOOK_PORT="$wport" \
-    LEV_STACK_HTTP_PORT="$hport" LEV_STACK_KAFKA_CREDENTIALS="$creds"
+    LEV_STACK_HTTP_PORT="$hport" LEV_STACK_KAFKA_CREDENTIALS="$creds" \
+    LEV_STACK_REDIS_CREDENTIALS="$rcreds"
   "$root/tools/stack" demo --demo-timeout 120
 ) >"$run/demo.out" 2>&1 && rc=0 || rc=$?
 tail -n 14 "$run/demo.out"
@@ -210,10 +246,12 @@ for s in order billing notification; do
     [ "$(principal_of "$s")" = "$s-service $creds/$s-service" ]
   expect "... and its worker started over SASL_SSL" grep -q '"worker started"' "$run/services/$s.log"
 done
+expect "order-service wrote its records under its Redis user's prefix" \
+  [ "$(redis-cli -h 127.0.0.1 -p "$rport" --scan --pattern 'order-service:*' | grep -c .)" -gt 1 ]
 
-# 4. no password in what the clients wrote
+# 5. no password in what the clients wrote
 leaked=""
-for f in "$creds"/*; do
+for f in "$creds"/* "$rcreds"/*; do
   pw=$(cat "$f")
   hits=$(grep -rlF -- "$pw" "$out" "$run/services" "$run/demo.out" "$run/demo" \
     "$run/topics.log" 2>/dev/null || true)
@@ -224,7 +262,7 @@ expect "no password in any output or log of the clients${leaked:+ (found:$leaked
 LEV_RUN_DIR="$run" "$root/tools/stack" down --stop-timeout 10 >/dev/null 2>&1 || true
 cleanup
 trap - EXIT
-echo "sasl_ssl test: $passes passed, $fails failed"
+echo "security test: $passes passed, $fails failed"
 if [ "$fails" -eq 0 ]; then
   rm -rf "$run"
   exit 0
