@@ -29,8 +29,14 @@ if(TARGET order-service AND TARGET billing-service AND TARGET notification-servi
   # A 3-node cluster of its own (tools/kafka-cluster): the broker leading
   # most partitions, then the active controller, killed with SIGKILL and
   # started again while 2,000 orders flow over a minute.
+  # With evctl built, the orders around the first kill go through one
+  # `evctl publish` running across it.
+  set(_wf_failover_args --cluster ${PROJECT_SOURCE_DIR}/tools/kafka-cluster)
+  if(TARGET evctl)
+    list(APPEND _wf_failover_args --evctl $<TARGET_FILE:evctl>)
+  endif()
   lev_integration_test(workflow.failover COMMAND workflow_e2e failover ${_wf_args}
-    --cluster ${PROJECT_SOURCE_DIR}/tools/kafka-cluster TIMEOUT 900)
+    ${_wf_failover_args} TIMEOUT 900)
   # A second and a third instance of each service join and leave while
   # orders flow, with eager and with cooperative assignment.
   lev_integration_test(workflow.scale_eager COMMAND workflow_e2e scale-eager ${_wf_args}

@@ -55,8 +55,10 @@
  *              a quarter in, the node leading most of the run's partitions is
  *              killed with SIGKILL and started again 12 s later; past the
  *              half, the active controller likewise. The services are never
- *              restarted. Prints, for each kill, how long until every order
- *              published before it was notified.
+ *              restarted; with --evctl, the orders around the first kill
+ *              go out through one `evctl publish --rate` running across it,
+ *              which must exit 0. Prints, for each kill, how long until
+ *              every order published before it was notified.
  *
  * Invariants checked after the stack went quiet (every group's committed
  * offset at the end of every input topic):
@@ -2608,6 +2610,29 @@ typedef struct kill_s {
     int restarted;
 } kill_t;
 
+/* Starts `evctl publish --rate R/s` of orders [from, to) (the lines the
+ * harness would send: same event id, key and value); its pid. */
+static pid_t evctl_publish_async(run_t *r, size_t from, size_t to, int rate, const char *path,
+                                 const char *log)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    for (size_t i = from; i < to; i++)
+        fprintf(f,
+                "{\"type\":\"shop.order.OrderPlaced\",\"id\":\"%s\",\"key\":\"%s\","
+                "\"value\":%s}\n",
+                r->orders[i].event_id, r->orders[i].id, r->orders[i].json);
+    fclose(f);
+    char rate_s[32];
+    snprintf(rate_s, sizeof rate_s, "%d/s", rate);
+    char *argv[] = {
+        (char *)r->evctl, "publish", (char *)path, "--topic", r->orders_topic, "--rate", rate_s,
+        "--timeout",      "60s",     "--quiet",    NULL};
+    char *envp[] = {NULL};
+    return lev_test_spawn(argv, envp, log);
+}
+
 static void scenario_failover(run_t *r, size_t n)
 {
     enum { WAVES = 60, WAVE_MS = 1000, DOWN_WAVES = 12 };
@@ -2619,10 +2644,29 @@ static void scenario_failover(run_t *r, size_t n)
                        {"the active controller", -1, 0, 0, -1, 0}};
     const int kill_wave[2] = {WAVES / 4, WAVES / 4 + DOWN_WAVES + 8};
     size_t published = 0, per_wave = (n + WAVES - 1) / WAVES;
+    /* with --evctl, the orders of the waves around the first kill go out
+     * through one `evctl publish --rate` that runs across it */
+    enum { EVCTL_FROM = WAVES / 4 - 2, EVCTL_WAVES = 8 };
+    pid_t evctl_pid = -1;
+    char evctl_in[700], evctl_log[700];
+    size_t evctl_lines = 0;
     for (int w = 0; w < WAVES + 3 * DOWN_WAVES; w++) {
         int64_t t0 = lev_mono_ms();
         if (!services_alive(r))
             return fail(r, "a service exited while the brokers failed over");
+        if (r->evctl && w == EVCTL_FROM && published < n) {
+            size_t to =
+                published + EVCTL_WAVES * per_wave < n ? published + EVCTL_WAVES * per_wave : n;
+            snprintf(evctl_in, sizeof evctl_in, "%s/evctl-orders.jsonl", r->dir);
+            snprintf(evctl_log, sizeof evctl_log, "%s/evctl-publish.log", r->dir);
+            evctl_pid = evctl_publish_async(r, published, to, (int)per_wave, evctl_in, evctl_log);
+            if (evctl_pid <= 0)
+                return fail(r, "cannot start evctl publish");
+            evctl_lines = to - published;
+            say("evctl publish of %zu orders at %zu/s started, to run across the first kill",
+                evctl_lines, per_wave);
+            published = to;
+        }
         if (published < n) {
             size_t to = published + per_wave < n ? published + per_wave : n;
             if (publish_range(r, published, to) != 0)
@@ -2664,6 +2708,20 @@ static void scenario_failover(run_t *r, size_t n)
     }
     if (flush_producer(r) != 0)
         return fail(r, "cannot publish the orders");
+    if (evctl_pid > 0) {
+        int status = -1;
+        if (lev_test_wait(evctl_pid, 120000, &status) != 0) {
+            kill(evctl_pid, SIGKILL);
+            lev_test_wait(evctl_pid, 5000, &status);
+            fail(r, "evctl publish did not finish; see %s", evctl_log);
+        } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            fail(r, "evctl publish across the broker kill exited with status 0x%x; see %s", status,
+                 evctl_log);
+        } else {
+            say("evctl publish of %zu orders across the first kill exited 0 without a restart",
+                evctl_lines);
+        }
+    }
     say("published %zu orders across two broker kills", published);
     for (int k = 0; k < 2; k++)
         if (kills[k].drained < 0)
