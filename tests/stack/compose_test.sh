@@ -35,23 +35,8 @@ PYTHON=python3
 rm -rf "$work"
 mkdir -p "$work"
 
-fails=0
-passes=0
-ok() { echo "ok:   $*"; passes=$((passes + 1)); }
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-expect() { # expect DESCRIPTION COMMAND...
-  local what=$1
-  shift
-  if "$@"; then ok "$what"; else fail "$what"; fi
-}
-timed() { # timed NAME OUT COMMAND...: runs it, its output to the file OUT
-  # (- for none), prints its duration, returns its status
-  local name=$1 out=$2 t0=$SECONDS rc=0
-  shift 2
-  if [ "$out" = - ]; then "$@" || rc=$?; else "$@" >"$out" 2>&1 || rc=$?; fi
-  echo "   $name: $((SECONDS - t0)) s (exit $rc)"
-  return $rc
-}
+# shellcheck source=checks.sh
+. "$root/tests/stack/checks.sh"
 
 # An engine of tools/compose's own that answers before setup is someone
 # else's: only one started here is stopped at the end.

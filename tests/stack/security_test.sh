@@ -34,15 +34,8 @@ run=${LEV_SECURITY_TEST_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/lev-security-test.XXXX
 EVCTL="$LEV_BUILD_DIR/tools/evctl/evctl"
 ORDER="$LEV_BUILD_DIR/services/order/order-service"
 
-fails=0
-passes=0
-ok() { echo "ok:   $*"; passes=$((passes + 1)); }
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-expect() { # expect DESCRIPTION COMMAND...
-  local what=$1
-  shift
-  if "$@"; then ok "$what"; else fail "$what"; fi
-}
+# shellcheck source=checks.sh
+. "$root/tests/stack/checks.sh"
 has() { grep -qF -- "$2" "$1"; } # has FILE TEXT
 
 # shellcheck source=../ports.sh

@@ -26,15 +26,8 @@ run=${LEV_STACK_TEST_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/lev-stack-test.XXXXXX")}
 PYTHON=python3
 [ -x /usr/bin/python3 ] && PYTHON=/usr/bin/python3
 
-fails=0
-passes=0
-ok() { echo "ok:   $*"; passes=$((passes + 1)); }
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-expect() { # expect DESCRIPTION COMMAND...
-  local what=$1
-  shift
-  if "$@"; then ok "$what"; else fail "$what"; fi
-}
+# shellcheck source=checks.sh
+. "$root/tests/stack/checks.sh"
 
 # Ports below the ephemeral range, reserved for this run (tests/ports.sh):
 # Kafka needs two in a row (client, controller).
