@@ -44,6 +44,7 @@
 #include <libevents/config.h>
 #include <libevents/metrics.h>
 #include <libevents/producer.h>
+#include <libevents/registry.h>
 #include <libevents/store.h>
 #include <libevents/worker.h>
 

@@ -43,6 +43,8 @@ const char *lev_err_name(int err)
         return "too-large";
     case LEV_ERR_REFUSED:
         return "refused";
+    case LEV_ERR_REGISTRY:
+        return "registry";
     default:
         return "unknown-error";
     }

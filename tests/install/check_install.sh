@@ -52,7 +52,7 @@ if needed_of "$work/with_pkgconfig" | grep -Eq -- "$private"; then
   exit 1
 fi
 static=$(pkg-config --static --libs libevents)
-for l in -lrdkafka -lhiredis -lcrypto -lmicrohttpd; do
+for l in -lrdkafka -lhiredis -lcrypto -lmicrohttpd -lcurl; do
   grep -qw -- "$l" <<<"$static" ||
     { echo "pkg-config --static --libs libevents lacks $l: $static" >&2; exit 1; }
 done
@@ -62,7 +62,7 @@ done
 # runs without libevents.so.
 cc -std=c11 -o "$work/with_pkgconfig_static" "$src/consumer/main.c" $(pkg-config --cflags libevents) \
   -Wl,-Bstatic -levents -Wl,-Bdynamic \
-  $(pkg-config --libs libevents rdkafka hiredis libcrypto libmicrohttpd) \
+  $(pkg-config --libs libevents rdkafka hiredis libcrypto libmicrohttpd libcurl) \
   -lpthread -lm
 if needed_of "$work/with_pkgconfig_static" | grep -q libevents; then
   echo "the static program depends on libevents.so" >&2

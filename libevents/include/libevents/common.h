@@ -54,6 +54,7 @@ typedef enum lev_err_e {
     LEV_ERR_STATE = -15,         /* call not valid in the object's current state */
     LEV_ERR_TOO_LARGE = -16,     /* a record is larger than the producer or broker accepts */
     LEV_ERR_REFUSED = -17,       /* the broker refused a record for good (not worth a retry) */
+    LEV_ERR_REGISTRY = -18,      /* the schema registry could not be asked or failed (transient) */
 } lev_err_t;
 
 /* A short stable name for an error code ("decode", "unknown-schema", ...). */
