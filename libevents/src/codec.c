@@ -37,6 +37,7 @@
  */
 #include "codec_internal.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,8 +47,11 @@
 #define DEFAULT_MAX_ITEMS 100000u
 #define DEFAULT_MAX_DEPTH 64u
 
-/* Magic and fingerprint. */
+/* Single-object encoding: magic and fingerprint. Confluent: magic and id. */
 #define FRAME_HEADER 10
+#define CONFLUENT_HEADER 5
+/* Most writer schemas a codec learns from a registry. */
+#define MAX_LEARNED 1000
 
 /* The value of a reader field's default, made once per pair. */
 typedef struct field_default_s {
@@ -72,9 +76,40 @@ typedef struct pair_s {
     size_t ndefaults;
 } pair_t;
 
+/* An id the codec knows: its schema's index in the set, plus one (0 is an
+ * empty slot). */
+typedef struct id_slot_s {
+    int32_t id;
+    size_t idx1;
+} id_slot_t;
+
+/* A subject a schema was registered under, by this codec. */
+typedef struct subject_reg_s {
+    char *subject;
+    size_t idx;
+} subject_reg_t;
+
 struct lev_codec_s {
     const lev_schemas_t *schemas;
     lev_codec_limits_t limits;
+    lev_wire_format_t wire;
+    lev_registry_t *registry;
+    lev_schemas_t *learn; /* the set, writable, when a registry is attached */
+    size_t learned;
+    int64_t *enc_ids; /* by schema index: the id encode frames it with, or -1 */
+    size_t nenc;
+    id_slot_t *ids; /* id -> schema, open addressing */
+    size_t nidslots, nids;
+    subject_reg_t *regs;
+    size_t nregs, capregs;
+    struct bad_id_s { /* ids found unusable for good, most recent last */
+        int32_t id;
+        char text[200];
+    } bad[16];
+    size_t nbad;
+    int64_t reg_retry_at; /* after a registry failure: no new lookup before */
+    int64_t reg_backoff;  /* ms, doubled per failure */
+    char reg_why[sizeof(((lev_error_t *)0)->text)];
     avro_value_iface_t **ifaces; /* generic value classes, by schema index */
     size_t nifaces;
     pair_t **pairs;
@@ -168,6 +203,11 @@ void lev_codec_destroy(lev_codec_t *codec)
     for (size_t i = 0; i < codec->npairs; i++)
         pair_free(codec->pairs[i]);
     free(codec->pairs);
+    free(codec->enc_ids);
+    free(codec->ids);
+    for (size_t i = 0; i < codec->nregs; i++)
+        free(codec->regs[i].subject);
+    free(codec->regs);
     if (codec->reader)
         avro_reader_free(codec->reader);
     if (codec->writer)
@@ -582,6 +622,323 @@ int lev_codec_peek_fingerprint(const void *buf, size_t len, uint64_t *fingerprin
     return 0;
 }
 
+int lev_wire_format_parse(const char *s, lev_wire_format_t *out)
+{
+    if (!s || !out)
+        return LEV_ERR_CONFIG;
+    if (strcmp(s, "soe") == 0 || strcmp(s, "single-object") == 0) {
+        *out = LEV_WIRE_SOE;
+        return 0;
+    }
+    if (strcmp(s, "confluent") == 0) {
+        *out = LEV_WIRE_CONFLUENT;
+        return 0;
+    }
+    return LEV_ERR_CONFIG;
+}
+
+const char *lev_wire_format_name(lev_wire_format_t f)
+{
+    return f == LEV_WIRE_CONFLUENT ? "confluent" : "soe";
+}
+
+int lev_codec_peek_frame(const void *buf, size_t len, lev_frame_t *frame, lev_error_t *err)
+{
+    const uint8_t *b = buf;
+    lev_frame_t f = {0};
+    if (!b || len == 0)
+        return lev_error_set(err, LEV_ERR_DECODE, NULL, "empty value: no wire format header");
+    if (b[0] == 0xc3) {
+        if (len < FRAME_HEADER || b[1] != 0x01)
+            return lev_error_set(err, LEV_ERR_DECODE, NULL,
+                                 "not a single-object encoded Avro value (%zu bytes)", len);
+        f.format = LEV_WIRE_SOE;
+        for (int i = 7; i >= 0; i--)
+            f.fingerprint = (f.fingerprint << 8) | b[2 + i];
+        f.header = FRAME_HEADER;
+    } else if (b[0] == 0x00) {
+        if (len < CONFLUENT_HEADER)
+            return lev_error_set(err, LEV_ERR_DECODE, NULL,
+                                 "truncated Confluent header (%zu bytes, 5 needed)", len);
+        uint32_t id = (uint32_t)b[1] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 8 | b[4];
+        f.format = LEV_WIRE_CONFLUENT;
+        f.schema_id = (int32_t)id;
+        f.header = CONFLUENT_HEADER;
+    } else {
+        return lev_error_set(err, LEV_ERR_DECODE, NULL,
+                             "unknown wire format: first byte 0x%02x is neither 0xc3 "
+                             "(single-object encoding) nor 0x00 (Confluent)",
+                             b[0]);
+    }
+    if (frame)
+        *frame = f;
+    return 0;
+}
+
+/* Grows the by-index id table to hold index i. */
+static int enc_ids_reserve(lev_codec_t *codec, size_t i)
+{
+    if (i < codec->nenc)
+        return 0;
+    size_t n = codec->nenc ? codec->nenc : 16;
+    while (n <= i)
+        n *= 2;
+    int64_t *v = realloc(codec->enc_ids, n * sizeof *v);
+    if (!v)
+        return LEV_ERR_NOMEM;
+    for (size_t k = codec->nenc; k < n; k++)
+        v[k] = -1;
+    codec->enc_ids = v;
+    codec->nenc = n;
+    return 0;
+}
+
+static size_t id_hash(int32_t id, size_t nslots)
+{
+    uint32_t h = (uint32_t)id * 2654435761u;
+    return (size_t)(h ^ (h >> 16)) & (nslots - 1);
+}
+
+static const lev_schema_t *id_find(const lev_codec_t *codec, int32_t id)
+{
+    if (!codec->nidslots)
+        return NULL;
+    for (size_t i = id_hash(id, codec->nidslots);; i = (i + 1) & (codec->nidslots - 1)) {
+        const id_slot_t *e = &codec->ids[i];
+        if (!e->idx1)
+            return NULL;
+        if (e->id == id)
+            return lev_schemas_at(codec->schemas, e->idx1 - 1);
+    }
+}
+
+static void id_put_slot(id_slot_t *slots, size_t nslots, int32_t id, size_t idx1)
+{
+    size_t i = id_hash(id, nslots);
+    while (slots[i].idx1 && slots[i].id != id)
+        i = (i + 1) & (nslots - 1);
+    slots[i].id = id;
+    slots[i].idx1 = idx1;
+}
+
+/* Remembers that `id` names `schema` (for decoding). */
+static int id_put(lev_codec_t *codec, int32_t id, const lev_schema_t *schema)
+{
+    if (id_find(codec, id) == schema)
+        return 0;
+    if (2 * (codec->nids + 1) >= codec->nidslots) {
+        size_t n = codec->nidslots ? codec->nidslots * 2 : 32;
+        id_slot_t *slots = calloc(n, sizeof *slots);
+        if (!slots)
+            return LEV_ERR_NOMEM;
+        for (size_t i = 0; i < codec->nidslots; i++)
+            if (codec->ids[i].idx1)
+                id_put_slot(slots, n, codec->ids[i].id, codec->ids[i].idx1);
+        free(codec->ids);
+        codec->ids = slots;
+        codec->nidslots = n;
+    }
+    codec->nids++;
+    id_put_slot(codec->ids, codec->nidslots, id, lev_schema_index(schema) + 1);
+    return 0;
+}
+
+int lev_codec_set_registry(lev_codec_t *codec, lev_schemas_t *schemas, lev_registry_t *reg)
+{
+    if (!codec || (reg && schemas != codec->schemas))
+        return LEV_ERR_ARG;
+    codec->registry = reg;
+    codec->learn = reg ? schemas : NULL;
+    codec->reg_retry_at = 0;
+    codec->reg_backoff = 0;
+    return 0;
+}
+
+lev_registry_t *lev_codec_registry(const lev_codec_t *codec)
+{
+    return codec ? codec->registry : NULL;
+}
+
+void lev_codec_set_wire_format(lev_codec_t *codec, lev_wire_format_t f)
+{
+    if (codec)
+        codec->wire = f;
+}
+
+lev_wire_format_t lev_codec_wire_format(const lev_codec_t *codec)
+{
+    return codec ? codec->wire : LEV_WIRE_SOE;
+}
+
+int lev_codec_bind_id(lev_codec_t *codec, const lev_schema_t *schema, int32_t id)
+{
+    if (!codec || !schema || lev_schemas_at(codec->schemas, lev_schema_index(schema)) != schema)
+        return LEV_ERR_ARG;
+    size_t i = lev_schema_index(schema);
+    if (enc_ids_reserve(codec, i) != 0 || id_put(codec, id, schema) != 0)
+        return LEV_ERR_NOMEM;
+    codec->enc_ids[i] = id;
+    return 0;
+}
+
+int32_t lev_codec_schema_id(const lev_codec_t *codec, const lev_schema_t *schema)
+{
+    if (!codec || !schema)
+        return -1;
+    size_t i = lev_schema_index(schema);
+    return i < codec->nenc && codec->enc_ids[i] >= 0 ? (int32_t)codec->enc_ids[i] : -1;
+}
+
+int lev_codec_register(lev_codec_t *codec, const char *topic, const lev_schema_t *schema,
+                       lev_error_t *err)
+{
+    if (!codec || !topic || !schema ||
+        lev_schemas_at(codec->schemas, lev_schema_index(schema)) != schema)
+        return lev_error_set(err, LEV_ERR_ARG, NULL, "missing codec, topic or schema");
+    if (!codec->registry)
+        return lev_error_set(err, LEV_ERR_STATE, NULL,
+                             "no schema registry is configured (LEV_SCHEMA_REGISTRY_URL)");
+    char subject[512];
+    if (lev_registry_subject(lev_registry_strategy(codec->registry), topic, lev_schema_name(schema),
+                             subject, sizeof subject) != 0)
+        return lev_error_set(err, LEV_ERR_ARG, NULL, "subject name too long for topic %s", topic);
+    size_t idx = lev_schema_index(schema);
+    for (size_t i = 0; i < codec->nregs; i++)
+        if (codec->regs[i].idx == idx && strcmp(codec->regs[i].subject, subject) == 0)
+            return 0;
+    if (codec->nregs == codec->capregs) {
+        size_t cap = codec->capregs ? codec->capregs * 2 : 8;
+        subject_reg_t *v = realloc(codec->regs, cap * sizeof *v);
+        if (!v)
+            return lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
+        codec->regs = v;
+        codec->capregs = cap;
+    }
+    int32_t id = -1;
+    int rc =
+        lev_registry_register(codec->registry, subject, lev_schema_text(schema, NULL), &id, err);
+    if (rc)
+        return rc;
+    char *copy = lev_strdup(subject);
+    if (!copy || lev_codec_bind_id(codec, schema, id) != 0) {
+        free(copy);
+        return lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
+    }
+    codec->regs[codec->nregs].subject = copy;
+    codec->regs[codec->nregs].idx = idx;
+    codec->nregs++;
+    return 0;
+}
+
+static int learn_id(lev_codec_t *codec, int32_t id, const lev_schema_t **out, lev_error_t *err);
+
+/* The writer schema of registry id `id`: known, or fetched and learned. */
+static int writer_by_id(lev_codec_t *codec, int32_t id, const lev_schema_t **out, lev_error_t *err)
+{
+    const lev_schema_t *w = id_find(codec, id);
+    if (w) {
+        *out = w;
+        return 0;
+    }
+    if (!codec->registry)
+        return lev_error_set(err, LEV_ERR_UNKNOWN_SCHEMA, NULL,
+                             "schema id %" PRId32
+                             " is unknown and no schema registry is configured "
+                             "(LEV_SCHEMA_REGISTRY_URL)",
+                             id);
+    size_t nb = codec->nbad < 16 ? codec->nbad : 16;
+    for (size_t i = 0; i < nb; i++)
+        if (codec->bad[i].id == id)
+            return lev_error_set(err, LEV_ERR_UNKNOWN_SCHEMA, NULL, "%s", codec->bad[i].text);
+    lev_error_t e;
+    lev_error_clear(&e);
+    int rc = learn_id(codec, id, out, &e);
+    if (rc == LEV_ERR_UNKNOWN_SCHEMA) { /* ids are immutable: remember the verdict */
+        struct bad_id_s *b = &codec->bad[codec->nbad++ % 16];
+        b->id = id;
+        snprintf(b->text, sizeof b->text, "%.*s", (int)sizeof b->text - 1, e.text);
+    }
+    if (rc && err)
+        *err = e;
+    return rc;
+}
+
+/* writer_by_id for an id neither known nor known to be bad. */
+static int learn_id(lev_codec_t *codec, int32_t id, const lev_schema_t **out, lev_error_t *err)
+{
+    const lev_schema_t *w = NULL;
+    int64_t now = lev_mono_ms();
+    if (now < codec->reg_retry_at)
+        return lev_error_set(err, LEV_ERR_REGISTRY, NULL,
+                             "schema id %" PRId32 ": the registry failed %lld ms ago (%s)", id,
+                             (long long)(now - (codec->reg_retry_at - codec->reg_backoff)),
+                             codec->reg_why);
+    char *text = NULL;
+    lev_error_t e;
+    lev_error_clear(&e);
+    int rc = lev_registry_schema_by_id(codec->registry, id, &text, &e);
+    if (rc == LEV_ERR_REGISTRY) {
+        codec->reg_backoff = codec->reg_backoff ? codec->reg_backoff * 2 : 1000;
+        if (codec->reg_backoff > 30000)
+            codec->reg_backoff = 30000;
+        codec->reg_retry_at = now + codec->reg_backoff;
+        snprintf(codec->reg_why, sizeof codec->reg_why, "%s", e.text);
+    } else {
+        codec->reg_backoff = 0;
+        codec->reg_retry_at = 0;
+    }
+    if (rc) {
+        if (err)
+            *err = e;
+        return rc;
+    }
+    if (codec->learned >= MAX_LEARNED) {
+        free(text);
+        return lev_error_set(err, LEV_ERR_UNKNOWN_SCHEMA, NULL,
+                             "schema id %" PRId32 ": already %d schemas learned from the registry",
+                             id, MAX_LEARNED);
+    }
+    char origin[64];
+    snprintf(origin, sizeof origin, "registry id %" PRId32, id);
+    size_t n0 = lev_schemas_count(codec->schemas);
+    lev_error_clear(&e);
+    rc = lev_schemas_add(codec->learn, text, strlen(text), origin, LEV_SCHEMA_WRITER_ONLY, &w, &e);
+    free(text);
+    if (rc == LEV_ERR_NOMEM)
+        return lev_error_set(err, rc, NULL, "out of memory");
+    if (rc)
+        return lev_error_set(err, LEV_ERR_UNKNOWN_SCHEMA, NULL,
+                             "schema id %" PRId32 " is not a usable Avro schema: %s", id, e.text);
+    if (lev_schemas_count(codec->schemas) > n0)
+        codec->learned++;
+    if (id_put(codec, id, w) != 0)
+        return lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
+    *out = w;
+    return 0;
+}
+
+int lev_codec_writer(lev_codec_t *codec, const void *buf, size_t len, const lev_schema_t **writer,
+                     size_t *header, lev_error_t *err)
+{
+    if (!codec || !writer)
+        return lev_error_set(err, LEV_ERR_ARG, NULL, "missing codec or output");
+    *writer = NULL;
+    lev_frame_t f;
+    int rc = lev_codec_peek_frame(buf, len, &f, err);
+    if (rc)
+        return rc;
+    if (header)
+        *header = f.header;
+    if (f.format == LEV_WIRE_CONFLUENT)
+        return writer_by_id(codec, f.schema_id, writer, err);
+    *writer = lev_schemas_find_fingerprint(codec->schemas, f.fingerprint);
+    if (!*writer)
+        return lev_error_set(err, LEV_ERR_UNKNOWN_SCHEMA, NULL,
+                             "no loaded schema has fingerprint %016llx",
+                             (unsigned long long)f.fingerprint);
+    return 0;
+}
+
 int lev_codec_validate_body(lev_codec_t *codec, const lev_schema_t *writer, const void *body,
                             size_t len, lev_error_t *err)
 {
@@ -606,17 +963,24 @@ static int encode_size(lev_codec_t *codec, const lev_schema_t *schema, const avr
                              lev_schema_name(schema));
     /* avro-c's sizeof and write take a non-const handle but only read
      * through it; a copy of the handle ({iface, self}) views the same value. */
+    size_t hdr = FRAME_HEADER;
+    if (codec->wire == LEV_WIRE_CONFLUENT) {
+        if (lev_codec_schema_id(codec, schema) < 0)
+            return lev_error_set(err, LEV_ERR_STATE, NULL,
+                                 "%s has no schema registry id: register it for its topic first",
+                                 lev_schema_name(schema));
+        hdr = CONFLUENT_HEADER;
+    }
     avro_value_t v = *value;
     size_t size = 0;
     if (avro_value_sizeof(&v, &size) != 0)
         return lev_error_set(err, LEV_ERR_ENCODE, NULL, "cannot encode %s: %s",
                              lev_schema_name(schema), avro_strerror());
-    if (size > codec->limits.max_value_size - FRAME_HEADER ||
-        codec->limits.max_value_size < FRAME_HEADER)
-        return lev_error_set(
-            err, LEV_ERR_ENCODE, NULL, "encoded %s of %zu bytes exceeds the limit of %zu",
-            lev_schema_name(schema), size + FRAME_HEADER, codec->limits.max_value_size);
-    *total = FRAME_HEADER + size;
+    if (size > codec->limits.max_value_size - hdr || codec->limits.max_value_size < hdr)
+        return lev_error_set(err, LEV_ERR_ENCODE, NULL,
+                             "encoded %s of %zu bytes exceeds the limit of %zu",
+                             lev_schema_name(schema), size + hdr, codec->limits.max_value_size);
+    *total = hdr + size;
     return 0;
 }
 
@@ -624,13 +988,22 @@ static int encode_size(lev_codec_t *codec, const lev_schema_t *schema, const avr
 static int encode_at(lev_codec_t *codec, const lev_schema_t *schema, const avro_value_t *value,
                      uint8_t *p, size_t total, lev_error_t *err)
 {
-    size_t size = total - FRAME_HEADER;
-    uint64_t fp = lev_schema_fingerprint(schema);
-    p[0] = 0xc3;
-    p[1] = 0x01;
-    for (int i = 0; i < 8; i++)
-        p[2 + i] = (uint8_t)(fp >> (8 * i));
-    avro_writer_memory_set_dest(codec->writer, (const char *)p + FRAME_HEADER, (int64_t)size);
+    size_t hdr = FRAME_HEADER;
+    if (codec->wire == LEV_WIRE_CONFLUENT) {
+        uint32_t id = (uint32_t)lev_codec_schema_id(codec, schema);
+        hdr = CONFLUENT_HEADER;
+        p[0] = 0x00;
+        for (int i = 0; i < 4; i++)
+            p[1 + i] = (uint8_t)(id >> (24 - 8 * i));
+    } else {
+        uint64_t fp = lev_schema_fingerprint(schema);
+        p[0] = 0xc3;
+        p[1] = 0x01;
+        for (int i = 0; i < 8; i++)
+            p[2 + i] = (uint8_t)(fp >> (8 * i));
+    }
+    size_t size = total - hdr;
+    avro_writer_memory_set_dest(codec->writer, (const char *)p + hdr, (int64_t)size);
     avro_value_t v = *value; /* as in encode_size */
     if (avro_value_write(codec->writer, &v) != 0)
         return lev_error_set(err, LEV_ERR_ENCODE, NULL, "cannot encode %s: %s",
@@ -639,8 +1012,7 @@ static int encode_at(lev_codec_t *codec, const lev_schema_t *schema, const avro_
      * strings that are not UTF-8, limits). */
     lev_error_t verr;
     lev_error_clear(&verr);
-    if (lev_vplan_validate(lev_schema_plan(schema), p + FRAME_HEADER, size, &codec->limits,
-                           &verr) != 0)
+    if (lev_vplan_validate(lev_schema_plan(schema), p + hdr, size, &codec->limits, &verr) != 0)
         return lev_error_set(err, LEV_ERR_ENCODE, verr.where, "invalid %s value: %s",
                              lev_schema_name(schema), verr.text);
     return 0;
@@ -706,18 +1078,17 @@ static int decode(lev_codec_t *codec, const void *buf, size_t len, const lev_sch
     }
     if (writer)
         *writer = NULL;
-    uint64_t fp;
-    if (lev_codec_peek_fingerprint(buf, len, &fp) != 0)
-        return lev_error_set(err, LEV_ERR_DECODE, NULL,
-                             "not a single-object encoded Avro value (%zu bytes)", len);
+    lev_frame_t f;
+    int rc = lev_codec_peek_frame(buf, len, &f, err);
+    if (rc)
+        return rc;
     if (len > codec->limits.max_value_size)
         return lev_error_set(err, LEV_ERR_DECODE, NULL,
                              "value of %zu bytes exceeds the limit of %zu", len,
                              codec->limits.max_value_size);
-    const lev_schema_t *w = lev_schemas_find_fingerprint(codec->schemas, fp);
-    if (!w)
-        return lev_error_set(err, LEV_ERR_UNKNOWN_SCHEMA, NULL,
-                             "no loaded schema has fingerprint %016llx", (unsigned long long)fp);
+    const lev_schema_t *w = NULL;
+    if ((rc = lev_codec_writer(codec, buf, len, &w, NULL, err)) != 0)
+        return rc;
     const lev_schema_t *r = reader;
     if (!r) {
         r = lev_schema_current_version(w);
@@ -726,9 +1097,9 @@ static int decode(lev_codec_t *codec, const void *buf, size_t len, const lev_sch
     } else if (lev_schemas_at(codec->schemas, lev_schema_index(r)) != r) {
         return lev_error_set(err, LEV_ERR_ARG, NULL, "reader schema is not of this codec's set");
     }
-    const uint8_t *body = (const uint8_t *)buf + FRAME_HEADER;
-    size_t blen = len - FRAME_HEADER;
-    int rc = lev_vplan_validate(lev_schema_plan(w), body, blen, &codec->limits, err);
+    const uint8_t *body = (const uint8_t *)buf + f.header;
+    size_t blen = len - f.header;
+    rc = lev_vplan_validate(lev_schema_plan(w), body, blen, &codec->limits, err);
     if (rc)
         return rc;
 

@@ -2,7 +2,9 @@
  * Schema sets: Avro schemas loaded from files or text, known by full name
  * (current versions) and by fingerprint (every version, writer-only ones
  * included). A set is filled once and then only read, so any number of
- * threads may read it.
+ * threads may read it, unless a codec learns writer schemas into it from a
+ * schema registry (lev_codec_set_registry): then only that codec's thread
+ * may use it.
  */
 #include "codec_internal.h"
 
@@ -20,6 +22,8 @@ struct lev_schema_s {
     char *name;      /* full name */
     char *origin;    /* file or NULL */
     char *canonical; /* parsing canonical form */
+    char *text;      /* the text it was loaded from */
+    size_t text_len;
     uint64_t fingerprint;
     int current;
     unsigned promoted_batch; /* batch that made it current (for rollback), or 0 */
@@ -50,6 +54,7 @@ static void schema_free(lev_schema_t *s)
     free(s->name);
     free(s->origin);
     free(s->canonical);
+    free(s->text);
     if (s->avro)
         avro_schema_decref(s->avro);
     json_decref(s->names);
@@ -71,6 +76,13 @@ const char *lev_schema_origin(const lev_schema_t *schema)
 const char *lev_schema_canonical(const lev_schema_t *schema)
 {
     return schema ? schema->canonical : NULL;
+}
+
+const char *lev_schema_text(const lev_schema_t *schema, size_t *len)
+{
+    if (len)
+        *len = schema ? schema->text_len : 0;
+    return schema ? schema->text : NULL;
 }
 
 uint64_t lev_schema_fingerprint(const lev_schema_t *schema)
@@ -354,8 +366,14 @@ static int schema_build(const char *json, size_t len, const char *origin, lev_sc
     s->canonical = lev_canon_write(s->norm);
     s->name = lev_strdup(json_string_value(json_object_get(s->norm, "name")));
     s->origin = lev_strdup(origin);
+    s->text = malloc(len + 1);
+    if (s->text) {
+        memcpy(s->text, json, len);
+        s->text[len] = '\0';
+        s->text_len = len;
+    }
     visited = json_object();
-    if (!s->names || !s->canonical || !s->name || (origin && !s->origin) || !visited) {
+    if (!s->names || !s->canonical || !s->name || (origin && !s->origin) || !s->text || !visited) {
         rc = lev_error_set(err, LEV_ERR_NOMEM, origin, "out of memory");
         goto fail;
     }

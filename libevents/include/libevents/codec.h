@@ -1,13 +1,20 @@
 /*
- * libevents codec: Avro schemas, single-object encoding, schema resolution
+ * libevents codec: Avro schemas, the two wire formats, schema resolution
  * and the Avro JSON encoding.
  *
- * Wire format of a value (Avro single-object encoding):
- *   C3 01 | CRC-64-AVRO fingerprint of the schema's Parsing Canonical Form,
- *           8 bytes little-endian | Avro binary body
- * Decoding finds the writer schema by fingerprint among the loaded schemas,
- * validates the body against it with bounds (never trusting lengths, counts,
+ * Wire formats of a value, told apart by their first byte:
+ *   Avro single-object encoding (LEV_WIRE_SOE, the default):
+ *     C3 01 | CRC-64-AVRO fingerprint of the schema's Parsing Canonical
+ *             Form, 8 bytes little-endian | Avro binary body
+ *   Confluent (LEV_WIRE_CONFLUENT), as schema registry clients write it:
+ *     00 | schema id in the registry, 4 bytes big-endian | Avro binary body
+ * Decoding reads either. It finds the writer schema by fingerprint among the
+ * loaded schemas, or by id among the ids it knows, asking the codec's schema
+ * registry (lev_codec_set_registry) for an id it has not seen; it validates
+ * the body against the writer with bounds (never trusting lengths, counts,
  * enum ordinals or union indexes), and resolves it to the reader schema.
+ * Encoding writes the codec's wire format (lev_codec_set_wire_format); the
+ * Confluent framing needs the schema's id, which lev_codec_register learns.
  */
 #ifndef LIBEVENTS_CODEC_H
 #define LIBEVENTS_CODEC_H
@@ -15,6 +22,7 @@
 #include <avro.h>
 #include <jansson.h>
 #include <libevents/common.h>
+#include <libevents/registry.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -80,6 +88,10 @@ LEV_API const lev_schema_t *lev_schemas_at(const lev_schemas_t *schemas, size_t 
 LEV_API const char *lev_schema_name(const lev_schema_t *schema);      /* full name */
 LEV_API const char *lev_schema_origin(const lev_schema_t *schema);    /* file or NULL */
 LEV_API const char *lev_schema_canonical(const lev_schema_t *schema); /* parsing canonical form */
+/* The JSON text the schema was loaded from (NUL-terminated; *len, if not
+ * NULL, gets its length): what is registered in a schema registry, with
+ * defaults and docs. */
+LEV_API const char *lev_schema_text(const lev_schema_t *schema, size_t *len);
 LEV_API uint64_t lev_schema_fingerprint(const lev_schema_t *schema);
 LEV_API int lev_schema_is_current(const lev_schema_t *schema);
 /* The avro-c schema; borrowed, owned by the set. */
@@ -157,10 +169,12 @@ LEV_API const lev_schemas_t *lev_codec_schemas(const lev_codec_t *codec);
  * avro_value_decref(). */
 LEV_API int lev_codec_new_value(lev_codec_t *codec, const lev_schema_t *schema, avro_value_t *out);
 
-/* Encodes `value` (of `schema`) framed in single-object encoding into a
+/* Encodes `value` (of `schema`) framed in the codec's wire format into a
  * malloc'd buffer the caller frees. The body is checked as decode checks
  * it, so a value decoders would refuse (an enum ordinal out of range, a
- * string that is not UTF-8, a limit exceeded) is LEV_ERR_ENCODE. */
+ * string that is not UTF-8, a limit exceeded) is LEV_ERR_ENCODE. In the
+ * Confluent format a schema without an id (see lev_codec_register) is
+ * LEV_ERR_STATE. */
 LEV_API int lev_codec_encode(lev_codec_t *codec, const lev_schema_t *schema,
                              const avro_value_t *value, void **buf, size_t *len, lev_error_t *err);
 
@@ -168,11 +182,78 @@ LEV_API int lev_codec_encode(lev_codec_t *codec, const lev_schema_t *schema,
  * buffer is not single-object encoded. */
 LEV_API int lev_codec_peek_fingerprint(const void *buf, size_t len, uint64_t *fingerprint);
 
-/* Decodes a framed value. `reader` is the schema the caller expects; NULL
- * means the current version of the writer's full name. On success *out is a
- * new value of the reader schema (release with avro_value_decref) and
- * *writer (if not NULL) the writer schema. Errors: LEV_ERR_DECODE (bad
- * framing or body), LEV_ERR_UNKNOWN_SCHEMA, LEV_ERR_RESOLVE. Never aborts,
+/* ======================================================================
+ * Wire formats and the schema registry
+ * ====================================================================== */
+
+typedef enum lev_wire_format_e {
+    LEV_WIRE_SOE = 0,       /* Avro single-object encoding (C3 01 + fingerprint) */
+    LEV_WIRE_CONFLUENT = 1, /* Confluent (00 + 4-byte registry id) */
+} lev_wire_format_t;
+
+/* Parses "soe" (or "single-object") and "confluent". 0 or LEV_ERR_CONFIG. */
+LEV_API int lev_wire_format_parse(const char *s, lev_wire_format_t *out);
+LEV_API const char *lev_wire_format_name(lev_wire_format_t f);
+
+/* The framing of a value, read from its first bytes. */
+typedef struct lev_frame_s {
+    lev_wire_format_t format;
+    uint64_t fingerprint; /* LEV_WIRE_SOE */
+    int32_t schema_id;    /* LEV_WIRE_CONFLUENT */
+    size_t header;        /* bytes before the Avro body: 10 or 5 */
+} lev_frame_t;
+
+/* 0, or LEV_ERR_DECODE (with err saying what is wrong: "truncated
+ * Confluent header (3 bytes)", "unknown magic byte 0x7b") when the buffer
+ * is neither framing. */
+LEV_API int lev_codec_peek_frame(const void *buf, size_t len, lev_frame_t *frame, lev_error_t *err);
+
+/* Gives the codec a schema registry (borrowed; may be shared by codecs):
+ * values framed with an id the codec does not know have their writer schema
+ * fetched from it and added, as a writer-only version, to `schemas`, which
+ * must be the set the codec was made with (it is changed from then on: only
+ * this codec's thread may use it). After a registry failure the codec asks
+ * again only after a short pause (one second, doubling up to 30 s); lookups
+ * of unknown ids in between fail at once with LEV_ERR_REGISTRY, while known
+ * ids keep working. At most 1000 schemas are learned. reg may be NULL to
+ * detach. */
+LEV_API int lev_codec_set_registry(lev_codec_t *codec, lev_schemas_t *schemas, lev_registry_t *reg);
+LEV_API lev_registry_t *lev_codec_registry(const lev_codec_t *codec);
+
+/* The wire format encode writes (default LEV_WIRE_SOE). */
+LEV_API void lev_codec_set_wire_format(lev_codec_t *codec, lev_wire_format_t f);
+LEV_API lev_wire_format_t lev_codec_wire_format(const lev_codec_t *codec);
+
+/* Registers `schema` (its text) in the codec's registry under the subject
+ * the registry's naming strategy gives for `topic`, or finds it there, and
+ * remembers its id for encoding. Done once per subject and schema: later
+ * calls return at once. Errors: those of lev_registry_register, and
+ * LEV_ERR_STATE without a registry. */
+LEV_API int lev_codec_register(lev_codec_t *codec, const char *topic, const lev_schema_t *schema,
+                               lev_error_t *err);
+
+/* Binds a registry id to a schema of the codec's set, as lev_codec_register
+ * does (for ids learned elsewhere). */
+LEV_API int lev_codec_bind_id(lev_codec_t *codec, const lev_schema_t *schema, int32_t id);
+
+/* The id encode frames `schema` with, or -1 when it has none. */
+LEV_API int32_t lev_codec_schema_id(const lev_codec_t *codec, const lev_schema_t *schema);
+
+/* The writer schema of a framed value, by fingerprint or by id (fetching an
+ * unknown id from the registry), and the length of its header. Errors:
+ * LEV_ERR_DECODE (neither framing), LEV_ERR_UNKNOWN_SCHEMA (no such
+ * fingerprint or id, an id of a schema that is not Avro, or none usable:
+ * the record can never be decoded), LEV_ERR_REGISTRY (the registry cannot
+ * be asked now: try again later). */
+LEV_API int lev_codec_writer(lev_codec_t *codec, const void *buf, size_t len,
+                             const lev_schema_t **writer, size_t *header, lev_error_t *err);
+
+/* Decodes a value in either framing. `reader` is the schema the caller
+ * expects; NULL means the current version of the writer's full name. On
+ * success *out is a new value of the reader schema (release with
+ * avro_value_decref) and *writer (if not NULL) the writer schema. Errors:
+ * LEV_ERR_DECODE (bad framing or body), LEV_ERR_UNKNOWN_SCHEMA,
+ * LEV_ERR_RESOLVE, LEV_ERR_REGISTRY (see lev_codec_writer). Never aborts,
  * whatever the bytes. Strings (and map keys) must be well-formed UTF-8, as
  * the Avro specification defines them: other bytes are LEV_ERR_DECODE. A
  * reader field the writer lacks takes its default; an enum symbol the
