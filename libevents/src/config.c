@@ -172,7 +172,8 @@ int lev_config_init(lev_config_t *conf, const char *service, lev_error_t *err)
 
 /* ---- environment ---- */
 
-typedef enum { T_STR, T_INT, T_DURATION, T_SIZE, T_LEVEL, T_DELAYS } var_type_t;
+/* T_DOC: read elsewhere (lev_registry_from_env), listed for the help only. */
+typedef enum { T_STR, T_INT, T_DURATION, T_SIZE, T_LEVEL, T_DELAYS, T_WIRE, T_DOC } var_type_t;
 
 typedef struct {
     const char *name;
@@ -227,6 +228,20 @@ static const var_t vars[] = {
      "host:port serving /metrics (Prometheus), /healthz and /readyz; empty: no endpoint"},
     {"LEV_HEALTH_STALL_MS", T_DURATION, OFF(health_stall_ms), "30s",
      "/healthz answers 503 when the worker's loop has not turned for this long"},
+    {"LEV_WIRE_FORMAT", T_WIRE, OFF(wire_format), "soe",
+     "framing of emitted events: soe (Avro single-object) or confluent (needs a registry); "
+     "both are read"},
+    {"LEV_SCHEMA_REGISTRY_URL", T_DOC, 0, "none",
+     "schema registry (Confluent API), e.g. http://registry:8080/apis/ccompat/v7"},
+    {"LEV_SCHEMA_REGISTRY_USER", T_DOC, 0, "none",
+     "basic auth user; LEV_SCHEMA_REGISTRY_PASSWORD or _PASSWORD_FILE its password"},
+    {"LEV_SCHEMA_REGISTRY_CA_LOCATION", T_DOC, 0, "system CAs",
+     "CA bundle for an https registry (also _CERT_LOCATION, _KEY_LOCATION)"},
+    {"LEV_SCHEMA_REGISTRY_TIMEOUT_MS", T_DOC, 0, "5000", "bound on each registry request"},
+    {"LEV_SCHEMA_REGISTRY_RETRIES", T_DOC, 0, "2", "further tries of a failed request"},
+    {"LEV_SCHEMA_REGISTRY_CACHE_SIZE", T_DOC, 0, "1000", "schemas kept by id"},
+    {"LEV_SCHEMA_REGISTRY_SUBJECT_STRATEGY", T_DOC, 0, "topic",
+     "subject names: topic (<topic>-value), record (<full name>) or topic_record"},
 };
 
 static int parse_int(const char *s, long long min, long long max, long long *out)
@@ -273,6 +288,13 @@ static int apply_var(lev_config_t *conf, const var_t *v, const char *val, lev_er
         return LEV_OK;
     case T_DELAYS:
         return lev_retry_delays_parse(val, &conf->retry, err);
+    case T_WIRE:
+        if (lev_wire_format_parse(val, &conf->wire_format) != 0)
+            return lev_error_set(err, LEV_ERR_CONFIG, v->name,
+                                 "expected soe or confluent, got \"%s\"", val);
+        return LEV_OK;
+    case T_DOC:
+        return LEV_OK;
     }
     return LEV_ERR_CONFIG;
 }

@@ -562,7 +562,11 @@ int lev_producer_send_event(lev_producer_t *p, lev_codec_t *codec, const char *t
 {
     void *buf = NULL;
     size_t len = 0;
-    int rc = lev_codec_encode(codec, schema, value, &buf, &len, err);
+    int rc = 0;
+    if (lev_codec_wire_format(codec) == LEV_WIRE_CONFLUENT)
+        rc = lev_codec_register(codec, topic, schema, err); /* once per subject */
+    if (rc == 0)
+        rc = lev_codec_encode(codec, schema, value, &buf, &len, err);
     if (rc != 0)
         return rc;
     lev_event_meta_t m = meta ? *meta : (lev_event_meta_t){0};

@@ -182,6 +182,8 @@ lev_worker_t *lev_worker_new(const lev_config_t *conf, lev_error_t *err)
         lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
         goto fail;
     }
+    if (lev_w_registry_init(w, err) != 0)
+        goto fail;
     /* the producer's client is made at run, once the topics' record size
      * limit is known; a bad setting fails here */
     if (!(w->producer_conf = lev_w_producer_conf_new(conf, err)))
@@ -279,6 +281,7 @@ void lev_worker_destroy(lev_worker_t *w)
     lev_store_destroy(w->app_store);
     lev_w_obs_free(w); /* after the stores, which count into its series */
     lev_codec_destroy(w->codec);
+    lev_w_registry_free(w); /* after the codec, which borrows it */
     lev_schemas_destroy(w->schemas);
     for (size_t i = 0; i < w->nhandlers; i++) {
         free(w->handlers[i].type);
@@ -680,6 +683,8 @@ int lev_worker_run(lev_worker_t *w)
         return LEV_ERR_NOMEM;
     lev_w_obs_handlers(w);
     int prc = lev_w_prepare_topics(w, &err);
+    if (prc == 0)
+        prc = lev_w_registry_start(w, &err);
     if (prc == LEV_W_STOPPED) { /* asked to stop before the broker answered */
         lev_log(LEV_LOG_INFO, "worker stopped before it started", NULL);
         lev_w_obs_state(w, OBS_STOPPED);

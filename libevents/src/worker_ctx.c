@@ -154,13 +154,19 @@ int lev_ctx_emit(lev_ctx_t *ctx, const char *topic, const char *key, const avro_
     const lev_schema_t *s = lev_schemas_find(ctx->w->schemas, fullname);
     if (!s)
         return lev_error_set(err, LEV_ERR_NOT_FOUND, fullname, "no schema of this type");
+    /* Confluent framing: the schema's id for this topic's subject (known
+     * from the start for declared emits; else one registry call, once) */
+    int rc;
+    if (lev_codec_wire_format(ctx->w->codec) == LEV_WIRE_CONFLUENT &&
+        (rc = lev_codec_register(ctx->w->codec, topic, s, err)) != 0)
+        return rc;
     wout_t *o = ctx_next_out(ctx);
     if (!o)
         return lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
     size_t mark = ctx->len;
     if (!key)
         key = "";
-    int rc = ctx_append(ctx, topic, strlen(topic), &o->topic);
+    rc = ctx_append(ctx, topic, strlen(topic), &o->topic);
     if (rc == 0)
         rc = ctx_append(ctx, key, strlen(key), &o->key);
     if (rc != 0) {

@@ -336,6 +336,15 @@ struct lev_worker_s {
     lev_config_t conf; /* own copy of the scalar settings; strings above */
     lev_schemas_t *schemas;
     lev_codec_t *codec;
+    /* the schema registry (worker_schemas.c), NULL without one; the
+     * (topic, schema) pairs the handlers declared they emit */
+    lev_registry_t *registry;
+    struct w_emit_s {
+        char *topic;
+        const lev_schema_t *schema;
+    } * emits;
+    size_t nemits, capemits;
+    int64_t registry_warn_at; /* next "registry unavailable" warning */
     lev_producer_t *producer;
     rd_kafka_conf_t *producer_conf; /* built at new, the client made at run */
     int user_max_message_bytes;     /* KAFKA_MESSAGE_MAX_BYTES was given */
@@ -586,6 +595,17 @@ void lev_w_breaker_done(wrec_t *r);
 /* Half-opens breakers whose time came; ms until the next such time. */
 int lev_w_breakers_tick(lev_worker_t *w, int cap_ms);
 void lev_w_breakers_free(lev_worker_t *w);
+
+/* worker_schemas.c: the schema registry. init makes it from the
+ * environment (after the codec); start registers the declared emits,
+ * waiting while the registry cannot be asked (LEV_W_STOPPED when stopped
+ * meanwhile); free after the codec is destroyed. */
+int lev_w_registry_init(lev_worker_t *w, lev_error_t *err);
+int lev_w_registry_start(lev_worker_t *w, lev_error_t *err);
+void lev_w_registry_free(lev_worker_t *w);
+/* A record's writer schema could not be looked up because the registry is
+ * out: logs it (at most every 10 s). */
+void lev_w_registry_unavailable(lev_worker_t *w, const lev_error_t *err);
 
 /* worker_admin.c: waits for the broker, creates the failure topics, makes
  * the producer. LEV_W_STOPPED when asked to stop meanwhile. */

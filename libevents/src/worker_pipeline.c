@@ -341,6 +341,11 @@ static void invoke(lev_worker_t *w, wrec_t *r, lev_deferral_t *d)
     lev_error_t err;
     int rc = value ? lev_codec_decode_into(w->codec, m->payload, m->len, reader, value, NULL, &err)
                    : lev_error_set(&err, LEV_ERR_NOMEM, NULL, "out of memory");
+    if (rc == LEV_ERR_REGISTRY && !d) { /* not the record's fault: it waits */
+        lev_w_registry_unavailable(w, &err);
+        lev_w_hold(w, r, lev_mono_ms() + 1000);
+        return;
+    }
     if (rc != 0 && !d) {
         char text[800];
         dead_letter(w, r, lev_err_name(rc), lev_error_format(&err, text, sizeof text), earlier + 1,
@@ -521,25 +526,32 @@ static void classify(lev_worker_t *w, wrec_t *r, int64_t now, int64_t max_delay)
             return;
         }
     }
-    uint64_t fp;
-    if (lev_codec_peek_fingerprint(m->payload, m->len, &fp) != 0) {
-        r->frame_rc = LEV_ERR_DECODE;
+    /* the writer schema, by fingerprint or registry id (an id not seen
+     * before is asked of the registry, once) */
+    size_t hdr = 0;
+    lev_error_t werr;
+    int wrc = lev_codec_writer(w->codec, m->payload, m->len, &r->writer, &hdr, &werr);
+    if (wrc == LEV_ERR_REGISTRY) { /* the registry is out: the partition waits at r */
+        lev_w_registry_unavailable(w, &werr);
+        lev_w_hold(w, r, lev_mono_ms() + 1000);
         return;
     }
-    r->writer = lev_schemas_find_fingerprint(w->schemas, fp);
-    if (!r->writer) {
-        r->frame_rc = LEV_ERR_UNKNOWN_SCHEMA;
+    if (wrc) {
+        r->writer = NULL;
+        r->frame_rc = wrc == LEV_ERR_UNKNOWN_SCHEMA ? wrc : LEV_ERR_DECODE;
         return;
     }
-    size_t idx = lev_schema_index(r->writer);
+    /* a writer learned from the registry is handled as its current version */
+    const lev_schema_t *cur = lev_schema_current_version(r->writer);
+    size_t idx = lev_schema_index(cur ? cur : r->writer);
     r->handler = idx < w->nschemas ? w->by_schema[idx] : NULL;
     if (!r->handler) {
         /* not ours to handle (events we emitted, for example), but hostile
          * bytes never pass unnoticed: the body is checked against its
          * writer schema with bounds (cheap, nothing is allocated) */
         if (m->len > lev_codec_limits(w->codec)->max_value_size ||
-            lev_codec_validate_body(w->codec, r->writer, (const uint8_t *)m->payload + 10,
-                                    m->len - 10, NULL) != 0) {
+            lev_codec_validate_body(w->codec, r->writer, (const uint8_t *)m->payload + hdr,
+                                    m->len - hdr, NULL) != 0) {
             r->frame_rc = LEV_ERR_DECODE;
             return;
         }
@@ -565,20 +577,19 @@ static void classify(lev_worker_t *w, wrec_t *r, int64_t now, int64_t max_delay)
 static void frame_error(lev_worker_t *w, const wrec_t *r, char *buf, size_t size)
 {
     const rd_kafka_message_t *m = r->m;
-    uint64_t fp = 0;
     lev_error_t err;
-    size_t limit = lev_codec_limits(w->codec)->max_value_size;
+    lev_error_clear(&err);
+    size_t limit = lev_codec_limits(w->codec)->max_value_size, hdr = 0;
+    const lev_schema_t *writer = NULL;
     if (r->writer && m->len > limit)
         snprintf(buf, size, "value of %zu bytes exceeds the limit of %zu", m->len, limit);
-    else if (r->writer &&
-             lev_codec_validate_body(w->codec, r->writer, (const uint8_t *)m->payload + 10,
-                                     m->len - 10, &err) != 0)
+    else if (lev_codec_writer(w->codec, m->payload, m->len, &writer, &hdr, &err) != 0)
+        lev_error_format(&err, buf, size); /* framing, fingerprint or id */
+    else if (lev_codec_validate_body(w->codec, writer, (const uint8_t *)m->payload + hdr,
+                                     m->len - hdr, &err) != 0)
         lev_error_format(&err, buf, size);
-    else if (r->frame_rc == LEV_ERR_UNKNOWN_SCHEMA &&
-             lev_codec_peek_fingerprint(m->payload, m->len, &fp) == 0)
-        snprintf(buf, size, "no loaded schema has fingerprint %016llx", (unsigned long long)fp);
     else
-        snprintf(buf, size, "not a single-object encoded Avro value (%zu bytes)", m->len);
+        snprintf(buf, size, "undecodable value (%zu bytes)", m->len);
 }
 
 /* Handles a claimed batch in order, then frees what was given up in it. */

@@ -130,7 +130,9 @@ static int wire(lev_worker_t *w, void *opaque, lev_error_t *err)
     if (!rc)
         rc = lev_worker_subscribe(w, svc->orders_topic, err);
     if (!rc)
-        rc = lev_worker_declare_output(w, svc->payments_topic, err);
+        rc = lev_worker_declare_emits(w, svc->payments_topic, BILL_T_SUCCEEDED, err);
+    if (!rc)
+        rc = lev_worker_declare_emits(w, svc->payments_topic, BILL_T_FAILED, err);
     if (!rc)
         lev_log(LEV_LOG_INFO, "settings", "orders_topic", svc->orders_topic, "payments_topic",
                 svc->payments_topic, "charging", svc->gateway_url ? svc->gateway_host : "ledger",

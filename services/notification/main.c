@@ -134,7 +134,7 @@ static int wire(lev_worker_t *w, void *opaque, lev_error_t *err)
     if (!rc)
         rc = lev_worker_subscribe(w, svc->orders_topic, err);
     if (!rc)
-        rc = lev_worker_declare_output(w, svc->notifications_topic, err);
+        rc = lev_worker_declare_emits(w, svc->notifications_topic, NTF_T_SENT, err);
     if (!rc)
         lev_log(LEV_LOG_INFO, "settings", "orders_topic", svc->orders_topic, "notifications_topic",
                 svc->notifications_topic, "delivery",

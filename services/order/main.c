@@ -82,8 +82,9 @@ static int wire(lev_worker_t *w, void *opaque, lev_error_t *err)
         rc = lev_worker_subscribe(w, svc->orders_topic, err);
     if (!rc)
         rc = lev_worker_subscribe(w, svc->payments_topic, err);
-    if (!rc)
-        rc = lev_worker_declare_output(w, svc->orders_topic, err);
+    const char *const emits[] = {ORD_T_ACCEPTED, ORD_T_REJECTED, ORD_T_CONFIRMED, ORD_T_CANCELLED};
+    for (size_t i = 0; i < 4 && !rc; i++)
+        rc = lev_worker_declare_emits(w, svc->orders_topic, emits[i], err);
     if (!rc)
         lev_log(LEV_LOG_INFO, "settings", "orders_topic", svc->orders_topic, "payments_topic",
                 svc->payments_topic, NULL);

@@ -57,6 +57,8 @@ typedef struct lev_config_s {
                                    NULL or "" (the default): no endpoint (see metrics.h) */
     int64_t health_stall_ms;    /* LEV_HEALTH_STALL_MS: /healthz fails when the worker's loop
                                    has not turned for this long, 30 s */
+    lev_wire_format_t wire_format; /* LEV_WIRE_FORMAT: soe or confluent; the schema
+                                      registry comes from LEV_SCHEMA_REGISTRY_* (registry.h) */
 } lev_config_t;
 
 /* Fills defaults only (no environment). `service` is required. */

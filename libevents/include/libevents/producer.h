@@ -124,7 +124,9 @@ LEV_API int lev_event_headers(lev_event_headers_t *out, const char *type,
 LEV_API void lev_traceparent_new(const char *parent, char out[64]);
 
 /* Encodes `value` of `schema` and sends it to `topic` keyed by `key`, with
- * CloudEvents headers. meta may be NULL. */
+ * CloudEvents headers. meta may be NULL. In the codec's wire format: with
+ * LEV_WIRE_CONFLUENT the schema is registered for the topic's subject first
+ * (one registry call per subject, then none). */
 LEV_API int lev_producer_send_event(lev_producer_t *p, lev_codec_t *codec, const char *topic,
                                     const char *key, const lev_schema_t *schema,
                                     const avro_value_t *value, const lev_event_meta_t *meta,

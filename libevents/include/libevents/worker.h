@@ -151,6 +151,16 @@ LEV_API int lev_worker_subscribe(lev_worker_t *w, const char *topic, lev_error_t
  * is aligned with the topics' (see lev_worker_run). */
 LEV_API int lev_worker_declare_output(lev_worker_t *w, const char *topic, lev_error_t *err);
 
+/* Declares that handlers emit events of `type` (a loaded schema's full name)
+ * to `topic`, which is declared as an output too. With LEV_WIRE_FORMAT=
+ * confluent, each declared schema is registered (or looked up) in the
+ * schema registry when the worker starts, under the subject of its topic;
+ * the start waits while the registry does not answer and fails, with the
+ * registry's reason, when it refuses a schema (incompatible with the
+ * subject's versions). An emit of an undeclared pair registers it then. */
+LEV_API int lev_worker_declare_emits(lev_worker_t *w, const char *topic, const char *type,
+                                     lev_error_t *err);
+
 /* Runs until lev_worker_stop, then stops fetching, finishes what it holds,
  * flushes, commits, leaves the group. Returns 0 after a clean stop.
  *
