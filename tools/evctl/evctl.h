@@ -109,6 +109,7 @@ struct evctl_ctx_s {
     const char *topics_file; /* --topics-file, may be NULL */
     lev_schemas_t *schemas;  /* loaded by evctl_load_schemas */
     lev_codec_t *codec;
+    lev_registry_t *registry; /* LEV_SCHEMA_REGISTRY_URL or --registry; NULL: none */
 };
 
 /* Loads the schemas of conf.schema_dirs once, and notes (on stderr) the
@@ -116,6 +117,44 @@ struct evctl_ctx_s {
  * by lev_schema_check_resolvable: the codec refuses their values.
  * Returns 0 or an exit code after printing the error. */
 int evctl_load_schemas(evctl_ctx_t *ctx);
+
+/* The schema registry (made by evctl_load_schemas): 0, or an exit code
+ * after saying that none is configured. */
+int evctl_need_registry(evctl_ctx_t *ctx);
+
+/* For a dry run in the Confluent format (registry.c): 0 when `schema` is
+ * registered under the subject of `topic`, or the registry says it would
+ * accept it there; else the registry's error (LEV_ERR_RESOLVE with its
+ * reasons when incompatible). Asks once per subject and schema. */
+int evctl_registry_would_accept(evctl_ctx_t *ctx, const char *topic, const lev_schema_t *schema,
+                                lev_error_t *err);
+
+/* Called for each (current schema, subject) pair: `topic` is NULL with the
+ * record strategy. Returns 0 to go on, or an exit code to stop. */
+typedef int (*evctl_subject_fn)(evctl_ctx_t *ctx, void *opaque, const lev_schema_t *schema,
+                                const char *subject, const char *topic);
+
+/* Calls fn for every current schema and every subject it is written under
+ * (registry.c): with the record strategy its full name; with topic and
+ * topic_record, one subject per topic of the topics description whose
+ * "types" patterns match the schema's name (a schema no topic takes is
+ * noted on stderr and skipped). Needs ctx->registry. Returns 0, an exit code
+ * after printing the error (loading the topics description), or fn's. */
+int evctl_registry_foreach_subject(evctl_ctx_t *ctx, evctl_subject_fn fn, void *opaque);
+
+/* Why `schema` may not be registered under `subject`, as a new JSON array
+ * of strings: the registry's `reasons` ("; "-separated, as
+ * lev_registry_check gives them), or when it gave none (Apicurio does not),
+ * libevents' check against the subject's latest version in the
+ * direction(s) of its compatibility level ("backward: field: reason").
+ * NULL when out of memory. */
+json_t *evctl_registry_problems(evctl_ctx_t *ctx, const char *subject, const lev_schema_t *schema,
+                                const char *reasons);
+
+/* Prints a registry error about `subject` and returns its exit code: 69
+ * when the registry is unreachable or failing (or answered unexpectedly),
+ * 70 when out of memory. */
+int evctl_registry_fail(evctl_ctx_t *ctx, const char *subject, const lev_error_t *err);
 
 /* ======================================================================
  * Output, errors, signals (util.c)
@@ -399,6 +438,7 @@ extern const evctl_cmd_t evctl_cmd_topics;
 extern const evctl_cmd_t evctl_cmd_acls;
 extern const evctl_cmd_t evctl_cmd_schemas_list;
 extern const evctl_cmd_t evctl_cmd_schemas_check;
+extern const evctl_cmd_t evctl_cmd_schemas_register;
 
 /* Shared by replay and dlq redrive: copies records to other topics with
  * provenance headers. */

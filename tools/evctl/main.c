@@ -9,9 +9,10 @@
 #include <unistd.h>
 
 static const evctl_cmd_t *const commands[] = {
-    &evctl_cmd_publish,  &evctl_cmd_tail,         &evctl_cmd_replay,        &evctl_cmd_dlq_list,
-    &evctl_cmd_dlq_show, &evctl_cmd_dlq_redrive,  &evctl_cmd_lag,           &evctl_cmd_topics,
-    &evctl_cmd_acls,     &evctl_cmd_schemas_list, &evctl_cmd_schemas_check,
+    &evctl_cmd_publish,      &evctl_cmd_tail,          &evctl_cmd_replay,
+    &evctl_cmd_dlq_list,     &evctl_cmd_dlq_show,      &evctl_cmd_dlq_redrive,
+    &evctl_cmd_lag,          &evctl_cmd_topics,        &evctl_cmd_acls,
+    &evctl_cmd_schemas_list, &evctl_cmd_schemas_check, &evctl_cmd_schemas_register,
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -40,8 +41,9 @@ static void print_help(FILE *out)
                  "  64   usage error (unknown command or option, bad option value)\n"
                  "  65   bad input data: an invalid input line, unknown schema or type, a missing\n"
                  "       topic, incompatible schemas, a cluster that disagrees with topics.json\n"
-                 "  69   Kafka (or Redis) unavailable, Kafka refused the credentials (the message\n"
-                 "       says authentication failed), or a delivery to Kafka failed\n"
+                 "  69   Kafka (or Redis, or the schema registry) unavailable, Kafka refused the\n"
+                 "       credentials (the message says authentication failed), or a delivery to\n"
+                 "       Kafka failed\n"
                  "  70   internal error\n"
                  "  130  interrupted by SIGINT or SIGTERM (after a clean stop: flushed, and for\n"
                  "       replay and redrive the resume point printed)\n"
@@ -119,6 +121,10 @@ static int setup(evctl_ctx_t *ctx, const evctl_args_t *args)
                 "--timeout: expected a duration from 1ms to 1h (like 500ms, 30s), got \"%s\"", v);
         ctx->timeout_ms = (int)ms;
     }
+    if ((v = evctl_opt(args, "wire")) && lev_wire_format_parse(v, &ctx->conf.wire_format) != 0)
+        return evctl_fail(EVCTL_EXIT_USAGE, "--wire: expected soe or confluent, got \"%s\"", v);
+    if ((v = evctl_opt(args, "registry")) && setenv("LEV_SCHEMA_REGISTRY_URL", v, 1) != 0)
+        return evctl_fail(EVCTL_EXIT_INTERNAL, "out of memory");
     ctx->topics_file = evctl_opt(args, "topics-file");
     ctx->quiet = evctl_flag(args, "quiet");
     ctx->progress = !ctx->quiet && isatty(STDERR_FILENO);
@@ -146,6 +152,20 @@ int evctl_load_schemas(evctl_ctx_t *ctx)
                           ctx->conf.schema_dirs);
     if (!(ctx->codec = lev_codec_new(ctx->schemas, &ctx->conf.limits)))
         return evctl_fail(EVCTL_EXIT_INTERNAL, "cannot create the codec");
+    /* the schema registry: values framed with a registry id are decoded
+     * through it, and --wire confluent frames published ones with ids */
+    memset(&err, 0, sizeof err);
+    ctx->registry = lev_registry_from_env(&err);
+    if (!ctx->registry && err.code)
+        return evctl_fail(EVCTL_EXIT_USAGE, "schema registry: %s",
+                          lev_error_format(&err, buf, sizeof buf));
+    if (ctx->registry)
+        lev_codec_set_registry(ctx->codec, ctx->schemas, ctx->registry);
+    if (ctx->conf.wire_format == LEV_WIRE_CONFLUENT && !ctx->registry)
+        return evctl_fail(EVCTL_EXIT_USAGE,
+                          "the Confluent wire format needs a schema registry: give --registry "
+                          "URL or set LEV_SCHEMA_REGISTRY_URL");
+    lev_codec_set_wire_format(ctx->codec, ctx->conf.wire_format);
     /* Older versions (history/) the current one cannot read: the codec
      * refuses their values (LEV_ERR_RESOLVE, never a crash); say so now. */
     for (size_t i = 0; i < lev_schemas_count(ctx->schemas); i++) {
@@ -161,6 +181,17 @@ int evctl_load_schemas(evctl_ctx_t *ctx)
                    lev_schema_name(old), lev_schema_name(cur), err.where, err.where[0] ? ": " : "",
                    err.text);
     }
+    return 0;
+}
+
+int evctl_need_registry(evctl_ctx_t *ctx)
+{
+    int rc = evctl_load_schemas(ctx);
+    if (rc)
+        return rc;
+    if (!ctx->registry)
+        return evctl_fail(EVCTL_EXIT_USAGE,
+                          "no schema registry: give --registry URL or set LEV_SCHEMA_REGISTRY_URL");
     return 0;
 }
 
@@ -245,6 +276,7 @@ int main(int argc, char **argv)
 out:
     evctl_args_clear(&args);
     lev_codec_destroy(ctx.codec);
+    lev_registry_destroy(ctx.registry); /* after the codec, which borrows it */
     lev_schemas_destroy(ctx.schemas);
     lev_config_clear(&ctx.conf);
     free(av);

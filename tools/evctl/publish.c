@@ -97,6 +97,7 @@ static const char *route(evctl_ctx_t *ctx, routes_t *r, const char *type)
 typedef struct rules_s {
     const char *topic_opt; /* --topic */
     int allow_lev;         /* --allow-lev-headers */
+    int dry_run;           /* --dry-run: the registry is asked, never changed */
 } rules_t;
 
 static const char *validate(evctl_ctx_t *ctx, routes_t *routes, const rules_t *rules, item_t *it,
@@ -192,6 +193,21 @@ static const char *validate(evctl_ctx_t *ctx, routes_t *routes, const rules_t *r
         snprintf(text, tsize, "at most %d headers", MAX_USER_HEADERS);
         return "json";
     }
+    /* the topic: --topic, the line's, or by type */
+    const char *t = rules->topic_opt ? rules->topic_opt : topic ? json_string_value(topic) : NULL;
+    if (!t)
+        t = route(ctx, routes, json_string_value(type));
+    if (!t) {
+        snprintf(where, wsize, "topic");
+        snprintf(
+            text, tsize,
+            "no topic: give \"topic\" or --topic (no \"types\" pattern in %.300s matches %.100s)",
+            routes->state == 1 ? routes->topo.path : "the topics description",
+            json_string_value(type));
+        return "json";
+    }
+    if (!(it->topic = strdup(t)))
+        goto nomem;
     /* the value: Avro JSON to a value of the schema, then encoded */
     avro_value_t av;
     if (lev_codec_from_json(ctx->codec, schema, value, &av, &err) != 0) {
@@ -213,7 +229,29 @@ static const char *validate(evctl_ctx_t *ctx, routes_t *routes, const rules_t *r
         }
         it->key = strndup(order_id, order_len);
     }
-    int rc = lev_codec_encode(ctx->codec, schema, &av, &it->value, &it->value_len, &err);
+    /* Confluent framing: the schema registered for the topic's subject,
+     * once per subject; a dry run asks the registry whether it would be
+     * accepted and checks the value in single-object framing */
+    static lev_error_t registry_down; /* once the registry failed, every line says so */
+    int confluent = lev_codec_wire_format(ctx->codec) == LEV_WIRE_CONFLUENT, rc = 0;
+    if (confluent && registry_down.code)
+        err = registry_down, rc = registry_down.code;
+    else if (confluent)
+        rc = rules->dry_run ? evctl_registry_would_accept(ctx, it->topic, schema, &err)
+                            : lev_codec_register(ctx->codec, it->topic, schema, &err);
+    if (rc == LEV_ERR_REGISTRY)
+        registry_down = err;
+    if (rc != 0) {
+        avro_value_decref(&av);
+        snprintf(where, wsize, "type");
+        snprintf(text, tsize, "%s", err.text[0] ? err.text : lev_err_name(err.code));
+        return lev_err_name(err.code);
+    }
+    if (confluent && rules->dry_run)
+        lev_codec_set_wire_format(ctx->codec, LEV_WIRE_SOE);
+    rc = lev_codec_encode(ctx->codec, schema, &av, &it->value, &it->value_len, &err);
+    if (confluent && rules->dry_run)
+        lev_codec_set_wire_format(ctx->codec, LEV_WIRE_CONFLUENT);
     avro_value_decref(&av);
     if (rc != 0) {
         snprintf(where, wsize, "value%s%s", err.where[0] ? "." : "", err.where);
@@ -221,21 +259,6 @@ static const char *validate(evctl_ctx_t *ctx, routes_t *routes, const rules_t *r
         return lev_err_name(err.code);
     }
     if (json_is_string(key) && !(it->key = strdup(json_string_value(key))))
-        goto nomem;
-    /* the topic: --topic, the line's, or by type */
-    const char *t = rules->topic_opt ? rules->topic_opt : topic ? json_string_value(topic) : NULL;
-    if (!t)
-        t = route(ctx, routes, json_string_value(type));
-    if (!t) {
-        snprintf(where, wsize, "topic");
-        snprintf(
-            text, tsize,
-            "no topic: give \"topic\" or --topic (no \"types\" pattern in %.300s matches %.100s)",
-            routes->state == 1 ? routes->topo.path : "the topics description",
-            json_string_value(type));
-        return "json";
-    }
-    if (!(it->topic = strdup(t)))
         goto nomem;
     /* headers: CloudEvents ones from the line, then the operator's */
     lev_event_meta_t meta = {
@@ -919,7 +942,8 @@ static int run(evctl_ctx_t *ctx, const evctl_args_t *args)
 {
     const char *path = args->npos ? args->pos[0] : "-";
     const char *name = strcmp(path, "-") == 0 ? "<stdin>" : path;
-    rules_t rules = {evctl_opt(args, "topic"), evctl_flag(args, "allow-lev-headers")};
+    rules_t rules = {evctl_opt(args, "topic"), evctl_flag(args, "allow-lev-headers"),
+                     evctl_flag(args, "dry-run")};
     int dry = evctl_flag(args, "dry-run"), skip_bad = evctl_flag(args, "skip-bad");
     double rate = 0;
     FILE *f = NULL;

@@ -30,11 +30,10 @@ json_t *evctl_headers_json(const rd_kafka_message_t *m)
 
 void evctl_record_type(evctl_ctx_t *ctx, const rd_kafka_message_t *m, char *out, size_t size)
 {
-    uint64_t fp;
-    const lev_schema_t *s;
+    const lev_schema_t *s = NULL;
     out[0] = '\0';
-    if (ctx->schemas && m->payload && lev_codec_peek_fingerprint(m->payload, m->len, &fp) == 0 &&
-        (s = lev_schemas_find_fingerprint(ctx->schemas, fp)) != NULL) {
+    if (ctx->codec && m->payload &&
+        lev_codec_writer(ctx->codec, m->payload, m->len, &s, NULL, NULL) == 0 && s) {
         snprintf(out, size, "%s", lev_schema_name(s));
         return;
     }
@@ -63,6 +62,12 @@ json_t *evctl_record_json(evctl_ctx_t *ctx, const rd_kafka_message_t *m, char *t
     }
     json_object_set_new(j, "key", evctl_json_bytes(m->key, m->key_len));
     json_object_set_new(j, "headers", evctl_headers_json(m));
+    lev_frame_t frame;
+    if (m->payload && lev_codec_peek_frame(m->payload, m->len, &frame, NULL) == 0) {
+        json_object_set_new(j, "wire", json_string(lev_wire_format_name(frame.format)));
+        if (frame.format == LEV_WIRE_CONFLUENT)
+            json_object_set_new(j, "schema_id", json_integer(frame.schema_id));
+    }
 
     lev_error_t err;
     memset(&err, 0, sizeof err);

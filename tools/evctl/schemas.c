@@ -7,6 +7,9 @@
  * with the new schema) -- by libevents' lev_schema_check_resolvable_all:
  * the Avro specification's rules exactly as the services' decoder applies
  * them, so "compatible" here means the services will read the events.
+ * With --registry URL, check compares with the schema registry instead:
+ * each current schema against the latest version of its subjects, by the
+ * registry's own compatibility check (registry.c names the subjects).
  */
 #include "evctl.h"
 
@@ -167,6 +170,84 @@ static void report(json_t *line, int *bad)
     evctl_out(line);
 }
 
+/* ======================================================================
+ * schemas check --registry URL
+ * ====================================================================== */
+
+typedef struct reg_check_s {
+    int checked, bad;
+} reg_check_t;
+
+/* evctl_subject_fn: compares one schema with the latest version of one
+ * subject, prints its line. Returns 0 or an exit code. */
+static int check_subject(evctl_ctx_t *ctx, void *opaque, const lev_schema_t *schema,
+                         const char *subject, const char *topic)
+{
+    reg_check_t *r = opaque;
+    const char *text = lev_schema_text(schema, NULL), *status;
+    lev_error_t err;
+    int32_t latest_id = -1, id = -1;
+    int latest_version = -1, version = -1, compatible = 0;
+    char *reasons = NULL;
+    json_t *problems = NULL;
+    memset(&err, 0, sizeof err);
+    int rc = lev_registry_latest(ctx->registry, subject, NULL, &latest_id, &latest_version, &err);
+    if (rc == LEV_ERR_NOT_FOUND) {
+        status = "new subject";
+    } else if (rc != 0) {
+        return evctl_registry_fail(ctx, subject, &err);
+    } else if ((rc = lev_registry_lookup(ctx->registry, subject, text, &id, &version, &err)) == 0) {
+        status = "registered";
+    } else if (rc != LEV_ERR_NOT_FOUND) {
+        return evctl_registry_fail(ctx, subject, &err);
+    } else if (lev_registry_check(ctx->registry, subject, text, &compatible, &reasons, &err) != 0) {
+        return evctl_registry_fail(ctx, subject, &err);
+    } else if (compatible) {
+        status = "compatible";
+    } else {
+        status = "incompatible";
+        problems = evctl_registry_problems(ctx, subject, schema, reasons);
+    }
+    free(reasons);
+    if (!problems)
+        problems = json_array();
+    json_t *line = json_pack(
+        "{s:s,s:s,s:o,s:s,s:o,s:o,s:o}", "schema", lev_schema_name(schema), "subject", subject,
+        "topic", topic ? json_string(topic) : json_null(), "status", status, "latest_version",
+        latest_version >= 0 ? json_integer(latest_version) : json_null(), "latest_id",
+        latest_id >= 0 ? json_integer(latest_id) : json_null(), "problems", problems);
+    if (line && version >= 0) {
+        json_object_set_new(line, "id", json_integer(id));
+        json_object_set_new(line, "version", json_integer(version));
+    }
+    if (strcmp(status, "incompatible") == 0) {
+        size_t i;
+        json_t *p;
+        fprintf(stderr, "evctl: %s: %s: incompatible with version %d\n", lev_schema_name(schema),
+                subject, latest_version);
+        json_array_foreach(problems, i, p) fprintf(
+            stderr, "evctl: %s: %s: %s\n", lev_schema_name(schema), subject, json_string_value(p));
+        r->bad = 1;
+    }
+    r->checked++;
+    evctl_out(line);
+    return 0;
+}
+
+/* schemas check --registry URL: returns an exit code. */
+static int check_registry(evctl_ctx_t *ctx)
+{
+    reg_check_t r = {0, 0};
+    int rc = evctl_need_registry(ctx);
+    if (rc == 0)
+        rc = evctl_registry_foreach_subject(ctx, check_subject, &r);
+    if (rc != 0)
+        return rc;
+    evctl_note(ctx, "%d subject%s checked against the schema registry: %s", r.checked,
+               r.checked == 1 ? "" : "s", r.bad ? "INCOMPATIBLE (see above)" : "compatible");
+    return r.bad ? EVCTL_EXIT_DATA : 0;
+}
+
 /* evctl schemas check: returns an exit code. */
 static int check_run(evctl_ctx_t *ctx, const evctl_args_t *args)
 {
@@ -175,6 +256,12 @@ static int check_run(evctl_ctx_t *ctx, const evctl_args_t *args)
     lev_error_t err;
     char buf[800];
     int rc, bad = 0, checked = 0;
+    if (evctl_opt(args, "registry")) {
+        if (against)
+            return evctl_fail(EVCTL_EXIT_USAGE,
+                              "--against and --registry: check against one or the other");
+        return check_registry(ctx);
+    }
     if ((rc = evctl_load_schemas(ctx)) != 0)
         return rc;
     if (against) {
@@ -232,8 +319,8 @@ out:
 
 const evctl_cmd_t evctl_cmd_schemas_check = {
     "schemas check",
-    "[--against DIR]",
-    "check the current schemas against a previous version",
+    "[--against DIR | --registry URL]",
+    "check the current schemas against a previous version or the registry",
     "For every schema of DIR (the previous version), the current schema of the same name\n"
     "must read its events (backward: new reader, old writer) and the old schema must read\n"
     "events written with the current one (forward: old reader, new writer), by Avro's\n"
@@ -248,7 +335,19 @@ const evctl_cmd_t evctl_cmd_schemas_check = {
     "checked, backward only (the current schema must read them).\n"
     "One JSON line per schema: {\"schema\",\"status\" (compatible, incompatible, removed,\n"
     "added),\"problems\":[{\"direction\",\"field\",\"message\"}]}; problems also go to stderr.\n"
-    "Exit 65 when anything is incompatible.\n",
+    "Exit 65 when anything is incompatible.\n"
+    "\n"
+    "With --registry URL (the common option: the schema registry; not with --against),\n"
+    "each current schema is compared with the latest version of every subject it is\n"
+    "written under (as `evctl schemas register` names them, by\n"
+    "LEV_SCHEMA_REGISTRY_SUBJECT_STRATEGY and the topics description), by the registry's\n"
+    "own compatibility check at the subject's level. Nothing is registered. One JSON line\n"
+    "per subject: {\"schema\",\"subject\",\"topic\",\"status\" (registered: identical to a\n"
+    "registered version, also giving its \"id\" and \"version\"; compatible; incompatible;\n"
+    "new subject),\"latest_version\",\"latest_id\",\"problems\":[reasons]}: the registry's\n"
+    "reasons, or when it gives none (Apicurio), libevents' check against the latest\n"
+    "version in the direction(s) of the subject's level (\"backward: field: reason\").\n"
+    "Exit 65 when a subject is incompatible, 69 when the registry is unreachable.\n",
     check_opts,
     0,
     0,
