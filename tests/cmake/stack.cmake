@@ -64,3 +64,16 @@ if(TARGET order-service AND TARGET billing-service AND TARGET notification-servi
   set_tests_properties(integration.stack.tls_sasl_acl PROPERTIES LABELS integration TIMEOUT 600
     ENVIRONMENT "LEV_BUILD_DIR=${PROJECT_BINARY_DIR};LEV_SECURITY_TEST_DIR=${PROJECT_BINARY_DIR}/test-security")
 endif()
+
+# The Confluent wire format against a real schema registry (Apicurio, via
+# tools/schema-registry) and Confluent's Python client: the demo, interop
+# both ways, schema evolution through the registry, a registry outage (at
+# start and mid-run: nothing lost, nothing dead-lettered) and hostile
+# frames. Its own stack, registry included, on ports of the test.
+if(TARGET order-service AND TARGET billing-service AND TARGET notification-service
+   AND TARGET evctl)
+  add_test(NAME integration.stack.schema_registry
+           COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/stack/registry_test.sh)
+  set_tests_properties(integration.stack.schema_registry PROPERTIES LABELS integration TIMEOUT 900
+    ENVIRONMENT "LEV_BUILD_DIR=${PROJECT_BINARY_DIR};LEV_REGISTRY_TEST_DIR=${PROJECT_BINARY_DIR}/test-registry")
+endif()
