@@ -20,7 +20,11 @@
 #   5. hostile frames (a truncated Confluent header, an id the registry does
 #      not have, the id of a JSON schema) are dead-lettered by every group
 #      reading the topic, with their class and reason;
-#   6. every order of the test is notified exactly once.
+#   6. the registry behind an HTTPS proxy asking for basic auth: evctl
+#      checks the schemas and decodes records through it with the CA and a
+#      password file; a wrong password (401) and an untrusted certificate
+#      are refused saying why; the password appears in no output;
+#   7. every order of the test is notified exactly once.
 #
 # Environment: LEV_BUILD_DIR (required: the build with the services and
 # evctl), LEV_REGISTRY_TEST_DIR (run directory; default a temporary one).
@@ -326,7 +330,56 @@ for g in order-service billing-service notification-service; do
     bash -c 'grep "\"class\": *\"unknown-schema\"" "$1" | grep -q "JSON"' _ "$run/dlq-$g.jsonl"
 done
 
-# ------------------------------------------------------------ 6. exactly once
+# ------------------------------------------------------------ 6. TLS and basic auth
+# The registry behind an HTTPS proxy that asks for basic auth (as nginx in
+# front of a registry does): a private CA and a certificate for 127.0.0.1.
+tls="$run/tls"
+mkdir -p "$tls"
+(
+  cd "$tls"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=registry test CA" \
+    -keyout ca.key -out ca.pem
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout server.key -out server.csr
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >san.ext
+  openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 \
+    -extfile san.ext -out server.pem
+) >"$tls/openssl.log" 2>&1 || { cat "$tls/openssl.log"; echo "FAIL: openssl"; exit 1; }
+secret=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
+(umask 077 && printf '%s\n' "$secret" >"$tls/password")
+lev_reserve_ports xport
+"$PY" "$root/tests/stack/registry_proxy.py" --port "$xport" --cert "$tls/server.pem" \
+  --key "$tls/server.key" --upstream "$REG" --user operator --password-file "$tls/password" \
+  >"$tls/proxy.out" 2>&1 &
+extra+=($!)
+for _ in $(seq 1 50); do grep -q ready "$tls/proxy.out" && break; sleep 0.1; done
+XURL="https://127.0.0.1:$xport"
+auth_env=(LEV_SCHEMA_REGISTRY_CA_LOCATION="$tls/ca.pem" LEV_SCHEMA_REGISTRY_USER=operator
+  LEV_SCHEMA_REGISTRY_PASSWORD_FILE="$tls/password")
+env "${auth_env[@]}" "$EVCTL" schemas check --registry "$XURL" >"$tls/check.out" 2>"$tls/check.err" &&
+  rc=0 || rc=$?
+expect "evctl schemas check through HTTPS with basic auth (CA and password file) (exit $rc)" \
+  bash -c '[ "$1" -eq 0 ] && grep -q "\"registered\"" "$2"' _ "$rc" "$tls/check.out"
+env "${auth_env[@]}" "$EVCTL" tail notifications --from beginning --quiet --registry "$XURL" \
+  >"$tls/tail.out" 2>"$tls/tail.err" && rc=0 || rc=$?
+expect "evctl tail decodes the notifications with the writer schemas fetched through it (exit $rc)" \
+  bash -c '[ "$1" -eq 0 ] && [ -s "$2" ] && ! grep -q "\"error\"" "$2"' _ "$rc" "$tls/tail.out"
+env "${auth_env[@]}" LEV_SCHEMA_REGISTRY_PASSWORD_FILE= LEV_SCHEMA_REGISTRY_PASSWORD=not-the-password \
+  "$EVCTL" schemas check --registry "$XURL" >/dev/null 2>"$tls/wrong.err" && rc=0 || rc=$?
+cat "$tls/wrong.err"
+expect "... a wrong password is refused, saying 401 (exit $rc)" \
+  bash -c '[ "$1" -ne 0 ] && grep -q "401" "$2"' _ "$rc" "$tls/wrong.err"
+env LEV_SCHEMA_REGISTRY_USER=operator LEV_SCHEMA_REGISTRY_PASSWORD_FILE="$tls/password" \
+  "$EVCTL" schemas check --registry "$XURL" >/dev/null 2>"$tls/noca.err" && rc=0 || rc=$?
+cat "$tls/noca.err"
+expect "... a client that does not trust the CA is refused, saying why (exit $rc)" \
+  bash -c '[ "$1" -ne 0 ] && grep -qi "certificate" "$2"' _ "$rc" "$tls/noca.err"
+expect "... and the password appears in no output" \
+  bash -c '! grep -rqF -- "$1" "$2"/*.out "$2"/*.err' _ "$secret" "$tls"
+kill -TERM "${extra[@]}" 2>/dev/null || true
+wait "${extra[@]}" 2>/dev/null || true
+extra=()
+
+# ------------------------------------------------------------ 7. exactly once
 cat "$run"/py.id "$run"/v2.ids "$run"/outage.ids >"$run/all.ids"
 keys_of notifications | grep -xF -f "$run/all.ids" | sort | uniq -c >"$run/counts.txt" || true
 expect "every order of the test notified exactly once ($(wc -l <"$run/all.ids") orders)" \
