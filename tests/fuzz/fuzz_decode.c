@@ -1,13 +1,17 @@
 /*
- * libFuzzer target over the whole decode path of libevents: single-object
- * framing, the writer lookup by fingerprint, bounded validation, avro-c's
- * read with schema resolution (projections and defaults included), then the
- * JSON encoding and a re-encode/decode round trip of what was accepted.
+ * libFuzzer target over the whole decode path of libevents: both framings
+ * (single-object and Confluent), the writer lookup by fingerprint or id,
+ * bounded validation, avro-c's read with schema resolution (projections and
+ * defaults included), then the JSON encoding and a re-encode/decode round
+ * trip of what was accepted.
  *
  * Schemas: tests/data/avro (current), each tests/data/avro/evolution/<rule>
  * (new.avsc current, old.avsc writer-only), and schemas/ (with history/).
- * An input that does not start with the single-object magic C3 01 is taken
- * as <schema selector byte><body>, so mutations reach every writer schema.
+ * Each schema is bound to a registry id, the low 31 bits of its fingerprint
+ * (as a registry would have given it; no registry is asked). An input that
+ * starts with the single-object magic C3 01 or the Confluent byte 00 is
+ * decoded as it is; any other is taken as <schema selector byte><body>, so
+ * mutations reach every writer schema.
  *
  * Built by tests/cmake/fuzz.cmake when configured with -DLEV_FUZZ=ON (clang
  * required). The ctest test unit.fuzz_decode_short runs it for 30 s over
@@ -121,6 +125,15 @@ static void decode_one(lev_codec_t *c, const uint8_t *buf, size_t len, const lev
 /* The codecs live for one input: avro-c keeps the pointers of a resolved
  * writer value at 4-byte offsets, where LeakSanitizer does not see them, so
  * a codec kept across inputs would be reported as leaking. */
+static void bind_ids(lev_codec_t *c)
+{
+    for (size_t i = 0; i < lev_schemas_count(schemas); i++) {
+        const lev_schema_t *s = lev_schemas_at(schemas, i);
+        if (lev_codec_bind_id(c, s, (int32_t)(lev_schema_fingerprint(s) & 0x7fffffff)) != 0)
+            abort();
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     size_t n = lev_schemas_count(schemas);
@@ -128,10 +141,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lev_codec_t *tight = lev_codec_new(schemas, &tight_limits);
     if (!codec || !tight)
         abort();
+    bind_ids(codec);
+    bind_ids(tight);
     const uint8_t *buf = data;
     size_t len = size;
     uint8_t *framed = NULL;
-    if (size >= 1 && !(size >= 2 && data[0] == 0xc3 && data[1] == 0x01)) {
+    if (size >= 1 && data[0] != 0x00 && !(size >= 2 && data[0] == 0xc3 && data[1] == 0x01)) {
         const lev_schema_t *w = lev_schemas_at(schemas, data[0] % n);
         framed = malloc(size + 9);
         if (!framed)

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Writes the seed corpus of tests/fuzz/fuzz_decode.c into tests/fuzz/corpus:
 valid single-object encoded values of the test schemas (random values,
-written by fastavro) and the malformed cases the codec must refuse. Run once;
-the files are checked in.
+written by fastavro), the first of each also in the Confluent framing (00 +
+the id the fuzz target binds to the schema: the low 31 bits of its
+fingerprint), and the malformed cases the codec must refuse. Run once; the
+files are checked in.
 
     python3 tests/tools/gen_fuzz_corpus.py [out_dir]
 """
@@ -37,6 +39,13 @@ def header(raw):
     return b"\xc3\x01" + bytes.fromhex(le)
 
 
+def confluent_header(raw):
+    """00 + the 4-byte big-endian id fuzz_decode.c binds to the schema."""
+    le = bytes.fromhex(fingerprint(to_parsing_canonical_form(raw), "CRC-64-AVRO"))
+    fp = int.from_bytes(le, "little")
+    return b"\x00" + (fp & 0x7FFFFFFF).to_bytes(4, "big")
+
+
 def load(rel):
     with open(os.path.join(ROOT, rel), encoding="utf-8") as f:
         return json.load(f)
@@ -69,6 +78,9 @@ def main():
             schemaless_writer(buf, parsed, gen(parsed, names, rnd, 0))
             write("valid-%s-%d" % (stem, n), header(raw) + buf.getvalue())
             valid += 1
+            if n == 0:
+                write("valid-confluent-%s" % stem, confluent_header(raw) + buf.getvalue())
+                valid += 1
 
     nulls = header(load("tests/data/avro/nulls.avsc"))
     all_types = header(load("tests/data/avro/all_types.avsc"))
@@ -93,6 +105,10 @@ def main():
         "negative-length": all_types + b"\x00\x00\x00" + b"\x00" * 12 + zigzag(-1),
         "varint-too-long": status_new + b"\x80" * 11 + b"\x00",
         "negative-block-count": nulls + zigzag(-3) + zigzag(0) + b"\x00" + b"\x00",
+        "confluent-truncated-header": b"\x00\x00\x01",
+        "confluent-unknown-id": b"\x00\x7f\xff\xff\xf0\x02",
+        "confluent-bad-body": confluent_header(load("tests/data/avro/nulls.avsc"))
+        + zigzag(200000000) + b"\x00",
     }
     for name, data in bad.items():
         write("bad-" + name, data)
