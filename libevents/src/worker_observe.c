@@ -447,11 +447,42 @@ static void render_stats(lev_worker_t *w, lev_mx_buf_t *b)
  * The routes (on the endpoint's thread)
  * ====================================================================== */
 
+/* The schema registry client's counters (atomics: read on this thread). */
+static void render_registry(lev_worker_t *w, lev_mx_buf_t *b)
+{
+    if (!w->registry)
+        return;
+    lev_registry_stats_t st;
+    lev_registry_stats(w->registry, &st);
+    const struct {
+        const char *name, *help;
+        uint64_t v;
+    } rows[] = {
+        {"lev_schema_registry_requests_total",
+         "HTTP requests to the schema registry, retries included", st.requests},
+        {"lev_schema_registry_failures_total",
+         "Schema registry calls that failed in a way that may pass (no answer, HTTP 5xx); "
+         "records wait meanwhile",
+         st.failures},
+        {"lev_schema_registry_schemas_fetched_total",
+         "Lookups of a writer schema by id that asked the registry (an id once found is never "
+         "asked again)",
+         st.cache_misses},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        char v[24];
+        snprintf(v, sizeof v, "%llu", (unsigned long long)rows[i].v);
+        lev_mx_write_header(b, rows[i].name, rows[i].help, LEV_MX_COUNTER);
+        lev_mx_write_sample(b, rows[i].name, NULL, NULL, 0, v);
+    }
+}
+
 static int route_metrics(void *arg, lev_mx_buf_t *b)
 {
     lev_worker_t *w = arg;
     lev_mx_render(w->obs.mx, b);
     render_stats(w, b);
+    render_registry(w, b);
     lev_mx_render_process(b);
     return 200;
 }

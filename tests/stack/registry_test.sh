@@ -299,6 +299,14 @@ stack_up >"$run/up3.out" 2>&1 || { cat "$run/up3.out"; echo "FAIL: stack up"; ex
 cat "$run"/out-?.id >"$run/outage.ids"
 expect "all 6 orders of the outage are notified once it answers" wait_notified "$run/outage.ids" 6 90
 echo "   drained $((SECONDS - t0)) s after the registry answered again"
+curl -sf "http://127.0.0.1:$((hport + 1))/metrics" >"$run/billing.metrics" || true
+expect "billing-service's /metrics counts the registry's failures and the schemas it fetched by id" \
+  "$PY" -c '
+import re, sys
+m = dict(re.findall(r"^(lev_schema_registry_\w+) (\d+)$", open(sys.argv[1]).read(), re.M))
+print("   ", m)
+sys.exit(0 if int(m.get("lev_schema_registry_failures_total", 0)) > 0
+         and int(m.get("lev_schema_registry_schemas_fetched_total", 0)) >= 2 else 1)' "$run/billing.metrics"
 
 # ------------------------------------------------------------ 5. hostile frames
 json_id=$(curl -sf -X POST -H 'Content-Type: application/vnd.schemaregistry.v1+json' \
