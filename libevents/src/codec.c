@@ -107,6 +107,7 @@ struct lev_codec_s {
         char text[200];
     } bad[16];
     size_t nbad;
+    int reg_wait_ms;      /* -1: lookups block; else the most a lookup waits */
     int64_t reg_retry_at; /* after a registry failure: no new lookup before */
     int64_t reg_backoff;  /* ms, doubled per failure */
     char reg_why[sizeof(((lev_error_t *)0)->text)];
@@ -183,6 +184,7 @@ lev_codec_t *lev_codec_new(const lev_schemas_t *schemas, const lev_codec_limits_
     }
     if (c->limits.max_depth > LEV_CODEC_MAX_DEPTH_CAP)
         c->limits.max_depth = LEV_CODEC_MAX_DEPTH_CAP;
+    c->reg_wait_ms = -1;
     c->reader = avro_reader_memory(empty, 0);
     c->writer = avro_writer_memory(empty, 0);
     if (!c->reader || !c->writer) {
@@ -754,6 +756,12 @@ int lev_codec_set_registry(lev_codec_t *codec, lev_schemas_t *schemas, lev_regis
     return 0;
 }
 
+void lev_codec_set_registry_wait(lev_codec_t *codec, int wait_ms)
+{
+    if (codec)
+        codec->reg_wait_ms = wait_ms < 0 ? -1 : wait_ms;
+}
+
 lev_registry_t *lev_codec_registry(const lev_codec_t *codec)
 {
     return codec ? codec->registry : NULL;
@@ -876,11 +884,18 @@ static int learn_id(lev_codec_t *codec, int32_t id, const lev_schema_t **out, le
     char *text = NULL;
     lev_error_t e;
     lev_error_clear(&e);
-    int rc = lev_registry_schema_by_id(codec->registry, id, &text, &e);
+    int rc = codec->reg_wait_ms < 0 ? lev_registry_schema_by_id(codec->registry, id, &text, &e)
+                                    : lev_registry_schema_by_id_wait(codec->registry, id,
+                                                                     codec->reg_wait_ms, &text, &e);
+    if (rc == LEV_ERR_TIMEOUT) /* still asking, on the registry's thread */
+        return lev_error_set(err, LEV_ERR_REGISTRY, NULL, "%s", e.text);
     if (rc == LEV_ERR_REGISTRY) {
+        /* a codec that may not block asks on the registry's thread, which
+         * costs its caller nothing: it may ask again sooner */
+        int64_t cap = codec->reg_wait_ms >= 0 ? 2000 : 30000;
         codec->reg_backoff = codec->reg_backoff ? codec->reg_backoff * 2 : 1000;
-        if (codec->reg_backoff > 30000)
-            codec->reg_backoff = 30000;
+        if (codec->reg_backoff > cap)
+            codec->reg_backoff = cap;
         codec->reg_retry_at = now + codec->reg_backoff;
         snprintf(codec->reg_why, sizeof codec->reg_why, "%s", e.text);
     } else {

@@ -5,8 +5,9 @@
  *
  * Locks: `http_mu` guards the curl handle (one request at a time, each try
  * of a request taken separately, so the backoff between tries holds no
- * lock); `cache_mu` guards the two caches. No call holds both. The
- * counters are atomics.
+ * lock); `cache_mu` guards the two caches; `async_mu` the lookups by id
+ * that the registry's own thread makes (lev_registry_schema_by_id_wait).
+ * No call holds two. The counters are atomics.
  *
  * Credentials live in `user` and `password` only, handed to curl as
  * CURLOPT_USERNAME / CURLOPT_PASSWORD: the URL curl is given, the URL
@@ -71,7 +72,29 @@ struct lev_registry_s {
     neg_t neg[NEG_SLOTS];
 
     _Atomic uint64_t requests, hits, misses, failures;
+
+    /* lookups by id made on the registry's own thread, started on the
+     * first lev_registry_schema_by_id_wait: each id asked is one entry,
+     * removed once a caller took its result */
+    int async_ok; /* async_mu and async_cv made */
+    pthread_mutex_t async_mu;
+    pthread_cond_t async_cv; /* on CLOCK_MONOTONIC: an entry is done, or stop */
+    pthread_t async_thread;
+    int async_running;
+    _Atomic int async_stop; /* also read by the transfer callback */
+    struct pending_s {
+        int32_t id;
+        int state; /* PENDING_QUEUED, PENDING_ASKING, PENDING_DONE */
+        int rc;
+        char text[sizeof(((lev_error_t *)0)->text)];
+    } * pend;
+    size_t npend;
 };
+
+#define PENDING_QUEUED 0
+#define PENDING_ASKING 1
+#define PENDING_DONE 2
+#define PENDING_MAX 256
 
 static size_t bucket_of(const lev_registry_t *reg, int32_t id)
 {
@@ -288,6 +311,18 @@ void lev_registry_destroy(lev_registry_t *reg)
 {
     if (!reg)
         return;
+    if (reg->async_ok) {
+        pthread_mutex_lock(&reg->async_mu);
+        reg->async_stop = 1;
+        pthread_cond_broadcast(&reg->async_cv);
+        int running = reg->async_running;
+        pthread_mutex_unlock(&reg->async_mu);
+        if (running)
+            pthread_join(reg->async_thread, NULL);
+        pthread_cond_destroy(&reg->async_cv);
+        pthread_mutex_destroy(&reg->async_mu);
+        free(reg->pend);
+    }
     if (reg->curl) {
         curl_easy_cleanup(reg->curl);
         pthread_mutex_destroy(&reg->http_mu);
@@ -365,6 +400,18 @@ done:
     return rc;
 }
 
+/* Ends a transfer once the registry is being destroyed, so a destroy does
+ * not wait out a registry that does not answer. */
+static int transfer_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                             curl_off_t ulnow)
+{
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    (void)ulnow;
+    return atomic_load(&((lev_registry_t *)arg)->async_stop) ? 1 : 0;
+}
+
 /* The options every request shares. */
 static int setup_curl(lev_registry_t *reg, const lev_registry_conf_t *conf, long timeout_ms,
                       lev_error_t *err)
@@ -389,6 +436,9 @@ static int setup_curl(lev_registry_t *reg, const lev_registry_conf_t *conf, long
             rc = curl_easy_setopt(c, opt, val);                                                    \
     } while (0)
     SET(CURLOPT_NOSIGNAL, 1L);
+    SET(CURLOPT_NOPROGRESS, 0L);
+    SET(CURLOPT_XFERINFOFUNCTION, transfer_progress);
+    SET(CURLOPT_XFERINFODATA, reg);
     SET(CURLOPT_TIMEOUT_MS, timeout_ms);
     SET(CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
     SET(CURLOPT_HTTPHEADER, reg->headers);
@@ -493,6 +543,24 @@ lev_registry_t *lev_registry_new(const lev_registry_conf_t *conf, lev_error_t *e
     }
     if (setup_curl(reg, conf, conf->timeout_ms ? conf->timeout_ms : DEFAULT_TIMEOUT_MS, err) != 0)
         goto fail;
+    pthread_condattr_t ca;
+    if (pthread_condattr_init(&ca) != 0) {
+        lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
+        goto fail;
+    }
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    int crc = pthread_cond_init(&reg->async_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (crc != 0) {
+        lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
+        goto fail;
+    }
+    if (pthread_mutex_init(&reg->async_mu, NULL) != 0) {
+        pthread_cond_destroy(&reg->async_cv);
+        lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
+        goto fail;
+    }
+    reg->async_ok = 1;
     if (err)
         lev_error_clear(err);
     return reg;
@@ -703,6 +771,7 @@ static int curl_permanent(CURLcode rc)
     case CURLE_SSL_ENGINE_NOTFOUND:
     case CURLE_LOGIN_DENIED:
     case CURLE_TOO_MANY_REDIRECTS:
+    case CURLE_ABORTED_BY_CALLBACK: /* the registry is being destroyed */
         return 1;
     default:
         return 0;
@@ -1223,4 +1292,126 @@ int lev_registry_get_compatibility(lev_registry_t *reg, const char *subject, cha
     answer_clear(&a);
     free(path);
     return rc;
+}
+
+/* ======================================================================
+ * Lookups by id on the registry's own thread
+ * ====================================================================== */
+
+static struct pending_s *pending_find(lev_registry_t *reg, int32_t id)
+{
+    for (size_t i = 0; i < reg->npend; i++)
+        if (reg->pend[i].id == id)
+            return &reg->pend[i];
+    return NULL;
+}
+
+static void pending_remove(lev_registry_t *reg, struct pending_s *p)
+{
+    *p = reg->pend[--reg->npend];
+}
+
+static void *async_main(void *arg)
+{
+    lev_registry_t *reg = arg;
+    pthread_mutex_lock(&reg->async_mu);
+    while (!reg->async_stop) {
+        struct pending_s *p = NULL;
+        for (size_t i = 0; i < reg->npend && !p; i++)
+            if (reg->pend[i].state == PENDING_QUEUED)
+                p = &reg->pend[i];
+        if (!p) {
+            pthread_cond_wait(&reg->async_cv, &reg->async_mu);
+            continue;
+        }
+        int32_t id = p->id;
+        p->state = PENDING_ASKING;
+        pthread_mutex_unlock(&reg->async_mu);
+        char *text = NULL;
+        lev_error_t e;
+        lev_error_clear(&e);
+        int rc = lev_registry_schema_by_id(reg, id, &text, &e); /* cached when found */
+        free(text);
+        pthread_mutex_lock(&reg->async_mu);
+        if ((p = pending_find(reg, id)) != NULL) {
+            p->state = PENDING_DONE;
+            p->rc = rc;
+            snprintf(p->text, sizeof p->text, "%s", e.text);
+        }
+        pthread_cond_broadcast(&reg->async_cv);
+    }
+    pthread_mutex_unlock(&reg->async_mu);
+    return NULL;
+}
+
+int lev_registry_schema_by_id_wait(lev_registry_t *reg, int32_t id, int wait_ms, char **schema_json,
+                                   lev_error_t *err)
+{
+    if (!reg || !schema_json || wait_ms < 0)
+        return lev_error_set(err, LEV_ERR_ARG, NULL, "missing registry or output");
+    *schema_json = NULL;
+    int nomem = 0;
+    pthread_mutex_lock(&reg->cache_mu);
+    char *hit = cache_get(reg, id, &nomem);
+    pthread_mutex_unlock(&reg->cache_mu);
+    if (hit) {
+        atomic_fetch_add(&reg->hits, 1);
+        *schema_json = hit;
+        return 0;
+    }
+    if (nomem)
+        return lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
+
+    pthread_mutex_lock(&reg->async_mu);
+    struct pending_s *p = pending_find(reg, id);
+    if (!p) {
+        if (!reg->async_running) {
+            if (pthread_create(&reg->async_thread, NULL, async_main, reg) != 0) {
+                pthread_mutex_unlock(&reg->async_mu);
+                return lev_error_set(err, LEV_ERR_NOMEM, NULL,
+                                     "cannot start the registry's lookup thread");
+            }
+            reg->async_running = 1;
+        }
+        if (reg->npend == PENDING_MAX) {
+            pthread_mutex_unlock(&reg->async_mu);
+            return lev_error_set(err, LEV_ERR_TIMEOUT, NULL,
+                                 "schema id %" PRId32 ": %d lookups already wait for the registry",
+                                 id, PENDING_MAX);
+        }
+        if (!reg->pend && !(reg->pend = calloc(PENDING_MAX, sizeof *reg->pend))) {
+            pthread_mutex_unlock(&reg->async_mu);
+            return lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
+        }
+        p = &reg->pend[reg->npend++];
+        memset(p, 0, sizeof *p);
+        p->id = id;
+        p->state = PENDING_QUEUED;
+        pthread_cond_broadcast(&reg->async_cv);
+    }
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += wait_ms / 1000;
+    until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    while ((p = pending_find(reg, id)) != NULL && p->state != PENDING_DONE &&
+           pthread_cond_timedwait(&reg->async_cv, &reg->async_mu, &until) == 0)
+        ;
+    if (!p || p->state != PENDING_DONE) {
+        pthread_mutex_unlock(&reg->async_mu);
+        return lev_error_set(err, LEV_ERR_TIMEOUT, NULL,
+                             "schema id %" PRId32 ": the registry has not answered yet", id);
+    }
+    int rc = p->rc;
+    if (rc)
+        lev_error_set(err, rc, NULL, "%s", p->text);
+    pending_remove(reg, p);
+    pthread_mutex_unlock(&reg->async_mu);
+    if (rc)
+        return rc;
+    /* found: in the cache now (unless a cache of one evicted it meanwhile) */
+    return lev_registry_schema_by_id(reg, id, schema_json, err);
 }

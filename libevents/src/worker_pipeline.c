@@ -531,9 +531,9 @@ static void classify(lev_worker_t *w, wrec_t *r, int64_t now, int64_t max_delay)
     size_t hdr = 0;
     lev_error_t werr;
     int wrc = lev_codec_writer(w->codec, m->payload, m->len, &r->writer, &hdr, &werr);
-    if (wrc == LEV_ERR_REGISTRY) { /* the registry is out: the partition waits at r */
-        lev_w_registry_unavailable(w, &werr);
-        lev_w_hold(w, r, lev_mono_ms() + 1000);
+    if (wrc == LEV_ERR_REGISTRY) {            /* not known yet, or the registry is out: */
+        lev_w_registry_unavailable(w, &werr); /* the partition waits at r */
+        lev_w_hold(w, r, lev_mono_ms() + 250);
         return;
     }
     if (wrc) {

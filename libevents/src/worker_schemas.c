@@ -13,6 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Longest a lookup of an unseen writer id holds the worker's loop. */
+#define W_REGISTRY_WAIT_MS 100
+
 int lev_w_registry_init(lev_worker_t *w, lev_error_t *err)
 {
     lev_error_t e;
@@ -28,6 +31,9 @@ int lev_w_registry_init(lev_worker_t *w, lev_error_t *err)
                              "confluent needs a schema registry (LEV_SCHEMA_REGISTRY_URL)");
     if (w->registry) {
         lev_codec_set_registry(w->codec, w->schemas, w->registry);
+        /* the loop never waits long on the registry: a lookup not answered
+         * within this goes on on the registry's thread, its record waits */
+        lev_codec_set_registry_wait(w->codec, W_REGISTRY_WAIT_MS);
         lev_log(LEV_LOG_INFO, "schema registry", "url", lev_registry_url(w->registry),
                 "wire_format", lev_wire_format_name(w->conf.wire_format), NULL);
     }

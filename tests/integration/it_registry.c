@@ -533,6 +533,97 @@ static void a_registry_that_never_answers_is_a_registry_failure_within_the_timeo
     fake_stop(&f);
 }
 
+/* A lookup that may not block: it gives up waiting, the request goes on
+ * on the registry's thread, and a later call gets what it found. */
+static void a_waiting_lookup_returns_in_time_and_its_answer_comes_later(void)
+{
+    fake_t f;
+    REQUIRE(fake_start(&f, 0, NULL, NULL) == 0); /* never answers */
+    lev_registry_t *reg = fake_registry(f.port, 400, -1);
+    REQUIRE(reg);
+    char *text = NULL;
+    lev_error_t err;
+    int64_t t0 = lev_mono_ms();
+    CHECK_INT(lev_registry_schema_by_id_wait(reg, 7, 50, &text, &err), ==, LEV_ERR_TIMEOUT);
+    int64_t ms = elapsed_since(t0);
+    show("waiting", &err);
+    CHECK_INT(ms, <, 300); /* not the 400 ms the request takes */
+    CHECK(strstr(err.text, "not answered yet") != NULL);
+    /* the same id again while it is asked: no second request */
+    CHECK_INT(lev_registry_schema_by_id_wait(reg, 7, 0, &text, &err), ==, LEV_ERR_TIMEOUT);
+    /* then the request's own end: its failure, handed to one caller */
+    int rc = LEV_ERR_TIMEOUT;
+    for (int i = 0; i < 100 && rc == LEV_ERR_TIMEOUT; i++)
+        rc = lev_registry_schema_by_id_wait(reg, 7, 50, &text, &err);
+    CHECK_INT(rc, ==, LEV_ERR_REGISTRY);
+    lev_registry_stats_t st;
+    lev_registry_stats(reg, &st);
+    CHECK_INT(st.requests, ==, 1);
+    /* destroying a client whose thread waits on a silent registry is prompt */
+    CHECK_INT(lev_registry_schema_by_id_wait(reg, 8, 0, &text, &err), ==, LEV_ERR_TIMEOUT);
+    t0 = lev_mono_ms();
+    lev_registry_destroy(reg);
+    CHECK_INT(elapsed_since(t0), <, 1000);
+    fake_stop(&f);
+
+    /* against the real registry: found within the wait, then a cache hit */
+    REQUIRE((reg = real_registry()));
+    char subject[256], schema[512];
+    subject_name("wait", subject, sizeof subject);
+    record_schema("Wait", NULL, schema, sizeof schema);
+    int32_t id = -1;
+    REQUIRE(lev_registry_register(reg, subject, schema, &id, &err) == 0);
+    lev_registry_destroy(reg);
+    REQUIRE((reg = real_registry()));
+    CHECK_INT(lev_registry_schema_by_id_wait(reg, id, 5000, &text, &err), ==, 0);
+    REQUIRE(text);
+    free(text);
+    text = NULL;
+    CHECK_INT(lev_registry_schema_by_id_wait(reg, id, 0, &text, &err), ==, 0);
+    free(text);
+    lev_registry_stats(reg, &st);
+    CHECK_INT(st.requests, ==, 1);
+    lev_registry_destroy(reg);
+}
+
+/* A codec that may not block on the registry: an unseen id fails at once
+ * while the registry hangs, and ids it knows keep decoding. */
+static void a_codec_that_may_not_block_keeps_decoding_known_ids(void)
+{
+    fake_t f;
+    REQUIRE(fake_start(&f, 0, NULL, NULL) == 0);
+    lev_registry_t *reg = fake_registry(f.port, 2000, 2);
+    REQUIRE(reg);
+    lev_schemas_t *set = lev_schemas_new();
+    char schema[512];
+    record_schema("Codec", NULL, schema, sizeof schema);
+    const lev_schema_t *s = NULL;
+    lev_error_t err;
+    REQUIRE(set && lev_schemas_add(set, schema, strlen(schema), NULL, 0, &s, &err) == 0);
+    lev_codec_t *codec = lev_codec_new(set, NULL);
+    REQUIRE(codec);
+    lev_codec_set_registry(codec, set, reg);
+    lev_codec_set_registry_wait(codec, 100);
+    REQUIRE(lev_codec_bind_id(codec, s, 41) == 0);
+    const uint8_t known[] = {0, 0, 0, 0, 41, 0x02}, unseen[] = {0, 0, 0, 0, 42, 0x02};
+    const lev_schema_t *w = NULL;
+    int64_t t0 = lev_mono_ms();
+    CHECK_INT(lev_codec_writer(codec, unseen, sizeof unseen, &w, NULL, &err), ==, LEV_ERR_REGISTRY);
+    CHECK_INT(elapsed_since(t0), <, 1000); /* not the 6 s of three tries */
+    t0 = lev_mono_ms();
+    for (int i = 0; i < 1000; i++) {
+        avro_value_t v;
+        CHECK_INT(lev_codec_decode(codec, known, sizeof known, NULL, &v, NULL, &err), ==, 0);
+        avro_value_decref(&v);
+    }
+    CHECK_INT(elapsed_since(t0), <, 1000);
+    CHECK_INT(lev_codec_writer(codec, unseen, sizeof unseen, &w, NULL, &err), ==, LEV_ERR_REGISTRY);
+    lev_codec_destroy(codec);
+    lev_registry_destroy(reg);
+    lev_schemas_destroy(set);
+    fake_stop(&f);
+}
+
 static void an_html_answer_is_a_registry_failure(void)
 {
     fake_t f;
@@ -777,6 +868,8 @@ int main(int argc, char **argv)
         CASE(compatibility_levels_are_read_and_set),
         CASE(nothing_listening_is_a_registry_failure_at_once),
         CASE(a_registry_that_never_answers_is_a_registry_failure_within_the_timeouts),
+        CASE(a_waiting_lookup_returns_in_time_and_its_answer_comes_later),
+        CASE(a_codec_that_may_not_block_keeps_decoding_known_ids),
         CASE(an_html_answer_is_a_registry_failure),
         CASE(an_answer_without_a_schema_is_an_unknown_schema),
         CASE(server_errors_are_tried_again_then_reported_with_the_registrys_message),

@@ -213,12 +213,22 @@ LEV_API int lev_codec_peek_frame(const void *buf, size_t len, lev_frame_t *frame
  * fetched from it and added, as a writer-only version, to `schemas`, which
  * must be the set the codec was made with (it is changed from then on: only
  * this codec's thread may use it). After a registry failure the codec asks
- * again only after a short pause (one second, doubling up to 30 s); lookups
+ * again only after a short pause (one second, doubling up to 30 s, or to
+ * 2 s with lev_codec_set_registry_wait); lookups
  * of unknown ids in between fail at once with LEV_ERR_REGISTRY, while known
  * ids keep working. At most 1000 schemas are learned. reg may be NULL to
  * detach. */
 LEV_API int lev_codec_set_registry(lev_codec_t *codec, lev_schemas_t *schemas, lev_registry_t *reg);
 LEV_API lev_registry_t *lev_codec_registry(const lev_codec_t *codec);
+
+/* How long a lookup of an unknown id may block the caller: -1 (the
+ * default) waits for the registry's answer, timeouts and retries included;
+ * 0 or more waits that many milliseconds at most, the request going on on
+ * the registry's own thread (lev_registry_schema_by_id_wait): a lookup not
+ * answered in time is LEV_ERR_REGISTRY ("not answered yet"), and asking
+ * again later gets the answer. A worker waits 100 ms, so a registry that
+ * hangs never stalls the partitions whose ids are known. */
+LEV_API void lev_codec_set_registry_wait(lev_codec_t *codec, int wait_ms);
 
 /* The wire format encode writes (default LEV_WIRE_SOE). */
 LEV_API void lev_codec_set_wire_format(lev_codec_t *codec, lev_wire_format_t f);

@@ -124,6 +124,15 @@ LEV_API lev_subject_strategy_t lev_registry_strategy(const lev_registry_t *reg);
 LEV_API int lev_registry_schema_by_id(lev_registry_t *reg, int32_t id, char **schema_json,
                                       lev_error_t *err);
 
+/* lev_registry_schema_by_id for a caller that must not block long (a
+ * worker's loop): the request runs on the registry's own thread (started
+ * on the first call), and this call waits at most `wait_ms` for it. Not
+ * answered by then: LEV_ERR_TIMEOUT, and the lookup goes on; a later call
+ * for the same id gets its result (once: a failure is handed to one
+ * caller, and the next call asks again). A cache hit returns at once. */
+LEV_API int lev_registry_schema_by_id_wait(lev_registry_t *reg, int32_t id, int wait_ms,
+                                           char **schema_json, lev_error_t *err);
+
 /* Registers `schema_json` under `subject` (POST /subjects/<s>/versions),
  * or finds it registered already: *id gets its id (the same id for the
  * same schema, whatever the subject). The schema is also put in the cache. */
