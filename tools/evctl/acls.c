@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const evctl_opt_t opts[] = {
     {"dry-run", NULL, "print the ACLs and whether each exists; change nothing", 0},
@@ -166,8 +167,10 @@ static int admin_fail(const char *what, rd_kafka_resp_err_t e, const char *text)
     return evctl_fail(EVCTL_EXIT_UNAVAILABLE, "%s: %s", what, text ? text : rd_kafka_err2str(e));
 }
 
-/* Marks the ACLs that exist (one DescribeAcls for all). */
-static int mark_existing(evctl_ctx_t *ctx, rd_kafka_t *rk, acls_t *a)
+/* One DescribeAcls for all: without `unseen`, marks the ACLs that exist;
+ * with it, counts the ACLs marked created that the broker does not list
+ * yet. */
+static int describe(evctl_ctx_t *ctx, rd_kafka_t *rk, acls_t *a, size_t *unseen)
 {
     char errstr[512];
     int rc = 0;
@@ -196,10 +199,17 @@ static int mark_existing(evctl_ctx_t *ctx, rd_kafka_t *rk, acls_t *a)
     size_t n = 0;
     const rd_kafka_AclBinding_t **b =
         rd_kafka_DescribeAcls_result_acls(rd_kafka_event_DescribeAcls_result(ev), &n);
-    for (size_t i = 0; i < a->n; i++)
-        for (size_t k = 0; k < n; k++)
-            if (same(&a->v[i], b[k]))
-                a->v[i].status = "exists";
+    if (unseen)
+        *unseen = 0;
+    for (size_t i = 0; i < a->n; i++) {
+        int found = 0;
+        for (size_t k = 0; k < n && !found; k++)
+            found = same(&a->v[i], b[k]);
+        if (!unseen && found)
+            a->v[i].status = "exists";
+        else if (unseen && !found && strcmp(a->v[i].status, "created") == 0)
+            (*unseen)++;
+    }
 out:
     rd_kafka_event_destroy(ev);
     if (f)
@@ -321,10 +331,27 @@ static int run(evctl_ctx_t *ctx, const evctl_args_t *args)
     }
     if (!(rk = evctl_consumer_new(ctx, NULL, &rc)))
         goto out;
-    if ((rc = mark_existing(ctx, rk, &a)) != 0)
+    if ((rc = describe(ctx, rk, &a, NULL)) != 0)
         goto out;
     if (!dry)
         rc = create(ctx, rk, &a);
+    /* the broker applies new ACLs from its metadata log a little later: say
+     * they are created once it lists them (and so enforces them), so the
+     * next command (evctl topics as the operator) finds them in force */
+    int64_t deadline = lev_mono_ms() + ctx->timeout_ms;
+    while (!dry && rc == 0) {
+        size_t unseen = 0;
+        if ((rc = describe(ctx, rk, &a, &unseen)) != 0 || unseen == 0)
+            break;
+        if (lev_mono_ms() >= deadline) {
+            rc = evctl_fail(EVCTL_EXIT_UNAVAILABLE,
+                            "%zu created ACLs are not listed by the broker after %d ms", unseen,
+                            ctx->timeout_ms);
+            break;
+        }
+        struct timespec ts = {0, 100 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     int created = 0, existed = 0, planned = 0, failed = 0;
     for (size_t i = 0; i < a.n; i++) {
         const acl_t *x = &a.v[i];
@@ -370,7 +397,10 @@ const evctl_cmd_t evctl_cmd_acls = {
     "principal that may change them (the cluster's admin). One JSON line per ACL:\n"
     "{\"principal\",\"resource_type\" (topic, group),\"resource\",\"pattern\" (literal,\n"
     "prefixed),\"operation\",\"permission\",\"for\",\"status\" (created, exists,\n"
-    "would-create, error),\"error\"}. Running it again is harmless.\n",
+    "would-create, error),\"error\"}. It returns once the broker lists the ACLs it\n"
+    "created (a broker applies new ACLs a moment after taking them), so a command run\n"
+    "next finds them in force; exit 69 if they are not listed within --timeout.\n"
+    "Running it again is harmless.\n",
     opts,
     0,
     0,
