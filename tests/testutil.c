@@ -175,6 +175,32 @@ int lev_test_refusing_port(int *fd)
     return ntohs(a.sin_port);
 }
 
+char *lev_test_http_read_request(int fd, char *buf, size_t cap, size_t *len, size_t *body_len)
+{
+    size_t n = 0;
+    ssize_t got;
+    long want = -1;
+    char *body = NULL;
+    buf[0] = '\0';
+    while (n < cap - 1 && (got = read(fd, buf + n, cap - 1 - n)) > 0) {
+        n += (size_t)got;
+        buf[n] = '\0';
+        char *end = strstr(buf, "\r\n\r\n");
+        if (end && want < 0) {
+            char *cl = strcasestr(buf, "Content-Length:");
+            want = cl && cl < end ? strtol(cl + 15, NULL, 10) : 0;
+            body = end + 4;
+        }
+        if (want >= 0 && (long)(buf + n - body) >= want)
+            break;
+    }
+    *len = n;
+    if (body_len)
+        *body_len =
+            body ? ((long)(buf + n - body) < want ? (size_t)(buf + n - body) : (size_t)want) : 0;
+    return body;
+}
+
 int lev_test_http(const char *method, int port, const char *path, int timeout_ms, char **body,
                   char **headers)
 {

@@ -107,6 +107,12 @@ int lev_test_refusing_port(int *fd);
 int lev_test_http(const char *method, int port, const char *path, int timeout_ms, char **body,
                   char **headers);
 
+/* Reads one HTTP/1.1 request (its head, then as much body as its
+ * Content-Length says) from fd into buf (cap bytes, NUL-terminated; *len
+ * the bytes read). Returns the body inside buf, *body_len its length, or
+ * NULL when the head never ended. For the tests' own small HTTP servers. */
+char *lev_test_http_read_request(int fd, char *buf, size_t cap, size_t *len, size_t *body_len);
+
 /* The value of the sample `name{labels}` (labels exactly as written, ""
  * for none) in a Prometheus text exposition, or -1 when it is absent. */
 double lev_test_metric(const char *text, const char *name, const char *labels);

@@ -83,9 +83,10 @@ typedef struct id_slot_s {
     size_t idx1;
 } id_slot_t;
 
-/* A subject a schema was registered under, by this codec. */
+/* A schema this codec registered for a topic (under the subject the
+ * strategy gives): looked up per emitted event, so by index and topic. */
 typedef struct subject_reg_s {
-    char *subject;
+    char *topic;
     size_t idx;
 } subject_reg_t;
 
@@ -208,7 +209,7 @@ void lev_codec_destroy(lev_codec_t *codec)
     free(codec->enc_ids);
     free(codec->ids);
     for (size_t i = 0; i < codec->nregs; i++)
-        free(codec->regs[i].subject);
+        free(codec->regs[i].topic);
     free(codec->regs);
     if (codec->reader)
         avro_reader_free(codec->reader);
@@ -806,14 +807,14 @@ int lev_codec_register(lev_codec_t *codec, const char *topic, const lev_schema_t
     if (!codec->registry)
         return lev_error_set(err, LEV_ERR_STATE, NULL,
                              "no schema registry is configured (LEV_SCHEMA_REGISTRY_URL)");
+    size_t idx = lev_schema_index(schema);
+    for (size_t i = 0; i < codec->nregs; i++)
+        if (codec->regs[i].idx == idx && strcmp(codec->regs[i].topic, topic) == 0)
+            return 0;
     char subject[512];
     if (lev_registry_subject(lev_registry_strategy(codec->registry), topic, lev_schema_name(schema),
                              subject, sizeof subject) != 0)
         return lev_error_set(err, LEV_ERR_ARG, NULL, "subject name too long for topic %s", topic);
-    size_t idx = lev_schema_index(schema);
-    for (size_t i = 0; i < codec->nregs; i++)
-        if (codec->regs[i].idx == idx && strcmp(codec->regs[i].subject, subject) == 0)
-            return 0;
     if (codec->nregs == codec->capregs) {
         size_t cap = codec->capregs ? codec->capregs * 2 : 8;
         subject_reg_t *v = realloc(codec->regs, cap * sizeof *v);
@@ -827,12 +828,12 @@ int lev_codec_register(lev_codec_t *codec, const char *topic, const lev_schema_t
         lev_registry_register(codec->registry, subject, lev_schema_text(schema, NULL), &id, err);
     if (rc)
         return rc;
-    char *copy = lev_strdup(subject);
+    char *copy = lev_strdup(topic);
     if (!copy || lev_codec_bind_id(codec, schema, id) != 0) {
         free(copy);
         return lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
     }
-    codec->regs[codec->nregs].subject = copy;
+    codec->regs[codec->nregs].topic = copy;
     codec->regs[codec->nregs].idx = idx;
     codec->nregs++;
     return 0;

@@ -329,50 +329,6 @@ static int kubernetes_service_variable(const char *name, size_t len)
            (l > 5 && strcmp(n + l - 5, "_PORT") == 0);
 }
 
-/* Reads a secret's file (KAFKA_<NAME>_FILE) into a malloc'd string without
- * its final line break. Errors name the variable and the file, never the
- * content. */
-static int read_secret_file(const char *var, const char *path, char **out, lev_error_t *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return lev_error_set(err, LEV_ERR_CONFIG, var, "cannot read %s: %s", path, strerror(errno));
-    enum { MAX_SECRET = 64 * 1024 };
-    char *buf = malloc(MAX_SECRET + 1);
-    size_t n = buf ? fread(buf, 1, MAX_SECRET + 1, f) : 0;
-    int bad = buf && ferror(f);
-    fclose(f);
-    if (!buf)
-        return lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
-    if (bad || n > MAX_SECRET) {
-        free(buf);
-        return lev_error_set(err, LEV_ERR_CONFIG, var,
-                             bad ? "cannot read %s" : "%s is larger than 64 KiB", path);
-    }
-    if (n > 0 && buf[n - 1] == '\n')
-        n--;
-    if (n > 0 && buf[n - 1] == '\r')
-        n--;
-    buf[n] = '\0';
-    if (memchr(buf, '\0', n)) {
-        free(buf);
-        return lev_error_set(err, LEV_ERR_CONFIG, var, "%s holds a NUL byte", path);
-    }
-    *out = buf;
-    return 0;
-}
-
-/* Wipes and frees a secret. */
-static void secret_free(char *s)
-{
-    if (!s)
-        return;
-    volatile char *p = s;
-    while (*p)
-        *p++ = '\0';
-    free(s);
-}
-
 /* KAFKA_SECURITY_PROTOCOL -> security.protocol; KAFKA_BOOTSTRAP is ours.
  * The rule: a KAFKA_<NAME> variable is passed on when librdkafka knows the
  * property; one it does not know is skipped when it is a variable
@@ -402,7 +358,7 @@ static int apply_kafka_passthrough(lev_config_t *conf, rd_kafka_conf_t *probe, c
         if (nlen > 5 && strcmp(name + nlen - 5, ".file") == 0) {
             name[nlen - 5] = '\0';
             char *secret = NULL;
-            int rc = read_secret_file(var, eq + 1, &secret, err);
+            int rc = lev_secret_read_file(var, eq + 1, &secret, err);
             if (rc)
                 return rc;
             rd_kafka_conf_res_t res = rd_kafka_conf_set(probe, name, secret, errstr, sizeof errstr);
@@ -418,7 +374,7 @@ static int apply_kafka_passthrough(lev_config_t *conf, rd_kafka_conf_t *probe, c
                                    "%s is not a librdkafka property (KAFKA_<NAME>_FILE sets "
                                    "property name.lower from a file)",
                                    name);
-            secret_free(secret);
+            lev_secret_free(secret);
             return rc;
         }
         if (kubernetes_service_variable(entry + 6, nlen)) {

@@ -37,4 +37,19 @@ int lev_hexval(int c);
 /* strdup that returns NULL for NULL. */
 char *lev_strdup(const char *s);
 
+/* An environment variable's value, NULL when unset or empty. */
+const char *lev_env(const char *name);
+
+/* A decimal integer variable in [min, max]; *out = def when unset. Else
+ * LEV_ERR_CONFIG naming the variable. */
+int lev_env_long(const char *name, long def, long min, long max, long *out, lev_error_t *err);
+
+/* Reads a secret's file (a *_FILE variable `var`) into a malloc'd string
+ * without its final line break (at most 64 KiB, no NUL). Errors name the
+ * variable and the file, never the content. */
+int lev_secret_read_file(const char *var, const char *path, char **out, lev_error_t *err);
+
+/* Wipes and frees a secret (NULL is fine). */
+void lev_secret_free(char *s);
+
 #endif

@@ -296,17 +296,6 @@ int lev_registry_subject(lev_subject_strategy_t strategy, const char *topic,
  * The client
  * ====================================================================== */
 
-/* Wipes and frees a secret. */
-static void secret_free(char *s)
-{
-    if (!s)
-        return;
-    volatile char *p = s;
-    while (*p)
-        *p++ = '\0';
-    free(s);
-}
-
 void lev_registry_destroy(lev_registry_t *reg)
 {
     if (!reg)
@@ -333,8 +322,8 @@ void lev_registry_destroy(lev_registry_t *reg)
         cache_evict_oldest(reg);
     free(reg->buckets);
     free(reg->url);
-    secret_free(reg->user);
-    secret_free(reg->password);
+    lev_secret_free(reg->user);
+    lev_secret_free(reg->password);
     free(reg);
 }
 
@@ -371,13 +360,13 @@ static int parse_url(lev_registry_t *reg, const char *url, lev_error_t *err)
     char *user = NULL, *password = NULL;
     if (curl_url_get(u, CURLUPART_USER, &user, CURLU_URLDECODE) == CURLUE_OK && user) {
         reg->user = strdup(user);
-        secret_free(user);
+        lev_secret_free(user);
         if (!reg->user)
             rc = LEV_ERR_NOMEM;
     }
     if (curl_url_get(u, CURLUPART_PASSWORD, &password, CURLU_URLDECODE) == CURLUE_OK && password) {
         reg->password = strdup(password);
-        secret_free(password);
+        lev_secret_free(password);
         if (!reg->password)
             rc = LEV_ERR_NOMEM;
     }
@@ -504,8 +493,8 @@ lev_registry_t *lev_registry_new(const lev_registry_conf_t *conf, lev_error_t *e
     if (parse_url(reg, conf->url, err) != 0)
         goto fail;
     if (conf->user && *conf->user) { /* the configured user overrides the URL's */
-        secret_free(reg->user);
-        secret_free(reg->password);
+        lev_secret_free(reg->user);
+        lev_secret_free(reg->password);
         reg->user = strdup(conf->user);
         reg->password = strdup(conf->password ? conf->password : "");
         if (!reg->user || !reg->password) {
@@ -571,78 +560,21 @@ fail:
 
 /* ---- from the environment ---- */
 
-static const char *env(const char *name)
-{
-    const char *v = getenv(name);
-    return v && *v ? v : NULL;
-}
-
-/* A decimal integer variable in [min, max]; def when unset. */
-static int env_long(const char *name, long def, long min, long max, long *out, lev_error_t *err)
-{
-    const char *v = env(name);
-    *out = def;
-    if (!v)
-        return 0;
-    char *end;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    if (errno || *end || end == v || n < min || n > max)
-        return lev_error_set(err, LEV_ERR_CONFIG, name,
-                             "expected a whole number from %ld to %ld, got \"%s\"", min, max, v);
-    *out = n;
-    return 0;
-}
-
-/* Reads a password file into a malloc'd string without its final line
- * break. Errors name the file, never its content. */
-static int read_secret_file(const char *var, const char *path, char **out, lev_error_t *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return lev_error_set(err, LEV_ERR_CONFIG, var, "cannot read %s: %s", path, strerror(errno));
-    enum { MAX_SECRET = 64 * 1024 };
-    char *buf = malloc(MAX_SECRET + 1);
-    size_t n = buf ? fread(buf, 1, MAX_SECRET + 1, f) : 0;
-    int bad = buf && ferror(f);
-    fclose(f);
-    if (!buf)
-        return lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
-    if (bad || n > MAX_SECRET) {
-        explicit_bzero(buf, n > MAX_SECRET ? MAX_SECRET + 1 : n);
-        free(buf);
-        return lev_error_set(err, LEV_ERR_CONFIG, var,
-                             bad ? "cannot read %s" : "%s is larger than 64 KiB", path);
-    }
-    if (n > 0 && buf[n - 1] == '\n')
-        n--;
-    if (n > 0 && buf[n - 1] == '\r')
-        n--;
-    buf[n] = '\0';
-    if (memchr(buf, '\0', n)) {
-        explicit_bzero(buf, n);
-        free(buf);
-        return lev_error_set(err, LEV_ERR_CONFIG, var, "%s holds a NUL byte", path);
-    }
-    *out = buf;
-    return 0;
-}
-
 lev_registry_t *lev_registry_from_env(lev_error_t *err)
 {
     if (err)
         lev_error_clear(err);
-    const char *url = env("LEV_SCHEMA_REGISTRY_URL");
+    const char *url = lev_env("LEV_SCHEMA_REGISTRY_URL");
     if (!url)
         return NULL;
     lev_registry_conf_t conf = {.url = url};
-    conf.user = env("LEV_SCHEMA_REGISTRY_USER");
-    conf.password = env("LEV_SCHEMA_REGISTRY_PASSWORD");
-    conf.ca_location = env("LEV_SCHEMA_REGISTRY_CA_LOCATION");
-    conf.cert_location = env("LEV_SCHEMA_REGISTRY_CERT_LOCATION");
-    conf.key_location = env("LEV_SCHEMA_REGISTRY_KEY_LOCATION");
+    conf.user = lev_env("LEV_SCHEMA_REGISTRY_USER");
+    conf.password = lev_env("LEV_SCHEMA_REGISTRY_PASSWORD");
+    conf.ca_location = lev_env("LEV_SCHEMA_REGISTRY_CA_LOCATION");
+    conf.cert_location = lev_env("LEV_SCHEMA_REGISTRY_CERT_LOCATION");
+    conf.key_location = lev_env("LEV_SCHEMA_REGISTRY_KEY_LOCATION");
     char *password = NULL;
-    const char *pw_file = env("LEV_SCHEMA_REGISTRY_PASSWORD_FILE");
+    const char *pw_file = lev_env("LEV_SCHEMA_REGISTRY_PASSWORD_FILE");
     if (pw_file && conf.password) {
         lev_error_set(err, LEV_ERR_CONFIG, "LEV_SCHEMA_REGISTRY_PASSWORD_FILE",
                       "set LEV_SCHEMA_REGISTRY_PASSWORD or LEV_SCHEMA_REGISTRY_PASSWORD_FILE, "
@@ -650,26 +582,28 @@ lev_registry_t *lev_registry_from_env(lev_error_t *err)
         return NULL;
     }
     long timeout, retries, cache;
-    if (env_long("LEV_SCHEMA_REGISTRY_TIMEOUT_MS", DEFAULT_TIMEOUT_MS, 1, 600000, &timeout, err) ||
-        env_long("LEV_SCHEMA_REGISTRY_RETRIES", DEFAULT_RETRIES, 0, 100, &retries, err) ||
-        env_long("LEV_SCHEMA_REGISTRY_CACHE_SIZE", DEFAULT_CACHE_SIZE, 1, 10000000, &cache, err))
+    if (lev_env_long("LEV_SCHEMA_REGISTRY_TIMEOUT_MS", DEFAULT_TIMEOUT_MS, 1, 600000, &timeout,
+                     err) ||
+        lev_env_long("LEV_SCHEMA_REGISTRY_RETRIES", DEFAULT_RETRIES, 0, 100, &retries, err) ||
+        lev_env_long("LEV_SCHEMA_REGISTRY_CACHE_SIZE", DEFAULT_CACHE_SIZE, 1, 10000000, &cache,
+                     err))
         return NULL;
     conf.timeout_ms = (int)timeout;
     conf.retries = retries == 0 ? -1 : (int)retries; /* in the struct, 0 is the default */
     conf.cache_size = (size_t)cache;
-    const char *strategy = env("LEV_SCHEMA_REGISTRY_SUBJECT_STRATEGY");
+    const char *strategy = lev_env("LEV_SCHEMA_REGISTRY_SUBJECT_STRATEGY");
     if (strategy && lev_subject_strategy_parse(strategy, &conf.strategy) != 0) {
         lev_error_set(err, LEV_ERR_CONFIG, "LEV_SCHEMA_REGISTRY_SUBJECT_STRATEGY",
                       "expected topic, record or topic_record, got \"%s\"", strategy);
         return NULL;
     }
     if (pw_file) {
-        if (read_secret_file("LEV_SCHEMA_REGISTRY_PASSWORD_FILE", pw_file, &password, err) != 0)
+        if (lev_secret_read_file("LEV_SCHEMA_REGISTRY_PASSWORD_FILE", pw_file, &password, err) != 0)
             return NULL;
         conf.password = password;
     }
     lev_registry_t *reg = lev_registry_new(&conf, err);
-    secret_free(password);
+    lev_secret_free(password);
     if (!reg && err && err->code == LEV_ERR_CONFIG) { /* name the variable, not the field */
         static const struct {
             const char *field, *var;
@@ -1013,6 +947,24 @@ static int not_avro(const json_t *answer, const char **type)
  * The calls
  * ====================================================================== */
 
+/* The Avro schema text of an answer about id `id` (borrowed from the
+ * answer): LEV_ERR_UNKNOWN_SCHEMA when it names another schema type or
+ * holds no schema. */
+static int avro_schema_of(const answer_t *a, const char *method, const char *path, int32_t id,
+                          const char **text, lev_error_t *err)
+{
+    const char *type = NULL;
+    if (not_avro(a->json, &type))
+        return lev_error_set(err, LEV_ERR_UNKNOWN_SCHEMA, NULL,
+                             "%s %s: schema id %" PRId32 " is a %s schema, not Avro", method, path,
+                             id, type);
+    if (!(*text = json_string_value(json_object_get(a->json, "schema"))))
+        return lev_error_set(err, LEV_ERR_UNKNOWN_SCHEMA, NULL,
+                             "%s %s: the registry's answer for id %" PRId32 " holds no schema",
+                             method, path, id);
+    return 0;
+}
+
 int lev_registry_schema_by_id(lev_registry_t *reg, int32_t id, char **schema_json, lev_error_t *err)
 {
     if (!reg || !schema_json)
@@ -1052,16 +1004,9 @@ int lev_registry_schema_by_id(lev_registry_t *reg, int32_t id, char **schema_jso
         answer_clear(&a);
         return rc;
     }
-    const char *type = NULL;
-    const char *text = json_string_value(json_object_get(a.json, "schema"));
-    if (not_avro(a.json, &type))
-        rc =
-            lev_error_set(err, LEV_ERR_UNKNOWN_SCHEMA, NULL,
-                          "GET %s: schema id %" PRId32 " is a %s schema, not Avro", path, id, type);
-    else if (!text)
-        rc = lev_error_set(err, LEV_ERR_UNKNOWN_SCHEMA, NULL,
-                           "GET %s: the registry's answer for id %" PRId32 " holds no schema", path,
-                           id);
+    const char *text = NULL;
+    if ((rc = avro_schema_of(&a, "GET", path, id, &text, err)) != 0)
+        ;
     else if (!(*schema_json = strdup(text)))
         rc = lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
     else
@@ -1140,7 +1085,7 @@ int lev_registry_latest(lev_registry_t *reg, const char *subject, char **schema_
         return lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
     answer_t a = {0};
     int32_t got_id = 0, got_version = 0;
-    const char *text = NULL, *type = NULL;
+    const char *text = NULL;
     int rc = request(reg, "GET", path, NULL, &a, err);
     if (rc)
         ;
@@ -1150,14 +1095,8 @@ int lev_registry_latest(lev_registry_t *reg, const char *subject, char **schema_
         rc = bad_answer(reg, "GET", path, "id", err);
     else if (get_int32(a.json, "version", &got_version) != 0)
         rc = bad_answer(reg, "GET", path, "version", err);
-    else if (not_avro(a.json, &type))
-        rc = lev_error_set(err, LEV_ERR_UNKNOWN_SCHEMA, NULL,
-                           "GET %s: schema id %" PRId32 " is a %s schema, not Avro", path, got_id,
-                           type);
-    else if (!(text = json_string_value(json_object_get(a.json, "schema"))))
-        rc = lev_error_set(err, LEV_ERR_UNKNOWN_SCHEMA, NULL,
-                           "GET %s: the registry's answer for id %" PRId32 " holds no schema", path,
-                           got_id);
+    else if ((rc = avro_schema_of(&a, "GET", path, got_id, &text, err)) != 0)
+        ;
     else if (schema_json && !(*schema_json = strdup(text)))
         rc = lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
     if (rc == 0) {

@@ -54,32 +54,6 @@ static int config_fail(lev_error_t *err, const char *var, const char *fmt, const
     return LEV_ERR_CONFIG;
 }
 
-static const char *env(const char *name)
-{
-    const char *v = getenv(name);
-    return v && *v ? v : NULL;
-}
-
-/* A decimal integer variable in [min, max]; def when unset. */
-static int env_long(const char *name, long def, long min, long max, long *out, lev_error_t *err)
-{
-    const char *v = env(name);
-    *out = def;
-    if (!v)
-        return 0;
-    char *end;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    if (errno || *end || end == v || n < min || n > max) {
-        char what[96];
-        snprintf(what, sizeof what, "expected a whole number from %ld to %ld, got \"%%s\"", min,
-                 max);
-        return config_fail(err, name, what, v);
-    }
-    *out = n;
-    return 0;
-}
-
 /* Decodes %XX escapes of s in place (the spec's headers are URL-encoded). */
 static void percent_decode(char *s)
 {
@@ -149,7 +123,7 @@ static int parse_sampler(lev_tracer_t *t, lev_error_t *err)
         {"parentbased_always_off", SAMPLE_PARENT_OFF},
         {"parentbased_traceidratio", SAMPLE_PARENT_RATIO},
     };
-    const char *v = env("OTEL_TRACES_SAMPLER");
+    const char *v = lev_env("OTEL_TRACES_SAMPLER");
     t->sampler = SAMPLE_PARENT_ON;
     if (v) {
         size_t i = 0;
@@ -164,7 +138,7 @@ static int parse_sampler(lev_tracer_t *t, lev_error_t *err)
         t->sampler = names[i].s;
     }
     t->ratio = 1.0;
-    const char *a = env("OTEL_TRACES_SAMPLER_ARG");
+    const char *a = lev_env("OTEL_TRACES_SAMPLER_ARG");
     if (a && (t->sampler == SAMPLE_RATIO || t->sampler == SAMPLE_PARENT_RATIO)) {
         char *end;
         errno = 0;
@@ -444,11 +418,11 @@ static void tracer_free(lev_tracer_t *t)
 int lev_tracer_new(const char *service, lev_tracer_t **out, lev_error_t *err)
 {
     *out = NULL;
-    const char *off = env("OTEL_SDK_DISABLED");
+    const char *off = lev_env("OTEL_SDK_DISABLED");
     if (off && strcmp(off, "true") != 0 && strcmp(off, "false") != 0)
         return config_fail(err, "OTEL_SDK_DISABLED", "expected true or false, got \"%s\"", off);
-    const char *traces_ep = env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
-    const char *base_ep = env("OTEL_EXPORTER_OTLP_ENDPOINT");
+    const char *traces_ep = lev_env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+    const char *base_ep = lev_env("OTEL_EXPORTER_OTLP_ENDPOINT");
     if ((off && strcmp(off, "true") == 0) || (!traces_ep && !base_ep))
         return 0; /* off */
     const char *ep = traces_ep ? traces_ep : base_ep;
@@ -467,23 +441,23 @@ int lev_tracer_new(const char *service, lev_tracer_t **out, lev_error_t *err)
                  traces_ep                 ? ""
                  : el && ep[el - 1] == '/' ? "v1/traces"
                                            : "/v1/traces");
-    const char *name = env("OTEL_SERVICE_NAME");
+    const char *name = lev_env("OTEL_SERVICE_NAME");
     t->service = strdup(name ? name : service ? service : "unknown_service");
     if (!t->url || !t->service) {
         rc = lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
         goto fail;
     }
     long timeout, queue, delay, batch;
-    if ((rc = env_long("OTEL_EXPORTER_OTLP_TIMEOUT", 10000, 1, 600000, &timeout, err)) ||
-        (rc = env_long("OTEL_BSP_MAX_QUEUE_SIZE", 2048, 1, 1000000, &queue, err)) ||
-        (rc = env_long("OTEL_BSP_SCHEDULE_DELAY", 5000, 1, 600000, &delay, err)) ||
-        (rc = env_long("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512, 1, 1000000, &batch, err)) ||
+    if ((rc = lev_env_long("OTEL_EXPORTER_OTLP_TIMEOUT", 10000, 1, 600000, &timeout, err)) ||
+        (rc = lev_env_long("OTEL_BSP_MAX_QUEUE_SIZE", 2048, 1, 1000000, &queue, err)) ||
+        (rc = lev_env_long("OTEL_BSP_SCHEDULE_DELAY", 5000, 1, 600000, &delay, err)) ||
+        (rc = lev_env_long("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512, 1, 1000000, &batch, err)) ||
         (rc = parse_sampler(t, err)))
         goto fail;
-    const char *h = env("OTEL_EXPORTER_OTLP_TRACES_HEADERS");
+    const char *h = lev_env("OTEL_EXPORTER_OTLP_TRACES_HEADERS");
     const char *hvar = "OTEL_EXPORTER_OTLP_TRACES_HEADERS";
     if (!h) {
-        h = env("OTEL_EXPORTER_OTLP_HEADERS");
+        h = lev_env("OTEL_EXPORTER_OTLP_HEADERS");
         hvar = "OTEL_EXPORTER_OTLP_HEADERS";
     }
     /* no "Expect: 100-continue" round trip before a large body */

@@ -1,6 +1,7 @@
 /* Randomness, ids and time. */
 #include "internal.h"
 
+#include <errno.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -365,4 +366,72 @@ int lev_time_parse(const char *s, int64_t *ms)
     int64_t days = days_from_civil(y, mo, d);
     *ms = ((days * 86400 + h * 3600 + mi * 60 + sec) - offset_min * 60) * 1000 + frac_ms;
     return LEV_OK;
+}
+
+/* ======================================================================
+ * Environment and secrets
+ * ====================================================================== */
+
+const char *lev_env(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
+int lev_env_long(const char *name, long def, long min, long max, long *out, lev_error_t *err)
+{
+    const char *v = lev_env(name);
+    *out = def;
+    if (!v)
+        return 0;
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno || *end || end == v || n < min || n > max)
+        return lev_error_set(err, LEV_ERR_CONFIG, name,
+                             "expected a whole number from %ld to %ld, got \"%s\"", min, max, v);
+    *out = n;
+    return 0;
+}
+
+int lev_secret_read_file(const char *var, const char *path, char **out, lev_error_t *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return lev_error_set(err, LEV_ERR_CONFIG, var, "cannot read %s: %s", path, strerror(errno));
+    enum { MAX_SECRET = 64 * 1024 };
+    char *buf = malloc(MAX_SECRET + 1);
+    size_t n = buf ? fread(buf, 1, MAX_SECRET + 1, f) : 0;
+    int bad = buf && ferror(f);
+    fclose(f);
+    if (!buf)
+        return lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
+    if (bad || n > MAX_SECRET) {
+        explicit_bzero(buf, n > MAX_SECRET ? MAX_SECRET + 1 : n);
+        free(buf);
+        return lev_error_set(err, LEV_ERR_CONFIG, var,
+                             bad ? "cannot read %s" : "%s is larger than 64 KiB", path);
+    }
+    if (n > 0 && buf[n - 1] == '\n')
+        n--;
+    if (n > 0 && buf[n - 1] == '\r')
+        n--;
+    buf[n] = '\0';
+    if (memchr(buf, '\0', n)) {
+        explicit_bzero(buf, n);
+        free(buf);
+        return lev_error_set(err, LEV_ERR_CONFIG, var, "%s holds a NUL byte", path);
+    }
+    *out = buf;
+    return 0;
+}
+
+void lev_secret_free(char *s)
+{
+    if (!s)
+        return;
+    volatile char *p = s;
+    while (*p)
+        *p++ = '\0';
+    free(s);
 }

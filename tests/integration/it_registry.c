@@ -135,22 +135,7 @@ static void fake_serve(fake_t *f, int fd)
 {
     char buf[8192];
     size_t len = 0;
-    ssize_t n;
-    long want = -1;
-    char *body = NULL;
-    while (len < sizeof buf - 1 && (n = read(fd, buf + len, sizeof buf - 1 - len)) > 0) {
-        len += (size_t)n;
-        buf[len] = '\0';
-        char *end = strstr(buf, "\r\n\r\n");
-        if (end && want < 0) {
-            char *cl = strcasestr(buf, "Content-Length:");
-            want = cl && cl < end ? strtol(cl + 15, NULL, 10) : 0;
-            body = end + 4;
-        }
-        if (want >= 0 && (long)(buf + len - body) >= want)
-            break;
-    }
-    buf[len] = '\0';
+    lev_test_http_read_request(fd, buf, sizeof buf, &len, NULL);
     pthread_mutex_lock(&f->mu);
     memcpy(f->last, buf, len + 1);
     pthread_mutex_unlock(&f->mu);
