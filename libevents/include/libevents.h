@@ -42,6 +42,7 @@
 #include <libevents/codec.h>
 #include <libevents/common.h>
 #include <libevents/config.h>
+#include <libevents/jsontext.h>
 #include <libevents/metrics.h>
 #include <libevents/producer.h>
 #include <libevents/registry.h>

@@ -968,6 +968,30 @@ int lev_codec_validate_body(lev_codec_t *codec, const lev_schema_t *writer, cons
 }
 
 /* Checks an encode's arguments and sizes the framed value into *total. */
+int lev_codec_frame_header(lev_codec_t *codec, const lev_schema_t *schema,
+                           uint8_t hdr[LEV_FRAME_HEADER_MAX], size_t *hlen, lev_error_t *err)
+{
+    if (codec->wire == LEV_WIRE_CONFLUENT) {
+        int32_t id = lev_codec_schema_id(codec, schema);
+        if (id < 0)
+            return lev_error_set(err, LEV_ERR_STATE, NULL,
+                                 "%s has no schema registry id: register it for its topic first",
+                                 lev_schema_name(schema));
+        hdr[0] = 0x00;
+        for (int i = 0; i < 4; i++)
+            hdr[1 + i] = (uint8_t)((uint32_t)id >> (24 - 8 * i));
+        *hlen = CONFLUENT_HEADER;
+        return 0;
+    }
+    uint64_t fp = lev_schema_fingerprint(schema);
+    hdr[0] = 0xc3;
+    hdr[1] = 0x01;
+    for (int i = 0; i < 8; i++)
+        hdr[2 + i] = (uint8_t)(fp >> (8 * i));
+    *hlen = FRAME_HEADER;
+    return 0;
+}
+
 static int encode_size(lev_codec_t *codec, const lev_schema_t *schema, const avro_value_t *value,
                        size_t *total, lev_error_t *err)
 {
@@ -979,14 +1003,11 @@ static int encode_size(lev_codec_t *codec, const lev_schema_t *schema, const avr
                              lev_schema_name(schema));
     /* avro-c's sizeof and write take a non-const handle but only read
      * through it; a copy of the handle ({iface, self}) views the same value. */
-    size_t hdr = FRAME_HEADER;
-    if (codec->wire == LEV_WIRE_CONFLUENT) {
-        if (lev_codec_schema_id(codec, schema) < 0)
-            return lev_error_set(err, LEV_ERR_STATE, NULL,
-                                 "%s has no schema registry id: register it for its topic first",
-                                 lev_schema_name(schema));
-        hdr = CONFLUENT_HEADER;
-    }
+    uint8_t h[LEV_FRAME_HEADER_MAX];
+    size_t hdr;
+    int rc = lev_codec_frame_header(codec, schema, h, &hdr, err);
+    if (rc)
+        return rc;
     avro_value_t v = *value;
     size_t size = 0;
     if (avro_value_sizeof(&v, &size) != 0)
@@ -1004,20 +1025,10 @@ static int encode_size(lev_codec_t *codec, const lev_schema_t *schema, const avr
 static int encode_at(lev_codec_t *codec, const lev_schema_t *schema, const avro_value_t *value,
                      uint8_t *p, size_t total, lev_error_t *err)
 {
-    size_t hdr = FRAME_HEADER;
-    if (codec->wire == LEV_WIRE_CONFLUENT) {
-        uint32_t id = (uint32_t)lev_codec_schema_id(codec, schema);
-        hdr = CONFLUENT_HEADER;
-        p[0] = 0x00;
-        for (int i = 0; i < 4; i++)
-            p[1 + i] = (uint8_t)(id >> (24 - 8 * i));
-    } else {
-        uint64_t fp = lev_schema_fingerprint(schema);
-        p[0] = 0xc3;
-        p[1] = 0x01;
-        for (int i = 0; i < 8; i++)
-            p[2 + i] = (uint8_t)(fp >> (8 * i));
-    }
+    size_t hdr;
+    int rc = lev_codec_frame_header(codec, schema, p, &hdr, err);
+    if (rc)
+        return rc;
     size_t size = total - hdr;
     avro_writer_memory_set_dest(codec->writer, (const char *)p + hdr, (int64_t)size);
     avro_value_t v = *value; /* as in encode_size */

@@ -72,6 +72,25 @@ void lev_vplan_destroy(lev_vplan_t *plan);
 int lev_vplan_validate(const lev_vplan_t *plan, const void *body, size_t len,
                        const lev_codec_limits_t *limits, lev_error_t *err);
 
+/* ======================================================================
+ * json_encode.c: Avro JSON text to the binary encoding, without a tree
+ * ====================================================================== */
+
+typedef struct lev_jplan_s lev_jplan_t;
+
+/* Compiles a normalized schema and its name index (both borrowed: they
+ * must outlive the plan). NULL when out of memory. */
+lev_jplan_t *lev_jplan_new(const json_t *norm, const json_t *names);
+void lev_jplan_destroy(lev_jplan_t *plan);
+
+/* lev_codec_encode_json's direct path alone: 0 (the value appended to
+ * *buf as lev_codec_encode_json would), LEV_JSON_DIRECT_CANNOT when only
+ * the tree path can decide (nothing appended), or an error. */
+#define LEV_JSON_DIRECT_CANNOT 1
+int lev_codec_encode_json_direct(lev_codec_t *codec, const lev_schema_t *schema, const char *text,
+                                 size_t len, size_t *used, char **buf, size_t *blen, size_t *bcap,
+                                 lev_error_t *err);
+
 /* The depth limit is applied on the C stack: values above this are
  * treated as this. */
 #define LEV_CODEC_MAX_DEPTH_CAP 1000
@@ -85,6 +104,10 @@ const json_t *lev_schema_norm(const lev_schema_t *schema);
 const json_t *lev_schema_names(const lev_schema_t *schema);
 /* The validation plan of the schema. */
 const lev_vplan_t *lev_schema_plan(const lev_schema_t *schema);
+/* The plan that encodes the schema's values from JSON text, or NULL when
+ * it could not be compiled (lev_codec_encode_json then takes its tree
+ * path every time). */
+const struct lev_jplan_s *lev_schema_jplan(const lev_schema_t *schema);
 /* Position of the schema in its set (stable, dense from 0). */
 size_t lev_schema_index(const lev_schema_t *schema);
 /* The current version of the schema's full name (itself when current), or
@@ -115,6 +138,14 @@ int lev_compat_check(const lev_schema_t *writer, const lev_schema_t *reader, int
 /* ======================================================================
  * codec.c
  * ====================================================================== */
+
+/* The frame header the codec writes in front of a value of `schema`
+ * (single-object: C3 01 + fingerprint; Confluent: 00 + id): 0 with its
+ * bytes in hdr and its length in *hlen, or LEV_ERR_STATE when the
+ * Confluent format has no id for the schema. */
+#define LEV_FRAME_HEADER_MAX 10
+int lev_codec_frame_header(lev_codec_t *codec, const lev_schema_t *schema,
+                           uint8_t hdr[LEV_FRAME_HEADER_MAX], size_t *hlen, lev_error_t *err);
 
 /* The codec's limits, with defaults filled in. */
 const lev_codec_limits_t *lev_codec_limits(const lev_codec_t *codec);

@@ -32,6 +32,7 @@ struct lev_schema_s {
     json_t *norm;  /* normalized schema, defaults kept */
     json_t *names; /* full name -> definition in norm */
     lev_vplan_t *plan;
+    lev_jplan_t *jplan;                  /* NULL: encode_json always takes its tree path */
     const lev_schema_t *current_version; /* of the same full name, or NULL */
 };
 
@@ -60,6 +61,7 @@ static void schema_free(lev_schema_t *s)
     json_decref(s->names);
     json_decref(s->norm);
     lev_vplan_destroy(s->plan);
+    lev_jplan_destroy(s->jplan);
     free(s);
 }
 
@@ -113,6 +115,11 @@ const json_t *lev_schema_names(const lev_schema_t *schema)
 const lev_vplan_t *lev_schema_plan(const lev_schema_t *schema)
 {
     return schema->plan;
+}
+
+const lev_jplan_t *lev_schema_jplan(const lev_schema_t *schema)
+{
+    return schema->jplan;
 }
 
 size_t lev_schema_index(const lev_schema_t *schema)
@@ -418,6 +425,7 @@ static int schema_build(const char *json, size_t len, const char *origin, lev_sc
         rc = schema_error(err, LEV_ERR_SCHEMA, origin, "schema \"%s\" cannot be compiled", s->name);
         goto fail;
     }
+    s->jplan = lev_jplan_new(s->norm, s->names);
     json_decref(visited);
     json_decref(root);
     *out = s;

@@ -296,6 +296,21 @@ LEV_API int lev_codec_validate_body(lev_codec_t *codec, const lev_schema_t *writ
 LEV_API int lev_codec_from_json(lev_codec_t *codec, const lev_schema_t *schema, json_t *json,
                                 avro_value_t *out, lev_error_t *err);
 
+/* Avro JSON text of a value of `schema` (what lev_codec_from_json reads,
+ * as text) encoded as lev_codec_encode would encode it, framed in the
+ * codec's wire format and appended to *buf (*blen bytes used of *bcap;
+ * grown with realloc, yours to free, also after an error). The same
+ * texts are accepted, the same bytes written and the same errors given as
+ * by json_loadb (JSON_REJECT_DUPLICATES) + lev_codec_from_json +
+ * lev_codec_encode; a syntax error is LEV_ERR_JSON ("invalid JSON at
+ * column N: ..."). Most values are encoded as the text is read, without
+ * building a tree or an avro-c value, several times faster. With `used`
+ * NULL the text must hold the value alone (whitespace around it aside);
+ * else it may go on after the value and *used receives the bytes read. */
+LEV_API int lev_codec_encode_json(lev_codec_t *codec, const lev_schema_t *schema, const char *text,
+                                  size_t len, size_t *used, char **buf, size_t *blen, size_t *bcap,
+                                  lev_error_t *err);
+
 /* A value to JSON (Avro JSON encoding). Returns a new reference or NULL. */
 LEV_API json_t *lev_codec_to_json(const avro_value_t *value, lev_error_t *err);
 
