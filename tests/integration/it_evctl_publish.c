@@ -985,6 +985,144 @@ static void a_refused_sasl_password_says_authentication_failed(void)
     free(err);
 }
 
+/* The lines publish reads without a JSON tree and the ones jansson reads
+ * (EVCTL_PUBLISH_TREE=1) give the same records and the same errors. */
+static void publish_reads_every_line_the_same_with_or_without_a_json_tree(void)
+{
+    static const char *const lines[] = {
+        /* read without a tree */
+        "{\"type\":\"shop.order.OrderPlaced\",\"headers\":{\"x-line\":\"1\"},\"value\":{\"order_"
+        "id\":"
+        "\"o-1\",\"customer_id\":\"c\",\"customer_email\":{\"string\":\"a@example.com\"},\"items\":"
+        "[{\"sku\":\"s\",\"quantity\":2,\"unit_price_minor\":5}],\"currency\":\"USD\","
+        "\"total_minor\":10,\"payment_token\":\"t\",\"placed_at\":1763740800000}}",
+        "{\"value\":{\"placed_at\":1,\"payment_token\":\"t\",\"total_minor\":0,\"currency\":"
+        "\"EUR\","
+        "\"items\":[],\"customer_email\":\"b@example.com\",\"customer_id\":\"c\\u00e9\",\"order_"
+        "id\":"
+        "\"o-2\\ud83d\\ude00\"}, \"type\" : \"shop.order.OrderPlaced\" "
+        ",\"headers\":{\"x-line\":\"2\"}}",
+        "{\"type\":\"shop.order.OrderPlaced\",\"key\":null,\"id\":\"id-3\",\"time\":"
+        "\"2026-11-21T17:05:00Z\",\"headers\":{\"x-line\":\"3\",\"traceparent\":"
+        "\"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\",\"correlation_id\":\"corr-3\","
+        "\"ce_source\":\"/"
+        "elsewhere\",\"x-null\":null},\"value\":{\"order_id\":\"o-3\",\"customer_id\":"
+        "\"c\",\"customer_email\":null,\"items\":[],\"currency\":\"USD\",\"total_minor\":0,"
+        "\"payment_token\":\"t\",\"placed_at\":3}}",
+        "{\"type\":\"shop.order.OrderPlaced\",\"key\":\"k-4\",\"headers\":{\"x-line\":\"4\"},"
+        "\"value\":"
+        "{\"order_id\":\"o-4\",\"customer_id\":\"c\\n\\t\\\"q\\\"\",\"customer_email\":null,"
+        "\"items\":"
+        "[{\"sku\":\"\\u20ac\",\"quantity\":-1,\"unit_price_minor\":9223372036854775807}],"
+        "\"currency\":\"USD\",\"total_minor\":-9223372036854775808,\"payment_token\":\"t\","
+        "\"placed_at\":4}}",
+        /* through jansson: escapes in the envelope, a bare union that is an object */
+        "{\"type\":\"shop.order.Order\\u0050laced\",\"key\":\"k\\u00e9\",\"headers\":{\"x-line\":"
+        "\"5\","
+        "\"x-esc\":\"a\\\\b\"},\"value\":{\"order_id\":\"o-5\",\"customer_id\":\"c\","
+        "\"customer_email\":null,\"items\":[],\"currency\":\"USD\",\"total_minor\":0,"
+        "\"payment_token\":\"t\",\"placed_at\":5}}",
+        /* bad, each for its own reason */
+        "{\"type\":\"shop.order.OrderPlaced\",\"value\":{\"order_id\":\"o\"},\"extra\":1}",
+        "{\"type\":\"shop.order.OrderPlaced\",\"type\":\"shop.order.OrderPlaced\",\"value\":{}}",
+        "{\"type\":\"shop.order.OrderPlaced\",\"value\":[]}",
+        "{\"type\":\"shop.order.OrderPlaced\",\"headers\":{\"x\":1},\"value\":{\"order_id\":\"o\"}"
+        "}",
+        "{\"type\":\"shop.order.OrderPlaced\",\"headers\":{\"x\":\"1\",\"x\":\"2\"},\"value\":{}}",
+        "{\"type\":\"shop.order.OrderPlaced\",\"value\":{\"order_id\":\"o\"}} trailing",
+        "{\"type\":\"shop.order.OrderPlaced\",\"time\":\"yesterday\",\"value\":{\"order_id\":\"o\"}"
+        "}",
+        "{\"type\":\"shop.order.OrderPlaced\",\"id\":\"\",\"value\":{\"order_id\":\"o\"}}",
+        "{\"type\":\"shop.order.OrderPlaced\",\"value\":{\"order_id\":\"o\",\"customer_id\":7}}",
+        "{\"type\":\"shop.order.Nope\",\"value\":{}}",
+        "{\"value\":{\"order_id\":\"\",\"customer_id\":\"c\",\"customer_email\":null,\"items\":[],"
+        "\"currency\":\"USD\",\"total_minor\":0,\"payment_token\":\"t\",\"placed_at\":5},"
+        "\"type\":\"shop.order.OrderPlaced\"}",
+        "{\"type\":\"shop.order.OrderPlaced\",\"headers\":{\"ce_id\":\"x\"},\"value\":{}}",
+        "{\"type\":\"shop.order.OrderPlaced\",\"headers\":{\"lev_attempt\":\"1\"},\"value\":{}}",
+        "{\"type\":\"shop.order.OrderPlaced\",\"value\":{\"order_id\":\"o\"}",
+    };
+    enum { NL = sizeof lines / sizeof lines[0], NGOOD = 5 };
+    char path[256], topic[2][128];
+    it_tmp_path("both", path, sizeof path);
+    FILE *f = fopen(path, "w");
+    REQUIRE(f);
+    for (size_t i = 0; i < NL; i++)
+        fprintf(f, "%s\n", lines[i]);
+    fclose(f);
+    char *out[2], *err[2];
+    json_t *errors[2], *records[2];
+    for (int t = 0; t < 2; t++) {
+        lev_test_unique(t ? "it-evctl-tree" : "it-evctl-direct", topic[t], sizeof topic[t]);
+        REQUIRE(lev_test_create_topic(topic[t], 1) == 0);
+        if (t)
+            setenv("EVCTL_PUBLISH_TREE", "1", 1);
+        CHECK_INT(it_evctl(&out[t], &err[t], NULL, "publish", path, "--topic", topic[t],
+                           "--skip-bad", NULL),
+                  ==, 65);
+        unsetenv("EVCTL_PUBLISH_TREE");
+        /* the error lines, without the delivery lines (their topics differ) */
+        json_t *all = it_lines(out[t]);
+        errors[t] = json_array();
+        size_t i;
+        json_t *l;
+        json_array_foreach(all, i, l)
+        {
+            if (json_object_get(l, "error"))
+                json_array_append(errors[t], l);
+        }
+        json_decref(all);
+        char *tail = NULL;
+        CHECK_INT(it_evctl(&tail, NULL, NULL, "tail", topic[t], NULL), ==, 0);
+        records[t] = it_lines(tail);
+        free(tail);
+    }
+    CHECK_STR(err[0], err[1]);
+    CHECK(json_equal(errors[0], errors[1]));
+    CHECK_INT(json_array_size(errors[0]), ==, NL - NGOOD);
+    CHECK_INT(json_array_size(records[0]), ==, NGOOD);
+    CHECK_INT(json_array_size(records[1]), ==, NGOOD);
+    /* the same records, in the same order (one partition); generated
+     * header values (ce_id, ce_time, traceparent, correlation_id) aside
+     * when the line did not give them */
+    for (size_t i = 0; i < NGOOD; i++) {
+        json_t *a = json_array_get(records[0], i), *b = json_array_get(records[1], i);
+        REQUIRE(a && b);
+        CHECK(json_equal(json_object_get(a, "value"), json_object_get(b, "value")));
+        CHECK(json_equal(json_object_get(a, "key"), json_object_get(b, "key")));
+        CHECK_STR(it_str(a, "type"), it_str(b, "type"));
+        json_t *ha = json_object_get(a, "headers"), *hb = json_object_get(b, "headers");
+        CHECK_INT(json_object_size(ha), ==, json_object_size(hb));
+        const char *k;
+        json_t *v;
+        int given = i == 2; /* line 3 gives them all */
+        json_object_foreach(ha, k, v)
+        {
+            int generated = strcmp(k, "ce_id") == 0 || strcmp(k, "ce_time") == 0 ||
+                            strcmp(k, "traceparent") == 0 || strcmp(k, "correlation_id") == 0;
+            if (!generated || given)
+                CHECK(json_equal(v, json_object_get(hb, k)));
+            else
+                CHECK(json_object_get(hb, k) != NULL);
+        }
+        if (given) {
+            CHECK_STR(it_str(a, "headers.ce_id"), "id-3");
+            CHECK_STR(it_str(a, "headers.ce_source"), "/elsewhere");
+            CHECK_STR(it_str(a, "headers.correlation_id"), "corr-3");
+            CHECK(json_is_null(json_object_get(a, "key")));
+            CHECK(
+                json_equal(json_object_get(a, "timestamp_ms"), json_object_get(b, "timestamp_ms")));
+        }
+    }
+    for (int t = 0; t < 2; t++) {
+        json_decref(errors[t]);
+        json_decref(records[t]);
+        free(out[t]);
+        free(err[t]);
+    }
+    unlink(path);
+}
+
 CHECK_MAIN(CASE(publish_then_tail_round_trip_equals_the_input),
            CASE(a_bad_line_publishes_nothing_and_names_the_line_and_field),
            CASE(an_input_without_events_publishes_nothing_and_says_so),
@@ -993,6 +1131,7 @@ CHECK_MAIN(CASE(publish_then_tail_round_trip_equals_the_input),
            CASE(usage_errors_name_the_flag_and_exit_64),
            CASE(empty_or_reversed_ranges_are_usage_errors),
            CASE(publish_refuses_empty_keys_duplicate_ids_and_lev_headers),
+           CASE(publish_reads_every_line_the_same_with_or_without_a_json_tree),
            CASE(publish_of_200k_lines_stays_under_a_fixed_memory_bound_from_a_file_and_a_pipe),
            CASE(a_duplicate_id_far_from_its_first_line_names_both_lines),
            CASE(a_failed_delivery_is_named_by_its_line_and_the_rest_are_sent),
