@@ -8,11 +8,15 @@
  * Writes `lines` OrderPlaced JSON lines (default 200000) to a file, and the
  * same events Avro-encoded, with their keys, to a second file in kcat's
  * delimited form (delimiters of random bytes that no key or value holds).
- * Then, in each round (default 3), to a fresh 3-partition topic:
- *   (a) kcat -P of the encoded file (on its standard input) (the ceiling: no JSON, no validation,
- *       no headers), with the producer settings evctl uses (acks=all,
- *       idempotence, linger.ms=20);
- *   (b) evctl publish of the JSON file, its output lines to /dev/null.
+ * Then, in each round (default 3), each to a fresh 3-partition topic:
+ *   (a) kcat -P of the encoded file (on its standard input), with the eight
+ *       CloudEvents headers evctl writes on every record (the same names,
+ *       values of the same sizes): the same records, without the JSON,
+ *       the validation and the delivery lines. The ceiling;
+ *   (b) the same without the headers, printed for comparison;
+ *   (c) evctl publish of the JSON file, its output lines to /dev/null.
+ * Both kcat runs use the producer settings evctl uses (acks=all,
+ * idempotence, linger.ms=20).
  * Each run's rate is lines / wall time of the process; evctl's peak RSS
  * comes from wait4. Every run must have written every record (counted from
  * the topic's watermarks) and exited 0. The last line is:
@@ -203,29 +207,52 @@ int main(int argc, char **argv)
     char kdarg[4 * DELIM_LEN + 1], vdarg[4 * DELIM_LEN + 1];
     delim_arg(kd, kdarg);
     delim_arg(vd, vdarg);
-    double evctl_eps[20], kcat_eps[20];
+    double evctl_eps[20], kcat_eps[20], bare_eps[20];
+    /* the CloudEvents headers evctl writes on every record, as kcat -H
+     * arguments: the same names and value sizes (values vary per record
+     * in evctl, not in size) */
+    lev_event_headers_t eh;
+    lev_event_meta_t meta = {.source = conf.source};
+    lev_event_headers(&eh, "shop.order.OrderPlaced", &meta);
+    char hdr_args[LEV_EVENT_HEADERS_MAX][512];
+    int nhdr = 0;
+    for (size_t i = 0; i < eh.n && i < LEV_EVENT_HEADERS_MAX; i++, nhdr++)
+        snprintf(hdr_args[i], sizeof hdr_args[i], "%s=%.*s", eh.h[i].name, (int)eh.h[i].size,
+                 eh.h[i].value ? (const char *)eh.h[i].value : "");
     long peak_kib = 0;
     int rc = 0;
     for (int r = 0; r < rounds && rc == 0; r++) {
-        char topics[2][128];
-        char *names[2] = {topics[0], topics[1]};
+        char topics[3][128];
+        char *names[3] = {topics[0], topics[1], topics[2]};
         snprintf(topics[0], sizeof topics[0], "bench-publish-%d-%d-kcat", (int)getpid(), r);
         snprintf(topics[1], sizeof topics[1], "bench-publish-%d-%d-evctl", (int)getpid(), r);
-        if (bench_admin_topics(&conf, names, 2, 1, PARTITIONS) != 0)
+        snprintf(topics[2], sizeof topics[2], "bench-publish-%d-%d-kcat-bare", (int)getpid(), r);
+        if (bench_admin_topics(&conf, names, 3, 1, PARTITIONS) != 0)
             return 1;
-        char *kcat_argv[] = {(char *)kcat, "-P",
-                             "-b",         conf.bootstrap,
-                             "-t",         topics[0],
-                             "-K",         kdarg,
-                             "-D",         vdarg,
-                             "-X",         "acks=all",
-                             "-X",         "enable.idempotence=true",
-                             "-X",         "linger.ms=20",
-                             NULL};
+        char *kcat_argv[16 + 2 * LEV_EVENT_HEADERS_MAX + 1] = {
+            (char *)kcat, "-P",  "-b", conf.bootstrap, "-t", topics[0],
+            "-K",         kdarg, "-D", vdarg,          "-X", "acks=all"};
+        int ka = 12;
+        const char *more[] = {"-X", "enable.idempotence=true", "-X", "linger.ms=20"};
+        for (size_t i = 0; i < sizeof more / sizeof more[0]; i++)
+            kcat_argv[ka++] = (char *)more[i];
+        int bare_end = ka; /* the ceiling without headers ends here */
+        for (int h = 0; h < nhdr; h++) {
+            kcat_argv[ka++] = "-H";
+            kcat_argv[ka++] = hdr_args[h];
+        }
+        kcat_argv[ka] = NULL;
         char *evctl_argv[] = {(char *)evctl, "publish", json_path, "--topic", topics[1], NULL};
-        run_t kr, er;
+        run_t kr, br, er;
         if (run_child(kcat_argv, kcat_path, "/dev/null", log_path, &kr) != 0 || kr.status != 0) {
             fprintf(stderr, "bench_publish: kcat failed (exit %d), see %s\n", kr.status, log_path);
+            rc = 1;
+            break;
+        }
+        kcat_argv[bare_end] = NULL;
+        kcat_argv[5] = topics[2];
+        if (run_child(kcat_argv, kcat_path, "/dev/null", log_path, &br) != 0 || br.status != 0) {
+            fprintf(stderr, "bench_publish: kcat failed (exit %d), see %s\n", br.status, log_path);
             rc = 1;
             break;
         }
@@ -236,27 +263,34 @@ int main(int argc, char **argv)
             break;
         }
         long kn = topic_count(&conf, topics[0]), en = topic_count(&conf, topics[1]);
-        if (kn != n || en != n) {
-            fprintf(stderr, "bench_publish: records written: kcat %ld, evctl %ld, of %ld\n", kn, en,
-                    n);
+        long bn = topic_count(&conf, topics[2]);
+        if (kn != n || en != n || bn != n) {
+            fprintf(stderr,
+                    "bench_publish: records written: kcat %ld, kcat without headers %ld, evctl "
+                    "%ld, of %ld\n",
+                    kn, bn, en, n);
             rc = 1;
         }
         kcat_eps[r] = (double)n / kr.wall;
+        bare_eps[r] = (double)n / br.wall;
         evctl_eps[r] = (double)n / er.wall;
         if (er.rss_kib > peak_kib)
             peak_kib = er.rss_kib;
-        printf("round %d  kcat %9.0f lines/s (%.1f us CPU each)  evctl %9.0f lines/s (%.1f us CPU "
-               "each, peak RSS %.1f MiB)  ratio %.2f\n",
-               r + 1, kcat_eps[r], kr.cpu * 1e6 / (double)n, evctl_eps[r], er.cpu * 1e6 / (double)n,
-               (double)er.rss_kib / 1024, evctl_eps[r] / kcat_eps[r]);
+        printf("round %d  kcat %9.0f lines/s (%.1f us CPU each; without headers %.0f/s, %.1f us)  "
+               "evctl %9.0f lines/s (%.1f us CPU each, peak RSS %.1f MiB)  ratio %.2f (%.2f)\n",
+               r + 1, kcat_eps[r], kr.cpu * 1e6 / (double)n, bare_eps[r], br.cpu * 1e6 / (double)n,
+               evctl_eps[r], er.cpu * 1e6 / (double)n, (double)er.rss_kib / 1024,
+               evctl_eps[r] / kcat_eps[r], evctl_eps[r] / bare_eps[r]);
         fflush(stdout);
-        bench_admin_topics(&conf, names, 2, 0, PARTITIONS);
+        bench_admin_topics(&conf, names, 3, 0, PARTITIONS);
     }
     unlink(json_path);
     unlink(kcat_path);
     if (rc == 0) {
         unlink(log_path);
         double ee = median(evctl_eps, rounds), ke = median(kcat_eps, rounds);
+        double be = median(bare_eps, rounds);
+        printf("kcat without the headers: %.0f lines/s, evctl %.2fx that\n", be, ee / be);
         printf("publish: lines=%ld evctl_eps=%.0f kcat_eps=%.0f ratio=%.2f "
                "evctl_peak_rss_mib=%.1f\n",
                n, ee, ke, ee / ke, (double)peak_kib / 1024);

@@ -968,6 +968,8 @@ out:
 /* Records in flight at most: bounds memory whatever the input's size. */
 #define WINDOW_RECORDS 10000
 #define WINDOW_BYTES (16u << 20)
+/* Entries whose key, id and type fit this are kept for reuse. */
+#define SENT_SMALL 256
 /* Records sent between two polls for delivery reports. */
 #define POLL_EVERY 64
 
@@ -1003,6 +1005,7 @@ typedef struct sent_s {
     uint32_t topic;
     size_t bytes;
     int has_key;
+    int small;             /* SENT_SMALL bytes of data: goes back to the spares */
     char *key, *id, *type; /* in data */
     char data[];
 } sent_t;
@@ -1014,7 +1017,8 @@ struct sender_s {
     sent_t *inflight;
     size_t ninflight, bytes_inflight;
     size_t published, failed;
-    obuf_t out; /* the output line being built */
+    obuf_t out;    /* the output line being built */
+    sent_t *spare; /* entries of SENT_SMALL bytes of data, free for reuse */
 };
 
 static const char *topic_name(const sender_t *s, uint32_t i)
@@ -1042,6 +1046,21 @@ static void report_failed(sender_t *s, const sent_t *t, const char *why)
     report_bad(s->name, t->line, "kafka", "", text);
 }
 
+/* Appends v in decimal. */
+static void ob_int(obuf_t *o, long long v)
+{
+    char b[24];
+    size_t n = sizeof b;
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    do {
+        b[--n] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        b[--n] = '-';
+    ob_put(o, b + n, sizeof b - n);
+}
+
 /* Appends s (UTF-8, as every string here came from JSON) as a JSON string. */
 static void ob_json_str(obuf_t *o, const char *s)
 {
@@ -1064,6 +1083,16 @@ static void ob_json_str(obuf_t *o, const char *s)
     ob_put(o, "\"", 1);
 }
 
+static void sent_free(sender_t *s, sent_t *t)
+{
+    if (t->small) {
+        t->next = s->spare;
+        s->spare = t;
+    } else {
+        free(t);
+    }
+}
+
 /* Delivery report of one published line: prints its outcome. */
 static void on_delivery(void *opaque, int err, const char *errstr, int32_t partition,
                         int64_t offset)
@@ -1077,13 +1106,16 @@ static void on_delivery(void *opaque, int err, const char *errstr, int32_t parti
         s->published++;
         /* built by hand and written whole, not flushed per line: a million of them */
         obuf_t *o = &s->out;
-        char num[96];
         o->len = 0;
-        ob_put(o, num, (size_t)snprintf(num, sizeof num, "{\"line\":%ld,\"topic\":", t->line));
+        ob_put(o, "{\"line\":", 8);
+        ob_int(o, t->line);
+        ob_put(o, ",\"topic\":", 9);
         ob_json_str(o, topic_name(s, t->topic));
-        ob_put(o, num,
-               (size_t)snprintf(num, sizeof num, ",\"partition\":%d,\"offset\":%lld,\"key\":",
-                                (int)partition, (long long)offset));
+        ob_put(o, ",\"partition\":", 13);
+        ob_int(o, partition);
+        ob_put(o, ",\"offset\":", 10);
+        ob_int(o, offset);
+        ob_put(o, ",\"key\":", 7);
         if (t->has_key)
             ob_json_str(o, t->key);
         else
@@ -1095,16 +1127,24 @@ static void on_delivery(void *opaque, int err, const char *errstr, int32_t parti
         ob_put(o, "}\n", 2);
         fwrite(o->p, 1, o->len, stdout);
     }
-    free(t);
+    sent_free(s, t);
 }
 
 /* A record's "in flight" entry, linked in. */
 static sent_t *sent_new(sender_t *s, const rec_t *r)
 {
     size_t kl = r->key ? r->key_len : 0, il = strlen(r->id), tl = strlen(r->type);
-    sent_t *t = malloc(sizeof *t + kl + il + tl + 3);
+    size_t need = kl + il + tl + 3;
+    sent_t *t = NULL;
+    if (need <= SENT_SMALL && s->spare) {
+        t = s->spare;
+        s->spare = t->next;
+    } else {
+        t = malloc(sizeof *t + (need <= SENT_SMALL ? SENT_SMALL : need));
+    }
     if (!t)
         return NULL;
+    t->small = need <= SENT_SMALL;
     t->s = s;
     t->line = r->line;
     t->topic = r->topic;
@@ -1235,7 +1275,7 @@ static int send_all(evctl_ctx_t *ctx, input_t *in, sender_t *s, double rate, int
         if (lev_producer_send(p, &msg, on_delivery, t, &err) != 0) {
             sent_unlink(s, t);
             report_failed(s, t, err.text);
-            free(t);
+            sent_free(s, t);
         }
         if (++done % POLL_EVERY == 0)
             lev_producer_poll(p, 0); /* delivery reports, in batches */
@@ -1250,7 +1290,7 @@ static int send_all(evctl_ctx_t *ctx, input_t *in, sender_t *s, double rate, int
         sent_t *t = s->inflight;
         sent_unlink(s, t);
         report_failed(s, t, "not acknowledged in time");
-        free(t);
+        sent_free(s, t);
     }
     free(r);
     return rc;
@@ -1306,10 +1346,15 @@ static int run(evctl_ctx_t *ctx, const evctl_args_t *args)
     }
     if ((rc = check_topics(ctx, &in, name, dry)) != 0)
         goto out;
-    sender_t s = {ctx, name, in.topic_names, NULL, 0, 0, 0, 0, {NULL, 0, 0}};
+    sender_t s = {ctx, name, in.topic_names, NULL, 0, 0, 0, 0, {NULL, 0, 0}, NULL};
     long unsent = 0;
     rc = send_all(ctx, &in, &s, rate, dry, &unsent);
     free(s.out.p);
+    while (s.spare) {
+        sent_t *t = s.spare;
+        s.spare = t->next;
+        free(t);
+    }
     if (dry) {
         if (rc == 0) {
             evctl_note(ctx, "dry run: %zu event%s valid, %zu bad, nothing sent", in.n,
