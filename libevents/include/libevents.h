@@ -22,7 +22,8 @@
  *   - the public structs a program allocates, fills or reads by value
  *     (lev_config_t, lev_error_t, lev_retry_policy_t, lev_codec_limits_t,
  *     lev_kv_t, lev_header_t, lev_msg_t, lev_event_meta_t,
- *     lev_event_headers_t, lev_worker_stats_t) keep their size and layout,
+ *     lev_event_headers_t, lev_worker_stats_t, lev_jreader_t) keep their
+ *     size and layout,
  *     fixed arrays included (lev_error_t's where and text,
  *     LEV_RETRY_LEVELS_MAX, LEV_EVENT_HEADERS_MAX): a field added, removed,
  *     moved or resized takes a new SONAME;
