@@ -241,6 +241,8 @@ static int ob_reserve(obuf_t *o, size_t n)
 
 static int ob_put(obuf_t *o, const void *src, size_t n)
 {
+    if (n == 0)
+        return 0; /* src may be NULL: a null default takes no bytes */
     if (ob_reserve(o, n) != 0)
         return LEV_ERR_NOMEM;
     memcpy(o->p + o->len, src, n);

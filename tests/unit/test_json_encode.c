@@ -412,6 +412,7 @@ static void test_defaults_and_depth(void)
         "{\"name\":\"s\",\"type\":{\"type\":\"record\",\"name\":\"S\",\"fields\":["
         "{\"name\":\"a\",\"type\":\"int\"},{\"name\":\"b\",\"type\":\"string\",\"default\":\"bee\"}"
         "]},\"default\":{\"a\":7}},"
+        "{\"name\":\"z\",\"type\":\"null\",\"default\":null},"
         "{\"name\":\"arr\",\"type\":{\"type\":\"array\",\"items\":\"S\"},"
         "\"default\":[{\"a\":1},{\"a\":2,\"b\":\"c\"}]}]}");
     REQUIRE(d);
