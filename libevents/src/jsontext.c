@@ -319,12 +319,14 @@ int lev_jreader_literal(lev_jreader_t *r, int *which)
  * Containers
  * ====================================================================== */
 
-int lev_jreader_member(lev_jreader_t *r, int *first, const char **key, size_t *klen)
+/* The step both containers take before an item: 0 when `close` ends the
+ * container (eaten), 1 when an item follows (its ',' eaten), -1. */
+static int next_item(lev_jreader_t *r, int *first, char close)
 {
     skip_ws(r);
     if (r->p >= r->end)
         return -1;
-    if (*r->p == '}') {
+    if (*r->p == close) {
         r->p++;
         return 0;
     }
@@ -334,6 +336,14 @@ int lev_jreader_member(lev_jreader_t *r, int *first, const char **key, size_t *k
         r->p++;
     }
     *first = 0;
+    return 1;
+}
+
+int lev_jreader_member(lev_jreader_t *r, int *first, const char **key, size_t *klen)
+{
+    int rc = next_item(r, first, '}');
+    if (rc != 1)
+        return rc;
     if (lev_jreader_string(r, key, klen) != 0 || lev_jreader_eat(r, ':') != 0)
         return -1;
     return 1;
@@ -341,20 +351,7 @@ int lev_jreader_member(lev_jreader_t *r, int *first, const char **key, size_t *k
 
 int lev_jreader_element(lev_jreader_t *r, int *first)
 {
-    skip_ws(r);
-    if (r->p >= r->end)
-        return -1;
-    if (*r->p == ']') {
-        r->p++;
-        return 0;
-    }
-    if (!*first) {
-        if (*r->p != ',')
-            return -1;
-        r->p++;
-    }
-    *first = 0;
-    return 1;
+    return next_item(r, first, ']');
 }
 
 /* "{}" and "[]" right after their opening: a "{,}" or "[,]" is caught by

@@ -973,28 +973,6 @@ out:
 /* Records sent between two polls for delivery reports. */
 #define POLL_EVERY 64
 
-/* A line of output being built (no stdio call per character). */
-typedef struct obuf_s {
-    char *p;
-    size_t len, cap;
-} obuf_t;
-
-static void ob_put(obuf_t *o, const char *s, size_t n)
-{
-    if (o->len + n > o->cap) {
-        size_t cap = o->cap ? o->cap : 512;
-        while (cap < o->len + n)
-            cap *= 2;
-        char *np = realloc(o->p, cap);
-        if (!np)
-            return; /* the line is cut short; stdout is best effort */
-        o->p = np;
-        o->cap = cap;
-    }
-    memcpy(o->p + o->len, s, n);
-    o->len += n;
-}
-
 typedef struct sender_s sender_t;
 
 /* One record sent, until its delivery report: what its output line says. */
@@ -1017,7 +995,7 @@ struct sender_s {
     sent_t *inflight;
     size_t ninflight, bytes_inflight;
     size_t published, failed;
-    obuf_t out;    /* the output line being built */
+    wbuf_t out;    /* the output line being built (no stdio call per character) */
     sent_t *spare; /* entries of SENT_SMALL bytes of data, free for reuse */
 };
 
@@ -1047,7 +1025,7 @@ static void report_failed(sender_t *s, const sent_t *t, const char *why)
 }
 
 /* Appends v in decimal. */
-static void ob_int(obuf_t *o, long long v)
+static void ob_int(wbuf_t *o, long long v)
 {
     char b[24];
     size_t n = sizeof b;
@@ -1058,18 +1036,18 @@ static void ob_int(obuf_t *o, long long v)
     } while (u);
     if (v < 0)
         b[--n] = '-';
-    ob_put(o, b + n, sizeof b - n);
+    (void)wb_put(o, b + n, sizeof b - n);
 }
 
 /* Appends s (UTF-8, as every string here came from JSON) as a JSON string. */
-static void ob_json_str(obuf_t *o, const char *s)
+static void ob_json_str(wbuf_t *o, const char *s)
 {
-    ob_put(o, "\"", 1);
+    (void)wb_put(o, "\"", 1);
     const unsigned char *p = (const unsigned char *)s, *run = p;
     for (;; p++) {
         if (*p && *p != '"' && *p != '\\' && *p >= 0x20 && *p != 0x7f)
             continue;
-        ob_put(o, (const char *)run, (size_t)(p - run));
+        (void)wb_put(o, (const char *)run, (size_t)(p - run));
         if (!*p)
             break;
         char esc[8];
@@ -1077,10 +1055,10 @@ static void ob_json_str(obuf_t *o, const char *s)
             snprintf(esc, sizeof esc, "\\%c", *p);
         else
             snprintf(esc, sizeof esc, "\\u%04x", *p);
-        ob_put(o, esc, strlen(esc));
+        (void)wb_put(o, esc, strlen(esc));
         run = p + 1;
     }
-    ob_put(o, "\"", 1);
+    (void)wb_put(o, "\"", 1);
 }
 
 static void sent_free(sender_t *s, sent_t *t)
@@ -1105,26 +1083,26 @@ static void on_delivery(void *opaque, int err, const char *errstr, int32_t parti
     } else {
         s->published++;
         /* built by hand and written whole, not flushed per line: a million of them */
-        obuf_t *o = &s->out;
+        wbuf_t *o = &s->out;
         o->len = 0;
-        ob_put(o, "{\"line\":", 8);
+        (void)wb_put(o, "{\"line\":", 8);
         ob_int(o, t->line);
-        ob_put(o, ",\"topic\":", 9);
+        (void)wb_put(o, ",\"topic\":", 9);
         ob_json_str(o, topic_name(s, t->topic));
-        ob_put(o, ",\"partition\":", 13);
+        (void)wb_put(o, ",\"partition\":", 13);
         ob_int(o, partition);
-        ob_put(o, ",\"offset\":", 10);
+        (void)wb_put(o, ",\"offset\":", 10);
         ob_int(o, offset);
-        ob_put(o, ",\"key\":", 7);
+        (void)wb_put(o, ",\"key\":", 7);
         if (t->has_key)
             ob_json_str(o, t->key);
         else
-            ob_put(o, "null", 4);
-        ob_put(o, ",\"id\":", 6);
+            (void)wb_put(o, "null", 4);
+        (void)wb_put(o, ",\"id\":", 6);
         ob_json_str(o, t->id);
-        ob_put(o, ",\"type\":", 8);
+        (void)wb_put(o, ",\"type\":", 8);
         ob_json_str(o, t->type);
-        ob_put(o, "}\n", 2);
+        (void)wb_put(o, "}\n", 2);
         fwrite(o->p, 1, o->len, stdout);
     }
     sent_free(s, t);
