@@ -9,8 +9,9 @@
 #
 # Build stage: Debian bookworm with the -dev packages (the same versions as
 # tools/deps installs: librdkafka 2.0.2, avro-c 1.11.1, hiredis 0.14.1,
-# libmicrohttpd 0.9.75); runtime stage: bookworm-slim with only their
-# runtime libraries, and curl for compose's health checks of /readyz.
+# libmicrohttpd 0.9.75, jemalloc 5.3.0); runtime stage: bookworm-slim with
+# only their runtime libraries, and curl for compose's health checks of
+# /readyz.
 
 ARG DEBIAN_RELEASE=bookworm
 
@@ -19,7 +20,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config \
       librdkafka-dev libavro-dev libjansson-dev libcurl4-openssl-dev \
-      libhiredis-dev libssl-dev libmicrohttpd-dev \
+      libhiredis-dev libssl-dev libmicrohttpd-dev libjemalloc-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # .dockerignore lets only the sources the build needs into the context.
@@ -38,6 +39,7 @@ FROM debian:${DEBIAN_RELEASE}-slim AS runtime
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       librdkafka1 libavro23 libjansson4 libhiredis0.14 libcurl4 libssl3 libmicrohttpd12 \
+      libjemalloc2 \
       ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --home-dir /var/lib/libevents \
