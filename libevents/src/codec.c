@@ -118,6 +118,7 @@ struct lev_codec_s {
     size_t npairs, cappairs;
     avro_reader_t reader;
     avro_writer_t writer;
+    lev_scratch_t scratch; /* decode's NUL-terminated string copies */
 };
 
 /* ======================================================================
@@ -215,6 +216,7 @@ void lev_codec_destroy(lev_codec_t *codec)
         avro_reader_free(codec->reader);
     if (codec->writer)
         avro_writer_free(codec->writer);
+    free(codec->scratch.p);
     free(codec);
 }
 
@@ -1149,14 +1151,16 @@ static int decode(lev_codec_t *codec, const void *buf, size_t len, const lev_sch
     } else if ((rc = lev_codec_new_value(codec, r, &v)) != 0) {
         return lev_error_set(err, rc, NULL, "cannot create a value of %s", lev_schema_name(r));
     }
-    avro_reader_memory_set_source(codec->reader, (const char *)body, (int64_t)blen);
     if (!pair) {
-        if (avro_value_read(codec->reader, &v) != 0) {
-            rc = lev_error_set(err, LEV_ERR_DECODE, NULL, "cannot decode %s: %s",
-                               lev_schema_name(w), avro_strerror());
+        /* the body is validated: filled without avro-c's reader, which
+         * allocates every string it reads */
+        if ((rc = lev_vplan_fill(lev_schema_plan(w), body, blen, &v, &codec->scratch)) != 0) {
+            rc = lev_error_set(err, rc, NULL, "cannot decode %s: %s", lev_schema_name(w),
+                               rc == LEV_ERR_NOMEM ? "out of memory" : avro_strerror());
             goto fail;
         }
     } else {
+        avro_reader_memory_set_source(codec->reader, (const char *)body, (int64_t)blen);
         avro_value_t *dest = pair->proj ? &pair->proj_value : &v;
         if (pair->proj)
             avro_value_reset(dest);

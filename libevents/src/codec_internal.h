@@ -72,6 +72,21 @@ void lev_vplan_destroy(lev_vplan_t *plan);
 int lev_vplan_validate(const lev_vplan_t *plan, const void *body, size_t len,
                        const lev_codec_limits_t *limits, lev_error_t *err);
 
+/* A growable buffer for lev_vplan_fill's NUL-terminated copies. */
+typedef struct lev_scratch_s {
+    char *p;
+    size_t cap;
+} lev_scratch_t;
+
+/* Fills `value` (a generic value of the plan's schema, reset or new) from a
+ * body lev_vplan_validate accepted with the plan: the same value avro-c's
+ * avro_value_read makes, with the same calls on it in the same order, but
+ * strings and bytes are copied into the value's own buffers (kept across
+ * resets) instead of each being read into a new allocation. 0, LEV_ERR_NOMEM,
+ * or LEV_ERR_DECODE when avro-c refuses a call (never for a validated body). */
+int lev_vplan_fill(const lev_vplan_t *plan, const void *body, size_t len, avro_value_t *value,
+                   lev_scratch_t *scratch);
+
 /* ======================================================================
  * json_encode.c: Avro JSON text to the binary encoding, without a tree
  * ====================================================================== */

@@ -18,8 +18,18 @@
 /* Schema files larger than this are refused. */
 #define SCHEMA_FILE_MAX (16u * 1024 * 1024)
 
+/* FNV-1a of a full name. */
+static uint32_t name_hash(const char *name)
+{
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h;
+}
+
 struct lev_schema_s {
-    char *name;      /* full name */
+    char *name;         /* full name */
+    uint32_t name_hash; /* of name: lev_schemas_find compares it first */
     char *origin;    /* file or NULL */
     char *canonical; /* parsing canonical form */
     char *text;      /* the text it was loaded from */
@@ -166,8 +176,10 @@ const lev_schema_t *lev_schemas_find(const lev_schemas_t *schemas, const char *f
 {
     if (!schemas || !fullname)
         return NULL;
+    uint32_t h = name_hash(fullname);
     for (size_t i = 0; i < schemas->n; i++)
-        if (schemas->v[i]->current && strcmp(schemas->v[i]->name, fullname) == 0)
+        if (schemas->v[i]->name_hash == h && schemas->v[i]->current &&
+            strcmp(schemas->v[i]->name, fullname) == 0)
             return schemas->v[i];
     return NULL;
 }
@@ -372,6 +384,7 @@ static int schema_build(const char *json, size_t len, const char *origin, lev_sc
     s->names = json_object();
     s->canonical = lev_canon_write(s->norm);
     s->name = lev_strdup(json_string_value(json_object_get(s->norm, "name")));
+    s->name_hash = s->name ? name_hash(s->name) : 0;
     s->origin = lev_strdup(origin);
     s->text = malloc(len + 1);
     if (s->text) {

@@ -25,6 +25,7 @@
  */
 #include "codec_internal.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -666,4 +667,175 @@ int lev_vplan_validate(const lev_vplan_t *plan, const void *body, size_t len,
         snprintf(err->where, sizeof err->where, "%s", p);
     }
     return rc;
+}
+
+/* ======================================================================
+ * Filling a value from a validated body
+ * ====================================================================== */
+
+/* Everything below trusts the body: lev_vplan_validate accepted it with the
+ * same plan, so varints are well formed, lengths and counts fit what is
+ * left, indexes are in range and nesting is bounded by the codec's depth
+ * limit. */
+
+typedef struct fstate_s {
+    const uint8_t *p;
+    lev_scratch_t *scratch;
+} fstate_t;
+
+static int64_t fill_varint(fstate_t *f)
+{
+    uint64_t v = 0;
+    for (int shift = 0;; shift += 7) {
+        uint8_t b = *f->p++;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return (int64_t)((v >> 1) ^ (0 - (v & 1)));
+    }
+}
+
+/* The next length-prefixed run of bytes. */
+static const uint8_t *fill_run(fstate_t *f, size_t *len)
+{
+    *len = (size_t)fill_varint(f);
+    const uint8_t *at = f->p;
+    f->p += *len;
+    return at;
+}
+
+/* A NUL-terminated copy of data[0..len), in the scratch buffer. */
+static const char *fill_cstr(fstate_t *f, const uint8_t *data, size_t len)
+{
+    lev_scratch_t *s = f->scratch;
+    if (len + 1 > s->cap) {
+        size_t cap = s->cap ? s->cap : 256;
+        while (cap < len + 1)
+            cap *= 2;
+        char *np = realloc(s->p, cap);
+        if (!np)
+            return NULL;
+        s->p = np;
+        s->cap = cap;
+    }
+    if (len)
+        memcpy(s->p, data, len);
+    s->p[len] = '\0';
+    return s->p;
+}
+
+static int fill(fstate_t *f, const vnode_t *n, avro_value_t *v);
+
+/* Array items or map entries, block by block, as avro-c reads them. */
+static int fill_blocks(fstate_t *f, const vnode_t *n, avro_value_t *v)
+{
+    for (;;) {
+        int64_t count = fill_varint(f);
+        if (count == 0)
+            return 0;
+        if (count < 0) {
+            count = -count;
+            (void)fill_varint(f); /* the block's byte size */
+        }
+        for (int64_t k = 0; k < count; k++) {
+            avro_value_t item;
+            if (n->kind == VK_MAP) {
+                size_t klen;
+                const uint8_t *key = fill_run(f, &klen);
+                const char *ckey = fill_cstr(f, key, klen);
+                if (!ckey)
+                    return LEV_ERR_NOMEM;
+                if (avro_value_add(v, ckey, &item, NULL, NULL) != 0)
+                    return LEV_ERR_DECODE;
+            } else if (avro_value_append(v, &item, NULL) != 0) {
+                return LEV_ERR_DECODE;
+            }
+            int rc = fill(f, n->kids[0], &item);
+            if (rc)
+                return rc;
+        }
+    }
+}
+
+static int fill(fstate_t *f, const vnode_t *n, avro_value_t *v)
+{
+    size_t len;
+    const uint8_t *data;
+    int64_t x;
+    int rc = 0;
+    switch (n->kind) {
+    case VK_NULL:
+        rc = avro_value_set_null(v);
+        break;
+    case VK_BOOL:
+        rc = avro_value_set_boolean(v, *f->p++);
+        break;
+    case VK_INT:
+        rc = avro_value_set_int(v, (int32_t)fill_varint(f));
+        break;
+    case VK_LONG:
+        rc = avro_value_set_long(v, fill_varint(f));
+        break;
+    case VK_FLOAT: {
+        float fl;
+        memcpy(&fl, f->p, 4); /* little-endian, like every target avro-c supports here */
+        f->p += 4;
+        rc = avro_value_set_float(v, fl);
+        break;
+    }
+    case VK_DOUBLE: {
+        double d;
+        memcpy(&d, f->p, 8);
+        f->p += 8;
+        rc = avro_value_set_double(v, d);
+        break;
+    }
+    case VK_STRING: {
+        data = fill_run(f, &len);
+        const char *c = fill_cstr(f, data, len);
+        if (!c)
+            return LEV_ERR_NOMEM;
+        rc = avro_value_set_string_len(v, c, len + 1); /* the NUL included, as avro-c reads */
+        break;
+    }
+    case VK_BYTES:
+        data = fill_run(f, &len);
+        rc = avro_value_set_bytes(v, (void *)data, len);
+        break;
+    case VK_FIXED:
+        rc = avro_value_set_fixed(v, (void *)f->p, n->n);
+        f->p += n->n;
+        break;
+    case VK_ENUM:
+        rc = avro_value_set_enum(v, (int)fill_varint(f));
+        break;
+    case VK_RECORD:
+        for (size_t i = 0; i < n->n; i++) {
+            avro_value_t field;
+            if (avro_value_get_by_index(v, i, &field, NULL) != 0)
+                return LEV_ERR_DECODE;
+            if ((rc = fill(f, n->kids[i], &field)) != 0)
+                return rc;
+        }
+        return 0;
+    case VK_ARRAY:
+    case VK_MAP:
+        return fill_blocks(f, n, v);
+    case VK_UNION: {
+        x = fill_varint(f);
+        avro_value_t branch;
+        if (avro_value_set_branch(v, (int)x, &branch) != 0)
+            return LEV_ERR_DECODE;
+        return fill(f, n->kids[x], &branch);
+    }
+    }
+    return rc ? (rc == ENOMEM ? LEV_ERR_NOMEM : LEV_ERR_DECODE) : 0;
+}
+
+int lev_vplan_fill(const lev_vplan_t *plan, const void *body, size_t len, avro_value_t *value,
+                   lev_scratch_t *scratch)
+{
+    if (!plan || !value || !scratch || (!body && len))
+        return LEV_ERR_ARG;
+    fstate_t f = {.p = body ? body : (const void *)"", .scratch = scratch};
+    return fill(&f, plan->root, value);
 }

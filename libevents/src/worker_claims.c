@@ -25,7 +25,9 @@ static int claim_key(const lev_worker_t *w, const wrec_t *r, char *buf, size_t s
 {
     const whdr_t *src = &r->h[H_SOURCE];
     size_t gl = strlen(w->group), il = strlen(r->id);
-    char *tail = malloc(il + src->len + 32);
+    char small[CLAIM_KEY_READABLE_MAX + 64];
+    size_t need = il + src->len + 32;
+    char *tail = need <= sizeof small ? small : malloc(need);
     if (!tail)
         return -1;
     int tl;
@@ -56,7 +58,8 @@ static int claim_key(const lev_worker_t *w, const wrec_t *r, char *buf, size_t s
             n = (int)(gl + 8 + 2 * mdlen);
         }
     }
-    free(tail);
+    if (tail != small)
+        free(tail);
     return n;
 }
 

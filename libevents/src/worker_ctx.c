@@ -149,8 +149,16 @@ int lev_ctx_emit(lev_ctx_t *ctx, const char *topic, const char *key, const avro_
     const char *type = as ? avro_schema_type_name(as) : NULL;
     const char *ns = as ? avro_schema_namespace(as) : NULL;
     char fullname[256];
-    snprintf(fullname, sizeof fullname, "%s%s%s", ns && *ns ? ns : "", ns && *ns ? "." : "",
-             type ? type : "");
+    size_t nl = ns ? strlen(ns) : 0, tl = type ? strlen(type) : 0;
+    if (nl + tl + 2 > sizeof fullname)
+        return lev_error_set(err, LEV_ERR_NOT_FOUND, type, "no schema of this type");
+    if (nl) {
+        memcpy(fullname, ns, nl);
+        fullname[nl++] = '.';
+    }
+    if (tl)
+        memcpy(fullname + nl, type, tl);
+    fullname[nl + tl] = '\0';
     const lev_schema_t *s = lev_schemas_find(ctx->w->schemas, fullname);
     if (!s)
         return lev_error_set(err, LEV_ERR_NOT_FOUND, fullname, "no schema of this type");

@@ -51,31 +51,36 @@ void lev_w_scan_headers(wrec_t *r)
     rd_kafka_headers_t *h = NULL;
     if (rd_kafka_message_headers(r->m, &h) != 0 || !h)
         return;
+    /* names with their lengths: most headers are told apart by length */
+#define KNOWN(n, which) {n, sizeof n - 1, which}
     static const struct {
         const char *name;
+        size_t len;
         int which;
     } known[] = {
-        {LEV_H_CE_ID, H_ID},
-        {LEV_H_CE_SOURCE, H_SOURCE},
-        {LEV_H_CORRELATION_ID, H_CORRELATION},
-        {LEV_H_TRACEPARENT, H_TRACE},
-        {LEV_H_ORIG_TOPIC, H_ORIG_TOPIC},
-        {LEV_H_ORIG_PARTITION, H_ORIG_PARTITION},
-        {LEV_H_ORIG_OFFSET, H_ORIG_OFFSET},
-        {LEV_H_ORIG_TIMESTAMP, H_ORIG_TIMESTAMP},
-        {LEV_H_ATTEMPTS, H_ATTEMPTS},
-        {LEV_H_FIRST_FAILURE, H_FIRST_FAILURE},
-        {LEV_H_DUE, H_DUE},
-        {LEV_H_REDRIVE_FROM, H_REDRIVE_FROM},
+        KNOWN(LEV_H_CE_ID, H_ID),
+        KNOWN(LEV_H_CE_SOURCE, H_SOURCE),
+        KNOWN(LEV_H_CORRELATION_ID, H_CORRELATION),
+        KNOWN(LEV_H_TRACEPARENT, H_TRACE),
+        KNOWN(LEV_H_ORIG_TOPIC, H_ORIG_TOPIC),
+        KNOWN(LEV_H_ORIG_PARTITION, H_ORIG_PARTITION),
+        KNOWN(LEV_H_ORIG_OFFSET, H_ORIG_OFFSET),
+        KNOWN(LEV_H_ORIG_TIMESTAMP, H_ORIG_TIMESTAMP),
+        KNOWN(LEV_H_ATTEMPTS, H_ATTEMPTS),
+        KNOWN(LEV_H_FIRST_FAILURE, H_FIRST_FAILURE),
+        KNOWN(LEV_H_DUE, H_DUE),
+        KNOWN(LEV_H_REDRIVE_FROM, H_REDRIVE_FROM),
     };
+#undef KNOWN
     const char *name;
     const void *v;
     size_t len;
     for (size_t i = 0; rd_kafka_header_get_all(h, i, &name, &v, &len) == 0; i++) {
         if (name[0] != 'c' && name[0] != 't' && name[0] != 'l' && name[0] != 'e')
             continue;
+        size_t nl = strlen(name);
         for (size_t k = 0; k < sizeof known / sizeof known[0]; k++) {
-            if (strcmp(name, known[k].name) == 0) {
+            if (known[k].len == nl && memcmp(name, known[k].name, nl) == 0) {
                 r->h[known[k].which] = (whdr_t){v, v ? len : 0};
                 break;
             }

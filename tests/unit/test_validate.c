@@ -695,6 +695,219 @@ static void random_corruptions_never_crash(void)
     lev_schemas_destroy(set);
 }
 
+/* ---- filling a value without avro-c's reader -------------------------- */
+
+typedef struct gen_s {
+    uint64_t rng;
+    uint8_t *buf;
+    size_t len, cap;
+} gen_t;
+
+static uint32_t gen_rand(gen_t *g)
+{
+    g->rng = g->rng * 6364136223846793005ull + 1442695040888963407ull;
+    return (uint32_t)(g->rng >> 33);
+}
+
+static void gen_bytes(gen_t *g, const void *p, size_t n)
+{
+    if (g->len + n > g->cap) {
+        g->cap = (g->len + n) * 2 + 64;
+        g->buf = realloc(g->buf, g->cap);
+    }
+    memcpy(g->buf + g->len, p, n);
+    g->len += n;
+}
+
+static void gen_long(gen_t *g, int64_t v)
+{
+    uint8_t b[10];
+    gen_bytes(g, b, put_long(b, v));
+}
+
+/* A random value of s, encoded (finite floats only: NaN is not equal to
+ * itself, which would make equal values compare unequal). */
+static void gen_value(gen_t *g, avro_schema_t s, int depth)
+{
+    while (is_avro_link(s))
+        s = avro_schema_link_target(s);
+    static const char *const pieces[] = {
+        "a", "b", "k", "", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80",
+    };
+    switch (avro_typeof(s)) {
+    case AVRO_NULL:
+        break;
+    case AVRO_BOOLEAN: {
+        uint8_t b = (uint8_t)(gen_rand(g) & 1);
+        gen_bytes(g, &b, 1);
+        break;
+    }
+    case AVRO_INT32:
+        gen_long(g, (int32_t)gen_rand(g) >> (gen_rand(g) % 32));
+        break;
+    case AVRO_INT64:
+        gen_long(g, (int64_t)(((uint64_t)gen_rand(g) << 32) | gen_rand(g)) >> (gen_rand(g) % 64));
+        break;
+    case AVRO_FLOAT: {
+        float f = (float)((int32_t)gen_rand(g)) / 1024.0f;
+        gen_bytes(g, &f, 4);
+        break;
+    }
+    case AVRO_DOUBLE: {
+        double d = (double)(int32_t)gen_rand(g) / 3.0;
+        gen_bytes(g, &d, 8);
+        break;
+    }
+    case AVRO_STRING: { /* few distinct strings: map keys repeat */
+        char text[64] = "";
+        size_t n = gen_rand(g) % 5;
+        for (size_t i = 0; i < n; i++)
+            strcat(text, pieces[gen_rand(g) % 7]);
+        gen_long(g, (int64_t)strlen(text));
+        gen_bytes(g, text, strlen(text));
+        break;
+    }
+    case AVRO_BYTES: {
+        uint8_t b[40];
+        size_t n = gen_rand(g) % sizeof b;
+        for (size_t i = 0; i < n; i++)
+            b[i] = (uint8_t)gen_rand(g);
+        gen_long(g, (int64_t)n);
+        gen_bytes(g, b, n);
+        break;
+    }
+    case AVRO_FIXED:
+        for (int64_t i = 0; i < avro_schema_fixed_size(s); i++) {
+            uint8_t b = (uint8_t)gen_rand(g);
+            gen_bytes(g, &b, 1);
+        }
+        break;
+    case AVRO_ENUM:
+        gen_long(g, gen_rand(g) % (uint32_t)avro_schema_enum_number_of_symbols(s));
+        break;
+    case AVRO_RECORD:
+        for (size_t i = 0; i < avro_schema_record_size(s); i++)
+            gen_value(g, avro_schema_record_field_get_by_index(s, (int)i), depth + 1);
+        break;
+    case AVRO_ARRAY:
+    case AVRO_MAP: {
+        int map = avro_typeof(s) == AVRO_MAP;
+        avro_schema_t item = map ? avro_schema_map_values(s) : avro_schema_array_items(s);
+        size_t blocks = depth > 4 ? 0 : gen_rand(g) % 3;
+        for (size_t b = 0; b < blocks; b++) {
+            int64_t count = 1 + gen_rand(g) % 4;
+            gen_t inner = {.rng = g->rng};
+            for (int64_t k = 0; k < count; k++) {
+                if (map) /* a key of one to three letters: duplicates happen */
+                    gen_value(&inner, avro_schema_string(), depth + 1);
+                gen_value(&inner, item, depth + 1);
+            }
+            g->rng = inner.rng;
+            if (gen_rand(g) & 1) { /* the form with the block's byte size */
+                gen_long(g, -count);
+                gen_long(g, (int64_t)inner.len);
+            } else {
+                gen_long(g, count);
+            }
+            gen_bytes(g, inner.buf, inner.len);
+            free(inner.buf);
+        }
+        gen_long(g, 0);
+        break;
+    }
+    case AVRO_UNION: {
+        size_t n = avro_schema_union_size(s), pick = gen_rand(g) % n;
+        if (depth > 4) /* deep: the first branch that does not recurse, if any */
+            for (size_t i = 0; i < n; i++)
+                if (!is_avro_named_type(avro_schema_union_branch(s, (int)i)) &&
+                    !is_avro_link(avro_schema_union_branch(s, (int)i))) {
+                    pick = i;
+                    break;
+                }
+        gen_long(g, (int64_t)pick);
+        gen_value(g, avro_schema_union_branch(s, (int)pick), depth + 1);
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+/* What lev_vplan_fill makes is what avro-c's reader makes, for random
+ * values of every type (blocks with and without byte sizes, repeated map
+ * keys, recursion), into a value reused across them as the worker does. */
+static void fill_matches_avro_c_reader(void)
+{
+    lev_schemas_t *set = lev_schemas_new();
+    const char *schemas[] = {
+        "{\"type\":\"record\",\"name\":\"All\",\"namespace\":\"t\",\"fields\":["
+        "{\"name\":\"n\",\"type\":\"null\"},{\"name\":\"b\",\"type\":\"boolean\"},"
+        "{\"name\":\"i\",\"type\":\"int\"},{\"name\":\"l\",\"type\":\"long\"},"
+        "{\"name\":\"f\",\"type\":\"float\"},{\"name\":\"d\",\"type\":\"double\"},"
+        "{\"name\":\"s\",\"type\":\"string\"},{\"name\":\"y\",\"type\":\"bytes\"},"
+        "{\"name\":\"x\",\"type\":{\"type\":\"fixed\",\"name\":\"F3\",\"size\":3}},"
+        "{\"name\":\"e\",\"type\":"
+        "{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"A\",\"B\",\"C\"]}},"
+        "{\"name\":\"a\",\"type\":"
+        "{\"type\":\"array\",\"items\":{\"type\":\"record\",\"name\":\"It\","
+        "\"fields\":[{\"name\":\"k\",\"type\":\"string\"},{\"name\":\"q\",\"type\":\"int\"}]}}},"
+        "{\"name\":\"m\",\"type\":{\"type\":\"map\",\"values\":[\"null\",\"string\",\"long\","
+        "{\"type\":\"array\",\"items\":\"string\"}]}},"
+        "{\"name\":\"u\",\"type\":[\"null\",\"F3\",\"E\",\"bytes\",{\"type\":\"map\","
+        "\"values\":\"double\"}]}]}",
+        "{\"type\":\"record\",\"name\":\"Node\",\"namespace\":\"t\",\"fields\":["
+        "{\"name\":\"label\",\"type\":\"string\"},"
+        "{\"name\":\"next\",\"type\":[\"null\",\"Node\"]},"
+        "{\"name\":\"kids\",\"type\":{\"type\":\"array\",\"items\":\"Node\"}}]}",
+        "{\"type\":\"record\",\"name\":\"Few\",\"namespace\":\"t\",\"fields\":["
+        "{\"name\":\"v\",\"type\":{\"type\":\"array\",\"items\":[\"null\",\"string\"]}},"
+        "{\"name\":\"w\",\"type\":{\"type\":\"map\",\"values\":\"Few\"}}]}",
+        "{\"type\":\"record\",\"name\":\"Empty\",\"namespace\":\"t\",\"fields\":[]}",
+    };
+    size_t nschemas = sizeof schemas / sizeof schemas[0];
+    const lev_schema_t *ss[8];
+    for (size_t i = 0; i < nschemas; i++)
+        REQUIRE((ss[i] = add(set, schemas[i])) != NULL);
+    lev_error_t err;
+    lev_codec_t *codec = lev_codec_new(set, NULL);
+    REQUIRE(codec != NULL);
+    lev_codec_limits_t limits = *lev_codec_limits(codec);
+    avro_reader_t reader = avro_reader_memory("", 0);
+    lev_scratch_t scratch = {0};
+    int compared = 0, mismatched = 0;
+    for (size_t k = 0; k < nschemas; k++) {
+        avro_value_t reused;
+        REQUIRE(lev_codec_new_value(codec, ss[k], &reused) == 0);
+        gen_t g = {.rng = 12345 + k};
+        for (int round = 0; round < 3000; round++) {
+            g.len = 0;
+            gen_value(&g, lev_schema_avro(ss[k]), 0);
+            if (lev_vplan_validate(lev_schema_plan(ss[k]), g.buf, g.len, &limits, &err) != 0)
+                continue; /* deeper than the limit, say: not a fill's input */
+            avro_value_t want;
+            REQUIRE(lev_codec_new_value(codec, ss[k], &want) == 0);
+            avro_reader_memory_set_source(reader, (const char *)g.buf, (int64_t)g.len);
+            CHECK(avro_value_read(reader, &want) == 0);
+            avro_value_reset(&reused);
+            CHECK_INT(lev_vplan_fill(lev_schema_plan(ss[k]), g.buf, g.len, &reused, &scratch), ==,
+                      0);
+            if (!avro_value_equal(&want, &reused))
+                mismatched++;
+            compared++;
+            avro_value_decref(&want);
+        }
+        avro_value_decref(&reused);
+        free(g.buf);
+    }
+    fprintf(stderr, "%d values compared\n", compared);
+    CHECK_INT(mismatched, ==, 0);
+    CHECK(compared > 10000);
+    free(scratch.p);
+    avro_reader_free(reader);
+    lev_codec_destroy(codec);
+    lev_schemas_destroy(set);
+}
+
 CHECK_MAIN(CASE(decode_rejects_garbage), CASE(decode_rejects_bad_framing),
            CASE(decode_rejects_unknown_fingerprint_naming_it),
            CASE(every_truncation_of_a_valid_body_is_a_decode_error),
@@ -710,4 +923,5 @@ CHECK_MAIN(CASE(decode_rejects_garbage), CASE(decode_rejects_bad_framing),
            CASE(error_path_names_the_nested_field),
            CASE(recursive_schema_nesting_is_bounded_by_max_depth),
            CASE(value_larger_than_max_value_size_is_refused),
-           CASE(validate_body_checks_without_decoding), CASE(random_corruptions_never_crash))
+           CASE(validate_body_checks_without_decoding), CASE(random_corruptions_never_crash),
+           CASE(fill_matches_avro_c_reader))
