@@ -30,9 +30,9 @@ static uint32_t name_hash(const char *name)
 struct lev_schema_s {
     char *name;         /* full name */
     uint32_t name_hash; /* of name: lev_schemas_find compares it first */
-    char *origin;    /* file or NULL */
-    char *canonical; /* parsing canonical form */
-    char *text;      /* the text it was loaded from */
+    char *origin;       /* file or NULL */
+    char *canonical;    /* parsing canonical form */
+    char *text;         /* the text it was loaded from */
     size_t text_len;
     uint64_t fingerprint;
     int current;

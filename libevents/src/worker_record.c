@@ -52,26 +52,24 @@ void lev_w_scan_headers(wrec_t *r)
     if (rd_kafka_message_headers(r->m, &h) != 0 || !h)
         return;
     /* names with their lengths: most headers are told apart by length */
-#define KNOWN(n, which) {n, sizeof n - 1, which}
     static const struct {
         const char *name;
         size_t len;
         int which;
     } known[] = {
-        KNOWN(LEV_H_CE_ID, H_ID),
-        KNOWN(LEV_H_CE_SOURCE, H_SOURCE),
-        KNOWN(LEV_H_CORRELATION_ID, H_CORRELATION),
-        KNOWN(LEV_H_TRACEPARENT, H_TRACE),
-        KNOWN(LEV_H_ORIG_TOPIC, H_ORIG_TOPIC),
-        KNOWN(LEV_H_ORIG_PARTITION, H_ORIG_PARTITION),
-        KNOWN(LEV_H_ORIG_OFFSET, H_ORIG_OFFSET),
-        KNOWN(LEV_H_ORIG_TIMESTAMP, H_ORIG_TIMESTAMP),
-        KNOWN(LEV_H_ATTEMPTS, H_ATTEMPTS),
-        KNOWN(LEV_H_FIRST_FAILURE, H_FIRST_FAILURE),
-        KNOWN(LEV_H_DUE, H_DUE),
-        KNOWN(LEV_H_REDRIVE_FROM, H_REDRIVE_FROM),
+        {LEV_H_CE_ID, sizeof LEV_H_CE_ID - 1, H_ID},
+        {LEV_H_CE_SOURCE, sizeof LEV_H_CE_SOURCE - 1, H_SOURCE},
+        {LEV_H_CORRELATION_ID, sizeof LEV_H_CORRELATION_ID - 1, H_CORRELATION},
+        {LEV_H_TRACEPARENT, sizeof LEV_H_TRACEPARENT - 1, H_TRACE},
+        {LEV_H_ORIG_TOPIC, sizeof LEV_H_ORIG_TOPIC - 1, H_ORIG_TOPIC},
+        {LEV_H_ORIG_PARTITION, sizeof LEV_H_ORIG_PARTITION - 1, H_ORIG_PARTITION},
+        {LEV_H_ORIG_OFFSET, sizeof LEV_H_ORIG_OFFSET - 1, H_ORIG_OFFSET},
+        {LEV_H_ORIG_TIMESTAMP, sizeof LEV_H_ORIG_TIMESTAMP - 1, H_ORIG_TIMESTAMP},
+        {LEV_H_ATTEMPTS, sizeof LEV_H_ATTEMPTS - 1, H_ATTEMPTS},
+        {LEV_H_FIRST_FAILURE, sizeof LEV_H_FIRST_FAILURE - 1, H_FIRST_FAILURE},
+        {LEV_H_DUE, sizeof LEV_H_DUE - 1, H_DUE},
+        {LEV_H_REDRIVE_FROM, sizeof LEV_H_REDRIVE_FROM - 1, H_REDRIVE_FROM},
     };
-#undef KNOWN
     const char *name;
     const void *v;
     size_t len;
