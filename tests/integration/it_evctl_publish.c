@@ -1123,6 +1123,118 @@ static void publish_reads_every_line_the_same_with_or_without_a_json_tree(void)
     unlink(path);
 }
 
+/* text with every occurrence of `from` replaced by `to` (new string) */
+static char *replace_all(const char *text, const char *from, const char *to)
+{
+    size_t fl = strlen(from), tl = strlen(to), n = 0;
+    for (const char *p = text; (p = strstr(p, from)) != NULL; p += fl)
+        n++;
+    char *out = malloc(strlen(text) + n * tl + 1), *o = out;
+    if (!out)
+        abort();
+    for (const char *p = text, *q; *p; p = q + fl) {
+        if (!(q = strstr(p, from))) {
+            strcpy(o, p);
+            return out;
+        }
+        memcpy(o, p, (size_t)(q - p));
+        o += q - p;
+        memcpy(o, to, tl);
+        o += tl;
+    }
+    *o = '\0';
+    return out;
+}
+
+/* The first pass spread over worker threads (several chunks of lines,
+ * EVCTL_PUBLISH_THREADS=3) gives exactly what the main thread alone gives
+ * (EVCTL_PUBLISH_THREADS=0): the same errors for the same lines, duplicate
+ * ids found across chunks, a line too long for the workers, lines only
+ * jansson reads, and the same records in the same order. */
+static void publish_on_worker_threads_gives_what_one_thread_gives(void)
+{
+    enum { LINES = 5000, LONG_LINE = 2601, DUP_LINE = 4100, FIRST = 18 };
+    char path[256], tag[64], topic[2][128];
+    it_tmp_path("threads", path, sizeof path);
+    lev_test_unique("thr", tag, sizeof tag);
+    FILE *f = fopen(path, "w");
+    REQUIRE(f);
+    int nbad = 0, long_at = -1;                    /* the long line's record */
+    int dup_at = DUP_LINE + (DUP_LINE - 1) / 1000; /* with the blank lines before it */
+    for (int i = 1; i <= LINES; i++) {
+        if (i % 1000 == 1 && i > 1)
+            fputs("\n", f); /* blank */
+        /* ids, times and trace headers given: nothing generated differs */
+        char head[512];
+        snprintf(head, sizeof head,
+                 "{\"type\":\"shop.order.%s\",\"id\":\"%s-%d\",\"time\":\"2026-11-21T17:05:00Z\","
+                 "\"headers\":{\"traceparent\":\"00-0af7651916cd43dd8448eb211c80319c-"
+                 "b7ad6b7169203331-01\",\"correlation_id\":\"c-%d\"},",
+                 i % 11 == 5 ? "Order\\u0050laced" : "OrderPlaced", tag, i == DUP_LINE ? FIRST : i,
+                 i);
+        if (i % 7 == 3) {
+            nbad++;
+            fprintf(f, "%s%s\n", head,
+                    i % 3 == 0   ? "\"value\":{\"order_id\":\"o\",\"customer_id\":7}}"
+                    : i % 3 == 1 ? "\"value\":{\"order_id\":\"o\"},\"extra\":1}"
+                                 : "\"value\":{\"order_id\":\"o\"}");
+            continue;
+        }
+        if (i == DUP_LINE)
+            nbad++;
+        if (i == LONG_LINE)
+            long_at = i - 1 - nbad;
+        fprintf(f, "%s\"value\":{\"order_id\":\"o-%d\",\"customer_id\":\"", head, i);
+        for (int k = 0; k < (i == LONG_LINE ? 300000 : 1); k++)
+            fputc('c', f);
+        fprintf(f,
+                "\",\"customer_email\":null,\"items\":[{\"sku\":\"s\",\"quantity\":%d,"
+                "\"unit_price_minor\":5}],\"currency\":\"USD\",\"total_minor\":%d,"
+                "\"payment_token\":\"t\",\"placed_at\":%d}}\n",
+                i, 5 * i, i);
+    }
+    REQUIRE(fclose(f) == 0);
+    char *out[2], *err[2], *tail[2];
+    for (int t = 0; t < 2; t++) {
+        lev_test_unique(t ? "it-evctl-thr3" : "it-evctl-thr0", topic[t], sizeof topic[t]);
+        REQUIRE(lev_test_create_topic(topic[t], 1) == 0);
+        setenv("EVCTL_PUBLISH_THREADS", t ? "3" : "0", 1);
+        CHECK_INT(it_evctl(&out[t], &err[t], NULL, "publish", path, "--topic", topic[t],
+                           "--skip-bad", NULL),
+                  ==, 65);
+        unsetenv("EVCTL_PUBLISH_THREADS");
+        CHECK_INT(it_evctl(&tail[t], NULL, NULL, "tail", topic[t], NULL), ==, 0);
+        /* the same text whatever the topic's name */
+        char *o = replace_all(out[t], topic[t], "T"), *l = replace_all(tail[t], topic[t], "T");
+        free(out[t]);
+        free(tail[t]);
+        out[t] = o;
+        tail[t] = l;
+    }
+    CHECK_STR(err[0], err[1]);
+    CHECK_STR(out[0], out[1]);
+    CHECK_STR(tail[0], tail[1]);
+    json_t *lines = it_lines(out[1]), *records = it_lines(tail[1]);
+    CHECK_INT(json_array_size(lines), ==, LINES);
+    CHECK_INT(json_array_size(records), ==, LINES - nbad);
+    char want[256];
+    snprintf(want, sizeof want, ":%d: id: \"%s-%d\" is also the id of line %d", dup_at, tag, FIRST,
+             FIRST);
+    CHECK(strstr(err[1], want) != NULL);
+    snprintf(want, sizeof want, "published %d, skipped %d bad", LINES - nbad, nbad);
+    CHECK(strstr(err[1], want) != NULL);
+    json_t *r = json_array_get(records, (size_t)long_at);
+    CHECK_INT(strlen(it_str(r, "value.customer_id")), ==, 300000);
+    json_decref(lines);
+    json_decref(records);
+    for (int t = 0; t < 2; t++) {
+        free(out[t]);
+        free(err[t]);
+        free(tail[t]);
+    }
+    unlink(path);
+}
+
 CHECK_MAIN(CASE(publish_then_tail_round_trip_equals_the_input),
            CASE(a_bad_line_publishes_nothing_and_names_the_line_and_field),
            CASE(an_input_without_events_publishes_nothing_and_says_so),
@@ -1132,6 +1244,7 @@ CHECK_MAIN(CASE(publish_then_tail_round_trip_equals_the_input),
            CASE(empty_or_reversed_ranges_are_usage_errors),
            CASE(publish_refuses_empty_keys_duplicate_ids_and_lev_headers),
            CASE(publish_reads_every_line_the_same_with_or_without_a_json_tree),
+           CASE(publish_on_worker_threads_gives_what_one_thread_gives),
            CASE(publish_of_200k_lines_stays_under_a_fixed_memory_bound_from_a_file_and_a_pipe),
            CASE(a_duplicate_id_far_from_its_first_line_names_both_lines),
            CASE(a_failed_delivery_is_named_by_its_line_and_the_rest_are_sent),

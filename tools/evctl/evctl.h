@@ -246,6 +246,30 @@ int evctl_spool_rewind(evctl_spool_t *s);
 int evctl_spool_next(evctl_spool_t *s, const void **rec, uint32_t *len);
 
 /* ======================================================================
+ * An ordered pool of worker threads (pool.c)
+ * ====================================================================== */
+
+/* Jobs run on worker threads and come back in the order they were
+ * submitted, so a caller can spread work over the cores and still commit
+ * its results in input order. fn(arg, worker, job) runs on worker number
+ * `worker` (0 .. workers-1): state indexed by it is that thread's alone. */
+typedef struct evctl_pool_s evctl_pool_t;
+typedef void (*evctl_pool_fn)(void *arg, int worker, void *job);
+
+#define EVCTL_POOL_MAX_JOBS 64 /* submitted and not yet taken back */
+
+/* NULL when a thread cannot be started (the caller then works alone). */
+evctl_pool_t *evctl_pool_new(int workers, evctl_pool_fn fn, void *arg);
+/* Queues a job: -1 when EVCTL_POOL_MAX_JOBS are out already. */
+int evctl_pool_submit(evctl_pool_t *p, void *job);
+/* The oldest job submitted, once done (waits for it); NULL when none is out. */
+void *evctl_pool_next(evctl_pool_t *p);
+/* Jobs submitted and not yet taken back by evctl_pool_next. */
+size_t evctl_pool_out(const evctl_pool_t *p);
+/* Lets the jobs being run finish, drops the others, joins the threads. */
+void evctl_pool_destroy(evctl_pool_t *p);
+
+/* ======================================================================
  * Kafka (kafka.c)
  * ====================================================================== */
 

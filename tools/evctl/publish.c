@@ -12,9 +12,11 @@
 #include "evctl.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MAX_USER_HEADERS 32
 #define MAX_LINE (64u << 20)
@@ -106,6 +108,8 @@ typedef struct routes_s {
 
 static const char *route(evctl_ctx_t *ctx, routes_t *r, const char *type)
 {
+    if (!r)
+        return NULL; /* a worker thread, before the main one loaded them */
     if (r->state == 0)
         r->state = evctl_topology_load(&r->topo, ctx, -1, -1, -1) == 0 ? 1 : -1;
     return r->state == 1 ? evctl_topology_topic_for_type(&r->topo, type) : NULL;
@@ -495,9 +499,10 @@ out:
 }
 
 /* Fills the item from the line, or returns -1 (nothing kept) for
- * validate() to do it. */
-static int fast_line(evctl_ctx_t *ctx, routes_t *routes, const rules_t *rules, item_t *it,
-                     const char *line, size_t len)
+ * validate() to do it. codec is ctx's, or a worker thread's own (then
+ * routes is NULL until the main thread has loaded them, and SOE framing). */
+static int fast_line(evctl_ctx_t *ctx, lev_codec_t *codec, routes_t *routes, const rules_t *rules,
+                     item_t *it, const char *line, size_t len)
 {
     if (len + 1 > it->copy_cap) {
         char *c = realloc(it->copy, len + 1);
@@ -533,12 +538,12 @@ static int fast_line(evctl_ctx_t *ctx, routes_t *routes, const rules_t *rules, i
                                              : fast_string(&r, &key);
         else if (IS("value") && !value && lev_jreader_peek(&r) == '{') {
             value = r.p;
-            if (type && !encoded && lev_codec_wire_format(ctx->codec) == LEV_WIRE_SOE) {
+            if (type && !encoded && lev_codec_wire_format(codec) == LEV_WIRE_SOE) {
                 /* the usual order, "type" first: encoded as it is read */
                 size_t used = 0;
                 schema = lev_schemas_find(ctx->schemas, type);
                 it->vlen = 0;
-                rc = schema ? lev_codec_encode_json(ctx->codec, schema, r.p, (size_t)(r.end - r.p),
+                rc = schema ? lev_codec_encode_json(codec, schema, r.p, (size_t)(r.end - r.p),
                                                     &used, &it->vbuf, &it->vlen, &it->vcap, &err)
                             : -1;
                 r.p += used;
@@ -587,11 +592,11 @@ static int fast_line(evctl_ctx_t *ctx, routes_t *routes, const rules_t *rules, i
             goto out;
         it->vlen = 0;
         if (dry_confluent(ctx, rules))
-            lev_codec_set_wire_format(ctx->codec, LEV_WIRE_SOE);
-        int erc = lev_codec_encode_json(ctx->codec, schema, value, vlen, NULL, &it->vbuf, &it->vlen,
+            lev_codec_set_wire_format(codec, LEV_WIRE_SOE);
+        int erc = lev_codec_encode_json(codec, schema, value, vlen, NULL, &it->vbuf, &it->vlen,
                                         &it->vcap, &err);
         if (dry_confluent(ctx, rules))
-            lev_codec_set_wire_format(ctx->codec, LEV_WIRE_CONFLUENT);
+            lev_codec_set_wire_format(codec, LEV_WIRE_CONFLUENT);
         if (erc != 0)
             goto out;
     }
@@ -873,6 +878,308 @@ static long topic_index(input_t *in, const char *t, long line)
     return n;
 }
 
+/* The first pass: what it keeps from line to line. */
+typedef struct reader_s {
+    evctl_ctx_t *ctx;
+    routes_t *routes;
+    const rules_t *rules;
+    const char *name;
+    input_t *in;
+    ids_t ids;
+    wbuf_t wb;
+    item_t *it;
+    rec_t *scratch;
+    int tree_only;
+} reader_t;
+
+/* Spools a validated event (its record in rec, topic index 0 at
+ * REC_TOPIC_AT, filled in here) unless an earlier line has its source and
+ * id: then reports the line. 0, or an exit code. */
+#define REC_TOPIC_AT 16
+static int spool_event(reader_t *rd, long lineno, const char *source, const char *id,
+                       const char *topic, char *rec, size_t len)
+{
+    input_t *in = rd->in;
+    long first = 0;
+    if (ids_check_add(&rd->ids, &in->spool, source, id, in->spool.flushed + in->spool.len,
+                      rd->scratch, &first) != 0)
+        return evctl_fail(EVCTL_EXIT_INTERNAL, "out of memory or temporary file unreadable");
+    if (first) {
+        char text[600];
+        snprintf(text, sizeof text,
+                 "\"%.64s\" is also the id of line %ld (same ce_source): each event of one "
+                 "input needs its own id, a service handles an id once",
+                 id, first);
+        report_bad(rd->name, lineno, "duplicate-id", "id", text);
+        in->nbad++;
+        return 0;
+    }
+    long t = topic_index(in, topic, lineno);
+    if (t < 0)
+        return evctl_fail(EVCTL_EXIT_INTERNAL, "out of memory");
+    uint32_t t32 = (uint32_t)t;
+    memcpy(rec + REC_TOPIC_AT, &t32, sizeof t32);
+    uint64_t off;
+    int rc = evctl_spool_put(&in->spool, rec, (uint32_t)len, &off);
+    if (rc == 0)
+        in->n++;
+    return rc;
+}
+
+/* One line (without its end of line, not blank), on the main thread:
+ * validated, then spooled or reported. 0, or an exit code. */
+static int one_line(reader_t *rd, const char *line, size_t len, long lineno)
+{
+    char where[300] = "", text[600] = "";
+    item_t *it = rd->it;
+    if (len > MAX_LINE) {
+        report_bad(rd->name, lineno, "json", "", "line too long");
+        rd->in->nbad++;
+        return 0;
+    }
+    json_error_t jerr;
+    const char *cls = NULL;
+    int fast = !rd->tree_only &&
+               fast_line(rd->ctx, rd->ctx->codec, rd->routes, rd->rules, it, line, len) == 0;
+    it->line = lineno;
+    if (!fast && !(it->doc = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr))) {
+        snprintf(where, sizeof where, "column %d", jerr.column);
+        snprintf(text, sizeof text, "%s", jerr.text);
+        cls = "json";
+    } else if (!fast) {
+        cls = validate(rd->ctx, rd->routes, rd->rules, it, where, sizeof where, text, sizeof text);
+    }
+    int rc = 0;
+    if (cls) {
+        report_bad(rd->name, lineno, cls, where, text);
+        rd->in->nbad++;
+    } else if (item_spool(it, 0, &rd->wb) != 0) {
+        rc = evctl_fail(EVCTL_EXIT_INTERNAL, "out of memory");
+    } else {
+        rc = spool_event(rd, lineno, it->eh.source, it->eh.id, it->topic, rd->wb.p, rd->wb.len);
+    }
+    item_clear(it);
+    return rc;
+}
+
+/* ----------------------------------------------------------------------
+ * The first pass on several cores: the main thread reads lines into
+ * chunks, worker threads validate and encode them by the fast path (each
+ * with its own codec), and the main thread takes the chunks back in input
+ * order to spool their events, check their ids and report. A line the
+ * fast path refuses is done again on the main thread, as one_line does
+ * it, so every error and every record is what the single-threaded pass
+ * gives.
+ * ---------------------------------------------------------------------- */
+
+#define PAR_MAX_WORKERS 4
+#define PAR_CHUNK_LINES 1024
+#define PAR_CHUNK_BYTES (1u << 20)
+#define PAR_LINE_MAX (256u << 10)            /* longer lines: on the main thread */
+#define PAR_CHUNKS (2 * PAR_MAX_WORKERS + 1) /* at most; 2 per worker + 1 in use */
+
+typedef struct pline_s {
+    long no;
+    size_t off, len;     /* in the chunk's text */
+    int ok;              /* the worker spooled it into out */
+    size_t out, rec_len; /* at out: the record, then topic, source and id, NUL-terminated */
+} pline_t;
+
+typedef struct chunk_s {
+    wbuf_t text; /* the lines, each NUL-terminated */
+    pline_t *line;
+    size_t n, cap;
+    wbuf_t out;
+} chunk_t;
+
+typedef struct pworker_s {
+    item_t *it;
+    lev_codec_t *codec;
+    wbuf_t rec;
+} pworker_t;
+
+typedef struct par_s {
+    reader_t *rd;
+    _Atomic int routes_ready; /* rd->routes loaded: workers may read them */
+    pworker_t w[PAR_MAX_WORKERS];
+    int nworkers;
+    evctl_pool_t *pool;
+    chunk_t chunk[PAR_CHUNKS];
+    chunk_t *free_chunk[PAR_CHUNKS];
+    int nchunks, nfree;
+    chunk_t *cur; /* being filled */
+} par_t;
+
+static int wb_str(wbuf_t *b, const char *s)
+{
+    return wb_put(b, s, strlen(s) + 1);
+}
+
+/* A worker thread: the fast path on every line of a chunk. */
+static void par_chunk(void *arg, int worker, void *job)
+{
+    par_t *P = arg;
+    pworker_t *w = &P->w[worker];
+    chunk_t *c = job;
+    reader_t *rd = P->rd;
+    routes_t *routes = atomic_load(&P->routes_ready) ? rd->routes : NULL;
+    c->out.len = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        pline_t *l = &c->line[i];
+        item_t *it = w->it;
+        l->ok = 0;
+        if (fast_line(rd->ctx, w->codec, routes, rd->rules, it, c->text.p + l->off, l->len) != 0)
+            continue;
+        it->line = l->no;
+        l->out = c->out.len;
+        if (item_spool(it, 0, &w->rec) == 0 && wb_put(&c->out, w->rec.p, w->rec.len) == 0 &&
+            wb_str(&c->out, it->topic) == 0 && wb_str(&c->out, it->eh.source) == 0 &&
+            wb_str(&c->out, it->eh.id) == 0) {
+            l->ok = 1;
+            l->rec_len = w->rec.len;
+        } else {
+            c->out.len = l->out; /* out of memory: the main thread tries it */
+        }
+        item_clear(it);
+    }
+}
+
+/* Takes the oldest chunk back: its events spooled and its other lines done
+ * on the main thread, in order. 0, or an exit code. */
+static int par_commit(par_t *P)
+{
+    chunk_t *c = evctl_pool_next(P->pool);
+    if (!c)
+        return 0;
+    reader_t *rd = P->rd;
+    int rc = 0;
+    for (size_t i = 0; i < c->n && rc == 0; i++) {
+        pline_t *l = &c->line[i];
+        if (!l->ok) {
+            rc = one_line(rd, c->text.p + l->off, l->len, l->no);
+            if (rd->routes->state == 1)
+                atomic_store(&P->routes_ready, 1); /* for the chunks started from now on */
+            continue;
+        }
+        char *rec = c->out.p + l->out;
+        const char *topic = rec + l->rec_len, *source = topic + strlen(topic) + 1;
+        const char *id = source + strlen(source) + 1;
+        rc = spool_event(rd, l->no, source, id, topic, rec, l->rec_len);
+    }
+    c->n = 0;
+    c->text.len = 0;
+    P->free_chunk[P->nfree++] = c;
+    return rc;
+}
+
+static int par_submit(par_t *P)
+{
+    chunk_t *c = P->cur;
+    P->cur = NULL;
+    if (!c || c->n == 0) {
+        if (c)
+            P->free_chunk[P->nfree++] = c;
+        return 0;
+    }
+    return evctl_pool_submit(P->pool, c) == 0 ? 0 : -1; /* cannot be full: PAR_CHUNKS < ring */
+}
+
+/* Adds a line to the chunk being filled (taking one back first when all
+ * are out). 0, or an exit code. */
+static int par_add(par_t *P, const char *line, size_t len, long lineno)
+{
+    int rc = 0;
+    while (!P->cur) {
+        if (P->nfree)
+            P->cur = P->free_chunk[--P->nfree];
+        else if ((rc = par_commit(P)) != 0)
+            return rc;
+    }
+    chunk_t *c = P->cur;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 256;
+        pline_t *nl = realloc(c->line, cap * sizeof *nl);
+        if (!nl)
+            return evctl_fail(EVCTL_EXIT_INTERNAL, "out of memory");
+        c->line = nl;
+        c->cap = cap;
+    }
+    c->line[c->n] = (pline_t){lineno, c->text.len, len, 0, 0, 0};
+    if (wb_put(&c->text, line, len + 1) != 0)
+        return evctl_fail(EVCTL_EXIT_INTERNAL, "out of memory");
+    c->n++;
+    if ((c->n >= PAR_CHUNK_LINES || c->text.len >= PAR_CHUNK_BYTES) && par_submit(P) != 0)
+        return evctl_fail(EVCTL_EXIT_INTERNAL, "cannot queue work");
+    return 0;
+}
+
+/* Submits what is being filled and takes every chunk back. */
+static int par_drain(par_t *P)
+{
+    int rc = par_submit(P) == 0 ? 0 : evctl_fail(EVCTL_EXIT_INTERNAL, "cannot queue work");
+    while (rc == 0 && evctl_pool_out(P->pool) > 0)
+        rc = par_commit(P);
+    return rc;
+}
+
+/* Worker threads for the first pass: 0 (the main thread alone) with one
+ * core, with jansson for every line, or outside the SOE format (the
+ * Confluent one registers schemas as it goes); EVCTL_PUBLISH_THREADS
+ * overrides the count. */
+static int par_workers(const reader_t *rd)
+{
+    if (rd->tree_only || lev_codec_wire_format(rd->ctx->codec) != LEV_WIRE_SOE)
+        return 0;
+    const char *env = getenv("EVCTL_PUBLISH_THREADS");
+    long n = env && *env ? strtol(env, NULL, 10) : sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 2 && !(env && *env))
+        return 0;
+    return n < 0 ? 0 : n > PAR_MAX_WORKERS ? PAR_MAX_WORKERS : (int)n;
+}
+
+static void par_free(par_t *P)
+{
+    evctl_pool_destroy(P->pool);
+    for (int i = 0; i < P->nworkers; i++) {
+        item_free(P->w[i].it);
+        lev_codec_destroy(P->w[i].codec);
+        free(P->w[i].rec.p);
+    }
+    for (int i = 0; i < P->nchunks; i++) {
+        free(P->chunk[i].text.p);
+        free(P->chunk[i].line);
+        free(P->chunk[i].out.p);
+    }
+    free(P);
+}
+
+/* NULL when the first pass runs on the main thread alone. */
+static par_t *par_new(reader_t *rd)
+{
+    int n = par_workers(rd);
+    par_t *P = n ? calloc(1, sizeof *P) : NULL;
+    if (!P)
+        return NULL;
+    P->rd = rd;
+    P->nchunks = 2 * n + 1;
+    for (int i = 0; i < P->nchunks; i++)
+        P->free_chunk[P->nfree++] = &P->chunk[i];
+    for (; P->nworkers < n; P->nworkers++) {
+        pworker_t *w = &P->w[P->nworkers];
+        if (!(w->it = calloc(1, sizeof *w->it)) ||
+            !(w->codec = lev_codec_new(rd->ctx->schemas, &rd->ctx->conf.limits))) {
+            free(w->it);
+            break;
+        }
+        lev_codec_set_wire_format(w->codec, LEV_WIRE_SOE);
+    }
+    if (P->nworkers < n || !(P->pool = evctl_pool_new(n, par_chunk, P))) {
+        par_free(P);
+        return NULL;
+    }
+    return P;
+}
+
 /* Reads, validates and spools every line of f; returns 0 or an exit code. */
 static int read_input(evctl_ctx_t *ctx, routes_t *routes, const rules_t *rules, FILE *f,
                       const char *name, input_t *in)
@@ -882,82 +1189,54 @@ static int read_input(evctl_ctx_t *ctx, routes_t *routes, const rules_t *rules, 
     ssize_t len;
     long lineno = 0;
     int rc = 0;
-    ids_t ids = {NULL, 0, 0};
-    wbuf_t wb = {NULL, 0, 0};
-    item_t *it = calloc(1, sizeof *it);
-    rec_t *scratch = malloc(sizeof *scratch);
     const char *tree_env = getenv("EVCTL_PUBLISH_TREE");
-    int tree_only = tree_env && strcmp(tree_env, "1") == 0;
-    if (!it || !scratch) {
+    reader_t rd = {ctx,
+                   routes,
+                   rules,
+                   name,
+                   in,
+                   {NULL, 0, 0},
+                   {NULL, 0, 0},
+                   calloc(1, sizeof(item_t)),
+                   malloc(sizeof(rec_t)),
+                   tree_env && strcmp(tree_env, "1") == 0};
+    par_t *par = NULL;
+    if (!rd.it || !rd.scratch) {
         rc = evctl_fail(EVCTL_EXIT_INTERNAL, "out of memory");
         goto out;
     }
-    while ((len = getline(&line, &cap, f)) >= 0) {
+    par = par_new(&rd);
+    while (rc == 0 && (len = getline(&line, &cap, f)) >= 0) {
         lineno++;
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
             line[--len] = '\0';
         if (strspn(line, " \t") == (size_t)len)
             continue; /* blank */
-        char where[300] = "", text[600] = "";
-        if ((size_t)len > MAX_LINE) {
-            report_bad(name, lineno, "json", "", "line too long");
-            in->nbad++;
+        /* the first line on the main thread: it loads what the workers
+         * read (the topics description, when it routes by type) */
+        if (par && (size_t)len <= PAR_LINE_MAX && in->n + in->nbad > 0) {
+            rc = par_add(par, line, (size_t)len, lineno);
             continue;
         }
-        json_error_t jerr;
-        const char *cls = NULL;
-        int fast = !tree_only && fast_line(ctx, routes, rules, it, line, (size_t)len) == 0;
-        it->line = lineno;
-        if (!fast && !(it->doc = json_loadb(line, (size_t)len, JSON_REJECT_DUPLICATES, &jerr))) {
-            snprintf(where, sizeof where, "column %d", jerr.column);
-            snprintf(text, sizeof text, "%s", jerr.text);
-            cls = "json";
-        } else if (!fast) {
-            cls = validate(ctx, routes, rules, it, where, sizeof where, text, sizeof text);
-        }
-        /* an event is its source and id (CloudEvents): a second one with
-         * both would be skipped downstream as a duplicate. The table holds
-         * where the record is about to be spooled. */
-        long first = 0;
-        if (!cls && ids_check_add(&ids, &in->spool, it->eh.source, it->eh.id,
-                                  in->spool.flushed + in->spool.len, scratch, &first) != 0) {
-            rc = evctl_fail(EVCTL_EXIT_INTERNAL, "out of memory or temporary file unreadable");
-            break;
-        }
-        if (first) {
-            snprintf(where, sizeof where, "id");
-            snprintf(text, sizeof text,
-                     "\"%.64s\" is also the id of line %ld (same ce_source): each event of one "
-                     "input needs its own id, a service handles an id once",
-                     it->eh.id, first);
-            cls = "duplicate-id";
-        }
-        if (!cls) {
-            long topic = topic_index(in, it->topic, lineno);
-            uint64_t off;
-            if (topic < 0 || item_spool(it, (uint32_t)topic, &wb) != 0) {
-                rc = evctl_fail(EVCTL_EXIT_INTERNAL, "out of memory");
-                break;
-            }
-            if ((rc = evctl_spool_put(&in->spool, wb.p, (uint32_t)wb.len, &off)) != 0)
-                break;
-        }
-        if (cls) {
-            report_bad(name, lineno, cls, where, text);
-            in->nbad++;
-        } else {
-            in->n++;
-        }
-        item_clear(it);
+        if (par) /* the lines before it first */
+            rc = par_drain(par);
+        if (rc == 0)
+            rc = one_line(&rd, line, (size_t)len, lineno);
+        if (par && routes->state == 1)
+            atomic_store(&par->routes_ready, 1);
     }
+    if (rc == 0 && par)
+        rc = par_drain(par);
     if (!rc && ferror(f))
         rc = evctl_fail(EVCTL_EXIT_DATA, "%s: read error: %s", name, strerror(errno));
 out:
-    item_free(it);
-    free(scratch);
+    if (par)
+        par_free(par);
+    item_free(rd.it);
+    free(rd.scratch);
     free(line);
-    free(ids.slot);
-    free(wb.p);
+    free(rd.ids.slot);
+    free(rd.wb.p);
     return rc;
 }
 
@@ -1401,7 +1680,10 @@ const evctl_cmd_t evctl_cmd_publish = {
     "\n"
     "Lines are read without building a JSON tree where they can be (most lines); any\n"
     "other line, and every bad one, goes through jansson. EVCTL_PUBLISH_TREE=1 sends\n"
-    "every line through jansson: the same events, slower (for comparisons).\n",
+    "every line through jansson: the same events, slower (for comparisons).\n"
+    "With more than one core, lines are validated and encoded on worker threads (one\n"
+    "per core, at most 4; EVCTL_PUBLISH_THREADS=N sets how many, 0 none): the same\n"
+    "records, errors and order as on one thread.\n",
     opts,
     0,
     1,
