@@ -16,7 +16,8 @@
  *   (b) the same without the headers, printed for comparison;
  *   (c) evctl publish of the JSON file, its output lines to /dev/null.
  * Both kcat runs use the producer settings evctl uses (acks=all,
- * idempotence, linger.ms=20).
+ * idempotence, linger.ms=5, lz4 compression, the murmur2_random
+ * partitioner): the broker and the client do the same work per batch.
  * Each run's rate is lines / wall time of the process; evctl's peak RSS
  * comes from wait4. Every run must have written every record (counted from
  * the topic's watermarks) and exited 0. The last line is:
@@ -229,11 +230,12 @@ int main(int argc, char **argv)
         snprintf(topics[2], sizeof topics[2], "bench-publish-%d-%d-kcat-bare", (int)getpid(), r);
         if (bench_admin_topics(&conf, names, 3, 1, PARTITIONS) != 0)
             return 1;
-        char *kcat_argv[16 + 2 * LEV_EVENT_HEADERS_MAX + 1] = {
+        char *kcat_argv[24 + 2 * LEV_EVENT_HEADERS_MAX + 1] = {
             (char *)kcat, "-P",  "-b", conf.bootstrap, "-t", topics[0],
             "-K",         kdarg, "-D", vdarg,          "-X", "acks=all"};
         int ka = 12;
-        const char *more[] = {"-X", "enable.idempotence=true", "-X", "linger.ms=20"};
+        const char *more[] = {"-X", "enable.idempotence=true", "-X", "linger.ms=5",
+                              "-X", "compression.type=lz4",    "-X", "partitioner=murmur2_random"};
         for (size_t i = 0; i < sizeof more / sizeof more[0]; i++)
             kcat_argv[ka++] = (char *)more[i];
         int bare_end = ka; /* the ceiling without headers ends here */

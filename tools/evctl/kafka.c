@@ -188,8 +188,11 @@ const char *evctl_topic_partitions_why(int n)
 
 lev_producer_t *evctl_producer_new(evctl_ctx_t *ctx)
 {
-    /* batches for bulk publishing; KAFKA_LINGER_MS still overrides it */
-    const lev_kv_t defaults[] = {{"linger.ms", "20"}, {NULL, NULL}};
+    /* the library's 5 ms: a publish keeps at most 10,000 records in flight, a
+     * window that fills in well under 20 ms at full speed, so a longer linger
+     * only makes the sender wait for acknowledgements (600,000 lines: 2.1 s
+     * at 5 ms, 2.6 s at 20). KAFKA_LINGER_MS still overrides it */
+    const lev_kv_t defaults[] = {{"linger.ms", "5"}, {NULL, NULL}};
     lev_error_t err;
     char buf[800];
     lev_producer_t *p = lev_producer_new_with(&ctx->conf, defaults, NULL, &err);
