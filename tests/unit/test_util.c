@@ -74,6 +74,9 @@ static void derived_ids_are_deterministic_and_distinct_per_type_and_index(void)
     CHECK(lev_uuid_derive("orders/2/17", "x.Y", 0, a) == 0);
     CHECK(lev_uuid_derive("orders/2/17", "x.Y", 0, b) == 0);
     CHECK_STR(a, b);
+    /* ... in libevents' own namespace, under the name input/type/index */
+    CHECK(lev_uuid5("6f0d3b8e-2c1a-5e7b-9a44-1c0e8f3d2b71", "orders/2/17/x.Y/0", 17, c) == 0);
+    CHECK_STR(a, c);
     /* the value before the source was part of it: unchanged for ids derived
      * without one (business ids of the services) */
     CHECK(lev_uuid_derive(in, "shop.order.OrderAccepted", 0, a) == 0);
