@@ -72,6 +72,7 @@ struct lev_registry_s {
     neg_t neg[NEG_SLOTS];
 
     _Atomic uint64_t requests, hits, misses, failures;
+    _Atomic int refused; /* 401 or 403 when the latest answer was one, else 0 */
 
     /* lookups by id made on the registry's own thread, started on the
      * first lev_registry_schema_by_id_wait: each id asked is one entry,
@@ -629,6 +630,11 @@ lev_subject_strategy_t lev_registry_strategy(const lev_registry_t *reg)
     return reg ? reg->strategy : LEV_SUBJECT_TOPIC;
 }
 
+int lev_registry_refused(const lev_registry_t *reg)
+{
+    return reg ? atomic_load(&((lev_registry_t *)reg)->refused) : 0;
+}
+
 void lev_registry_stats(lev_registry_t *reg, lev_registry_stats_t *out)
 {
     if (!out)
@@ -752,6 +758,7 @@ static CURLcode try_once(lev_registry_t *reg, const char *method, const char *ur
     pthread_mutex_unlock(&reg->http_mu);
     if (rc == CURLE_OK) {
         a->status = status;
+        atomic_store(&reg->refused, status == 401 || status == 403 ? (int)status : 0);
         a->json = body.p ? json_loadb(body.p, body.len, 0, NULL) : NULL;
         if (json_is_object(a->json)) {
             json_t *code = json_object_get(a->json, "error_code");

@@ -101,6 +101,12 @@ int lev_w_registry_start(lev_worker_t *w, lev_error_t *err)
             return lev_error_set(err, rc, lev_schema_name(w->emits[i].schema),
                                  "cannot register %s for topic %s: %s",
                                  lev_schema_name(w->emits[i].schema), w->emits[i].topic, e.text);
+        if (lev_registry_refused(w->registry)) /* waiting would not change it */
+            return lev_error_set(err, LEV_ERR_CONFIG, "LEV_SCHEMA_REGISTRY_USER",
+                                 "cannot register %s for topic %s: %s (check "
+                                 "LEV_SCHEMA_REGISTRY_USER, LEV_SCHEMA_REGISTRY_PASSWORD[_FILE] "
+                                 "and the registry's permissions)",
+                                 lev_schema_name(w->emits[i].schema), w->emits[i].topic, e.text);
         int64_t now = lev_mono_ms();
         if (now >= next_log) {
             char s[32];

@@ -18,6 +18,7 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <libevents.h>
+#include <librdkafka/rdkafka_mock.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -831,6 +832,100 @@ static void threads_share_one_client(void)
     fake_stop(&f);
 }
 
+typedef struct run_s {
+    lev_worker_t *w;
+    int rc;
+    atomic_int done;
+} run_t;
+
+static void *run_worker(void *arg)
+{
+    run_t *r = arg;
+    r->rc = lev_worker_run(r->w);
+    atomic_store(&r->done, 1);
+    return NULL;
+}
+
+static lev_result_t never_called(lev_ctx_t *ctx, const lev_event_t *ev, void *opaque)
+{
+    (void)ctx;
+    (void)ev;
+    (void)opaque;
+    return LEV_RESULT_OK;
+}
+
+/* A worker whose registry refuses its credentials (401) or its access (403)
+ * stops its start with the registry's answer (LEV_ERR_CONFIG): waiting
+ * would not change it, where a registry that does not answer is waited
+ * for (tests/stack/registry_test.sh). The broker is librdkafka's mock
+ * cluster: this test runs without Kafka. */
+static void a_worker_the_registry_refuses_stops_its_start(void)
+{
+    static const struct {
+        int status;
+        const char *body, *says;
+    } cases[] = {
+        {401, "{\"error_code\":40101,\"message\":\"Unauthorized\"}", "Unauthorized"},
+        {403, "{\"error_code\":40301,\"message\":\"User cannot access the resource.\"}",
+         "cannot access"},
+    };
+    char errstr[256];
+    rd_kafka_t *host = rd_kafka_new(RD_KAFKA_PRODUCER, rd_kafka_conf_new(), errstr, sizeof errstr);
+    REQUIRE(host);
+    rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(host, 1);
+    REQUIRE(mc);
+    REQUIRE(rd_kafka_mock_topic_create(mc, "refused-in", 1, 1) == 0);
+    REQUIRE(rd_kafka_mock_topic_create(mc, "refused-out", 1, 1) == 0);
+    char *bootstrap = getenv("KAFKA_BOOTSTRAP") ? strdup(getenv("KAFKA_BOOTSTRAP")) : NULL;
+    setenv("KAFKA_BOOTSTRAP", rd_kafka_mock_cluster_bootstraps(mc), 1);
+    setenv("LEV_WIRE_FORMAT", "confluent", 1);
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        fake_t f;
+        REQUIRE(fake_start(&f, cases[k].status, "application/json", cases[k].body) == 0);
+        char url[160];
+        snprintf(url, sizeof url, "http://alice:wrong@127.0.0.1:%d", f.port);
+        setenv("LEV_SCHEMA_REGISTRY_URL", url, 1);
+        lev_config_t conf;
+        lev_test_config(&conf, "it-registry-refused");
+        REQUIRE(lev_config_set_str(&conf.redis_url, "") == 0); /* no idempotency: no Redis */
+        lev_error_t err;
+        lev_worker_t *w = lev_worker_new(&conf, &err);
+        REQUIRE(w);
+        REQUIRE(lev_worker_on(w, "shop.order.OrderPlaced", never_called, NULL, &err) == 0 &&
+                lev_worker_subscribe(w, "refused-in", &err) == 0 &&
+                lev_worker_declare_emits(w, "refused-out", "shop.order.OrderAccepted", &err) == 0);
+        run_t r = {w, 1, 0};
+        pthread_t th;
+        REQUIRE(pthread_create(&th, NULL, run_worker, &r) == 0);
+        for (int waited = 0; !atomic_load(&r.done) && waited < 20000; waited += 50)
+            lev_test_sleep_ms(50);
+        CHECK(atomic_load(&r.done)); /* not still waiting after 20 s */
+        lev_worker_stop(w);
+        pthread_join(th, NULL);
+        CHECK_INT(r.rc, ==, LEV_ERR_CONFIG);
+        CHECK_INT(atomic_load(&f.requests), >=, 1);
+        CHECK_INT(atomic_load(&f.requests), <=, 2); /* asked, not waited on */
+        char req[8192];
+        fake_last(&f, req, sizeof req);
+        CHECK(strstr(req, "/subjects/refused-out-value") != NULL);
+        lev_worker_destroy(w);
+        lev_config_clear(&conf);
+        fake_stop(&f);
+    }
+    unsetenv("LEV_WIRE_FORMAT");
+    if (registry_url)
+        setenv("LEV_SCHEMA_REGISTRY_URL", registry_url, 1);
+    else
+        unsetenv("LEV_SCHEMA_REGISTRY_URL");
+    if (bootstrap)
+        setenv("KAFKA_BOOTSTRAP", bootstrap, 1);
+    else
+        unsetenv("KAFKA_BOOTSTRAP");
+    free(bootstrap);
+    rd_kafka_mock_cluster_destroy(mc);
+    rd_kafka_destroy(host);
+}
+
 int main(int argc, char **argv)
 {
     const char *u = getenv("LEV_SCHEMA_REGISTRY_URL");
@@ -860,6 +955,7 @@ int main(int argc, char **argv)
         CASE(server_errors_are_tried_again_then_reported_with_the_registrys_message),
         CASE(requests_are_json_with_the_subject_escaped),
         CASE(credentials_are_sent_but_never_in_error_texts),
+        CASE(a_worker_the_registry_refuses_stops_its_start),
         CASE(the_cache_keeps_the_most_recently_used_ids),
         CASE(threads_share_one_client),
     };

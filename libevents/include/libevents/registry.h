@@ -182,6 +182,12 @@ typedef struct lev_registry_stats_s {
 } lev_registry_stats_t;
 LEV_API void lev_registry_stats(lev_registry_t *reg, lev_registry_stats_t *out);
 
+/* 401 or 403 when the registry's latest answer refused this client's
+ * credentials or its access (the call failed with LEV_ERR_REGISTRY), else
+ * 0. Waiting does not change such an answer, where an outage passes: a
+ * worker stops its start on it, and waits out the others. */
+LEV_API int lev_registry_refused(const lev_registry_t *reg);
+
 #ifdef __cplusplus
 }
 #endif

@@ -157,7 +157,8 @@ LEV_API int lev_worker_declare_output(lev_worker_t *w, const char *topic, lev_er
  * schema registry when the worker starts, under the subject of its topic;
  * the start waits while the registry does not answer and fails, with the
  * registry's reason, when it refuses a schema (incompatible with the
- * subject's versions). An emit of an undeclared pair registers it then. */
+ * subject's versions) or the worker's credentials or access (HTTP 401 or
+ * 403: LEV_ERR_CONFIG). An emit of an undeclared pair registers it then. */
 LEV_API int lev_worker_declare_emits(lev_worker_t *w, const char *topic, const char *type,
                                      lev_error_t *err);
 
