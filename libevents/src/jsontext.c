@@ -160,6 +160,20 @@ static const unsigned char plain[256] = {
 #undef R4
 };
 
+/* Whether the 8 bytes at p are all plain: the test of `plain`, a word at a
+ * time. A byte is not plain when it is '"' or '\\' (a zero byte after the
+ * xor), below 0x20, or 0x80 and above (its high bit); each test only says
+ * whether some byte of the word fails it, which is all this needs. */
+static int plain8(const char *p)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = ones * 0x80;
+    uint64_t w;
+    memcpy(&w, p, sizeof w);
+    uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+    uint64_t t = ((q - ones) & ~q) | ((b - ones) & ~b) | ((w - ones * 0x20) & ~w) | w;
+    return (t & highs) == 0;
+}
+
 /* Checks the string starting at r->p (its opening quote): sets *q to its
  * closing quote and *escaped; -1 when it is not valid. */
 static int scan_string(const lev_jreader_t *r, const char **q, int *escaped)
@@ -167,6 +181,8 @@ static int scan_string(const lev_jreader_t *r, const char **q, int *escaped)
     const char *p = r->p + 1, *end = r->end;
     *escaped = 0;
     for (;;) {
+        while (end - p >= 8 && plain8(p))
+            p += 8;
         while (p < end && plain[(unsigned char)*p])
             p++;
         if (p >= end || (unsigned char)*p < 0x20)

@@ -219,6 +219,48 @@ static void test_reader_strings(void)
     }
 }
 
+/* Every byte value at every offset of a string longer than the reader's
+ * word of 8 bytes, whatever the word's alignment: plain bytes are taken
+ * as they are, '"' ends the string there, and the rest (controls, '\\'
+ * before a letter that starts no escape, a lone byte of 0x80 and above) is
+ * refused, as jansson refuses it. */
+static void test_reader_strings_every_byte_at_every_offset(void)
+{
+    char text[64], want[32];
+    for (int lead = 0; lead < 8; lead++) {
+        for (int k = 0; k < 20; k++) {
+            for (int b = 1; b < 256; b++) {
+                size_t len = 0;
+                for (int i = 0; i < lead; i++)
+                    text[len++] = ' ';
+                text[len++] = '"';
+                for (int i = 0; i < 24; i++)
+                    want[i] = text[len++] = i == k ? (char)b : (char)('g' + i % 7);
+                text[len++] = '"';
+                lev_jreader_t r;
+                const char *s = NULL;
+                size_t n = 0;
+                lev_jreader_init(&r, text, len);
+                int rc = lev_jreader_string(&r, &s, &n);
+                if (b == '"') {
+                    CHECK(rc == 0 && n == (size_t)k && memcmp(s, want, n) == 0);
+                } else if (b >= 0x20 && b < 0x80 && b != '\\') {
+                    CHECK(rc == 0 && n == 24 && memcmp(s, want, n) == 0);
+                    json_t *j = json_loadb(text, len, JSON_DECODE_ANY, NULL);
+                    CHECK(j != NULL);
+                    json_decref(j);
+                } else {
+                    CHECK_INT(rc, ==, -1);
+                    json_t *j = json_loadb(text, len, JSON_DECODE_ANY, NULL);
+                    CHECK(j == NULL);
+                    json_decref(j);
+                }
+                lev_jreader_free(&r);
+            }
+        }
+    }
+}
+
 static void test_reader_numbers_and_structure(void)
 {
     static const struct {
@@ -492,7 +534,7 @@ static void test_used_and_arguments(void)
     fprintf(stderr, "%zu texts compared, %zu on the direct path\n", compared, direct_taken);
 }
 
-CHECK_MAIN(CASE(test_reader_strings), CASE(test_reader_numbers_and_structure),
-           CASE(test_order_placed), CASE(test_all_types), CASE(test_unions_numbers_maps),
-           CASE(test_defaults_and_depth), CASE(test_every_schema_round_trip),
-           CASE(test_used_and_arguments))
+CHECK_MAIN(CASE(test_reader_strings), CASE(test_reader_strings_every_byte_at_every_offset),
+           CASE(test_reader_numbers_and_structure), CASE(test_order_placed), CASE(test_all_types),
+           CASE(test_unions_numbers_maps), CASE(test_defaults_and_depth),
+           CASE(test_every_schema_round_trip), CASE(test_used_and_arguments))
