@@ -625,53 +625,78 @@ typedef struct wbuf_s {
     size_t len, cap;
 } wbuf_t;
 
+static int wb_reserve(wbuf_t *b, size_t n);
+
 static int wb_put(wbuf_t *b, const void *src, size_t n)
 {
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n)
-            cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (!np)
-            return -1;
-        b->p = np;
-        b->cap = cap;
-    }
+    if (wb_reserve(b, n) != 0)
+        return -1;
     if (n)
         memcpy(b->p + b->len, src, n);
     b->len += n;
     return 0;
 }
 
-#define WB_VAL(b, type, v)                                                                         \
+/* Room for n more bytes in b; 0 or -1. */
+static int wb_reserve(wbuf_t *b, size_t n)
+{
+    if (b->len + n <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + n)
+        cap *= 2;
+    char *np = realloc(b->p, cap);
+    if (!np)
+        return -1;
+    b->p = np;
+    b->cap = cap;
+    return 0;
+}
+
+#define PUT_VAL(at, type, v)                                                                       \
     do {                                                                                           \
         type v_ = (type)(v);                                                                       \
-        rc |= wb_put((b), &v_, sizeof v_);                                                         \
+        memcpy(at, &v_, sizeof v_);                                                                \
+        at += sizeof v_;                                                                           \
     } while (0)
 
-/* An item as a spooled record in b (replaced). */
+/* An item as a spooled record, appended to b (its size computed first: one
+ * reservation, then plain copies). */
 static int item_spool(const item_t *it, uint32_t topic, wbuf_t *b)
 {
-    int rc = 0;
-    b->len = 0;
-    WB_VAL(b, int64_t, it->line);
-    WB_VAL(b, int64_t, it->time_ms);
-    WB_VAL(b, uint32_t, topic);
-    WB_VAL(b, int32_t, it->key ? (int32_t)strlen(it->key) : -1);
-    if (it->key)
-        rc |= wb_put(b, it->key, strlen(it->key));
-    WB_VAL(b, uint32_t, it->value_len);
-    rc |= wb_put(b, it->value, it->value_len);
-    WB_VAL(b, uint16_t, it->nheaders);
+    size_t kl = it->key ? strlen(it->key) : 0, nl[LEV_EVENT_HEADERS_MAX + MAX_USER_HEADERS];
+    size_t need = 8 + 8 + 4 + 4 + kl + 4 + it->value_len + 2;
     for (size_t i = 0; i < it->nheaders; i++) {
         const lev_header_t *h = &it->headers[i];
-        WB_VAL(b, uint16_t, strlen(h->name));
-        rc |= wb_put(b, h->name, strlen(h->name) + 1);
-        WB_VAL(b, int32_t, h->value ? (int32_t)h->size : -1);
-        if (h->value)
-            rc |= wb_put(b, h->value, h->size);
+        nl[i] = strlen(h->name);
+        need += 2 + nl[i] + 1 + 4 + (h->value ? h->size : 0);
     }
-    return rc || b->len > UINT32_MAX ? -1 : 0;
+    if (need > UINT32_MAX || wb_reserve(b, need) != 0)
+        return -1;
+    char *at = b->p + b->len;
+    PUT_VAL(at, int64_t, it->line);
+    PUT_VAL(at, int64_t, it->time_ms);
+    PUT_VAL(at, uint32_t, topic);
+    PUT_VAL(at, int32_t, it->key ? (int32_t)kl : -1);
+    memcpy(at, it->key ? it->key : "", kl);
+    at += kl;
+    PUT_VAL(at, uint32_t, it->value_len);
+    if (it->value_len)
+        memcpy(at, it->value, it->value_len);
+    at += it->value_len;
+    PUT_VAL(at, uint16_t, it->nheaders);
+    for (size_t i = 0; i < it->nheaders; i++) {
+        const lev_header_t *h = &it->headers[i];
+        PUT_VAL(at, uint16_t, nl[i]);
+        memcpy(at, h->name, nl[i] + 1);
+        at += nl[i] + 1;
+        PUT_VAL(at, int32_t, h->value ? (int32_t)h->size : -1);
+        if (h->value && h->size)
+            memcpy(at, h->value, h->size);
+        at += h->value ? h->size : 0;
+    }
+    b->len += need;
+    return 0;
 }
 
 /* A spooled record read back: pointers into the spool's record buffer. */
@@ -953,10 +978,11 @@ static int one_line(reader_t *rd, const char *line, size_t len, long lineno)
     if (cls) {
         report_bad(rd->name, lineno, cls, where, text);
         rd->in->nbad++;
-    } else if (item_spool(it, 0, &rd->wb) != 0) {
-        rc = evctl_fail(EVCTL_EXIT_INTERNAL, "out of memory");
     } else {
-        rc = spool_event(rd, lineno, it->eh.source, it->eh.id, it->topic, rd->wb.p, rd->wb.len);
+        rd->wb.len = 0;
+        rc = item_spool(it, 0, &rd->wb) != 0 ? evctl_fail(EVCTL_EXIT_INTERNAL, "out of memory")
+                                             : spool_event(rd, lineno, it->eh.source, it->eh.id,
+                                                           it->topic, rd->wb.p, rd->wb.len);
     }
     item_clear(it);
     return rc;
@@ -995,7 +1021,6 @@ typedef struct chunk_s {
 typedef struct pworker_s {
     item_t *it;
     lev_codec_t *codec;
-    wbuf_t rec;
 } pworker_t;
 
 typedef struct par_s {
@@ -1032,11 +1057,11 @@ static void par_chunk(void *arg, int worker, void *job)
             continue;
         it->line = l->no;
         l->out = c->out.len;
-        if (item_spool(it, 0, &w->rec) == 0 && wb_put(&c->out, w->rec.p, w->rec.len) == 0 &&
-            wb_str(&c->out, it->topic) == 0 && wb_str(&c->out, it->eh.source) == 0 &&
+        int rc = item_spool(it, 0, &c->out);
+        l->rec_len = c->out.len - l->out;
+        if (rc == 0 && wb_str(&c->out, it->topic) == 0 && wb_str(&c->out, it->eh.source) == 0 &&
             wb_str(&c->out, it->eh.id) == 0) {
             l->ok = 1;
-            l->rec_len = w->rec.len;
         } else {
             c->out.len = l->out; /* out of memory: the main thread tries it */
         }
@@ -1143,7 +1168,6 @@ static void par_free(par_t *P)
     for (int i = 0; i < P->nworkers; i++) {
         item_free(P->w[i].it);
         lev_codec_destroy(P->w[i].codec);
-        free(P->w[i].rec.p);
     }
     for (int i = 0; i < P->nchunks; i++) {
         free(P->chunk[i].text.p);
