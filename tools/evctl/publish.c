@@ -625,18 +625,6 @@ typedef struct wbuf_s {
     size_t len, cap;
 } wbuf_t;
 
-static int wb_reserve(wbuf_t *b, size_t n);
-
-static int wb_put(wbuf_t *b, const void *src, size_t n)
-{
-    if (wb_reserve(b, n) != 0)
-        return -1;
-    if (n)
-        memcpy(b->p + b->len, src, n);
-    b->len += n;
-    return 0;
-}
-
 /* Room for n more bytes in b; 0 or -1. */
 static int wb_reserve(wbuf_t *b, size_t n)
 {
@@ -650,6 +638,16 @@ static int wb_reserve(wbuf_t *b, size_t n)
         return -1;
     b->p = np;
     b->cap = cap;
+    return 0;
+}
+
+static int wb_put(wbuf_t *b, const void *src, size_t n)
+{
+    if (wb_reserve(b, n) != 0)
+        return -1;
+    if (n)
+        memcpy(b->p + b->len, src, n);
+    b->len += n;
     return 0;
 }
 
@@ -1080,7 +1078,7 @@ static int par_commit(par_t *P)
     int rc = 0;
     for (size_t i = 0; i < c->n && rc == 0; i++) {
         pline_t *l = &c->line[i];
-        if (!l->ok) {
+        if (!l->ok) { /* refused by the fast path, or routed before routes were loaded */
             rc = one_line(rd, c->text.p + l->off, l->len, l->no);
             if (rd->routes->state == 1)
                 atomic_store(&P->routes_ready, 1); /* for the chunks started from now on */
