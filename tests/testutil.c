@@ -301,7 +301,7 @@ static rd_kafka_t *client(rd_kafka_type_t type, const char *group)
 {
     char errstr[512];
     rd_kafka_conf_t *c = rd_kafka_conf_new();
-    rd_kafka_conf_set(c, "bootstrap.servers", lev_test_env("KAFKA_BOOTSTRAP", "127.0.0.1:39092"),
+    rd_kafka_conf_set(c, "bootstrap.servers", lev_test_env("KAFKA_BOOTSTRAP", "127.0.0.1:17092"),
                       errstr, sizeof errstr);
     if (group) {
         rd_kafka_conf_set(c, "group.id", group, errstr, sizeof errstr);
@@ -830,7 +830,7 @@ long lev_test_topic_records(const char *topic)
 {
     char errstr[256];
     rd_kafka_conf_t *kc = rd_kafka_conf_new();
-    rd_kafka_conf_set(kc, "bootstrap.servers", lev_test_env("KAFKA_BOOTSTRAP", "127.0.0.1:39092"),
+    rd_kafka_conf_set(kc, "bootstrap.servers", lev_test_env("KAFKA_BOOTSTRAP", "127.0.0.1:17092"),
                       errstr, sizeof errstr);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, errstr, sizeof errstr);
     if (!rk)

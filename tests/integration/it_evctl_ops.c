@@ -13,7 +13,7 @@ static int commit(const char *group, const char *topic, int n, const int64_t *of
 {
     char errstr[512];
     rd_kafka_conf_t *c = rd_kafka_conf_new();
-    rd_kafka_conf_set(c, "bootstrap.servers", lev_test_env("KAFKA_BOOTSTRAP", "127.0.0.1:39092"),
+    rd_kafka_conf_set(c, "bootstrap.servers", lev_test_env("KAFKA_BOOTSTRAP", "127.0.0.1:17092"),
                       errstr, sizeof errstr);
     rd_kafka_conf_set(c, "group.id", group, errstr, sizeof errstr);
     rd_kafka_conf_set(c, "enable.auto.commit", "false", errstr, sizeof errstr);
@@ -297,7 +297,7 @@ static rd_kafka_t *member_of(const char *group, const char *topic, const char *c
 {
     char errstr[512];
     rd_kafka_conf_t *c = rd_kafka_conf_new();
-    rd_kafka_conf_set(c, "bootstrap.servers", lev_test_env("KAFKA_BOOTSTRAP", "127.0.0.1:39092"),
+    rd_kafka_conf_set(c, "bootstrap.servers", lev_test_env("KAFKA_BOOTSTRAP", "127.0.0.1:17092"),
                       errstr, sizeof errstr);
     rd_kafka_conf_set(c, "group.id", group, errstr, sizeof errstr);
     rd_kafka_conf_set(c, "client.id", client, errstr, sizeof errstr);

@@ -1357,7 +1357,7 @@ int main(int argc, char **argv)
         CASE(server_closing_mid_call_is_an_error_then_reconnects),
         CASE(cleanup_keys),
     };
-    redis_url = lev_test_env("REDIS_URL", "redis://127.0.0.1:39379/0");
+    redis_url = lev_test_env("REDIS_URL", "redis://127.0.0.1:17379/0");
     lev_test_unique("it-store", prefix, sizeof prefix);
     int rc = check_run(cases, sizeof cases / sizeof cases[0], argc, argv);
     if (raw_ctx)

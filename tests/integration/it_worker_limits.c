@@ -105,7 +105,7 @@ static int send_compressed(const char *topic, const char *id, const void *value,
 {
     char errstr[512];
     rd_kafka_conf_t *c = rd_kafka_conf_new();
-    rd_kafka_conf_set(c, "bootstrap.servers", lev_test_env("KAFKA_BOOTSTRAP", "127.0.0.1:39092"),
+    rd_kafka_conf_set(c, "bootstrap.servers", lev_test_env("KAFKA_BOOTSTRAP", "127.0.0.1:17092"),
                       errstr, sizeof errstr);
     rd_kafka_conf_set(c, "compression.type", "zstd", errstr, sizeof errstr);
     rd_kafka_conf_set(c, "partitioner", "murmur2_random", errstr, sizeof errstr);

@@ -2,7 +2,7 @@
 # The native stack end to end: tools/stack up, status, demo, down.
 #
 # Runs on its own run directory and free ports (never the ctest fixtures'
-# 39092/39379 nor a development stack's 19092/16379/18080), with the binaries
+# 17092/17379 nor a development stack's 19092/16379/18080), with the binaries
 # of an existing build directory (--no-build: ctest may be running from that
 # directory). Checks that
 #   - up (with --observability) brings every part up, Prometheus included,
