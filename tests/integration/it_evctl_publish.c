@@ -1235,7 +1235,75 @@ static void publish_on_worker_threads_gives_what_one_thread_gives(void)
     unlink(path);
 }
 
+/* Headers of every kind arrive as the line wrote them, in a dry run's
+ * printout and on the topic: null and empty values, values equal to a
+ * generated header's or to each other, values equal to the constant ones
+ * (specversion, content-type) under other names, and a long name. The
+ * spool stores such headers by reference (publish.c); this is what
+ * proves the references come back as the values. */
+static void headers_of_every_kind_arrive_as_written(void)
+{
+    char topic[128], path[256], id[LEV_UUID_STR_LEN], longname[201];
+    lev_test_unique("it-evctl-hdr", topic, sizeof topic);
+    REQUIRE(lev_test_create_topic(topic, 1) == 0);
+    lev_uuid4(id);
+    memset(longname, 'n', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    json_t *value = lev_test_order_json(id, 1);
+    json_t *headers =
+        json_pack("{s:s,s:n,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "x-id", id, "x-null", "x-empty", "",
+                  "x-ver", "1.0", "x-ct", "application/avro", "x-a", "same-value-twice", "x-b",
+                  "same-value-twice", longname, "v", "correlation_id", "corr-0123456789");
+    json_t *line =
+        json_pack("{s:s,s:s,s:s,s:O,s:o}", "type", "shop.order.OrderPlaced", "id", id, "time",
+                  "2026-11-21T17:05:00.123Z", "value", value, "headers", json_deep_copy(headers));
+    char *text = json_dumps(line, JSON_COMPACT);
+    it_write_file("hdr", text, path, sizeof path);
+    free(text);
+
+    char *out = NULL;
+    json_t *seen[2];
+    CHECK_INT(it_evctl(&out, NULL, NULL, "publish", path, "--topic", topic, "--dry-run", NULL), ==,
+              0);
+    seen[0] = it_lines(out);
+    free(out);
+    CHECK_INT(it_evctl(&out, NULL, NULL, "publish", path, "--topic", topic, NULL), ==, 0);
+    free(out);
+    CHECK_INT(it_evctl(&out, NULL, NULL, "tail", topic, NULL), ==, 0);
+    seen[1] = it_lines(out);
+    free(out);
+    for (int k = 0; k < 2; k++) {
+        CHECK_INT(json_array_size(seen[k]), ==, 1);
+        json_t *got = json_object_get(json_array_get(seen[k], 0), "headers");
+        const char *key;
+        json_t *want;
+        json_object_foreach(headers, key, want)
+        {
+            json_t *h = json_object_get(got, key);
+            if (!json_equal(h, want)) {
+                char *g = h ? json_dumps(h, JSON_ENCODE_ANY) : NULL;
+                fprintf(stderr, "%s: header %.40s is %s\n", k ? "tail" : "dry run", key,
+                        g ? g : "missing");
+                free(g);
+                CHECK(0);
+            }
+        }
+        CHECK_STR(it_str(got, "ce_id"), id);
+        CHECK_STR(it_str(got, "ce_specversion"), "1.0");
+        CHECK_STR(it_str(got, "content-type"), "application/avro");
+        CHECK_STR(it_str(got, "ce_type"), "shop.order.OrderPlaced");
+        CHECK_STR(it_str(got, "ce_time"), "2026-11-21T17:05:00.123Z");
+        CHECK_INT(json_object_size(got), ==, json_object_size(headers) + 7);
+        json_decref(seen[k]);
+    }
+    json_decref(line);
+    json_decref(headers);
+    json_decref(value);
+    unlink(path);
+}
+
 CHECK_MAIN(CASE(publish_then_tail_round_trip_equals_the_input),
+           CASE(headers_of_every_kind_arrive_as_written),
            CASE(a_bad_line_publishes_nothing_and_names_the_line_and_field),
            CASE(an_input_without_events_publishes_nothing_and_says_so),
            CASE(tail_prints_undecodable_records_with_their_error_and_raw_bytes),

@@ -615,10 +615,43 @@ out:
 /* ======================================================================
  * Spooled records
  *
- * u64 line, i64 time_ms, u32 topic index, i32 key length (-1: none), key,
- * u32 value length, value, u16 header count, then per header: u16 name
- * length, name, NUL, i32 value length (-1: null), value.
+ * u32 topic index (at REC_TOPIC_AT, filled in when spooled), then varints
+ * (LEB128): line, time_ms (zigzag), key (0: none, else its length + 1)
+ * and its bytes, value length and its bytes, header count; then per
+ * header a name code and a value code:
+ *   name   1..NWK_NAMES  the well-known name wk_names[code - 1]
+ *          0             a varint length, the name, a NUL
+ *   value  0             null
+ *          1             the value of an earlier header of this record,
+ *                        its index in one byte (correlation_id = ce_id)
+ *          2..           the well-known value wk_values[code - 2]
+ *          beyond        (code - 2 - NWK_VALUES) bytes, the value
+ * An OrderPlaced line spools as about 300 bytes instead of the 511 of a
+ * plain layout: the spool is written once and read once per line, and
+ * those copies are most of what the main thread does in the first pass.
  * ====================================================================== */
+
+#define REC_TOPIC_AT 0
+
+/* The names and values of the headers every event carries (lev_event_headers). */
+typedef struct wk_s {
+    const char *s;
+    size_t len;
+} wk_t;
+#define WK(lit)                                                                                    \
+    {                                                                                              \
+        lit, sizeof lit - 1                                                                        \
+    }
+static const wk_t wk_names[] = {WK(LEV_H_CE_SPECVERSION), WK(LEV_H_CE_ID),
+                                WK(LEV_H_CE_SOURCE),      WK(LEV_H_CE_TYPE),
+                                WK(LEV_H_CE_TIME),        WK(LEV_H_CONTENT_TYPE),
+                                WK(LEV_H_TRACEPARENT),    WK(LEV_H_CORRELATION_ID)};
+static const wk_t wk_values[] = {WK("1.0"), WK(LEV_CONTENT_TYPE_AVRO)};
+#define NWK_NAMES (sizeof wk_names / sizeof wk_names[0])
+#define NWK_VALUES (sizeof wk_values / sizeof wk_values[0])
+#define WK_ID 2 /* the name codes rec_parse looks for */
+#define WK_SOURCE 3
+#define WK_TYPE 4
 
 typedef struct wbuf_s {
     char *p;
@@ -651,47 +684,110 @@ static int wb_put(wbuf_t *b, const void *src, size_t n)
     return 0;
 }
 
-#define PUT_VAL(at, type, v)                                                                       \
-    do {                                                                                           \
-        type v_ = (type)(v);                                                                       \
-        memcpy(at, &v_, sizeof v_);                                                                \
-        at += sizeof v_;                                                                           \
-    } while (0)
+static size_t uv_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static char *put_uv(char *at, uint64_t v)
+{
+    while (v >= 0x80) {
+        *at++ = (char)(v | 0x80);
+        v >>= 7;
+    }
+    *at++ = (char)v;
+    return at;
+}
+
+static uint64_t zigzag(int64_t v)
+{
+    return ((uint64_t)v << 1) ^ (v < 0 ? UINT64_MAX : 0);
+}
+
+/* The code of a header name: 1 + its index in wk_names, or 0. */
+static unsigned wk_name(const char *name, size_t len)
+{
+    for (size_t i = 0; i < NWK_NAMES; i++)
+        if (wk_names[i].len == len && memcmp(name, wk_names[i].s, len) == 0)
+            return (unsigned)i + 1;
+    return 0;
+}
+
+/* How header i's value is spooled: its value code, *ref the index of the
+ * earlier header with the same value when the code is 1. */
+static uint64_t value_code(const lev_header_t *h, size_t i, unsigned *ref)
+{
+    const lev_header_t *x = &h[i];
+    if (!x->value)
+        return 0;
+    for (size_t k = 0; k < NWK_VALUES; k++)
+        if (x->size == wk_values[k].len && memcmp(x->value, wk_values[k].s, x->size) == 0)
+            return 2 + k;
+    if (x->size >= 8)
+        for (size_t j = 0; j < i && j < 256; j++)
+            if (h[j].value && h[j].size == x->size && memcmp(h[j].value, x->value, x->size) == 0) {
+                *ref = (unsigned)j;
+                return 1;
+            }
+    return 2 + NWK_VALUES + (uint64_t)x->size;
+}
 
 /* An item as a spooled record, appended to b (its size computed first: one
  * reservation, then plain copies). */
 static int item_spool(const item_t *it, uint32_t topic, wbuf_t *b)
 {
-    size_t kl = it->key ? strlen(it->key) : 0, nl[LEV_EVENT_HEADERS_MAX + MAX_USER_HEADERS];
-    size_t need = 8 + 8 + 4 + 4 + kl + 4 + it->value_len + 2;
+    enum { NH = LEV_EVENT_HEADERS_MAX + MAX_USER_HEADERS };
+    size_t kl = it->key ? strlen(it->key) : 0, nl[NH];
+    unsigned name[NH], ref[NH];
+    uint64_t code[NH];
+    size_t need = 4 + uv_len((uint64_t)it->line) + uv_len(zigzag(it->time_ms)) +
+                  uv_len(it->key ? kl + 1 : 0) + kl + uv_len(it->value_len) + it->value_len +
+                  uv_len(it->nheaders);
     for (size_t i = 0; i < it->nheaders; i++) {
         const lev_header_t *h = &it->headers[i];
         nl[i] = strlen(h->name);
-        need += 2 + nl[i] + 1 + 4 + (h->value ? h->size : 0);
+        name[i] = wk_name(h->name, nl[i]);
+        code[i] = value_code(it->headers, i, &ref[i]);
+        need += 1 + (name[i] ? 0 : uv_len(nl[i]) + nl[i] + 1) + uv_len(code[i]) +
+                (code[i] == 1                ? 1
+                 : code[i] >= 2 + NWK_VALUES ? h->size
+                                             : 0);
     }
     if (need > UINT32_MAX || wb_reserve(b, need) != 0)
         return -1;
     char *at = b->p + b->len;
-    PUT_VAL(at, int64_t, it->line);
-    PUT_VAL(at, int64_t, it->time_ms);
-    PUT_VAL(at, uint32_t, topic);
-    PUT_VAL(at, int32_t, it->key ? (int32_t)kl : -1);
+    memcpy(at, &topic, 4);
+    at += 4;
+    at = put_uv(at, (uint64_t)it->line);
+    at = put_uv(at, zigzag(it->time_ms));
+    at = put_uv(at, it->key ? kl + 1 : 0);
     memcpy(at, it->key ? it->key : "", kl);
     at += kl;
-    PUT_VAL(at, uint32_t, it->value_len);
+    at = put_uv(at, it->value_len);
     if (it->value_len)
         memcpy(at, it->value, it->value_len);
     at += it->value_len;
-    PUT_VAL(at, uint16_t, it->nheaders);
+    at = put_uv(at, it->nheaders);
     for (size_t i = 0; i < it->nheaders; i++) {
         const lev_header_t *h = &it->headers[i];
-        PUT_VAL(at, uint16_t, nl[i]);
-        memcpy(at, h->name, nl[i] + 1);
-        at += nl[i] + 1;
-        PUT_VAL(at, int32_t, h->value ? (int32_t)h->size : -1);
-        if (h->value && h->size)
+        *at++ = (char)name[i];
+        if (!name[i]) {
+            at = put_uv(at, nl[i]);
+            memcpy(at, h->name, nl[i] + 1);
+            at += nl[i] + 1;
+        }
+        at = put_uv(at, code[i]);
+        if (code[i] == 1) {
+            *at++ = (char)ref[i];
+        } else if (code[i] >= 2 + NWK_VALUES && h->size) {
             memcpy(at, h->value, h->size);
-        at += h->value ? h->size : 0;
+            at += h->size;
+        }
     }
     b->len += need;
     return 0;
@@ -730,14 +826,18 @@ static const void *rd_take(rd_t *r, size_t n)
     return at;
 }
 
-#define RD_VAL(r, type, out)                                                                       \
-    do {                                                                                           \
-        const void *p_ = rd_take((r), sizeof(type));                                               \
-        type v_ = 0;                                                                               \
-        if (p_)                                                                                    \
-            memcpy(&v_, p_, sizeof v_);                                                            \
-        (out) = v_;                                                                                \
-    } while (0)
+static uint64_t rd_uv(rd_t *r)
+{
+    uint64_t v = 0;
+    for (unsigned shift = 0; !r->bad && r->p < r->end && shift < 64; shift += 7) {
+        unsigned char c = (unsigned char)*r->p++;
+        v |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80))
+            return v;
+    }
+    r->bad = 1;
+    return 0;
+}
 
 static void copy_header(const lev_header_t *h, char *buf, size_t size, const char **out)
 {
@@ -751,41 +851,65 @@ static void copy_header(const lev_header_t *h, char *buf, size_t size, const cha
 static int rec_parse(const void *data, uint32_t len, rec_t *out)
 {
     rd_t r = {data, (const char *)data + len, 0};
-    int64_t line;
-    int32_t klen;
-    uint32_t vlen;
-    uint16_t nh;
-    RD_VAL(&r, int64_t, line);
-    RD_VAL(&r, int64_t, out->time_ms);
-    RD_VAL(&r, uint32_t, out->topic);
-    RD_VAL(&r, int32_t, klen);
-    out->line = (long)line;
-    out->key = klen >= 0 ? rd_take(&r, (size_t)klen) : NULL;
-    out->key_len = klen >= 0 ? (size_t)klen : 0;
-    RD_VAL(&r, uint32_t, vlen);
-    out->value = rd_take(&r, vlen);
-    out->value_len = vlen;
-    RD_VAL(&r, uint16_t, nh);
-    if (nh > sizeof out->headers / sizeof out->headers[0])
+    const void *topic = rd_take(&r, 4);
+    if (!topic)
+        return -1;
+    memcpy(&out->topic, topic, 4);
+    out->line = (long)rd_uv(&r);
+    uint64_t t = rd_uv(&r);
+    out->time_ms = (int64_t)(t >> 1) ^ -(int64_t)(t & 1);
+    uint64_t k = rd_uv(&r);
+    out->key_len = k ? (size_t)(k - 1) : 0;
+    out->key = k && k - 1 <= len ? rd_take(&r, out->key_len) : NULL;
+    if (k && !out->key)
+        return -1;
+    uint64_t vlen = rd_uv(&r);
+    out->value = vlen <= len ? rd_take(&r, (size_t)vlen) : NULL;
+    out->value_len = (size_t)vlen;
+    uint64_t nh = rd_uv(&r);
+    if (r.bad || !out->value || nh > sizeof out->headers / sizeof out->headers[0])
         return -1;
     out->nheaders = 0;
     out->id = out->type = out->source = "";
-    for (uint16_t i = 0; i < nh && !r.bad; i++) {
-        uint16_t nl;
-        int32_t hl;
-        RD_VAL(&r, uint16_t, nl);
-        const char *name = rd_take(&r, (size_t)nl + 1);
-        RD_VAL(&r, int32_t, hl);
-        const void *v = hl >= 0 ? rd_take(&r, (size_t)hl) : NULL;
-        lev_header_t *h = &out->headers[out->nheaders++];
-        *h = (lev_header_t){name, v, hl >= 0 ? (size_t)hl : 0};
-        if (!name)
-            break;
-        if (strcmp(name, LEV_H_CE_ID) == 0)
+    for (uint64_t i = 0; i < nh && !r.bad; i++) {
+        const unsigned char *nc = rd_take(&r, 1);
+        const char *name = NULL;
+        if (nc && *nc && *nc <= NWK_NAMES) {
+            name = wk_names[*nc - 1].s;
+        } else if (nc && !*nc) {
+            uint64_t nl = rd_uv(&r);
+            name = nl < len ? rd_take(&r, (size_t)nl + 1) : NULL;
+            if (!name || name[nl] != '\0')
+                return -1;
+        } else {
+            return -1;
+        }
+        uint64_t code = rd_uv(&r);
+        lev_header_t *h = &out->headers[out->nheaders];
+        *h = (lev_header_t){name, NULL, 0};
+        if (code == 1) {
+            const unsigned char *j = rd_take(&r, 1);
+            if (!j || *j >= out->nheaders)
+                return -1;
+            h->value = out->headers[*j].value;
+            h->size = out->headers[*j].size;
+        } else if (code >= 2 && code < 2 + NWK_VALUES) {
+            h->value = wk_values[code - 2].s;
+            h->size = wk_values[code - 2].len;
+        } else if (code >= 2 + NWK_VALUES) {
+            uint64_t n = code - 2 - NWK_VALUES;
+            h->value = n <= len ? rd_take(&r, (size_t)n) : NULL;
+            h->size = (size_t)n;
+            if (!h->value)
+                return -1;
+        }
+        out->nheaders++;
+        unsigned c = *nc;
+        if (c == WK_ID)
             copy_header(h, out->idbuf, sizeof out->idbuf, &out->id);
-        else if (strcmp(name, LEV_H_CE_TYPE) == 0)
+        else if (c == WK_TYPE)
             copy_header(h, out->typebuf, sizeof out->typebuf, &out->type);
-        else if (strcmp(name, LEV_H_CE_SOURCE) == 0)
+        else if (c == WK_SOURCE)
             copy_header(h, out->srcbuf, sizeof out->srcbuf, &out->source);
     }
     return r.bad ? -1 : 0;
@@ -918,7 +1042,6 @@ typedef struct reader_s {
 /* Spools a validated event (its record in rec, topic index 0 at
  * REC_TOPIC_AT, filled in here) unless an earlier line has its source and
  * id: then reports the line. 0, or an exit code. */
-#define REC_TOPIC_AT 16
 static int spool_event(reader_t *rd, long lineno, const char *source, const char *id,
                        const char *topic, char *rec, size_t len)
 {
