@@ -15,6 +15,9 @@
  *       the validation and the delivery lines. The ceiling;
  *   (b) the same without the headers, printed for comparison;
  *   (c) evctl publish of the JSON file, its output lines to /dev/null.
+ * (b) runs first; (a) and (c) follow in turns swapped every round, so that
+ * neither always runs right after the other on a broker still busy with
+ * its records.
  * Both kcat runs use the producer settings evctl uses (acks=all,
  * idempotence, linger.ms=5, lz4 compression, the murmur2_random
  * partitioner): the broker and the client do the same work per batch.
@@ -246,11 +249,9 @@ int main(int argc, char **argv)
         kcat_argv[ka] = NULL;
         char *evctl_argv[] = {(char *)evctl, "publish", json_path, "--topic", topics[1], NULL};
         run_t kr, br, er;
-        if (run_child(kcat_argv, kcat_path, "/dev/null", log_path, &kr) != 0 || kr.status != 0) {
-            fprintf(stderr, "bench_publish: kcat failed (exit %d), see %s\n", kr.status, log_path);
-            rc = 1;
-            break;
-        }
+        /* the bare run first (it is only printed); then kcat and evctl in
+         * turns swapped every round, so that neither always runs right
+         * after the other, on a broker still busy with its records */
         kcat_argv[bare_end] = NULL;
         kcat_argv[5] = topics[2];
         if (run_child(kcat_argv, kcat_path, "/dev/null", log_path, &br) != 0 || br.status != 0) {
@@ -258,12 +259,25 @@ int main(int argc, char **argv)
             rc = 1;
             break;
         }
-        if (run_child(evctl_argv, NULL, "/dev/null", log_path, &er) != 0 || er.status != 0) {
-            fprintf(stderr, "bench_publish: evctl publish failed (exit %d), see %s\n", er.status,
-                    log_path);
-            rc = 1;
-            break;
+        kcat_argv[bare_end] = "-H";
+        kcat_argv[5] = topics[0];
+        for (int k = 0; k < 2 && rc == 0; k++) {
+            if ((k == 0) == (r % 2 == 0)) {
+                if (run_child(kcat_argv, kcat_path, "/dev/null", log_path, &kr) != 0 ||
+                    kr.status != 0) {
+                    fprintf(stderr, "bench_publish: kcat failed (exit %d), see %s\n", kr.status,
+                            log_path);
+                    rc = 1;
+                }
+            } else if (run_child(evctl_argv, NULL, "/dev/null", log_path, &er) != 0 ||
+                       er.status != 0) {
+                fprintf(stderr, "bench_publish: evctl publish failed (exit %d), see %s\n",
+                        er.status, log_path);
+                rc = 1;
+            }
         }
+        if (rc != 0)
+            break;
         long kn = topic_count(&conf, topics[0]), en = topic_count(&conf, topics[1]);
         long bn = topic_count(&conf, topics[2]);
         if (kn != n || en != n || bn != n) {
