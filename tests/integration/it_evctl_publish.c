@@ -1240,7 +1240,9 @@ static void publish_on_worker_threads_gives_what_one_thread_gives(void)
  * generated header's or to each other, values equal to the constant ones
  * (specversion, content-type) under other names, and a long name. The
  * spool stores such headers by reference (publish.c); this is what
- * proves the references come back as the values. */
+ * proves the references come back as the values. Then keys and ids that
+ * need escaping, at every offset of an 8-byte word: every acknowledgement
+ * line must be JSON that gives them back. */
 static void headers_of_every_kind_arrive_as_written(void)
 {
     char topic[128], path[256], id[LEV_UUID_STR_LEN], longname[201];
@@ -1299,6 +1301,59 @@ static void headers_of_every_kind_arrive_as_written(void)
     json_decref(line);
     json_decref(headers);
     json_decref(value);
+    unlink(path);
+
+    /* the acknowledgement lines: keys and ids that need escaping, at every
+     * position of an 8-byte word, and long plain ones */
+    const char *odd[] = {"q\"uote",
+                         "back\\slash",
+                         "tab\there",
+                         "del\x7f",
+                         "nl\n",
+                         "\x01",
+                         "caf\xc3\xa9-\xe2\x82\xac",
+                         "plain-key-of-thirty-two-bytes-xx"};
+    enum { NODD = sizeof odd / sizeof odd[0] };
+    char ids[NODD * 9][256], keys[NODD * 9][64];
+    FILE *f = fopen(path, "w");
+    REQUIRE(f);
+    int n = 0;
+    for (int i = 0; i < NODD; i++)
+        for (int shift = 0; shift < 9; shift++, n++) {
+            snprintf(keys[n], sizeof keys[n], "%.*s%s", shift, "abcdefghi", odd[i]);
+            snprintf(ids[n], sizeof ids[n], "%s-%.128s-%d", odd[(i + 1) % NODD], topic, n);
+            json_t *v = lev_test_order_json(id, n);
+            json_t *l = json_pack("{s:s,s:s,s:s,s:o}", "type", "shop.order.OrderPlaced", "id",
+                                  ids[n], "key", keys[n], "value", v);
+            char *t = json_dumps(l, JSON_COMPACT);
+            fprintf(f, "%s\n", t);
+            free(t);
+            json_decref(l);
+        }
+    fclose(f);
+    CHECK_INT(it_evctl(&out, NULL, NULL, "publish", path, "--topic", topic, NULL), ==, 0);
+    json_t *acks = it_lines(out);
+    free(out);
+    CHECK_INT(json_array_size(acks), ==, n);
+    int good = 0;
+    size_t i;
+    json_t *a;
+    json_array_foreach(acks, i, a)
+    {
+        json_int_t no = it_int(a, "line");
+        if (no < 1 || no > n) {
+            char *t = json_dumps(a, JSON_ENCODE_ANY);
+            fprintf(stderr, "not an acknowledgement line: %s\n", t ? t : "?");
+            free(t);
+            continue;
+        }
+        good += it_str(a, "key") && strcmp(it_str(a, "key"), keys[no - 1]) == 0 &&
+                it_str(a, "id") && strcmp(it_str(a, "id"), ids[no - 1]) == 0 &&
+                it_str(a, "topic") && strcmp(it_str(a, "topic"), topic) == 0 && it_str(a, "type") &&
+                strcmp(it_str(a, "type"), "shop.order.OrderPlaced") == 0;
+    }
+    CHECK_INT(good, ==, n);
+    json_decref(acks);
     unlink(path);
 }
 
