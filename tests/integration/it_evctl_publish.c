@@ -1357,7 +1357,61 @@ static void headers_of_every_kind_arrive_as_written(void)
     unlink(path);
 }
 
+/* Routing by type: a known type the topics description routes nowhere is
+ * named with the file; the types it routes go to their topic, on worker
+ * threads as on the main one (the routes are matched once per schema). */
+static void a_type_the_topics_description_routes_nowhere_is_named(void)
+{
+    char topics[256], path[256], tp[512], id[LEV_UUID_STR_LEN], topic[128], desc[512];
+    lev_uuid4(id);
+    lev_test_unique("it-evctl-route", topic, sizeof topic);
+    REQUIRE(lev_test_create_topic(topic, 1) == 0);
+    snprintf(desc, sizeof desc,
+             "{\"version\":1,\"topics\":[{\"name\":\"%s\",\"types\":[\"shop.order.OrderPl*\"]}],"
+             "\"groups\":[]}",
+             topic);
+    it_write_file("topics", desc, topics, sizeof topics);
+    json_t *value = lev_test_order_json(id, 1);
+    char *v = json_dumps(value, JSON_COMPACT);
+    FILE *f = NULL;
+    it_tmp_path("route", path, sizeof path);
+    REQUIRE((f = fopen(path, "w")) != NULL);
+    for (int i = 1; i <= 3000; i++)
+        fprintf(f, "{\"type\":\"shop.order.%s\",\"value\":%s}\n",
+                i == 2500 ? "OrderAccepted" : "OrderPlaced", v);
+    fclose(f);
+    free(v);
+    json_decref(value);
+    for (int threads = 0; threads <= 2; threads += 2) {
+        char env[64], *out = NULL, *err = NULL;
+        snprintf(env, sizeof env, "%d", threads);
+        setenv("EVCTL_PUBLISH_THREADS", env, 1);
+        CHECK_INT(it_evctl(&out, &err, NULL, "publish", path, "--topics-file", topics, "--dry-run",
+                           "--skip-bad", NULL),
+                  ==, 65);
+        snprintf(tp, sizeof tp,
+                 ":2500: topic: no topic: give \"topic\" or --topic (no \"types\" pattern in %s "
+                 "matches shop.order.OrderAccepted)",
+                 topics);
+        CHECK(err && strstr(err, tp) != NULL);
+        CHECK(err && strstr(err, "2999 events valid, 1 bad") != NULL);
+        json_t *lines = it_lines(out), *l;
+        size_t i;
+        int routed = 0;
+        json_array_foreach(lines, i, l) routed +=
+            it_str(l, "topic") && strcmp(it_str(l, "topic"), topic) == 0;
+        CHECK_INT(routed, ==, 2999);
+        json_decref(lines);
+        free(out);
+        free(err);
+    }
+    unsetenv("EVCTL_PUBLISH_THREADS");
+    unlink(path);
+    unlink(topics);
+}
+
 CHECK_MAIN(CASE(publish_then_tail_round_trip_equals_the_input),
+           CASE(a_type_the_topics_description_routes_nowhere_is_named),
            CASE(headers_of_every_kind_arrive_as_written),
            CASE(a_bad_line_publishes_nothing_and_names_the_line_and_field),
            CASE(an_input_without_events_publishes_nothing_and_says_so),
