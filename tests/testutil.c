@@ -47,6 +47,28 @@ void lev_test_config(lev_config_t *conf, const char *service)
     conf->shutdown_timeout_ms = 10000;
 }
 
+static void *run_main(void *arg)
+{
+    lev_test_run_t *r = arg;
+    r->rc = lev_worker_run(r->w);
+    atomic_store(&r->returned_ms, lev_mono_ms());
+    return NULL;
+}
+
+int lev_test_run_start(lev_test_run_t *r, lev_worker_t *w)
+{
+    r->w = w;
+    r->rc = -1;
+    atomic_store(&r->returned_ms, 0);
+    return pthread_create(&r->thread, NULL, run_main, r) == 0 ? 0 : -1;
+}
+
+int lev_test_run_join(lev_test_run_t *r)
+{
+    pthread_join(r->thread, NULL);
+    return r->rc;
+}
+
 void lev_test_sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};

@@ -7,9 +7,25 @@
 #include <jansson.h>
 #include <libevents.h>
 #include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
 #include <unistd.h>
+
+/* A worker's lev_worker_run on a thread of its own. */
+typedef struct lev_test_run_s {
+    lev_worker_t *w;
+    pthread_t thread;
+    int rc;                      /* what lev_worker_run returned, once it did */
+    _Atomic int64_t returned_ms; /* lev_mono_ms() when it returned; 0 until then */
+} lev_test_run_t;
+
+/* Runs w on a new thread: 0, or -1 when no thread could be made. */
+int lev_test_run_start(lev_test_run_t *r, lev_worker_t *w);
+/* Waits for the run to return (lev_worker_stop first); its result. */
+int lev_test_run_join(lev_test_run_t *r);
 
 /* getenv with a default. */
 const char *lev_test_env(const char *name, const char *def);

@@ -259,13 +259,12 @@ static void dlq_redrive_sends_back_with_provenance_and_without_dead_letter_heade
 /* ---- a real worker: dead letters while broken, processed once fixed ---- */
 
 typedef struct svc_s {
-    lev_worker_t *w;
+    lev_test_run_t run; /* its worker, run.w */
     char (*ids)[LEV_UUID_STR_LEN];
     size_t n;
     atomic_int fixed;
     atomic_int handled[8]; /* successful handler calls per id */
     atomic_int failed[8];
-    int rc;
 } svc_t;
 
 static int is_broken(size_t i)
@@ -286,13 +285,6 @@ static lev_result_t handle(lev_ctx_t *ctx, const lev_event_t *ev, void *opaque)
     }
     atomic_fetch_add(&s->handled[i], 1);
     return LEV_RESULT_OK;
-}
-
-static void *run_worker(void *arg)
-{
-    svc_t *s = arg;
-    s->rc = lev_worker_run(s->w);
-    return NULL;
 }
 
 static int count(svc_t *s, int what_handled)
@@ -317,12 +309,11 @@ static void redriven_dead_letters_are_processed_by_the_fixed_worker(void)
     lev_test_config(&conf, "it-evctl-fix");
     conf.retry.levels = 0; /* permanent failures go straight to the dead-letter topic */
     lev_dlq_topic_name(conf.group_id, dlq, sizeof dlq);
-    s.w = lev_worker_new(&conf, &err);
-    REQUIRE(s.w);
-    CHECK(lev_worker_on(s.w, "shop.order.OrderPlaced", handle, &s, &err) == 0);
-    CHECK(lev_worker_subscribe(s.w, src, &err) == 0);
-    pthread_t th;
-    pthread_create(&th, NULL, run_worker, &s);
+    s.run.w = lev_worker_new(&conf, &err);
+    REQUIRE(s.run.w);
+    CHECK(lev_worker_on(s.run.w, "shop.order.OrderPlaced", handle, &s, &err) == 0);
+    CHECK(lev_worker_subscribe(s.run.w, src, &err) == 0);
+    REQUIRE(lev_test_run_start(&s.run, s.run.w) == 0);
 
     /* broken: three handled, three dead-lettered */
     lev_test_record_t *recs = NULL;
@@ -359,14 +350,13 @@ static void redriven_dead_letters_are_processed_by_the_fixed_worker(void)
         lev_test_sleep_ms(50);
     /* every record of src finished: a second handling would have shown */
     CHECK(lev_test_wait_caught_up(conf.group_id, src, 60000) == 0);
-    lev_worker_stop(s.w);
-    pthread_join(th, NULL);
-    CHECK_INT(s.rc, ==, 0);
+    lev_worker_stop(s.run.w);
+    CHECK_INT(lev_test_run_join(&s.run), ==, 0);
     for (size_t i = 0; i < N; i++) {
         CHECK_INT(atomic_load(&s.handled[i]), ==, 1);
         CHECK_INT(atomic_load(&s.failed[i]), ==, is_broken(i) ? 1 : 0);
     }
-    lev_worker_destroy(s.w);
+    lev_worker_destroy(s.run.w);
     lev_config_clear(&conf);
 }
 

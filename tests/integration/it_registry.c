@@ -832,20 +832,6 @@ static void threads_share_one_client(void)
     fake_stop(&f);
 }
 
-typedef struct run_s {
-    lev_worker_t *w;
-    int rc;
-    atomic_int done;
-} run_t;
-
-static void *run_worker(void *arg)
-{
-    run_t *r = arg;
-    r->rc = lev_worker_run(r->w);
-    atomic_store(&r->done, 1);
-    return NULL;
-}
-
 static lev_result_t never_called(lev_ctx_t *ctx, const lev_event_t *ev, void *opaque)
 {
     (void)ctx;
@@ -894,15 +880,13 @@ static void a_worker_the_registry_refuses_stops_its_start(void)
         REQUIRE(lev_worker_on(w, "shop.order.OrderPlaced", never_called, NULL, &err) == 0 &&
                 lev_worker_subscribe(w, "refused-in", &err) == 0 &&
                 lev_worker_declare_emits(w, "refused-out", "shop.order.OrderAccepted", &err) == 0);
-        run_t r = {w, 1, 0};
-        pthread_t th;
-        REQUIRE(pthread_create(&th, NULL, run_worker, &r) == 0);
-        for (int waited = 0; !atomic_load(&r.done) && waited < 20000; waited += 50)
+        lev_test_run_t r;
+        REQUIRE(lev_test_run_start(&r, w) == 0);
+        for (int waited = 0; !atomic_load(&r.returned_ms) && waited < 20000; waited += 50)
             lev_test_sleep_ms(50);
-        CHECK(atomic_load(&r.done)); /* not still waiting after 20 s */
+        CHECK(atomic_load(&r.returned_ms)); /* not still waiting after 20 s */
         lev_worker_stop(w);
-        pthread_join(th, NULL);
-        CHECK_INT(r.rc, ==, LEV_ERR_CONFIG);
+        CHECK_INT(lev_test_run_join(&r), ==, LEV_ERR_CONFIG);
         CHECK_INT(atomic_load(&f.requests), >=, 1);
         CHECK_INT(atomic_load(&f.requests), <=, 2); /* asked, not waited on */
         char req[8192];

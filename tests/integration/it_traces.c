@@ -120,19 +120,6 @@ static lev_result_t on_placed(lev_ctx_t *ctx, const lev_event_t *ev, void *opaqu
                                                                  : LEV_RESULT_PERMANENT;
 }
 
-typedef struct run_s {
-    lev_worker_t *w;
-    pthread_t thread;
-    int rc;
-} run_t;
-
-static void *run_main(void *arg)
-{
-    run_t *r = arg;
-    r->rc = lev_worker_run(r->w);
-    return NULL;
-}
-
 enum { N = 4 };
 /* inputs 0 and 1: sampled parents; 2: a parent that did not sample; 3: none */
 static const char *const parents[N] = {
@@ -253,17 +240,17 @@ static void spans_link_inputs_handlers_and_outputs_across_the_trace(void)
     lev_error_t err;
     lev_test_config(&conf, "it-traces");
     lev_config_set_str(&conf.group_id, a.group);
-    run_t r = {0};
-    r.w = lev_worker_new(&conf, &err);
+    lev_test_run_t r;
+    lev_worker_t *w = lev_worker_new(&conf, &err);
     lev_config_clear(&conf);
     unsetenv("OTEL_EXPORTER_OTLP_ENDPOINT");
     unsetenv("OTEL_SERVICE_NAME");
     unsetenv("OTEL_BSP_SCHEDULE_DELAY");
-    REQUIRE(r.w);
-    REQUIRE(lev_worker_on(r.w, "shop.order.OrderPlaced", on_placed, &a, &err) == 0 &&
-            lev_worker_subscribe(r.w, a.in, &err) == 0 &&
-            lev_worker_declare_output(r.w, a.out, &err) == 0);
-    REQUIRE(pthread_create(&r.thread, NULL, run_main, &r) == 0);
+    REQUIRE(w);
+    REQUIRE(lev_worker_on(w, "shop.order.OrderPlaced", on_placed, &a, &err) == 0 &&
+            lev_worker_subscribe(w, a.in, &err) == 0 &&
+            lev_worker_declare_output(w, a.out, &err) == 0);
+    REQUIRE(lev_test_run_start(&r, w) == 0);
     lev_test_record_t *outs;
     size_t nout = lev_test_read_topic(a.out, N, 60000, &outs);
     CHECK_INT(nout, ==, N);
@@ -276,10 +263,9 @@ static void spans_link_inputs_handlers_and_outputs_across_the_trace(void)
         have = json_array_size(col.spans);
         pthread_mutex_unlock(&col.mu);
     }
-    lev_worker_stop(r.w);
-    pthread_join(r.thread, NULL);
-    lev_worker_destroy(r.w);
-    CHECK_INT(r.rc, ==, 0);
+    lev_worker_stop(w);
+    CHECK_INT(lev_test_run_join(&r), ==, 0);
+    lev_worker_destroy(w);
     CHECK_STR(col.path, "/v1/traces");
     json_t *spans = col.spans;
     CHECK_INT(json_array_size(spans), ==, 6);

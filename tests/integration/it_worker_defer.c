@@ -258,18 +258,9 @@ static void app_free(app_t *a)
 }
 
 typedef struct run_s {
-    lev_worker_t *w;
-    pthread_t thread;
-    int rc;
+    lev_test_run_t run; /* its worker, run.w */
     lev_worker_stats_t stats;
 } run_t;
-
-static void *run_main(void *arg)
-{
-    run_t *r = arg;
-    r->rc = lev_worker_run(r->w);
-    return NULL;
-}
 
 typedef struct opts_s {
     int max_deferred;
@@ -305,36 +296,37 @@ static int run_start(run_t *r, app_t *a, const opts_t *o)
         conf.retry.levels = 1;
         conf.retry.delays_ms[0] = 1000;
     }
-    r->w = lev_worker_new(&conf, &err);
+    r->run.w = lev_worker_new(&conf, &err);
     lev_config_clear(&conf);
-    if (!r->w || lev_worker_on(r->w, "shop.order.OrderPlaced", on_placed, a, &err) ||
-        lev_worker_subscribe(r->w, a->in, &err) || lev_worker_declare_output(r->w, a->out, &err)) {
+    if (!r->run.w || lev_worker_on(r->run.w, "shop.order.OrderPlaced", on_placed, a, &err) ||
+        lev_worker_subscribe(r->run.w, a->in, &err) ||
+        lev_worker_declare_output(r->run.w, a->out, &err)) {
         fprintf(stderr, "worker: %s\n", lev_error_format(&err, buf, sizeof buf));
         return -1;
     }
     if (o && o->breaker) {
-        a->breaker = lev_worker_breaker(r->w, "dependency", o->breaker, &err);
+        a->breaker = lev_worker_breaker(r->run.w, "dependency", o->breaker, &err);
         if (!a->breaker ||
-            lev_worker_needs(r->w, "shop.order.OrderPlaced", a->breaker, &err) != 0) {
+            lev_worker_needs(r->run.w, "shop.order.OrderPlaced", a->breaker, &err) != 0) {
             fprintf(stderr, "breaker: %s\n", lev_error_format(&err, buf, sizeof buf));
             return -1;
         }
     }
-    return pthread_create(&r->thread, NULL, run_main, r);
+    return lev_test_run_start(&r->run, r->run.w);
 }
 
 /* Stops the worker, then the dependency (whose last resumes come after
  * run returned), then destroys the worker. */
 static int run_stop(run_t *r, app_t *a)
 {
-    lev_worker_stop(r->w);
-    pthread_join(r->thread, NULL);
+    lev_worker_stop(r->run.w);
+    lev_test_run_join(&r->run);
     dep_stop(&a->dep);
-    lev_worker_stats(r->w, &r->stats);
-    lev_worker_destroy(r->w);
-    r->w = NULL;
+    lev_worker_stats(r->run.w, &r->stats);
+    lev_worker_destroy(r->run.w);
+    r->run.w = NULL;
     a->breaker = NULL;
-    return r->rc;
+    return r->run.rc;
 }
 
 static int wait_finished(run_t *r, uint64_t n, int timeout_ms)
@@ -342,7 +334,7 @@ static int wait_finished(run_t *r, uint64_t n, int timeout_ms)
     int64_t deadline = lev_mono_ms() + timeout_ms;
     lev_worker_stats_t st = {0};
     while (lev_mono_ms() < deadline) {
-        lev_worker_stats(r->w, &st);
+        lev_worker_stats(r->run.w, &st);
         if (st.finished >= n)
             return 0;
         lev_test_sleep_ms(20);
@@ -544,7 +536,7 @@ static void a_dead_lettered_record_fetched_again_is_skipped_and_a_redrive_is_han
     size_t ndl = lev_test_read_topic(a.dlq, 1, 10000, &dl);
     CHECK_INT(ndl, ==, 1);
     lev_worker_stats_t st;
-    lev_worker_stats(r.w, &st);
+    lev_worker_stats(r.run.w, &st);
     CHECK_INT(st.skipped_duplicates, >=, 1); /* its copy was fetched again, and skipped */
 
     REQUIRE(ndl == 1);
@@ -583,7 +575,7 @@ static void stop_waits_for_deferred_records_and_late_resumes_only_release(void)
     lev_worker_stats_t st = {0};
     while (st.deferred == 0 && lev_mono_ms() < deadline) {
         lev_test_sleep_ms(5);
-        lev_worker_stats(r.w, &st);
+        lev_worker_stats(r.run.w, &st);
     }
     REQUIRE(st.deferred > 0);
     CHECK_INT(run_stop(&r, &a), ==, 0);
@@ -607,7 +599,7 @@ static void stop_waits_for_deferred_records_and_late_resumes_only_release(void)
     memset(&st, 0, sizeof st);
     while (st.deferred == 0 && lev_mono_ms() < deadline) {
         lev_test_sleep_ms(5);
-        lev_worker_stats(r.w, &st);
+        lev_worker_stats(r.run.w, &st);
     }
     REQUIRE(st.deferred > 0);
     int before = atomic_load(&a.deferrals);
@@ -649,7 +641,7 @@ static void circuit_breaker_holds_partitions_while_the_dependency_is_down_and_dr
     CHECK(lev_breaker_state(a.breaker) != LEV_BREAKER_CLOSED);
     lev_test_sleep_ms(3000); /* the outage goes on: probes fail, nothing is burnt */
     lev_worker_stats_t st;
-    lev_worker_stats(r.w, &st);
+    lev_worker_stats(r.run.w, &st);
     CHECK_INT(st.finished, ==, 0);
     CHECK_INT(st.sent_to_retry, ==, 0);
     CHECK_INT(st.dead_lettered, ==, 0);

@@ -17,8 +17,7 @@ typedef struct {
     char **sent;     /* JSON text of what was sent, by index */
     char **received; /* JSON text of what the handler saw, by index */
     size_t got;
-    lev_worker_t *w;
-    int rc;
+    lev_test_run_t run; /* its worker, run.w */
 } delivery_t;
 
 static lev_result_t record_event(lev_ctx_t *ctx, const lev_event_t *ev, void *opaque)
@@ -37,15 +36,8 @@ static lev_result_t record_event(lev_ctx_t *ctx, const lev_event_t *ev, void *op
         break;
     }
     if (d->got == d->n)
-        lev_worker_stop(d->w);
+        lev_worker_stop(d->run.w);
     return LEV_RESULT_OK;
-}
-
-static void *run_worker(void *arg)
-{
-    delivery_t *d = arg;
-    d->rc = lev_worker_run(d->w);
-    return NULL;
 }
 
 static void produced_events_all_arrive_decoded_equal_and_offsets_are_committed(void)
@@ -85,18 +77,16 @@ static void produced_events_all_arrive_decoded_equal_and_offsets_are_committed(v
     lev_codec_destroy(codec);
 
     /* consume with a group */
-    d.w = lev_worker_new(&conf, &err);
-    REQUIRE(d.w);
-    CHECK(lev_worker_on(d.w, "shop.order.OrderPlaced", record_event, &d, &err) == 0);
-    CHECK(lev_worker_subscribe(d.w, topic, &err) == 0);
-    pthread_t th;
-    pthread_create(&th, NULL, run_worker, &d);
+    d.run.w = lev_worker_new(&conf, &err);
+    REQUIRE(d.run.w);
+    CHECK(lev_worker_on(d.run.w, "shop.order.OrderPlaced", record_event, &d, &err) == 0);
+    CHECK(lev_worker_subscribe(d.run.w, topic, &err) == 0);
+    REQUIRE(lev_test_run_start(&d.run, d.run.w) == 0);
     int64_t deadline = lev_mono_ms() + 90000;
     while (d.got < N && lev_mono_ms() < deadline)
         lev_test_sleep_ms(50);
-    lev_worker_stop(d.w);
-    pthread_join(th, NULL);
-    CHECK_INT(d.rc, ==, 0);
+    lev_worker_stop(d.run.w);
+    CHECK_INT(lev_test_run_join(&d.run), ==, 0);
     CHECK_INT(d.got, ==, N);
     size_t equal = 0;
     for (int i = 0; i < N; i++)
@@ -108,7 +98,7 @@ static void produced_events_all_arrive_decoded_equal_and_offsets_are_committed(v
     CHECK(lev_test_committed(conf.group_id, topic, 3, committed) == 0);
     CHECK_INT(committed[0] + committed[1] + committed[2], ==, N);
 
-    lev_worker_destroy(d.w);
+    lev_worker_destroy(d.run.w);
     lev_config_clear(&conf);
     for (int i = 0; i < N; i++) {
         free(d.sent[i]);
@@ -291,12 +281,11 @@ static void events_without_a_handler_are_finished_between_the_handled_ones(void)
     lev_producer_destroy(p);
     lev_codec_destroy(codec);
 
-    d.w = lev_worker_new(&conf, &err);
-    REQUIRE(d.w);
-    CHECK(lev_worker_on(d.w, "shop.order.OrderPlaced", record_event, &d, &err) == 0);
-    CHECK(lev_worker_subscribe(d.w, topic, &err) == 0);
-    pthread_t th;
-    pthread_create(&th, NULL, run_worker, &d);
+    d.run.w = lev_worker_new(&conf, &err);
+    REQUIRE(d.run.w);
+    CHECK(lev_worker_on(d.run.w, "shop.order.OrderPlaced", record_event, &d, &err) == 0);
+    CHECK(lev_worker_subscribe(d.run.w, topic, &err) == 0);
+    REQUIRE(lev_test_run_start(&d.run, d.run.w) == 0);
     int64_t deadline = lev_mono_ms() + 60000;
     int64_t committed[2] = {0, 0};
     while (lev_mono_ms() < deadline) {
@@ -305,16 +294,15 @@ static void events_without_a_handler_are_finished_between_the_handled_ones(void)
             break;
         lev_test_sleep_ms(200);
     }
-    lev_worker_stop(d.w);
-    pthread_join(th, NULL);
-    CHECK_INT(d.rc, ==, 0);
+    lev_worker_stop(d.run.w);
+    CHECK_INT(lev_test_run_join(&d.run), ==, 0);
     CHECK_INT(d.got, ==, N);
     CHECK_INT(committed[0] + committed[1], ==, 2 * N);
     lev_worker_stats_t st;
-    lev_worker_stats(d.w, &st);
+    lev_worker_stats(d.run.w, &st);
     CHECK_INT(st.handled, ==, N);
     CHECK_INT(st.finished, ==, 2 * N);
-    lev_worker_destroy(d.w);
+    lev_worker_destroy(d.run.w);
     lev_config_clear(&conf);
     for (int i = 0; i < N; i++)
         free(d.received[i]);
@@ -368,20 +356,6 @@ static void count_term(int sig)
     terms_seen++;
 }
 
-typedef struct {
-    lev_worker_t *w;
-    int rc;
-    int64_t returned_ms;
-} sig_run_t;
-
-static void *sig_run(void *arg)
-{
-    sig_run_t *r = arg;
-    r->rc = lev_worker_run(r->w);
-    r->returned_ms = lev_mono_ms();
-    return NULL;
-}
-
 static lev_result_t ignore_event(lev_ctx_t *ctx, const lev_event_t *ev, void *opaque)
 {
     (void)ctx;
@@ -407,18 +381,16 @@ static void sigterm_stops_every_registered_worker_and_is_safe_after_destroy(void
     REQUIRE(lev_test_create_topic(topic, 1) == 0);
     lev_config_t conf;
     lev_error_t err;
-    sig_run_t r[2];
-    pthread_t th[2];
+    lev_test_run_t r[2];
     for (int i = 0; i < 2; i++) {
         lev_test_config(&conf, "it-signals");
-        r[i].w = lev_worker_new(&conf, &err);
+        lev_worker_t *w = lev_worker_new(&conf, &err);
         lev_config_clear(&conf);
-        REQUIRE(r[i].w);
-        CHECK(lev_worker_on(r[i].w, "shop.order.OrderPlaced", ignore_event, NULL, &err) == 0);
-        CHECK(lev_worker_subscribe(r[i].w, topic, &err) == 0);
-        CHECK(lev_worker_stop_on_signals(r[i].w) == 0);
-        r[i].returned_ms = 0;
-        pthread_create(&th[i], NULL, sig_run, &r[i]);
+        REQUIRE(w);
+        CHECK(lev_worker_on(w, "shop.order.OrderPlaced", ignore_event, NULL, &err) == 0);
+        CHECK(lev_worker_subscribe(w, topic, &err) == 0);
+        CHECK(lev_worker_stop_on_signals(w) == 0);
+        REQUIRE(lev_test_run_start(&r[i], w) == 0);
     }
     lev_worker_stats_t st[2] = {{0}};
     int64_t deadline = lev_mono_ms() + 30000;
@@ -430,9 +402,8 @@ static void sigterm_stops_every_registered_worker_and_is_safe_after_destroy(void
     int64_t t0 = lev_mono_ms();
     raise(SIGTERM); /* both stop, gracefully */
     for (int i = 0; i < 2; i++) {
-        pthread_join(th[i], NULL);
-        CHECK_INT(r[i].rc, ==, 0);
-        CHECK(r[i].returned_ms - t0 < 20000);
+        CHECK_INT(lev_test_run_join(&r[i]), ==, 0);
+        CHECK(atomic_load(&r[i].returned_ms) - t0 < 20000);
     }
     CHECK_INT(terms_seen, ==, 0); /* ours was replaced while workers were registered */
 

@@ -61,9 +61,7 @@ typedef struct app_s {
 
 typedef struct run_s {
     app_t *app;
-    lev_worker_t *w;
-    pthread_t thread;
-    int rc;
+    lev_test_run_t run; /* its worker, run.w */
     lev_worker_stats_t stats;
 } run_t;
 
@@ -146,13 +144,6 @@ static void app_free(app_t *a)
     free((void *)a->effects);
 }
 
-static void *run_main(void *arg)
-{
-    run_t *r = arg;
-    r->rc = lev_worker_run(r->w);
-    return NULL;
-}
-
 /* Starts a worker of the app's group in a thread of its own. */
 static int run_start(run_t *r, app_t *a, const char *const *settings)
 {
@@ -172,24 +163,25 @@ static int run_start(run_t *r, app_t *a, const char *const *settings)
         for (size_t i = 0; settings[i]; i += 2)
             if (strcmp(settings[i], "message.timeout.ms") == 0)
                 conf.delivery_timeout_ms = atoi(settings[i + 1]);
-    r->w = lev_worker_new(&conf, &err);
+    r->run.w = lev_worker_new(&conf, &err);
     lev_config_clear(&conf);
-    if (!r->w || lev_worker_on(r->w, "shop.order.OrderPlaced", on_placed, a, &err) ||
-        lev_worker_subscribe(r->w, a->in, &err) || lev_worker_declare_output(r->w, a->out, &err)) {
+    if (!r->run.w || lev_worker_on(r->run.w, "shop.order.OrderPlaced", on_placed, a, &err) ||
+        lev_worker_subscribe(r->run.w, a->in, &err) ||
+        lev_worker_declare_output(r->run.w, a->out, &err)) {
         fprintf(stderr, "worker: %s\n", lev_error_format(&err, buf, sizeof buf));
         return -1;
     }
-    return pthread_create(&r->thread, NULL, run_main, r);
+    return lev_test_run_start(&r->run, r->run.w);
 }
 
 static int run_stop(run_t *r)
 {
-    lev_worker_stop(r->w);
-    pthread_join(r->thread, NULL);
-    lev_worker_stats(r->w, &r->stats);
-    lev_worker_destroy(r->w);
-    r->w = NULL;
-    return r->rc;
+    lev_worker_stop(r->run.w);
+    lev_test_run_join(&r->run);
+    lev_worker_stats(r->run.w, &r->stats);
+    lev_worker_destroy(r->run.w);
+    r->run.w = NULL;
+    return r->run.rc;
 }
 
 /* Waits until a report failed (the fault struck), up to timeout_ms. */
@@ -199,7 +191,7 @@ static void wait_produce_failure(run_t *r, int timeout_ms)
     lev_worker_stats_t st = {0};
     while (lev_mono_ms() < deadline && st.produce_failures == 0) {
         lev_test_sleep_ms(20);
-        lev_worker_stats(r->w, &st);
+        lev_worker_stats(r->run.w, &st);
     }
 }
 
@@ -221,7 +213,7 @@ static void wait_finished(run_t *r, uint64_t n, int timeout_ms)
     int64_t deadline = lev_mono_ms() + timeout_ms;
     lev_worker_stats_t st = {0};
     while (lev_mono_ms() < deadline) {
-        lev_worker_stats(r->w, &st);
+        lev_worker_stats(r->run.w, &st);
         if (st.finished >= n)
             return;
         lev_test_sleep_ms(20);
@@ -489,9 +481,9 @@ static void fatal_producer_error_mid_batch_resends_and_loses_nothing(void)
     int64_t deadline = lev_mono_ms() + 20000;
     while (st.handled < 50 && lev_mono_ms() < deadline) {
         lev_test_sleep_ms(5);
-        lev_worker_stats(r.w, &st);
+        lev_worker_stats(r.run.w, &st);
     }
-    rd_kafka_t *prk = lev_worker_producer_client(r.w);
+    rd_kafka_t *prk = lev_worker_producer_client(r.run.w);
     REQUIRE(prk);
     rd_kafka_test_fatal_error(prk, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
                               "test: simulated fatal idempotence error");
@@ -522,7 +514,7 @@ static void partitions_revoked_while_records_wait_are_given_up_without_storing_p
     int64_t deadline = lev_mono_ms() + 20000;
     while (st.handled < 20 && lev_mono_ms() < deadline) {
         lev_test_sleep_ms(20);
-        lev_worker_stats(r1.w, &st);
+        lev_worker_stats(r1.run.w, &st);
     }
     REQUIRE(run_start(&r2, &a, settings) == 0); /* a second member: a rebalance */
     wait_committed(&a, 120000);

@@ -138,18 +138,9 @@ static int app_init(app_t *a, const char *name, size_t n, int nkeys)
 }
 
 typedef struct run_s {
-    lev_worker_t *w;
-    pthread_t thread;
-    int rc;
+    lev_test_run_t run; /* its worker, run.w */
     lev_worker_stats_t stats;
 } run_t;
-
-static void *run_main(void *arg)
-{
-    run_t *r = arg;
-    r->rc = lev_worker_run(r->w);
-    return NULL;
-}
 
 static int run_start(run_t *r, app_t *a)
 {
@@ -161,16 +152,17 @@ static int run_start(run_t *r, app_t *a)
     lev_config_set_str(&conf.group_id, a->group);
     conf.retry.backoff_ms = 50;
     conf.retry.backoff_max_ms = 200;
-    r->w = lev_worker_new(&conf, &err);
+    r->run.w = lev_worker_new(&conf, &err);
     lev_config_clear(&conf);
-    if (!r->w || lev_worker_on(r->w, "shop.order.OrderPlaced", on_placed, a, &err) ||
+    if (!r->run.w || lev_worker_on(r->run.w, "shop.order.OrderPlaced", on_placed, a, &err) ||
         (a->prefetch &&
-         lev_worker_state_prefetch(r->w, "shop.order.OrderPlaced", a->prefix, &err)) ||
-        lev_worker_subscribe(r->w, a->in, &err) || lev_worker_declare_output(r->w, a->out, &err)) {
+         lev_worker_state_prefetch(r->run.w, "shop.order.OrderPlaced", a->prefix, &err)) ||
+        lev_worker_subscribe(r->run.w, a->in, &err) ||
+        lev_worker_declare_output(r->run.w, a->out, &err)) {
         fprintf(stderr, "worker: %s\n", lev_error_format(&err, buf, sizeof buf));
         return -1;
     }
-    return pthread_create(&r->thread, NULL, run_main, r);
+    return lev_test_run_start(&r->run, r->run.w);
 }
 
 static int wait_finished(run_t *r, uint64_t n, int timeout_ms)
@@ -178,7 +170,7 @@ static int wait_finished(run_t *r, uint64_t n, int timeout_ms)
     int64_t deadline = lev_mono_ms() + timeout_ms;
     lev_worker_stats_t st = {0};
     while (lev_mono_ms() < deadline) {
-        lev_worker_stats(r->w, &st);
+        lev_worker_stats(r->run.w, &st);
         if (st.finished >= n)
             return 0;
         lev_test_sleep_ms(20);
@@ -190,12 +182,12 @@ static int wait_finished(run_t *r, uint64_t n, int timeout_ms)
 
 static int run_stop(run_t *r)
 {
-    lev_worker_stop(r->w);
-    pthread_join(r->thread, NULL);
-    lev_worker_stats(r->w, &r->stats);
-    lev_worker_destroy(r->w);
-    r->w = NULL;
-    return r->rc;
+    lev_worker_stop(r->run.w);
+    lev_test_run_join(&r->run);
+    lev_worker_stats(r->run.w, &r->stats);
+    lev_worker_destroy(r->run.w);
+    r->run.w = NULL;
+    return r->run.rc;
 }
 
 /* Every input has exactly one output, and the out topic holds nothing else. */
