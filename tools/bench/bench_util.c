@@ -1,9 +1,13 @@
 /* What the benchmark programs share: timing, CPU accounting, topics. */
 #include "bench_util.h"
 #include "kafka_internal.h"
+#include "store_internal.h"
 
+#include <hiredis/hiredis.h>
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,6 +42,42 @@ double bench_machine_cpu_seconds(void)
     /* user nice system [idle iowait] irq softirq steal */
     double ticks = (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]);
     return ticks / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* One line "<name>:<seconds>" of an INFO reply, or 0 (none). */
+static double info_field(const char *info, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = info; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (strncmp(p, name, n) == 0 && p[n] == ':')
+            return strtod(p + n + 1, NULL);
+    return 0;
+}
+
+double bench_redis_cpu_seconds(const char *url)
+{
+    lev_store_url_t u;
+    if (!url || !*url || lev_store_url_parse(url, &u, NULL) != 0)
+        return -1;
+    struct timeval tv = {2, 0};
+    redisContext *c = u.is_unix ? redisConnectUnixWithTimeout(u.host, tv)
+                                : redisConnectWithTimeout(u.host, u.port, tv);
+    double s = -1;
+    redisReply *r = NULL;
+    if (c && !c->err && u.password)
+        r = u.user ? redisCommand(c, "AUTH %s %s", u.user, u.password)
+                   : redisCommand(c, "AUTH %s", u.password);
+    if (r)
+        freeReplyObject(r);
+    if (c && !c->err && (r = redisCommand(c, "INFO cpu")) != NULL) {
+        if (r->type == REDIS_REPLY_STRING)
+            s = info_field(r->str, "used_cpu_user") + info_field(r->str, "used_cpu_sys");
+        freeReplyObject(r);
+    }
+    if (c)
+        redisFree(c);
+    lev_store_url_free(&u);
+    return s;
 }
 
 int64_t bench_now_us(void)

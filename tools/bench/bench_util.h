@@ -13,6 +13,9 @@ double bench_cpu_seconds(void);
 /* CPU seconds of the whole machine (every process: broker and Redis too),
  * from /proc/stat; 0 where there is none. */
 double bench_machine_cpu_seconds(void);
+/* CPU seconds the Redis server at `url` has used (its INFO's used_cpu_user
+ * plus used_cpu_sys); -1 when it cannot be asked. */
+double bench_redis_cpu_seconds(const char *url);
 /* Monotonic microseconds. */
 int64_t bench_now_us(void);
 /* Records written to a fresh topic of `partitions` partitions: the sum of

@@ -23,7 +23,10 @@
  * A run's rate is events / (first record taken .. last output acknowledged
  * and its input finished). The figures are medians over the rounds; the
  * process CPU of (b) (all threads, librdkafka's included) is divided by the
- * events. The last line is:
+ * events. Each run also prints the whole machine's CPU per event (the
+ * broker's and Redis' included, from /proc/stat) and, for the runs with
+ * Redis, the Redis server's own (its INFO cpu): on a machine that runs
+ * them all, that is what bounds the rate. The last line is:
  *
  *   ceiling_eps=<n> worker_eps=<n> ratio=<worker/ceiling> cpu_us_per_event=<n>
  *   metrics_eps=<n> metrics_cost=<%>
@@ -129,6 +132,7 @@ typedef struct {
     double eps;        /* events per second */
     double cpu_us;     /* this process' CPU per event (all its threads) */
     double machine_us; /* the machine's CPU per event (broker and Redis included) */
+    double redis_us;   /* the Redis server's CPU per event (0: not used, or not known) */
 } result_t;
 
 static int ceiling(const lev_config_t *base, const char *in, const char *out, const char *group,
@@ -312,6 +316,7 @@ static int worker(const lev_config_t *base, const char *in, const char *out, con
     pthread_t sth;
     if (with_metrics)
         pthread_create(&sth, NULL, scraper, &sc);
+    double rcpu0 = with_redis ? bench_redis_cpu_seconds(conf.redis_url) : -1;
     double cpu0 = cpu_seconds(), mcpu0 = machine_cpu_seconds();
     pthread_t th;
     pthread_create(&th, NULL, run, &b);
@@ -322,6 +327,7 @@ static int worker(const lev_config_t *base, const char *in, const char *out, con
     }
     int64_t end = now_us();
     double cpu1 = cpu_seconds(), mcpu1 = machine_cpu_seconds();
+    double rcpu1 = rcpu0 >= 0 ? bench_redis_cpu_seconds(conf.redis_url) : -1;
     if (with_metrics) {
         atomic_store(&sc.stop, 1);
         pthread_join(sth, NULL);
@@ -333,6 +339,7 @@ static int worker(const lev_config_t *base, const char *in, const char *out, con
     res->eps = (double)n / ((double)(end - b.first_us) / 1e6);
     res->cpu_us = (cpu1 - cpu0) * 1e6 / (double)n;
     res->machine_us = (mcpu1 - mcpu0) * 1e6 / (double)n;
+    res->redis_us = rcpu1 >= rcpu0 && rcpu0 >= 0 ? (rcpu1 - rcpu0) * 1e6 / (double)n : 0;
     printf("    %llu batches, %llu Redis round trips, %llu produce failures\n",
            (unsigned long long)st.batches, (unsigned long long)st.store_round_trips,
            (unsigned long long)st.produce_failures);
@@ -403,29 +410,34 @@ int main(int argc, char **argv)
                             : worker(&conf, in, out, group, k != 2, k == 3, n, &r[k][i]);
             if (rc)
                 return 1;
+            char redis[40] = "";
+            if (r[k][i].redis_us > 0)
+                snprintf(redis, sizeof redis, " (Redis %.1f)", r[k][i].redis_us);
             printf("round %d  %s %9.0f events/s  CPU per event: %5.1f us process, %5.1f us "
-                   "machine  (%ld written)\n",
-                   i + 1, label[k], r[k][i].eps, r[k][i].cpu_us, r[k][i].machine_us,
+                   "machine%s  (%ld written)\n",
+                   i + 1, label[k], r[k][i].eps, r[k][i].cpu_us, r[k][i].machine_us, redis,
                    topic_count(&conf, out));
             fflush(stdout);
         }
     }
-    double med[4][3];
+    double med[4][4];
     for (int k = 0; k < 4; k++) {
-        double v[3][20];
+        double v[4][20];
         for (int i = 0; i < rounds; i++) {
             v[0][i] = r[k][i].eps;
             v[1][i] = r[k][i].cpu_us;
             v[2][i] = r[k][i].machine_us;
+            v[3][i] = r[k][i].redis_us;
         }
-        for (int m = 0; m < 3; m++)
+        for (int m = 0; m < 4; m++)
             med[k][m] = median(v[m], rounds);
     }
     double rb = med[0][0] > 0 ? med[1][0] / med[0][0] : 0;
     double rc = med[0][0] > 0 ? med[2][0] / med[0][0] : 0;
     printf("median: ceiling %.0f events/s (%.1f us machine CPU per event); worker with Redis "
-           "%.0f (%.2fx, %.1f us machine), without %.0f (%.2fx, %.1f us machine)\n",
-           med[0][0], med[0][2], med[1][0], rb, med[1][2], med[2][0], rc, med[2][2]);
+           "%.0f (%.2fx, %.1f us machine, of which the Redis server %.1f), without %.0f (%.2fx, "
+           "%.1f us machine)\n",
+           med[0][0], med[0][2], med[1][0], rb, med[1][2], med[1][3], med[2][0], rc, med[2][2]);
     /* the cost of the metrics: paired by round, (b) and (d) ran together */
     double cost[20];
     int ncost = 0;
