@@ -69,6 +69,21 @@ int lev_test_run_join(lev_test_run_t *r)
     return r->rc;
 }
 
+int lev_test_run_wait_finished(lev_test_run_t *r, uint64_t n, int timeout_ms)
+{
+    int64_t deadline = lev_mono_ms() + timeout_ms;
+    lev_worker_stats_t st = {0};
+    while (lev_mono_ms() < deadline) {
+        lev_worker_stats(r->w, &st);
+        if (st.finished >= n)
+            return 0;
+        lev_test_sleep_ms(20);
+    }
+    fprintf(stderr, "the worker finished %llu of %llu records in %d ms\n",
+            (unsigned long long)st.finished, (unsigned long long)n, timeout_ms);
+    return -1;
+}
+
 void lev_test_sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};

@@ -329,21 +329,6 @@ static int run_stop(run_t *r, app_t *a)
     return r->run.rc;
 }
 
-static int wait_finished(run_t *r, uint64_t n, int timeout_ms)
-{
-    int64_t deadline = lev_mono_ms() + timeout_ms;
-    lev_worker_stats_t st = {0};
-    while (lev_mono_ms() < deadline) {
-        lev_worker_stats(r->run.w, &st);
-        if (st.finished >= n)
-            return 0;
-        lev_test_sleep_ms(20);
-    }
-    fprintf(stderr, "finished %llu of %llu in time\n", (unsigned long long)st.finished,
-            (unsigned long long)n);
-    return -1;
-}
-
 /* Every input has exactly one output, and the out topic holds nothing else. */
 static void check_outputs(const app_t *a, size_t expect)
 {
@@ -372,7 +357,7 @@ static void deferred_records_run_concurrently_and_keep_the_order_of_each_key(voi
     a.dep.delay_ms = 150;
     run_t r;
     REQUIRE(run_start(&r, &a, NULL) == 0);
-    CHECK(wait_finished(&r, N, 60000) == 0);
+    CHECK(lev_test_run_wait_finished(&r.run, N, 60000) == 0);
     CHECK_INT(run_stop(&r, &a), ==, 0);
     check_outputs(&a, N);
 
@@ -406,7 +391,7 @@ static void the_deferral_bound_pauses_fetching(void)
     run_t r;
     opts_t o = {.max_deferred = 4};
     REQUIRE(run_start(&r, &a, &o) == 0);
-    CHECK(wait_finished(&r, N, 60000) == 0);
+    CHECK(lev_test_run_wait_finished(&r.run, N, 60000) == 0);
     CHECK_INT(run_stop(&r, &a), ==, 0);
     check_outputs(&a, N);
     fprintf(stderr, "deferred at once: %llu\n", (unsigned long long)r.stats.deferred_peak);
@@ -426,7 +411,7 @@ static void resumed_failures_are_retried_or_dead_lettered_as_a_handler_s(void)
     a.permanent = 7;
     run_t r;
     REQUIRE(run_start(&r, &a, NULL) == 0);
-    CHECK(wait_finished(&r, N, 60000) == 0);
+    CHECK(lev_test_run_wait_finished(&r.run, N, 60000) == 0);
     CHECK_INT(run_stop(&r, &a), ==, 0);
     check_outputs(&a, N - 1);
     CHECK_INT(r.stats.retried_inprocess, >=, 1);
@@ -467,7 +452,7 @@ static void a_deferral_longer_than_the_lease_keeps_its_claim(void)
     run_t r;
     opts_t o = {.lease_ms = 600};
     REQUIRE(run_start(&r, &a, &o) == 0);
-    CHECK(wait_finished(&r, N, 60000) == 0);
+    CHECK(lev_test_run_wait_finished(&r.run, N, 60000) == 0);
     CHECK_INT(run_stop(&r, &a), ==, 0);
     check_outputs(&a, N);
     CHECK_INT(r.stats.retried_inprocess, >=, 1);
@@ -528,7 +513,7 @@ static void a_dead_lettered_record_fetched_again_is_skipped_and_a_redrive_is_han
     a.permanent = 1;
     run_t r;
     REQUIRE(run_start(&r, &a, NULL) == 0);
-    CHECK(wait_finished(&r, N, 60000) == 0);
+    CHECK(lev_test_run_wait_finished(&r.run, N, 60000) == 0);
     CHECK_INT(atomic_load(&a.handler_calls[0]), ==, 2);
     CHECK_INT(atomic_load(&a.handler_calls[1]), ==, 1);
     CHECK_INT(atomic_load(&a.handler_calls[2]), ==, 1);
@@ -541,7 +526,7 @@ static void a_dead_lettered_record_fetched_again_is_skipped_and_a_redrive_is_han
 
     REQUIRE(ndl == 1);
     REQUIRE(redrive(&dl[0], a.dlq, a.in) == 0);
-    CHECK(wait_finished(&r, N + 1, 30000) == 0);
+    CHECK(lev_test_run_wait_finished(&r.run, N + 1, 30000) == 0);
     lev_test_record_t *dl2;
     size_t ndl2 = lev_test_read_topic(a.dlq, 2, 10000, &dl2);
     CHECK_INT(run_stop(&r, &a), ==, 0);
@@ -610,7 +595,7 @@ static void stop_waits_for_deferred_records_and_late_resumes_only_release(void)
 
     a.dep.delay_ms = 10;
     REQUIRE(run_start(&r, &a, NULL) == 0);
-    CHECK(wait_finished(&r, (uint64_t)(N - ok), 60000) == 0);
+    CHECK(lev_test_run_wait_finished(&r.run, (uint64_t)(N - ok), 60000) == 0);
     CHECK_INT(run_stop(&r, &a), ==, 0);
     check_outputs(&a, N);
     for (size_t i = 0; i < N; i++)
@@ -649,7 +634,7 @@ static void circuit_breaker_holds_partitions_while_the_dependency_is_down_and_dr
     int failed = atomic_load(&a.failed_resumes);
 
     atomic_store(&a.down, 0);
-    CHECK(wait_finished(&r, N, 60000) == 0);
+    CHECK(lev_test_run_wait_finished(&r.run, N, 60000) == 0);
     CHECK_INT(lev_breaker_state(a.breaker), ==, LEV_BREAKER_CLOSED);
     CHECK_INT(run_stop(&r, &a), ==, 0);
     check_outputs(&a, N);

@@ -208,18 +208,6 @@ static void wait_committed(const app_t *a, int timeout_ms)
     }
 }
 
-static void wait_finished(run_t *r, uint64_t n, int timeout_ms)
-{
-    int64_t deadline = lev_mono_ms() + timeout_ms;
-    lev_worker_stats_t st = {0};
-    while (lev_mono_ms() < deadline) {
-        lev_worker_stats(r->run.w, &st);
-        if (st.finished >= n)
-            return;
-        lev_test_sleep_ms(20);
-    }
-}
-
 /* ---- what the topics say ---- */
 
 /* Marks in seen[] the inputs an output or dead-letter record stands for
@@ -365,7 +353,7 @@ static void refused_outputs_dead_letter_their_inputs_and_the_partition_moves_on(
                                       RD_KAFKA_RESP_ERR_INVALID_RECORD);
     run_t r;
     REQUIRE(run_start(&r, &a, NULL) == 0);
-    wait_finished(&r, N, 60000);
+    (void)lev_test_run_wait_finished(&r.run, N, 60000);
     CHECK_INT(run_stop(&r), ==, 0);
     CHECK(r.stats.produce_failures > 0);
     CHECK(r.stats.dead_lettered > 0);
@@ -487,7 +475,7 @@ static void fatal_producer_error_mid_batch_resends_and_loses_nothing(void)
     REQUIRE(prk);
     rd_kafka_test_fatal_error(prk, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
                               "test: simulated fatal idempotence error");
-    wait_finished(&r, N, 60000);
+    (void)lev_test_run_wait_finished(&r.run, N, 60000);
     CHECK_INT(run_stop(&r), ==, 0);
     CHECK_INT(r.stats.finished, ==, N);
     check_all_finished(&a, 0);
@@ -549,7 +537,7 @@ static void records_in_flight_stay_within_their_bound_while_the_broker_is_slow(v
     run_t r;
     REQUIRE(run_start(&r, &a, NULL) == 0);
     unsetenv("LEV_MAX_IN_FLIGHT");
-    wait_finished(&r, N, 120000);
+    (void)lev_test_run_wait_finished(&r.run, N, 120000);
     CHECK_INT(run_stop(&r), ==, 0);
     fprintf(stderr, "  at most %llu records in flight\n",
             (unsigned long long)r.stats.in_flight_peak);

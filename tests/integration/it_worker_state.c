@@ -165,21 +165,6 @@ static int run_start(run_t *r, app_t *a)
     return lev_test_run_start(&r->run, r->run.w);
 }
 
-static int wait_finished(run_t *r, uint64_t n, int timeout_ms)
-{
-    int64_t deadline = lev_mono_ms() + timeout_ms;
-    lev_worker_stats_t st = {0};
-    while (lev_mono_ms() < deadline) {
-        lev_worker_stats(r->run.w, &st);
-        if (st.finished >= n)
-            return 0;
-        lev_test_sleep_ms(20);
-    }
-    fprintf(stderr, "finished %llu of %llu in time\n", (unsigned long long)st.finished,
-            (unsigned long long)n);
-    return -1;
-}
-
 static int run_stop(run_t *r)
 {
     lev_worker_stop(r->run.w);
@@ -228,7 +213,7 @@ static void state_round_trips_per_batch_stay_constant_whatever_the_batch_size(vo
     REQUIRE(app_init(&a, "it-state-trips", N, N) == 0);
     run_t r;
     REQUIRE(run_start(&r, &a) == 0);
-    CHECK(wait_finished(&r, N, 60000) == 0);
+    CHECK(lev_test_run_wait_finished(&r.run, N, 60000) == 0);
     CHECK_INT(run_stop(&r), ==, 0);
     check_outputs(&a);
     fprintf(stderr, "%d records in %llu batches: %llu state round trips\n", N,
@@ -259,7 +244,7 @@ static void a_lost_compare_and_set_sends_nothing_and_handles_the_event_again(voi
     a.meddle = 2;
     run_t r;
     REQUIRE(run_start(&r, &a) == 0);
-    CHECK(wait_finished(&r, N, 60000) == 0);
+    CHECK(lev_test_run_wait_finished(&r.run, N, 60000) == 0);
     CHECK_INT(run_stop(&r), ==, 0);
     check_outputs(&a); /* one output each: the lost call's never went out */
     CHECK_INT(r.stats.state_conflicts, ==, 1);
@@ -281,7 +266,7 @@ static void records_of_one_key_see_each_others_writes_in_order(void)
     REQUIRE(app_init(&a, "it-state-order", N, KEYS) == 0);
     run_t r;
     REQUIRE(run_start(&r, &a) == 0);
-    CHECK(wait_finished(&r, N, 60000) == 0);
+    CHECK(lev_test_run_wait_finished(&r.run, N, 60000) == 0);
     CHECK_INT(run_stop(&r), ==, 0);
     check_outputs(&a);
     CHECK_INT(r.stats.state_conflicts, ==, 0);
@@ -304,13 +289,13 @@ static void keys_read_on_demand_are_read_afresh_in_each_batch(void)
     a.prefetch = 0;
     run_t r;
     REQUIRE(run_start(&r, &a) == 0);
-    CHECK(wait_finished(&r, 1, 60000) == 0);
+    CHECK(lev_test_run_wait_finished(&r.run, 1, 60000) == 0);
     char buf[64], key[300];
     CHECK_STR(state_of(&a, 0, buf, sizeof buf), "0");
     snprintf(key, sizeof key, "%skey-0", a.prefix);
     REQUIRE(lev_store_set(a.meddler, key, "outside", 0, NULL) == 0);
     REQUIRE(publish_range(&a, 1, 2) == 0);
-    CHECK(wait_finished(&r, 2, 60000) == 0);
+    CHECK(lev_test_run_wait_finished(&r.run, 2, 60000) == 0);
     CHECK_INT(run_stop(&r), ==, 0);
     CHECK_STR(state_of(&a, 0, buf, sizeof buf), "outside,1");
     CHECK_INT(r.stats.state_conflicts, ==, 0);
