@@ -1078,16 +1078,8 @@ int lev_codec_encode_append(lev_codec_t *codec, const lev_schema_t *schema,
     int rc = encode_size(codec, schema, value, &total, err);
     if (rc)
         return rc;
-    if (*len + total > *cap) {
-        size_t ncap = *cap ? *cap : 1024;
-        while (ncap < *len + total)
-            ncap *= 2;
-        char *nb = realloc(*buf, ncap);
-        if (!nb)
-            return lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
-        *buf = nb;
-        *cap = ncap;
-    }
+    if (lev_grow(buf, cap, *len + total, 1, 1024) != 0)
+        return lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
     if ((rc = encode_at(codec, schema, value, (uint8_t *)*buf + *len, total, err)) != 0)
         return rc;
     *len += total;

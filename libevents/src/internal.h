@@ -37,6 +37,15 @@ int lev_hexval(int c);
 /* strdup that returns NULL for NULL. */
 char *lev_strdup(const char *s);
 
+/*
+ * Makes the array at *(T **)pp, of *cap elements of `size` bytes, hold at
+ * least `need`: its capacity doubles, from `first` when it has none, until
+ * it does. 0, or -1 (out of memory or too large) with the array and *cap
+ * unchanged. Every growing buffer of the library goes through it:
+ *     if (lev_grow(&b->p, &b->cap, b->len + n, 1, 256) != 0) ...
+ */
+int lev_grow(void *pp, size_t *cap, size_t need, size_t size, size_t first);
+
 /* An environment variable's value, NULL when unset or empty. */
 const char *lev_env(const char *name);
 

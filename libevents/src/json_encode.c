@@ -223,20 +223,9 @@ typedef struct obuf_s {
 
 static int ob_reserve(obuf_t *o, size_t n)
 {
-    if (o->cap - o->len >= n)
-        return 0;
-    size_t cap = o->cap ? o->cap : 256;
-    while (cap - o->len < n) {
-        if (cap > SIZE_MAX / 2)
-            return LEV_ERR_NOMEM;
-        cap *= 2;
-    }
-    char *np = realloc(o->p, cap);
-    if (!np)
+    if (n > SIZE_MAX - o->len)
         return LEV_ERR_NOMEM;
-    o->p = np;
-    o->cap = cap;
-    return 0;
+    return lev_grow(&o->p, &o->cap, o->len + n, 1, 256) == 0 ? 0 : LEV_ERR_NOMEM;
 }
 
 static int ob_put(obuf_t *o, const void *src, size_t n)

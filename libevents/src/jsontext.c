@@ -94,16 +94,8 @@ static size_t put_utf8(char *o, unsigned long cp)
 static int unescape(lev_jreader_t *r, const char *p, const char *q, const char **s, size_t *n)
 {
     size_t need = (size_t)(q - p) + 1; /* decoding never grows the text */
-    if (need > r->scap) {
-        size_t cap = r->scap ? r->scap : 256;
-        while (cap < need)
-            cap *= 2;
-        char *ns = realloc(r->scratch, cap);
-        if (!ns)
-            return -1;
-        r->scratch = ns;
-        r->scap = cap;
-    }
+    if (lev_grow(&r->scratch, &r->scap, need, 1, 256) != 0)
+        return -1;
     char *o = r->scratch;
     while (p < q) {
         if (*p != '\\') {

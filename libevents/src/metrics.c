@@ -317,18 +317,10 @@ static int buf_reserve(lev_mx_buf_t *b, size_t more)
 {
     if (b->failed)
         return -1;
-    if (b->len + more + 1 <= b->cap)
-        return 0;
-    size_t cap = b->cap ? b->cap : 8192;
-    while (cap < b->len + more + 1)
-        cap *= 2;
-    char *np = realloc(b->p, cap);
-    if (!np) {
+    if (lev_grow(&b->p, &b->cap, b->len + more + 1, 1, 8192) != 0) {
         b->failed = 1;
         return -1;
     }
-    b->p = np;
-    b->cap = cap;
     return 0;
 }
 

@@ -674,16 +674,8 @@ static size_t body_write(char *data, size_t size, size_t n, void *arg)
         b->too_large = 1;
         return 0; /* curl stops with CURLE_WRITE_ERROR */
     }
-    if (b->len + add + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + add + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p)
-            return 0;
-        b->p = p;
-        b->cap = cap;
-    }
+    if (lev_grow(&b->p, &b->cap, b->len + add + 1, 1, 4096) != 0)
+        return 0;
     memcpy(b->p + b->len, data, add);
     b->len += add;
     b->p[b->len] = '\0';

@@ -226,14 +226,8 @@ static int rehash(lev_schemas_t *schemas, size_t n)
 
 static int append(lev_schemas_t *schemas, lev_schema_t *s)
 {
-    if (schemas->n == schemas->cap) {
-        size_t cap = schemas->cap ? schemas->cap * 2 : 16;
-        lev_schema_t **v = realloc(schemas->v, cap * sizeof *v);
-        if (!v)
-            return LEV_ERR_NOMEM;
-        schemas->v = v;
-        schemas->cap = cap;
-    }
+    if (lev_grow(&schemas->v, &schemas->cap, schemas->n + 1, sizeof *schemas->v, 16) != 0)
+        return LEV_ERR_NOMEM;
     s->index = schemas->n;
     schemas->v[schemas->n] = s;
     if (rehash(schemas, schemas->n + 1) != 0)
@@ -594,14 +588,9 @@ static int load_dir(lev_schemas_t *schemas, const char *dir, int flags, lev_erro
     while ((de = readdir(d)) != NULL) {
         if (de->d_name[0] == '.' || !has_avsc_suffix(de->d_name))
             continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 32;
-            char **nn = realloc(names, cap * sizeof *nn);
-            if (!nn) {
-                rc = lev_error_set(err, LEV_ERR_NOMEM, dir, "out of memory");
-                goto done;
-            }
-            names = nn;
+        if (lev_grow(&names, &cap, n + 1, sizeof *names, 32) != 0) {
+            rc = lev_error_set(err, LEV_ERR_NOMEM, dir, "out of memory");
+            goto done;
         }
         names[n] = strdup(de->d_name);
         if (!names[n]) {

@@ -727,17 +727,8 @@ typedef struct store_call_s {
 /* Appends one argument in RESP ("$<len>\r\n<bytes>\r\n") to s->fmt. */
 static int fmt_add(lev_store_t *s, const char *a, size_t len)
 {
-    size_t need = s->fmt_len + len + 32;
-    if (need > s->fmt_cap) {
-        size_t cap = s->fmt_cap ? s->fmt_cap : 4096;
-        while (cap < need)
-            cap *= 2;
-        char *nb = realloc(s->fmt, cap);
-        if (!nb)
-            return -1;
-        s->fmt = nb;
-        s->fmt_cap = cap;
-    }
+    if (lev_grow(&s->fmt, &s->fmt_cap, s->fmt_len + len + 32, 1, 4096) != 0)
+        return -1;
     char *p = s->fmt + s->fmt_len, digits[24];
     size_t nd = 0, v = len;
     do
@@ -1027,13 +1018,8 @@ static int keys_dedup(const char *const *keys, size_t n, size_t *first, size_t *
     size_t cap = 16;
     while (cap < 2 * n)
         cap *= 2;
-    if (cap > *tcap) {
-        size_t *nt = realloc(*tablep, cap * sizeof *nt);
-        if (!nt)
-            return LEV_ERR_NOMEM;
-        *tablep = nt;
-        *tcap = cap;
-    }
+    if (lev_grow(tablep, tcap, cap, sizeof **tablep, 16) != 0)
+        return LEV_ERR_NOMEM;
     size_t *table = *tablep;
     for (size_t i = 0; i < cap; i++)
         table[i] = SIZE_MAX;

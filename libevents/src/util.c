@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +114,28 @@ uint64_t lev_random_below(uint64_t bound)
 char *lev_strdup(const char *s)
 {
     return s ? strdup(s) : NULL;
+}
+
+int lev_grow(void *pp, size_t *cap, size_t need, size_t size, size_t first)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap : first ? first : 1;
+    while (n < need) {
+        if (n > SIZE_MAX / 2)
+            return -1;
+        n *= 2;
+    }
+    if (size && n > SIZE_MAX / size)
+        return -1;
+    void *old;
+    memcpy(&old, pp, sizeof old); /* pp points to a T *, whatever T is */
+    void *p = realloc(old, n * size);
+    if (!p)
+        return -1;
+    memcpy(pp, &p, sizeof p);
+    *cap = n;
+    return 0;
 }
 
 static const char hexdigits[] = "0123456789abcdef";

@@ -707,16 +707,8 @@ static const uint8_t *fill_run(fstate_t *f, size_t *len)
 static const char *fill_cstr(fstate_t *f, const uint8_t *data, size_t len)
 {
     lev_scratch_t *s = f->scratch;
-    if (len + 1 > s->cap) {
-        size_t cap = s->cap ? s->cap : 256;
-        while (cap < len + 1)
-            cap *= 2;
-        char *np = realloc(s->p, cap);
-        if (!np)
-            return NULL;
-        s->p = np;
-        s->cap = cap;
-    }
+    if (lev_grow(&s->p, &s->cap, len + 1, 1, 256) != 0)
+        return NULL;
     if (len)
         memcpy(s->p, data, len);
     s->p[len] = '\0';

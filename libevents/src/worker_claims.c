@@ -69,24 +69,9 @@ static int claim_key(const lev_worker_t *w, const wrec_t *r, char *buf, size_t s
 
 static int wkeys_add(wkeys_t *k, const char *s, size_t len)
 {
-    if (k->len + len + 1 > k->cap) {
-        size_t cap = k->cap ? k->cap : 4096;
-        while (cap < k->len + len + 1)
-            cap *= 2;
-        char *nb = realloc(k->buf, cap);
-        if (!nb)
-            return -1;
-        k->buf = nb;
-        k->cap = cap;
-    }
-    if (k->n == k->capn) {
-        size_t cap = k->capn ? k->capn * 2 : 64;
-        size_t *no = realloc(k->off, cap * sizeof *no);
-        if (!no)
-            return -1;
-        k->off = no;
-        k->capn = cap;
-    }
+    if (lev_grow(&k->buf, &k->cap, k->len + len + 1, 1, 4096) != 0 ||
+        lev_grow(&k->off, &k->capn, k->n + 1, sizeof *k->off, 64) != 0)
+        return -1;
     k->off[k->n++] = k->len;
     memcpy(k->buf + k->len, s, len);
     k->len += len;

@@ -14,16 +14,8 @@
 /* Appends s[0..len) and a NUL to the context's buffer; its offset in *at. */
 static int ctx_append(lev_ctx_t *ctx, const char *s, size_t len, size_t *at)
 {
-    if (ctx->len + len + 1 > ctx->cap) {
-        size_t cap = ctx->cap ? ctx->cap : 1024;
-        while (cap < ctx->len + len + 1)
-            cap *= 2;
-        char *nb = realloc(ctx->buf, cap);
-        if (!nb)
-            return LEV_ERR_NOMEM;
-        ctx->buf = nb;
-        ctx->cap = cap;
-    }
+    if (lev_grow(&ctx->buf, &ctx->cap, ctx->len + len + 1, 1, 1024) != 0)
+        return LEV_ERR_NOMEM;
     *at = ctx->len;
     memcpy(ctx->buf + ctx->len, s, len);
     ctx->len += len;

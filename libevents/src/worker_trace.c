@@ -81,16 +81,8 @@ int lev_w_span_output(const wrec_t *r, const char *topic, char traceparent[64])
 /* Makes room for n more spans in the worker's list. */
 static lev_span_t *spans_room(lev_worker_t *w, size_t n)
 {
-    if (w->nspans + n > w->capspans) {
-        size_t cap = w->capspans ? w->capspans * 2 : 256;
-        while (cap < w->nspans + n)
-            cap *= 2;
-        lev_span_t *ns = realloc(w->spans, cap * sizeof *ns);
-        if (!ns)
-            return NULL;
-        w->spans = ns;
-        w->capspans = cap;
-    }
+    if (lev_grow(&w->spans, &w->capspans, w->nspans + n, sizeof *w->spans, 256) != 0)
+        return NULL;
     return &w->spans[w->nspans];
 }
 

@@ -1,8 +1,12 @@
 /* Ids, time, error names and the JSON-lines log writer. */
 #include "check.h"
+#include "internal.h"
 
 #include <jansson.h>
 #include <libevents.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -194,10 +198,41 @@ static void json_log_writes_one_object_per_line(void)
     unlink(path);
 }
 
+static void grow_doubles_keeps_contents_and_refuses_overflow(void)
+{
+    char *p = NULL;
+    size_t cap = 0;
+    CHECK(lev_grow(&p, &cap, 0, 1, 16) == 0); /* nothing needed: nothing made */
+    CHECK(p == NULL && cap == 0);
+    CHECK(lev_grow(&p, &cap, 1, 1, 16) == 0);
+    CHECK(p != NULL && cap == 16);
+    memcpy(p, "0123456789abcde", 16);
+    CHECK(lev_grow(&p, &cap, 16, 1, 16) == 0 && cap == 16); /* room enough */
+    CHECK(lev_grow(&p, &cap, 100, 1, 16) == 0 && cap == 128);
+    CHECK_STR(p, "0123456789abcde");
+    /* elements of another size: the count doubles, the bytes follow */
+    uint64_t *v = NULL;
+    size_t n = 0;
+    for (uint64_t i = 0; i < 1000; i++) {
+        CHECK(lev_grow(&v, &n, i + 1, sizeof *v, 4) == 0);
+        v[i] = i * i;
+    }
+    CHECK(n == 1024 && v[999] == 999u * 999u && v[3] == 9);
+    /* too large: refused, the array and its capacity unchanged */
+    char *before = p;
+    CHECK(lev_grow(&p, &cap, SIZE_MAX, 1, 16) == -1);
+    CHECK(p == before && cap == 128);
+    CHECK(lev_grow(&v, &n, SIZE_MAX / 4, sizeof *v, 4) == -1);
+    CHECK(n == 1024 && v[999] == 999u * 999u);
+    free(p);
+    free(v);
+}
+
 CHECK_MAIN(CASE(error_classes_list_every_dead_letter_class),
            CASE(derived_ids_of_events_depend_on_their_source_too), CASE(uuid4_is_random_version_4),
            CASE(forked_children_never_repeat_their_parents_ids),
            CASE(uuid5_matches_the_rfc_4122_example),
            CASE(derived_ids_are_deterministic_and_distinct_per_type_and_index),
            CASE(time_formats_and_parses_rfc3339), CASE(error_names_are_stable_classes),
-           CASE(json_log_writes_one_object_per_line))
+           CASE(json_log_writes_one_object_per_line),
+           CASE(grow_doubles_keeps_contents_and_refuses_overflow))
