@@ -203,6 +203,8 @@ typedef struct limits_s {
     size_t n;
 } limits_t;
 
+#define PRODUCER_DEFAULT_MAX_BYTES 1000000 /* librdkafka's message.max.bytes */
+
 static int64_t largest_record_limit(rd_kafka_event_t *ev, limits_t *lim)
 {
     int64_t best = 0;
@@ -210,8 +212,16 @@ static int64_t largest_record_limit(rd_kafka_event_t *ev, limits_t *lim)
     const rd_kafka_ConfigResource_t **rs =
         rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(ev), &cnt);
     for (size_t i = 0; i < cnt; i++) {
-        if (rd_kafka_ConfigResource_error(rs[i]))
-            continue; /* a topic not created yet: the broker's default applies later */
+        if (rd_kafka_ConfigResource_error(rs[i])) {
+            /* a topic not created yet (a failure topic created by the same
+             * start, its creation not seen by the broker describing it): it
+             * takes the broker's default, so its records must not be held
+             * to a smaller output topic's limit. librdkafka's own default,
+             * which is below the broker's, stays the floor. */
+            if (best < PRODUCER_DEFAULT_MAX_BYTES)
+                best = PRODUCER_DEFAULT_MAX_BYTES;
+            continue;
+        }
         size_t ne = 0;
         const rd_kafka_ConfigEntry_t **es = rd_kafka_ConfigResource_configs(rs[i], &ne);
         for (size_t j = 0; j < ne; j++) {
