@@ -817,17 +817,19 @@ int lev_codec_register(lev_codec_t *codec, const char *topic, const lev_schema_t
     if (lev_registry_subject(lev_registry_strategy(codec->registry), topic, lev_schema_name(schema),
                              subject, sizeof subject) != 0)
         return lev_error_set(err, LEV_ERR_ARG, NULL, "subject name too long for topic %s", topic);
-    if (codec->nregs == codec->capregs) {
-        size_t cap = codec->capregs ? codec->capregs * 2 : 8;
-        subject_reg_t *v = realloc(codec->regs, cap * sizeof *v);
-        if (!v)
-            return lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
-        codec->regs = v;
-        codec->capregs = cap;
-    }
+    if (lev_grow(&codec->regs, &codec->capregs, codec->nregs + 1, sizeof *codec->regs, 8) != 0)
+        return lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
     int32_t id = -1;
-    int rc =
-        lev_registry_register(codec->registry, subject, lev_schema_text(schema, NULL), &id, err);
+    const char *text = lev_schema_text(schema, NULL);
+    int rc = codec->reg_wait_ms < 0
+                 ? lev_registry_register(codec->registry, subject, text, &id, err)
+                 : lev_registry_register_wait(codec->registry, subject, text, codec->reg_wait_ms,
+                                              &id, err);
+    if (rc == LEV_ERR_TIMEOUT) { /* still registering, on the registry's thread */
+        if (err)
+            err->code = LEV_ERR_REGISTRY; /* its text says so */
+        return LEV_ERR_REGISTRY;
+    }
     if (rc)
         return rc;
     char *copy = lev_strdup(topic);

@@ -74,9 +74,10 @@ struct lev_registry_s {
     _Atomic uint64_t requests, hits, misses, failures;
     _Atomic int refused; /* 401 or 403 when the latest answer was one, else 0 */
 
-    /* lookups by id made on the registry's own thread, started on the
-     * first lev_registry_schema_by_id_wait: each id asked is one entry,
-     * removed once a caller took its result */
+    /* lookups by id and registrations made on the registry's own thread,
+     * started on the first lev_registry_schema_by_id_wait or
+     * lev_registry_register_wait: each id or (subject, schema) asked is one
+     * entry, removed once a caller took its result */
     int async_ok; /* async_mu and async_cv made */
     pthread_mutex_t async_mu;
     pthread_cond_t async_cv; /* on CLOCK_MONOTONIC: an entry is done, or stop */
@@ -84,8 +85,10 @@ struct lev_registry_s {
     int async_running;
     _Atomic int async_stop; /* also read by the transfer callback */
     struct pending_s {
-        int32_t id;
-        int state; /* PENDING_QUEUED, PENDING_ASKING, PENDING_DONE */
+        int32_t id;    /* the id a lookup asks, or the one a registration got */
+        char *subject; /* a registration's subject and schema (owned); */
+        char *schema;  /* NULL for a lookup */
+        int state;     /* PENDING_QUEUED, PENDING_ASKING, PENDING_DONE */
         int rc;
         char text[sizeof(((lev_error_t *)0)->text)];
     } * pend;
@@ -311,6 +314,10 @@ void lev_registry_destroy(lev_registry_t *reg)
             pthread_join(reg->async_thread, NULL);
         pthread_cond_destroy(&reg->async_cv);
         pthread_mutex_destroy(&reg->async_mu);
+        for (size_t i = 0; i < reg->npend; i++) {
+            free(reg->pend[i].subject);
+            free(reg->pend[i].schema);
+        }
         free(reg->pend);
     }
     if (reg->curl) {
@@ -1233,19 +1240,28 @@ int lev_registry_get_compatibility(lev_registry_t *reg, const char *subject, cha
 }
 
 /* ======================================================================
- * Lookups by id on the registry's own thread
+ * Lookups by id and registrations on the registry's own thread
  * ====================================================================== */
 
-static struct pending_s *pending_find(lev_registry_t *reg, int32_t id)
+/* The entry of the lookup of `id` (subject NULL) or of the registration of
+ * `schema` under `subject`. */
+static struct pending_s *pending_find(lev_registry_t *reg, int32_t id, const char *subject,
+                                      const char *schema)
 {
-    for (size_t i = 0; i < reg->npend; i++)
-        if (reg->pend[i].id == id)
-            return &reg->pend[i];
+    for (size_t i = 0; i < reg->npend; i++) {
+        struct pending_s *p = &reg->pend[i];
+        if (subject
+                ? p->subject && strcmp(p->subject, subject) == 0 && strcmp(p->schema, schema) == 0
+                : !p->subject && p->id == id)
+            return p;
+    }
     return NULL;
 }
 
 static void pending_remove(lev_registry_t *reg, struct pending_s *p)
 {
+    free(p->subject);
+    free(p->schema);
     *p = reg->pend[--reg->npend];
 }
 
@@ -1262,24 +1278,101 @@ static void *async_main(void *arg)
             pthread_cond_wait(&reg->async_cv, &reg->async_mu);
             continue;
         }
+        /* an entry being asked is never removed (callers take only done
+         * ones), so its strings stay while the lock is let go */
         int32_t id = p->id;
+        const char *subject = p->subject, *schema = p->schema;
         p->state = PENDING_ASKING;
         pthread_mutex_unlock(&reg->async_mu);
-        char *text = NULL;
         lev_error_t e;
         lev_error_clear(&e);
-        int rc = lev_registry_schema_by_id(reg, id, &text, &e); /* cached when found */
-        free(text);
+        int rc;
+        if (subject) {
+            rc = lev_registry_register(reg, subject, schema, &id, &e);
+        } else {
+            char *text = NULL;
+            rc = lev_registry_schema_by_id(reg, id, &text, &e); /* cached when found */
+            free(text);
+        }
         pthread_mutex_lock(&reg->async_mu);
-        if ((p = pending_find(reg, id)) != NULL) {
+        if ((p = pending_find(reg, id, subject, schema)) != NULL) {
             p->state = PENDING_DONE;
             p->rc = rc;
+            p->id = id;
             snprintf(p->text, sizeof p->text, "%s", e.text);
         }
         pthread_cond_broadcast(&reg->async_cv);
     }
     pthread_mutex_unlock(&reg->async_mu);
     return NULL;
+}
+
+/* Finds the entry of a lookup of `id` (subject NULL) or of a registration
+ * of `schema` under `subject`, queuing one for the registry's thread when
+ * there is none, and waits at most wait_ms for it to be done. Done: the
+ * request's result (0, *got the id; or its error), and the entry is
+ * removed, so that result goes to one caller. Else LEV_ERR_TIMEOUT, `what`
+ * naming it, and the request goes on. */
+static int pending_wait(lev_registry_t *reg, int32_t id, const char *subject, const char *schema,
+                        int wait_ms, const char *what, int32_t *got, lev_error_t *err)
+{
+    pthread_mutex_lock(&reg->async_mu);
+    struct pending_s *p = pending_find(reg, id, subject, schema);
+    if (!p) {
+        if (!reg->async_running) {
+            if (pthread_create(&reg->async_thread, NULL, async_main, reg) != 0) {
+                pthread_mutex_unlock(&reg->async_mu);
+                return lev_error_set(err, LEV_ERR_NOMEM, NULL,
+                                     "cannot start the registry's request thread");
+            }
+            reg->async_running = 1;
+        }
+        if (reg->npend == PENDING_MAX) {
+            pthread_mutex_unlock(&reg->async_mu);
+            return lev_error_set(err, LEV_ERR_TIMEOUT, NULL,
+                                 "%s: %d requests already wait for the registry", what,
+                                 PENDING_MAX);
+        }
+        if (!reg->pend && !(reg->pend = calloc(PENDING_MAX, sizeof *reg->pend))) {
+            pthread_mutex_unlock(&reg->async_mu);
+            return lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
+        }
+        p = &reg->pend[reg->npend];
+        memset(p, 0, sizeof *p);
+        p->id = id;
+        if (subject && (!(p->subject = strdup(subject)) || !(p->schema = strdup(schema)))) {
+            free(p->subject);
+            pthread_mutex_unlock(&reg->async_mu);
+            return lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
+        }
+        p->state = PENDING_QUEUED;
+        reg->npend++;
+        pthread_cond_broadcast(&reg->async_cv);
+    }
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += wait_ms / 1000;
+    until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    while ((p = pending_find(reg, id, subject, schema)) != NULL && p->state != PENDING_DONE &&
+           pthread_cond_timedwait(&reg->async_cv, &reg->async_mu, &until) == 0)
+        ;
+    if (!p || p->state != PENDING_DONE) {
+        pthread_mutex_unlock(&reg->async_mu);
+        return lev_error_set(err, LEV_ERR_TIMEOUT, NULL, "%s: the registry has not answered yet",
+                             what);
+    }
+    int rc = p->rc;
+    if (rc)
+        lev_error_set(err, rc, NULL, "%s", p->text);
+    else if (got)
+        *got = p->id;
+    pending_remove(reg, p);
+    pthread_mutex_unlock(&reg->async_mu);
+    return rc;
 }
 
 int lev_registry_schema_by_id_wait(lev_registry_t *reg, int32_t id, int wait_ms, char **schema_json,
@@ -1299,57 +1392,21 @@ int lev_registry_schema_by_id_wait(lev_registry_t *reg, int32_t id, int wait_ms,
     }
     if (nomem)
         return lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
-
-    pthread_mutex_lock(&reg->async_mu);
-    struct pending_s *p = pending_find(reg, id);
-    if (!p) {
-        if (!reg->async_running) {
-            if (pthread_create(&reg->async_thread, NULL, async_main, reg) != 0) {
-                pthread_mutex_unlock(&reg->async_mu);
-                return lev_error_set(err, LEV_ERR_NOMEM, NULL,
-                                     "cannot start the registry's lookup thread");
-            }
-            reg->async_running = 1;
-        }
-        if (reg->npend == PENDING_MAX) {
-            pthread_mutex_unlock(&reg->async_mu);
-            return lev_error_set(err, LEV_ERR_TIMEOUT, NULL,
-                                 "schema id %" PRId32 ": %d lookups already wait for the registry",
-                                 id, PENDING_MAX);
-        }
-        if (!reg->pend && !(reg->pend = calloc(PENDING_MAX, sizeof *reg->pend))) {
-            pthread_mutex_unlock(&reg->async_mu);
-            return lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
-        }
-        p = &reg->pend[reg->npend++];
-        memset(p, 0, sizeof *p);
-        p->id = id;
-        p->state = PENDING_QUEUED;
-        pthread_cond_broadcast(&reg->async_cv);
-    }
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += wait_ms / 1000;
-    until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
-    while ((p = pending_find(reg, id)) != NULL && p->state != PENDING_DONE &&
-           pthread_cond_timedwait(&reg->async_cv, &reg->async_mu, &until) == 0)
-        ;
-    if (!p || p->state != PENDING_DONE) {
-        pthread_mutex_unlock(&reg->async_mu);
-        return lev_error_set(err, LEV_ERR_TIMEOUT, NULL,
-                             "schema id %" PRId32 ": the registry has not answered yet", id);
-    }
-    int rc = p->rc;
-    if (rc)
-        lev_error_set(err, rc, NULL, "%s", p->text);
-    pending_remove(reg, p);
-    pthread_mutex_unlock(&reg->async_mu);
+    char what[48];
+    snprintf(what, sizeof what, "schema id %" PRId32, id);
+    int rc = pending_wait(reg, id, NULL, NULL, wait_ms, what, NULL, err);
     if (rc)
         return rc;
     /* found: in the cache now (unless a cache of one evicted it meanwhile) */
     return lev_registry_schema_by_id(reg, id, schema_json, err);
+}
+
+int lev_registry_register_wait(lev_registry_t *reg, const char *subject, const char *schema_json,
+                               int wait_ms, int32_t *id, lev_error_t *err)
+{
+    if (!reg || !subject || !*subject || !schema_json || !id || wait_ms < 0)
+        return lev_error_set(err, LEV_ERR_ARG, NULL, "missing registry, subject, schema or id");
+    char what[300];
+    snprintf(what, sizeof what, "subject %.256s", subject);
+    return pending_wait(reg, -1, subject, schema_json, wait_ms, what, id, err);
 }

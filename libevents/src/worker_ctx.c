@@ -36,6 +36,7 @@ void lev_w_ctx_reset(lev_ctx_t *ctx)
     ctx->nout = 0;
     ctx->len = 0;
     lev_w_ctx_state_clear(ctx);
+    ctx->registry_wait = 0;
     ctx->error[0] = '\0';
     ctx->ev = NULL;
 }
@@ -155,11 +156,17 @@ int lev_ctx_emit(lev_ctx_t *ctx, const char *topic, const char *key, const avro_
     if (!s)
         return lev_error_set(err, LEV_ERR_NOT_FOUND, fullname, "no schema of this type");
     /* Confluent framing: the schema's id for this topic's subject (known
-     * from the start for declared emits; else one registry call, once) */
+     * from the start for declared emits; else registered at the first emit,
+     * on the registry's thread: the loop waits 100 ms at most for it) */
     int rc;
     if (lev_codec_wire_format(ctx->w->codec) == LEV_WIRE_CONFLUENT &&
-        (rc = lev_codec_register(ctx->w->codec, topic, s, err)) != 0)
+        (rc = lev_codec_register(ctx->w->codec, topic, s, err)) != 0) {
+        if (rc == LEV_ERR_REGISTRY) { /* not the event's fault: it waits (worker_pipeline.c) */
+            ctx->registry_wait = 1;
+            lev_w_registry_unavailable(ctx->w, err);
+        }
         return rc;
+    }
     wout_t *o = ctx_next_out(ctx);
     if (!o)
         return lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");

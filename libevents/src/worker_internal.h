@@ -232,6 +232,7 @@ struct lev_ctx_s {
     size_t nstate, capstate;
     wcommit_t *commits; /* lev_ctx_on_commit in this call */
     size_t ncommits, capcommits;
+    int registry_wait; /* an emit's schema is not registered yet: the record waits */
     char error[512];
 };
 

@@ -385,8 +385,22 @@ static void invoke(lev_worker_t *w, wrec_t *r, lev_deferral_t *d)
         if (t0)
             lev_mx_observe(r->handler->mx_seconds, (double)(lev_mono_ns() - t0) / 1e9);
     }
+    int resumed = d != NULL;
     free(d);
 
+    if (ctx->registry_wait && !ctx->deferral && r->part && !resumed) {
+        /* an emit's schema could not be registered yet (the registry is
+         * slow or out): not the event's fault, so nothing of this call
+         * goes on, no attempt is counted, and the record is handled again
+         * once the registration had time, as a record whose writer id is
+         * unknown waits */
+        lev_w_ctx_commits_run(ctx, 0);
+        lev_w_breaker_done(r);
+        lev_w_hold(w, r, lev_mono_ms() + 250);
+        lev_w_ctx_reset(ctx);
+        ctx->rec = NULL;
+        return;
+    }
     if (ctx->deferral) { /* deferred in this call: waits for its resume */
         if (res != LEV_RESULT_DEFERRED)
             lev_log(LEV_LOG_ERROR,

@@ -125,6 +125,8 @@ typedef struct fake_s {
     int fd, port;
     pthread_t thread;
     atomic_int stop, requests, accepted;
+    atomic_int hold;     /* while set, a request read waits for its answer */
+    atomic_int answered; /* answers written */
     int silent;
     int status;
     const char *content_type, *body;
@@ -141,6 +143,8 @@ static void fake_serve(fake_t *f, int fd)
     memcpy(f->last, buf, len + 1);
     pthread_mutex_unlock(&f->mu);
     atomic_fetch_add(&f->requests, 1);
+    while (atomic_load(&f->hold) && !atomic_load(&f->stop))
+        lev_test_sleep_ms(10);
     char head[512];
     int hl = snprintf(head, sizeof head,
                       "HTTP/1.1 %d Whatever\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
@@ -148,6 +152,7 @@ static void fake_serve(fake_t *f, int fd)
                       f->status, f->content_type, strlen(f->body));
     if (write(fd, head, (size_t)hl) < 0 || write(fd, f->body, strlen(f->body)) < 0)
         perror("fake write");
+    atomic_fetch_add(&f->answered, 1);
 }
 
 static void *fake_main(void *arg)
@@ -572,6 +577,75 @@ static void a_waiting_lookup_returns_in_time_and_its_answer_comes_later(void)
     lev_registry_destroy(reg);
 }
 
+/* A registration made on the registry's thread: the caller waits at most
+ * its wait, asking again neither sends a second request nor blocks, and
+ * the answer (an id, or the failure) comes to a later call. */
+static void a_waiting_registration_returns_in_time_and_its_id_comes_later(void)
+{
+    char subject[256], schema[512];
+    subject_name("regwait", subject, sizeof subject);
+    record_schema("RegWait", NULL, schema, sizeof schema);
+    fake_t f;
+    REQUIRE(fake_start(&f, 0, NULL, NULL) == 0); /* never answers */
+    lev_registry_t *reg = fake_registry(f.port, 400, -1);
+    REQUIRE(reg);
+    lev_error_t err;
+    int32_t id = -1;
+    int64_t t0 = lev_mono_ms();
+    CHECK_INT(lev_registry_register_wait(reg, subject, schema, 50, &id, &err), ==, LEV_ERR_TIMEOUT);
+    CHECK_INT(elapsed_since(t0), <, 300); /* not the 400 ms the request takes */
+    show("waiting", &err);
+    CHECK(strstr(err.text, "not answered yet") != NULL && strstr(err.text, subject) != NULL);
+    CHECK_INT(lev_registry_register_wait(reg, subject, schema, 0, &id, &err), ==, LEV_ERR_TIMEOUT);
+    int rc = LEV_ERR_TIMEOUT;
+    for (int i = 0; i < 100 && rc == LEV_ERR_TIMEOUT; i++)
+        rc = lev_registry_register_wait(reg, subject, schema, 50, &id, &err);
+    CHECK_INT(rc, ==, LEV_ERR_REGISTRY); /* the request's own failure */
+    CHECK_INT(id, ==, -1);
+    lev_registry_stats_t st;
+    lev_registry_stats(reg, &st);
+    CHECK_INT(st.requests, ==, 1);
+    /* a lookup of an id and a registration wait side by side */
+    char *text = NULL;
+    CHECK_INT(lev_registry_schema_by_id_wait(reg, 9, 0, &text, &err), ==, LEV_ERR_TIMEOUT);
+    CHECK_INT(lev_registry_register_wait(reg, subject, schema, 0, &id, &err), ==, LEV_ERR_TIMEOUT);
+    t0 = lev_mono_ms();
+    lev_registry_destroy(reg); /* prompt, with both still asked */
+    CHECK_INT(elapsed_since(t0), <, 1000);
+    fake_stop(&f);
+
+    /* a codec that may not block: the same, through lev_codec_register */
+    REQUIRE(fake_start(&f, 0, NULL, NULL) == 0);
+    REQUIRE((reg = fake_registry(f.port, 2000, 2)));
+    lev_schemas_t *set = lev_schemas_new();
+    const lev_schema_t *s = NULL;
+    REQUIRE(set && lev_schemas_add(set, schema, strlen(schema), NULL, 0, &s, &err) == 0);
+    lev_codec_t *codec = lev_codec_new(set, NULL);
+    REQUIRE(codec);
+    lev_codec_set_registry(codec, set, reg);
+    lev_codec_set_registry_wait(codec, 100);
+    t0 = lev_mono_ms();
+    CHECK_INT(lev_codec_register(codec, "regwait-topic", s, &err), ==, LEV_ERR_REGISTRY);
+    CHECK_INT(elapsed_since(t0), <, 1000); /* not the 6 s of three tries */
+    CHECK(strstr(err.text, "not answered yet") != NULL);
+    CHECK_INT(lev_codec_schema_id(codec, s), ==, -1);
+    lev_codec_destroy(codec);
+    lev_registry_destroy(reg);
+    fake_stop(&f);
+
+    /* against the real registry: the id, the same lev_registry_register gives */
+    REQUIRE((reg = real_registry()));
+    rc = LEV_ERR_TIMEOUT;
+    for (int i = 0; i < 200 && rc == LEV_ERR_TIMEOUT; i++)
+        rc = lev_registry_register_wait(reg, subject, schema, 50, &id, &err);
+    CHECK_INT(rc, ==, 0);
+    int32_t again = -1;
+    CHECK_INT(lev_registry_register(reg, subject, schema, &again, &err), ==, 0);
+    CHECK(id >= 0 && id == again);
+    lev_registry_destroy(reg);
+    lev_schemas_destroy(set);
+}
+
 /* A codec that may not block on the registry: an unseen id fails at once
  * while the registry hangs, and ids it knows keep decoding. */
 static void a_codec_that_may_not_block_keeps_decoding_known_ids(void)
@@ -910,6 +984,99 @@ static void a_worker_the_registry_refuses_stops_its_start(void)
     rd_kafka_destroy(host);
 }
 
+/* A worker in the Confluent format whose handler emits a type it did not
+ * declare: the schema is registered at the first emit, on the registry's
+ * thread. While the registry holds its answer the loop goes on (the
+ * records of another topic are handled), the waiting records use no
+ * attempt and none is dead-lettered; once it answers each is handled and
+ * its output framed with the id, the registration asked once. */
+typedef struct undeclared_s {
+    char in_a[128], in_b[128], out[128];
+    atomic_int a_calls, b_calls;
+} undeclared_t;
+
+static lev_result_t emit_undeclared(lev_ctx_t *ctx, const lev_event_t *ev, void *opaque)
+{
+    undeclared_t *u = opaque;
+    if (strcmp(ev->topic, u->in_b) == 0) {
+        atomic_fetch_add(&u->b_calls, 1);
+        return LEV_RESULT_OK;
+    }
+    atomic_fetch_add(&u->a_calls, 1);
+    return lev_test_emit_accepted(ctx, ev, u->out, NULL) == 0 ? LEV_RESULT_OK
+                                                              : LEV_RESULT_PERMANENT;
+}
+
+static void an_undeclared_emit_waits_for_its_registration_without_blocking_the_loop(void)
+{
+    enum { NA = 6, NB = 6 };
+    static undeclared_t u;
+    memset(&u, 0, sizeof u);
+    lev_test_unique("it-registry-undeclared-a", u.in_a, sizeof u.in_a);
+    lev_test_unique("it-registry-undeclared-b", u.in_b, sizeof u.in_b);
+    lev_test_unique("it-registry-undeclared-out", u.out, sizeof u.out);
+    REQUIRE(lev_test_create_topic(u.in_a, 1) == 0 && lev_test_create_topic(u.in_b, 1) == 0 &&
+            lev_test_create_topic(u.out, 1) == 0);
+    char ids[NA + NB][LEV_UUID_STR_LEN];
+    REQUIRE(lev_test_publish_orders(u.in_a, NA, ids, NULL) == 0);
+    fake_t f;
+    REQUIRE(fake_start(&f, 200, "application/vnd.schemaregistry.v1+json", "{\"id\":4242}") == 0);
+    atomic_store(&f.hold, 1);
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", f.port);
+    setenv("LEV_SCHEMA_REGISTRY_URL", url, 1);
+    setenv("LEV_SCHEMA_REGISTRY_TIMEOUT_MS", "60000", 1); /* the held request never times out */
+    setenv("LEV_WIRE_FORMAT", "confluent", 1);
+    lev_config_t conf;
+    lev_test_config(&conf, "it-registry-undeclared");
+    lev_error_t err;
+    lev_worker_t *w = lev_worker_new(&conf, &err);
+    REQUIRE(w);
+    REQUIRE(lev_worker_on(w, "shop.order.OrderPlaced", emit_undeclared, &u, &err) == 0 &&
+            lev_worker_subscribe(w, u.in_a, &err) == 0 &&
+            lev_worker_subscribe(w, u.in_b, &err) == 0 &&
+            lev_worker_declare_output(w, u.out, &err) == 0);
+    lev_test_run_t r;
+    REQUIRE(lev_test_run_start(&r, w) == 0);
+    /* the first emit asks the registry, which holds its answer; then the
+     * other topic's records come, and are handled while it waits */
+    for (int waited = 0; atomic_load(&f.requests) < 1 && waited < 60000; waited += 20)
+        lev_test_sleep_ms(20);
+    REQUIRE(atomic_load(&f.requests) == 1);
+    REQUIRE(lev_test_publish_orders(u.in_b, NB, ids + NA, NULL) == 0);
+    for (int waited = 0; atomic_load(&u.b_calls) < NB && waited < 60000; waited += 20)
+        lev_test_sleep_ms(20);
+    CHECK_INT(atomic_load(&u.b_calls), ==, NB);
+    CHECK_INT(atomic_load(&f.requests), ==, 1);
+    CHECK_INT(atomic_load(&f.answered), ==, 0);
+    CHECK_INT(atomic_load(&u.a_calls), >=, 1);
+    CHECK_INT(lev_test_topic_records(u.out), ==, 0);
+    atomic_store(&f.hold, 0);
+    CHECK_INT(lev_test_run_wait_finished(&r, NA + NB, 60000), ==, 0);
+    lev_worker_stats_t st;
+    lev_worker_stats(w, &st);
+    CHECK_INT(st.dead_lettered, ==, 0);
+    CHECK_INT(st.retried_inprocess, ==, 0); /* waiting used no attempt */
+    lev_worker_stop(w);
+    CHECK_INT(lev_test_run_join(&r), ==, 0);
+    lev_test_record_t *recs = NULL;
+    size_t n = lev_test_read_topic(u.out, NA, 10000, &recs);
+    CHECK_INT(n, ==, NA);
+    for (size_t i = 0; i < n; i++) /* Confluent-framed with the registry's id */
+        CHECK(recs[i].value_len > 5 && memcmp(recs[i].value, "\0\0\0\x10\x92", 5) == 0);
+    lev_test_records_free(recs, n);
+    CHECK_INT(atomic_load(&f.requests), ==, 1); /* registered once, not per emit */
+    lev_worker_destroy(w);
+    lev_config_clear(&conf);
+    fake_stop(&f);
+    unsetenv("LEV_WIRE_FORMAT");
+    unsetenv("LEV_SCHEMA_REGISTRY_TIMEOUT_MS");
+    if (registry_url)
+        setenv("LEV_SCHEMA_REGISTRY_URL", registry_url, 1);
+    else
+        unsetenv("LEV_SCHEMA_REGISTRY_URL");
+}
+
 int main(int argc, char **argv)
 {
     const char *u = getenv("LEV_SCHEMA_REGISTRY_URL");
@@ -933,6 +1100,7 @@ int main(int argc, char **argv)
         CASE(nothing_listening_is_a_registry_failure_at_once),
         CASE(a_registry_that_never_answers_is_a_registry_failure_within_the_timeouts),
         CASE(a_waiting_lookup_returns_in_time_and_its_answer_comes_later),
+        CASE(a_waiting_registration_returns_in_time_and_its_id_comes_later),
         CASE(a_codec_that_may_not_block_keeps_decoding_known_ids),
         CASE(an_html_answer_is_a_registry_failure),
         CASE(an_answer_without_a_schema_is_an_unknown_schema),
@@ -940,6 +1108,7 @@ int main(int argc, char **argv)
         CASE(requests_are_json_with_the_subject_escaped),
         CASE(credentials_are_sent_but_never_in_error_texts),
         CASE(a_worker_the_registry_refuses_stops_its_start),
+        CASE(an_undeclared_emit_waits_for_its_registration_without_blocking_the_loop),
         CASE(the_cache_keeps_the_most_recently_used_ids),
         CASE(threads_share_one_client),
     };

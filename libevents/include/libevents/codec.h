@@ -238,7 +238,10 @@ LEV_API lev_wire_format_t lev_codec_wire_format(const lev_codec_t *codec);
  * the registry's naming strategy gives for `topic`, or finds it there, and
  * remembers its id for encoding. Done once per subject and schema: later
  * calls return at once. Errors: those of lev_registry_register, and
- * LEV_ERR_STATE without a registry. */
+ * LEV_ERR_STATE without a registry. A codec with a registry wait
+ * (lev_codec_set_registry_wait) registers on the registry's thread and
+ * waits that long at most: not answered by then is LEV_ERR_REGISTRY ("not
+ * answered yet"), and calling again later gets the id. */
 LEV_API int lev_codec_register(lev_codec_t *codec, const char *topic, const lev_schema_t *schema,
                                lev_error_t *err);
 

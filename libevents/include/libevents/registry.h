@@ -139,6 +139,15 @@ LEV_API int lev_registry_schema_by_id_wait(lev_registry_t *reg, int32_t id, int 
 LEV_API int lev_registry_register(lev_registry_t *reg, const char *subject, const char *schema_json,
                                   int32_t *id, lev_error_t *err);
 
+/* lev_registry_register for a caller that must not block long, as
+ * lev_registry_schema_by_id_wait is for lookups: the registration runs on
+ * the registry's own thread, this call waits at most `wait_ms` for it, and
+ * LEV_ERR_TIMEOUT means it goes on; a later call for the same subject and
+ * schema gets its result (once). */
+LEV_API int lev_registry_register_wait(lev_registry_t *reg, const char *subject,
+                                       const char *schema_json, int wait_ms, int32_t *id,
+                                       lev_error_t *err);
+
 /* Finds `schema_json` among the versions of `subject` (POST
  * /subjects/<s>): *id and *version (either may be NULL), or
  * LEV_ERR_NOT_FOUND when the subject or the schema is not registered. */

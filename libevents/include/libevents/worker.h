@@ -158,7 +158,13 @@ LEV_API int lev_worker_declare_output(lev_worker_t *w, const char *topic, lev_er
  * the start waits while the registry does not answer and fails, with the
  * registry's reason, when it refuses a schema (incompatible with the
  * subject's versions) or the worker's credentials or access (HTTP 401 or
- * 403: LEV_ERR_CONFIG). An emit of an undeclared pair registers it then. */
+ * 403: LEV_ERR_CONFIG). An emit of an undeclared pair registers it then,
+ * on the registry's own thread: the loop waits 100 ms at most, and while
+ * the registry has not answered the emit fails with LEV_ERR_REGISTRY and
+ * the record waits, as one whose writer id is unknown does: whatever the
+ * handler returns, nothing of that call is sent, no attempt is counted,
+ * and the record is handled again (a resume function's emit is not held:
+ * its error is the resume's to act on). */
 LEV_API int lev_worker_declare_emits(lev_worker_t *w, const char *topic, const char *type,
                                      lev_error_t *err);
 
