@@ -69,6 +69,17 @@ int lev_test_run_join(lev_test_run_t *r)
     return r->rc;
 }
 
+int lev_test_run_finish(lev_test_run_t *r, lev_worker_stats_t *stats)
+{
+    lev_worker_stop(r->w);
+    lev_test_run_join(r);
+    if (stats)
+        lev_worker_stats(r->w, stats);
+    lev_worker_destroy(r->w);
+    r->w = NULL;
+    return r->rc;
+}
+
 int lev_test_run_wait_finished(lev_test_run_t *r, uint64_t n, int timeout_ms)
 {
     int64_t deadline = lev_mono_ms() + timeout_ms;

@@ -26,6 +26,10 @@ typedef struct lev_test_run_s {
 int lev_test_run_start(lev_test_run_t *r, lev_worker_t *w);
 /* Waits for the run to return (lev_worker_stop first); its result. */
 int lev_test_run_join(lev_test_run_t *r);
+/* Stops the worker, waits for its run to return, puts its stats in *stats
+ * (may be NULL), destroys it (r->w becomes NULL) and returns what the run
+ * returned. */
+int lev_test_run_finish(lev_test_run_t *r, lev_worker_stats_t *stats);
 /* Waits until the worker has finished n records in all (its stats'
  * `finished`): 0, or -1 (saying how many it finished) after timeout_ms. */
 int lev_test_run_wait_finished(lev_test_run_t *r, uint64_t n, int timeout_ms);

@@ -176,12 +176,7 @@ static int run_start(run_t *r, app_t *a, const char *const *settings)
 
 static int run_stop(run_t *r)
 {
-    lev_worker_stop(r->run.w);
-    lev_test_run_join(&r->run);
-    lev_worker_stats(r->run.w, &r->stats);
-    lev_worker_destroy(r->run.w);
-    r->run.w = NULL;
-    return r->run.rc;
+    return lev_test_run_finish(&r->run, &r->stats);
 }
 
 /* Waits until a report failed (the fault struck), up to timeout_ms. */

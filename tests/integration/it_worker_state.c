@@ -167,12 +167,7 @@ static int run_start(run_t *r, app_t *a)
 
 static int run_stop(run_t *r)
 {
-    lev_worker_stop(r->run.w);
-    lev_test_run_join(&r->run);
-    lev_worker_stats(r->run.w, &r->stats);
-    lev_worker_destroy(r->run.w);
-    r->run.w = NULL;
-    return r->run.rc;
+    return lev_test_run_finish(&r->run, &r->stats);
 }
 
 /* Every input has exactly one output, and the out topic holds nothing else. */
