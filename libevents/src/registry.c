@@ -1309,7 +1309,9 @@ static void *async_main(void *arg)
 
 /* Finds the entry of a lookup of `id` (subject NULL) or of a registration
  * of `schema` under `subject`, queuing one for the registry's thread when
- * there is none, and waits at most wait_ms for it to be done. Done: the
+ * there is none, and then waits at most wait_ms for it to be done. A call
+ * for a request already under way does not wait: each request costs its
+ * callers one wait, however many records ask again meanwhile. Done: the
  * request's result (0, *got the id; or its error), and the entry is
  * removed, so that result goes to one caller. Else LEV_ERR_TIMEOUT, `what`
  * naming it, and the request goes on. */
@@ -1318,6 +1320,8 @@ static int pending_wait(lev_registry_t *reg, int32_t id, const char *subject, co
 {
     pthread_mutex_lock(&reg->async_mu);
     struct pending_s *p = pending_find(reg, id, subject, schema);
+    if (p && p->state != PENDING_DONE)
+        wait_ms = 0; /* asked before: someone waited for it already */
     if (!p) {
         if (!reg->async_running) {
             if (pthread_create(&reg->async_thread, NULL, async_main, reg) != 0) {

@@ -126,8 +126,9 @@ LEV_API int lev_registry_schema_by_id(lev_registry_t *reg, int32_t id, char **sc
 
 /* lev_registry_schema_by_id for a caller that must not block long (a
  * worker's loop): the request runs on the registry's own thread (started
- * on the first call), and this call waits at most `wait_ms` for it. Not
- * answered by then: LEV_ERR_TIMEOUT, and the lookup goes on; a later call
+ * on the first call), and the call that starts it waits at most `wait_ms`
+ * for it (a call while it is under way returns at once). Not answered by
+ * then: LEV_ERR_TIMEOUT, and the lookup goes on; a later call
  * for the same id gets its result (once: a failure is handed to one
  * caller, and the next call asks again). A cache hit returns at once. */
 LEV_API int lev_registry_schema_by_id_wait(lev_registry_t *reg, int32_t id, int wait_ms,
