@@ -64,7 +64,9 @@ typedef struct ffield_s {
     const json_t *dflt; /* the schema's default, or NULL */
     char *dbytes;       /* the default encoded, when ready */
     size_t dlen;
-    size_t ddepth; /* how deep its containers nest */
+    size_t ddepth;   /* how deep its containers nest */
+    size_t ditems;   /* its array items and map entries */
+    size_t dlongest; /* its longest string or map key */
     int dready;
 } ffield_t;
 
@@ -278,13 +280,34 @@ static int ob_block(obuf_t *o, size_t mark, size_t count)
  * Text to bytes
  * ====================================================================== */
 
+/* The limits lev_vplan_validate applies to a body are applied here as it
+ * is written, so the direct path need not walk its own output again: the
+ * depth, the items (array items plus map entries, defaults' included) and
+ * the length of each string and map key. Going past one is SLOW: the tree
+ * path then gives the error. */
 typedef struct enc_s {
     lev_jreader_t *r;
     obuf_t *o;
     size_t max_depth;
     int dflt;       /* a schema default: a bare union value takes the first branch it fits */
     size_t deepest; /* the deepest container met */
+    size_t items, max_items;
+    size_t longest, max_bytes; /* the longest string or map key met */
 } enc_t;
+
+/* Counts a string or map key of len bytes; 0 or SLOW. */
+static int enc_str_len(enc_t *e, size_t len)
+{
+    if (len > e->longest)
+        e->longest = len;
+    return len > e->max_bytes ? SLOW : 0;
+}
+
+/* Counts one more array item or map entry; 0 or SLOW. */
+static int enc_item(enc_t *e)
+{
+    return ++e->items > e->max_items ? SLOW : 0;
+}
 
 static int enc(enc_t *e, const fnode_t *n, size_t depth);
 
@@ -311,10 +334,12 @@ static long find_field(const fnode_t *n, const char *key, size_t klen, size_t hi
  * path would nest it). */
 static int put_default(enc_t *e, const ffield_t *f, size_t depth)
 {
-    if (!f->dready || depth + f->ddepth > e->max_depth)
+    if (!f->dready || depth + f->ddepth > e->max_depth || f->ditems > e->max_items - e->items ||
+        enc_str_len(e, f->dlongest) != 0)
         return SLOW;
     if (depth + f->ddepth > e->deepest)
         e->deepest = depth + f->ddepth;
+    e->items += f->ditems;
     return ob_put(e->o, f->dbytes, f->dlen);
 }
 
@@ -364,7 +389,7 @@ static int enc_record(enc_t *e, const fnode_t *n, size_t depth)
     lev_jreader_t *r = e->r;
     (void)lev_jreader_peek(r);
     const char *start = r->p;
-    size_t mark = e->o->len, next = 0, klen;
+    size_t mark = e->o->len, items = e->items, next = 0, klen;
     const char *key;
     int first = 1, rc;
     if (lev_jreader_eat(r, '{') != 0)
@@ -384,6 +409,7 @@ static int enc_record(enc_t *e, const fnode_t *n, size_t depth)
         }
         if (later) {
             e->o->len = mark;
+            e->items = items;
             r->p = start;
             return enc_record_spans(e, n, depth);
         }
@@ -505,7 +531,7 @@ static int enc_container(enc_t *e, const fnode_t *n, size_t depth)
         if (lev_jreader_eat(r, '[') != 0)
             return SLOW;
         while ((rc = lev_jreader_element(r, &first)) == 1) {
-            if ((rc = enc(e, n->items, depth)) != 0)
+            if ((rc = enc_item(e)) != 0 || (rc = enc(e, n->items, depth)) != 0)
                 return rc;
             count++;
         }
@@ -513,7 +539,7 @@ static int enc_container(enc_t *e, const fnode_t *n, size_t depth)
         if (lev_jreader_eat(r, '{') != 0)
             return SLOW;
         while ((rc = lev_jreader_member(r, &first, &key, &len)) == 1) {
-            if (count == MAP_KEYS_MAX)
+            if (count == MAP_KEYS_MAX || enc_item(e) != 0 || enc_str_len(e, len) != 0)
                 return SLOW;
             for (size_t i = 0; i < count; i++)
                 if (klen[i] == len && memcmp(o->p + koff[i], key, len) == 0)
@@ -569,7 +595,7 @@ static int enc(enc_t *e, const fnode_t *n, size_t depth)
         return ob_put(e->o, &d, sizeof d);
     case FK_STRING: {
         int rc;
-        if (lev_jreader_string(r, &s, &len) != 0)
+        if (lev_jreader_string(r, &s, &len) != 0 || enc_str_len(e, len) != 0)
             return SLOW;
         if ((rc = ob_long(e->o, (int64_t)len)) != 0)
             return rc;
@@ -619,13 +645,20 @@ static int compile_defaults(lev_jplan_t *pl)
                     return LEV_ERR_NOMEM;
                 lev_jreader_t r;
                 obuf_t o = {NULL, 0, 0};
-                enc_t e = {&r, &o, LEV_CODEC_MAX_DEPTH_CAP, 1, 0};
+                enc_t e = {.r = &r,
+                           .o = &o,
+                           .max_depth = LEV_CODEC_MAX_DEPTH_CAP,
+                           .dflt = 1,
+                           .max_items = SIZE_MAX,
+                           .max_bytes = SIZE_MAX};
                 lev_jreader_init(&r, text, strlen(text));
                 int rc = enc(&e, ff->type, 0);
                 if (rc == 0 && lev_jreader_peek(&r) == -1) {
                     ff->dbytes = o.p;
                     ff->dlen = o.len;
                     ff->ddepth = e.deepest;
+                    ff->ditems = e.items;
+                    ff->dlongest = e.longest;
                     ff->dready = 1;
                     progress = 1;
                 } else {
@@ -667,7 +700,12 @@ static int encode_direct(lev_codec_t *codec, const lev_schema_t *schema, const c
     const lev_codec_limits_t *lim = lev_codec_limits(codec);
     lev_jreader_t r;
     lev_jreader_init(&r, text, len);
-    enc_t e = {&r, o, lim->max_depth, 0, 0};
+    enc_t e = {.r = &r,
+               .o = o,
+               .max_depth = lim->max_depth < LEV_CODEC_MAX_DEPTH_CAP ? lim->max_depth
+                                                                     : LEV_CODEC_MAX_DEPTH_CAP,
+               .max_items = lim->max_items,
+               .max_bytes = lim->max_bytes_len};
     size_t body = o->len;
     int rc = enc(&e, pl->root, 0);
     if (rc == 0 && !used && lev_jreader_peek(&r) != -1)
@@ -677,12 +715,9 @@ static int encode_direct(lev_codec_t *codec, const lev_schema_t *schema, const c
     lev_jreader_free(&r);
     if (rc)
         return rc;
-    /* what the tree path would refuse at encoding: checked the same way */
+    /* what the tree path would refuse at encoding; the rest of what
+     * lev_vplan_validate checks was checked by enc as it wrote */
     if (lim->max_value_size < hlen || o->len - body > lim->max_value_size - hlen)
-        return SLOW;
-    lev_error_t verr;
-    lev_error_clear(&verr);
-    if (lev_vplan_validate(lev_schema_plan(schema), o->p + body, o->len - body, lim, &verr) != 0)
         return SLOW;
     return 0;
 }
