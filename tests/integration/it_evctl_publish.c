@@ -34,8 +34,14 @@ static void publish_then_tail_round_trip_equals_the_input(void)
         json_t *line = json_pack("{s:s,s:s,s:O}", "type", "shop.order.OrderPlaced", "id", ids[i],
                                  "value", value);
         if (i % 4 == 0) {
-            char key[32];
-            snprintf(key, sizeof key, "custom-%d", i);
+            char key[64];
+            /* one key with every byte publish's output line escapes, and
+             * runs of plain bytes longer than a word around them */
+            if (i == 8)
+                snprintf(key, sizeof key, "%s",
+                         "custom-8 \"quoted\" back\\slash \x01\x1f\x7f \xc3\xa9\tend");
+            else
+                snprintf(key, sizeof key, "custom-%d", i);
             json_object_set_new(line, "key", json_string(key));
         }
         if (i % 2 == 1)
@@ -86,7 +92,9 @@ static void publish_then_tail_round_trip_equals_the_input(void)
         json_array_foreach(published, j,
                            p) if (it_str(p, "id") && strcmp(it_str(p, "id"), ids[i]) == 0) where =
             it_int(p, "partition") == it_int(rec, "partition") &&
-            it_int(p, "offset") == it_int(rec, "offset") && it_int(p, "line") >= 1;
+            it_int(p, "offset") == it_int(rec, "offset") && it_int(p, "line") >= 1 &&
+            it_str(p, "key") && strcmp(it_str(p, "key"), want_key) == 0 && it_str(p, "type") &&
+            strcmp(it_str(p, "type"), "shop.order.OrderPlaced") == 0;
         ok &= where;
         if (!ok) {
             char *s = json_dumps(rec, JSON_COMPACT);

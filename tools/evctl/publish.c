@@ -997,18 +997,32 @@ static int ids_grow(ids_t *t)
     return 0;
 }
 
-/* Looks up the event (source, id) of the item spooled at off and adds it
- * when new. *first is the line that has it already, else 0. Returns 0, or
- * -1 when out of memory or the spool cannot be read. */
+/* Room for n more entries without growing: slots stay where they are. */
+static int ids_reserve(ids_t *t, size_t n)
+{
+    while ((t->n + n) * 4 > t->cap * 3)
+        if (ids_grow(t) != 0)
+            return -1;
+    return 0;
+}
+
+/* Asks for the cache line of the slot an event of this hash looks at first. */
+static void ids_prefetch(const ids_t *t, uint64_t hash)
+{
+    __builtin_prefetch(&t->slot[ids_home(IDS_TAG(hash), t->cap)]);
+}
+
+/* Looks up the event (source, id; hash its ident_hash) of the item
+ * spooled at off and adds it when new. *first is the line that has it
+ * already, else 0. Returns 0, or -1 when out of memory or the spool cannot
+ * be read. */
 static int ids_check_add(ids_t *t, evctl_spool_t *sp, const char *source, const char *id,
-                         uint64_t off, rec_t *scratch, long *first)
+                         uint64_t hash, uint64_t off, rec_t *scratch, long *first)
 {
     *first = 0;
-    if ((t->n + 1) * 4 > t->cap * 3 && ids_grow(t) != 0)
+    if (ids_reserve(t, 1) != 0 || off > IDS_OFF_MAX)
         return -1;
-    if (off > IDS_OFF_MAX)
-        return -1;
-    uint64_t tag = IDS_TAG(ident_hash(source, id));
+    uint64_t tag = IDS_TAG(hash);
     size_t j = ids_home(tag, t->cap);
     for (; t->slot[j]; j = (j + 1) & (t->cap - 1)) {
         if ((t->slot[j] & 0xffffff) != tag)
@@ -1069,13 +1083,13 @@ typedef struct reader_s {
 
 /* Spools a validated event (its record in rec, topic index 0 at
  * REC_TOPIC_AT, filled in here) unless an earlier line has its source and
- * id: then reports the line. 0, or an exit code. */
-static int spool_event(reader_t *rd, long lineno, const char *source, const char *id,
+ * id (hash: their ident_hash): then reports the line. 0, or an exit code. */
+static int spool_event(reader_t *rd, long lineno, const char *source, const char *id, uint64_t hash,
                        const char *topic, char *rec, size_t len)
 {
     input_t *in = rd->in;
     long first = 0;
-    if (ids_check_add(&rd->ids, &in->spool, source, id, in->spool.flushed + in->spool.len,
+    if (ids_check_add(&rd->ids, &in->spool, source, id, hash, in->spool.flushed + in->spool.len,
                       rd->scratch, &first) != 0)
         return evctl_fail(EVCTL_EXIT_INTERNAL, "out of memory or temporary file unreadable");
     if (first) {
@@ -1131,6 +1145,7 @@ static int one_line(reader_t *rd, const char *line, size_t len, long lineno)
         rd->wb.len = 0;
         rc = item_spool(it, 0, &rd->wb) != 0 ? evctl_fail(EVCTL_EXIT_INTERNAL, "out of memory")
                                              : spool_event(rd, lineno, it->eh.source, it->eh.id,
+                                                           ident_hash(it->eh.source, it->eh.id),
                                                            it->topic, rd->wb.p, rd->wb.len);
     }
     item_clear(it);
@@ -1158,6 +1173,7 @@ typedef struct pline_s {
     size_t off, len;     /* in the chunk's text */
     int ok;              /* the worker spooled it into out */
     size_t out, rec_len; /* at out: the record, then topic, source and id, NUL-terminated */
+    uint64_t hash;       /* ident_hash of its source and id */
 } pline_t;
 
 typedef struct chunk_s {
@@ -1211,6 +1227,7 @@ static void par_chunk(void *arg, int worker, void *job)
         if (rc == 0 && wb_str(&c->out, it->topic) == 0 && wb_str(&c->out, it->eh.source) == 0 &&
             wb_str(&c->out, it->eh.id) == 0) {
             l->ok = 1;
+            l->hash = ident_hash(it->eh.source, it->eh.id);
         } else {
             c->out.len = l->out; /* out of memory: the main thread tries it */
         }
@@ -1226,7 +1243,13 @@ static int par_commit(par_t *P)
     if (!c)
         return 0;
     reader_t *rd = P->rd;
-    int rc = 0;
+    /* the id table's slots for the whole chunk asked for at once: one
+     * cache miss per event was most of what spooling cost this thread */
+    int rc =
+        ids_reserve(&rd->ids, c->n) == 0 ? 0 : evctl_fail(EVCTL_EXIT_INTERNAL, "out of memory");
+    for (size_t i = 0; i < c->n && rc == 0; i++)
+        if (c->line[i].ok)
+            ids_prefetch(&rd->ids, c->line[i].hash);
     for (size_t i = 0; i < c->n && rc == 0; i++) {
         pline_t *l = &c->line[i];
         if (!l->ok) { /* refused by the fast path, or routed before routes were loaded */
@@ -1238,7 +1261,7 @@ static int par_commit(par_t *P)
         char *rec = c->out.p + l->out;
         const char *topic = rec + l->rec_len, *source = topic + strlen(topic) + 1;
         const char *id = source + strlen(source) + 1;
-        rc = spool_event(rd, l->no, source, id, topic, rec, l->rec_len);
+        rc = spool_event(rd, l->no, source, id, l->hash, topic, rec, l->rec_len);
     }
     c->n = 0;
     c->text.len = 0;
@@ -1278,7 +1301,7 @@ static int par_add(par_t *P, const char *line, size_t len, long lineno)
         c->line = nl;
         c->cap = cap;
     }
-    c->line[c->n] = (pline_t){lineno, c->text.len, len, 0, 0, 0};
+    c->line[c->n] = (pline_t){lineno, c->text.len, len, 0, 0, 0, 0};
     if (wb_put(&c->text, line, len + 1) != 0)
         return evctl_fail(EVCTL_EXIT_INTERNAL, "out of memory");
     c->n++;
@@ -1437,6 +1460,7 @@ typedef struct sent_s {
     int has_key;
     int small;             /* SENT_SMALL bytes of data: goes back to the spares */
     char *key, *id, *type; /* in data */
+    size_t key_len, id_len, type_len;
     char data[];
 } sent_t;
 
@@ -1468,16 +1492,28 @@ static void sent_unlink(sender_t *s, sent_t *t)
     s->bytes_inflight -= t->bytes;
 }
 
+/* Output lines are gathered in s->out and written OUT_FLUSH bytes at a
+ * time: one stdio call per line was a tenth of the sending thread. */
+#define OUT_FLUSH (64u << 10)
+
+static void out_flush(sender_t *s)
+{
+    if (s->out.len)
+        fwrite(s->out.p, 1, s->out.len, stdout);
+    s->out.len = 0;
+}
+
 static void report_failed(sender_t *s, const sent_t *t, const char *why)
 {
     char text[700];
+    out_flush(s); /* the lines before it first */
     s->failed++;
     snprintf(text, sizeof text, "delivery to %s failed: %s", topic_name(s, t->topic), why);
     report_bad(s->name, t->line, "kafka", "", text);
 }
 
-/* Appends v in decimal. */
-static void ob_int(wbuf_t *o, long long v)
+/* Writes v in decimal at `at` (20 bytes at most); returns the end. */
+static char *put_int(char *at, long long v)
 {
     char b[24];
     size_t n = sizeof b;
@@ -1488,30 +1524,61 @@ static void ob_int(wbuf_t *o, long long v)
     } while (u);
     if (v < 0)
         b[--n] = '-';
-    (void)wb_put(o, b + n, sizeof b - n);
+    memcpy(at, b + n, sizeof b - n);
+    return at + (sizeof b - n);
 }
 
-/* Appends s (UTF-8, as every string here came from JSON) as a JSON string. */
-static void ob_json_str(wbuf_t *o, const char *s)
+/* Nonzero when one of the 8 bytes of w is '"', '\\', DEL or below 0x20:
+ * the bytes a JSON string escapes here (the classic "has a byte less than
+ * n" test: it may flag a byte above a true hit, never miss one; the byte
+ * loop then decides). */
+static uint64_t has_special(uint64_t w)
 {
-    (void)wb_put(o, "\"", 1);
-    const unsigned char *p = (const unsigned char *)s, *run = p;
-    for (;; p++) {
-        if (*p && *p != '"' && *p != '\\' && *p >= 0x20 && *p != 0x7f)
-            continue;
-        (void)wb_put(o, (const char *)run, (size_t)(p - run));
-        if (!*p)
-            break;
-        char esc[8];
-        if (*p == '"' || *p == '\\')
-            snprintf(esc, sizeof esc, "\\%c", *p);
-        else
-            snprintf(esc, sizeof esc, "\\u%04x", *p);
-        (void)wb_put(o, esc, strlen(esc));
-        run = p + 1;
-    }
-    (void)wb_put(o, "\"", 1);
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\'), d = w ^ (ones * 0x7f);
+    return ((w - ones * 0x20) | (q - ones) | (b - ones) | (d - ones)) & ~w & highs;
 }
+
+/* Room put_json_str needs for n bytes: each may become \u00XX, plus quotes. */
+#define JSON_STR_MAX(n) (6 * (n) + 2)
+
+/* Writes the n bytes at s (UTF-8, as every string here came from JSON) as
+ * a JSON string at `at`; returns the end. */
+static char *put_json_str(char *at, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s, *end = p + n, *run = p;
+    *at++ = '"';
+    while (p < end) {
+        uint64_t w;
+        if (end - p >= 8 && (memcpy(&w, p, 8), !has_special(w))) {
+            p += 8;
+            continue;
+        }
+        if (*p != '"' && *p != '\\' && *p >= 0x20 && *p != 0x7f) {
+            p++;
+            continue;
+        }
+        memcpy(at, run, (size_t)(p - run));
+        at += p - run;
+        *at++ = '\\';
+        if (*p == '"' || *p == '\\') {
+            *at++ = (char)*p;
+        } else {
+            memcpy(at, "u00", 3);
+            at[3] = hex[*p >> 4];
+            at[4] = hex[*p & 15];
+            at += 5;
+        }
+        run = ++p;
+    }
+    memcpy(at, run, (size_t)(p - run));
+    at += p - run;
+    *at++ = '"';
+    return at;
+}
+
+#define PUT_LIT(at, lit) (memcpy(at, lit, sizeof lit - 1), at + (sizeof lit - 1))
 
 static void sent_free(sender_t *s, sent_t *t)
 {
@@ -1534,28 +1601,37 @@ static void on_delivery(void *opaque, int err, const char *errstr, int32_t parti
         report_failed(s, t, errstr ? errstr : lev_err_name(err));
     } else {
         s->published++;
-        /* built by hand and written whole, not flushed per line: a million of them */
+        /* built by hand into one reservation: a million of them */
         wbuf_t *o = &s->out;
-        o->len = 0;
-        (void)wb_put(o, "{\"line\":", 8);
-        ob_int(o, t->line);
-        (void)wb_put(o, ",\"topic\":", 9);
-        ob_json_str(o, topic_name(s, t->topic));
-        (void)wb_put(o, ",\"partition\":", 13);
-        ob_int(o, partition);
-        (void)wb_put(o, ",\"offset\":", 10);
-        ob_int(o, offset);
-        (void)wb_put(o, ",\"key\":", 7);
-        if (t->has_key)
-            ob_json_str(o, t->key);
-        else
-            (void)wb_put(o, "null", 4);
-        (void)wb_put(o, ",\"id\":", 6);
-        ob_json_str(o, t->id);
-        (void)wb_put(o, ",\"type\":", 8);
-        ob_json_str(o, t->type);
-        (void)wb_put(o, "}\n", 2);
-        fwrite(o->p, 1, o->len, stdout);
+        json_t *topic = json_array_get(json_array_get(s->topic_names, t->topic), 0);
+        size_t tl = json_string_length(topic);
+        size_t need = 128 + JSON_STR_MAX(tl) + JSON_STR_MAX(t->key_len) + JSON_STR_MAX(t->id_len) +
+                      JSON_STR_MAX(t->type_len);
+        if (wb_reserve(o, need) != 0 && (out_flush(s), wb_reserve(o, need) != 0)) {
+            fprintf(stderr, "evctl: %s:%ld: delivered; out of memory for its output line\n",
+                    s->name, t->line);
+            sent_free(s, t);
+            return;
+        }
+        char *at = o->p + o->len;
+        at = PUT_LIT(at, "{\"line\":");
+        at = put_int(at, t->line);
+        at = PUT_LIT(at, ",\"topic\":");
+        at = put_json_str(at, json_string_value(topic), tl);
+        at = PUT_LIT(at, ",\"partition\":");
+        at = put_int(at, partition);
+        at = PUT_LIT(at, ",\"offset\":");
+        at = put_int(at, offset);
+        at = PUT_LIT(at, ",\"key\":");
+        at = t->has_key ? put_json_str(at, t->key, t->key_len) : PUT_LIT(at, "null");
+        at = PUT_LIT(at, ",\"id\":");
+        at = put_json_str(at, t->id, t->id_len);
+        at = PUT_LIT(at, ",\"type\":");
+        at = put_json_str(at, t->type, t->type_len);
+        at = PUT_LIT(at, "}\n");
+        o->len = (size_t)(at - o->p);
+        if (o->len >= OUT_FLUSH)
+            out_flush(s);
     }
     sent_free(s, t);
 }
@@ -1580,6 +1656,9 @@ static sent_t *sent_new(sender_t *s, const rec_t *r)
     t->topic = r->topic;
     t->bytes = sizeof *t + r->value_len + kl + 256;
     t->has_key = r->key != NULL;
+    t->key_len = kl;
+    t->id_len = il;
+    t->type_len = tl;
     t->key = t->data;
     memcpy(t->key, r->key ? r->key : "", kl);
     t->key[kl] = '\0';
@@ -1716,6 +1795,7 @@ static int send_all(evctl_ctx_t *ctx, input_t *in, sender_t *s, double rate, int
     evctl_progress_end(&prog);
     /* reports what is still in flight as failed */
     lev_producer_destroy(p);
+    out_flush(s);
     while (s->inflight) {
         sent_t *t = s->inflight;
         sent_unlink(s, t);
