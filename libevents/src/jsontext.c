@@ -10,6 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 void lev_jreader_init(lev_jreader_t *r, const char *text, size_t len)
 {
     r->p = text;
@@ -166,17 +170,45 @@ static int plain8(const char *p)
     return (t & highs) == 0;
 }
 
-/* Checks the string starting at r->p (its opening quote): sets *q to its
- * closing quote and *escaped; -1 when it is not valid. */
-static int scan_string(const lev_jreader_t *r, const char **q, int *escaped)
+#if defined(__SSE2__)
+/* The index of the first byte of the 16 at p that is not plain, else 16:
+ * '"', '\\', and (compared as signed bytes) below 0x20 or 0x80 and above. */
+static inline unsigned plain16_count(const char *p)
 {
-    const char *p = r->p + 1, *end = r->end;
-    *escaped = 0;
-    for (;;) {
-        while (end - p >= 8 && plain8(p))
-            p += 8;
-        while (p < end && plain[(unsigned char)*p])
-            p++;
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i hit = _mm_or_si128(
+        _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+        _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+    unsigned m = (unsigned)_mm_movemask_epi8(hit);
+    return m ? (unsigned)__builtin_ctz(m) : 16;
+}
+#endif
+
+/* The first byte at or after p that is not plain (or end). */
+static inline const char *skip_plain(const char *p, const char *end)
+{
+#if defined(__SSE2__)
+    /* most strings end within the first 16 bytes: one look finds the quote */
+    while (end - p >= 16) {
+        unsigned n = plain16_count(p);
+        p += n;
+        if (n < 16)
+            return p;
+    }
+#endif
+    while (end - p >= 8 && plain8(p))
+        p += 8;
+    while (p < end && plain[(unsigned char)*p])
+        p++;
+    return p;
+}
+
+/* scan_string past its plain start: p is at an escape, a control byte or
+ * a non-ASCII one (or at end). */
+static int __attribute__((noinline))
+scan_string_rest(const char *p, const char *end, const char **q, int *escaped)
+{
+    for (;; p = skip_plain(p, end)) {
         if (p >= end || (unsigned char)*p < 0x20)
             return -1;
         if (*p == '"') {
@@ -216,6 +248,20 @@ static int scan_string(const lev_jreader_t *r, const char **q, int *escaped)
         if (!lev_utf8_valid((const uint8_t *)m, (size_t)(p - m), NULL))
             return -1;
     }
+}
+
+/* Checks the string starting at r->p (its opening quote): sets *q to its
+ * closing quote and *escaped; -1 when it is not valid. The common string,
+ * plain bytes to its quote, stays in this small function. */
+static inline int scan_string(const lev_jreader_t *r, const char **q, int *escaped)
+{
+    const char *end = r->end, *p = skip_plain(r->p + 1, end);
+    *escaped = 0;
+    if (p < end && *p == '"') {
+        *q = p;
+        return 0;
+    }
+    return scan_string_rest(p, end, q, escaped);
 }
 
 int lev_jreader_string(lev_jreader_t *r, const char **s, size_t *n)
