@@ -1049,6 +1049,34 @@ static int encode_at(lev_codec_t *codec, const lev_schema_t *schema, const avro_
     return 0;
 }
 
+/* The one-walk path (lev_vplan_write): appends the framed value to *buf
+ * and returns 0; or an error (the frame header's, or LEV_ERR_NOMEM), set
+ * in err; or LEV_VPLAN_WRITE_CANNOT, *len unchanged, when encode_size and
+ * encode_at must decide (and name the error). Only for a value made from
+ * this very schema. */
+static int encode_fast(lev_codec_t *codec, const lev_schema_t *schema, const avro_value_t *value,
+                       char **buf, size_t *len, size_t *cap, lev_error_t *err)
+{
+    if (!codec || !schema || !value || !value->iface || !buf || !len || !cap ||
+        avro_value_get_schema(value) != lev_schema_avro(schema))
+        return LEV_VPLAN_WRITE_CANNOT;
+    uint8_t h[LEV_FRAME_HEADER_MAX];
+    size_t hdr, mark = *len;
+    int rc = lev_codec_frame_header(codec, schema, h, &hdr, err);
+    if (rc)
+        return rc;
+    if (lev_grow(buf, cap, mark + hdr, 1, 1024) != 0)
+        return lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory");
+    memcpy(*buf + mark, h, hdr);
+    *len = mark + hdr;
+    rc = lev_vplan_write(lev_schema_plan(schema), value, &codec->limits, buf, len, cap);
+    if (rc == 0 && *len - mark > codec->limits.max_value_size)
+        rc = LEV_VPLAN_WRITE_CANNOT; /* encode_size names the limit */
+    if (rc)
+        *len = mark;
+    return rc == LEV_ERR_NOMEM ? lev_error_set(err, LEV_ERR_NOMEM, NULL, "out of memory") : rc;
+}
+
 int lev_codec_encode(lev_codec_t *codec, const lev_schema_t *schema, const avro_value_t *value,
                      void **buf, size_t *len, lev_error_t *err)
 {
@@ -1056,6 +1084,17 @@ int lev_codec_encode(lev_codec_t *codec, const lev_schema_t *schema, const avro_
         return lev_error_set(err, LEV_ERR_ARG, NULL, "missing codec, schema, value or output");
     *buf = NULL;
     *len = 0;
+    char *fb = NULL;
+    size_t flen = 0, fcap = 0;
+    int frc = encode_fast(codec, schema, value, &fb, &flen, &fcap, err);
+    if (frc == 0) {
+        *buf = fb;
+        *len = flen;
+        return 0;
+    }
+    free(fb);
+    if (frc != LEV_VPLAN_WRITE_CANNOT)
+        return frc;
     size_t total = 0;
     int rc = encode_size(codec, schema, value, &total, err);
     if (rc)
@@ -1076,6 +1115,9 @@ int lev_codec_encode_append(lev_codec_t *codec, const lev_schema_t *schema,
                             const avro_value_t *value, char **buf, size_t *len, size_t *cap,
                             lev_error_t *err)
 {
+    int frc = encode_fast(codec, schema, value, buf, len, cap, err);
+    if (frc != LEV_VPLAN_WRITE_CANNOT)
+        return frc;
     size_t total = 0;
     int rc = encode_size(codec, schema, value, &total, err);
     if (rc)

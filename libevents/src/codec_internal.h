@@ -87,6 +87,19 @@ typedef struct lev_scratch_s {
 int lev_vplan_fill(const lev_vplan_t *plan, const void *body, size_t len, avro_value_t *value,
                    lev_scratch_t *scratch);
 
+/* Appends the Avro binary body of `value` (a generic value of the plan's
+ * schema) to *buf (*len bytes used of *cap, grown with lev_grow), in one
+ * walk that also applies what lev_vplan_validate checks: the same bytes
+ * avro-c's avro_value_write gives, for a value lev_vplan_validate would
+ * accept in that form. 0; LEV_ERR_NOMEM; or LEV_VPLAN_WRITE_CANNOT, *len
+ * unchanged, for anything else (a limit passed, a string that is not
+ * UTF-8, an enum ordinal or union branch out of range, a value avro-c
+ * refuses to read): avro_value_write and lev_vplan_validate then give the
+ * answer, and the error. */
+#define LEV_VPLAN_WRITE_CANNOT 1
+int lev_vplan_write(const lev_vplan_t *plan, const avro_value_t *value,
+                    const lev_codec_limits_t *limits, char **buf, size_t *len, size_t *cap);
+
 /* ======================================================================
  * json_encode.c: Avro JSON text to the binary encoding, without a tree
  * ====================================================================== */

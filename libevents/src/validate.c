@@ -831,3 +831,202 @@ int lev_vplan_fill(const lev_vplan_t *plan, const void *body, size_t len, avro_v
     fstate_t f = {.p = body ? body : (const void *)"", .scratch = scratch};
     return fill(&f, plan->root, value);
 }
+
+/* ======================================================================
+ * Writing a value by the plan
+ * ====================================================================== */
+
+#define CANNOT LEV_VPLAN_WRITE_CANNOT
+
+typedef struct wstate_s {
+    char **buf;
+    size_t *len, *cap;
+    size_t items, max_items, max_bytes, max_depth;
+} wstate_t;
+
+/* Room for n more bytes; the place they go, or NULL. */
+static char *w_room(wstate_t *w, size_t n)
+{
+    if (n > SIZE_MAX - *w->len || lev_grow(w->buf, w->cap, *w->len + n, 1, 256) != 0)
+        return NULL;
+    return *w->buf + *w->len;
+}
+
+static int w_put(wstate_t *w, const void *p, size_t n)
+{
+    char *at = w_room(w, n);
+    if (!at)
+        return LEV_ERR_NOMEM;
+    if (n)
+        memcpy(at, p, n);
+    *w->len += n;
+    return 0;
+}
+
+/* A long as Avro writes it: zig-zag, then 7 bits a byte. */
+static int w_long(wstate_t *w, int64_t v)
+{
+    char *at = w_room(w, 10), *p = at;
+    if (!at)
+        return LEV_ERR_NOMEM;
+    uint64_t u = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+    while (u >= 0x80) {
+        *p++ = (char)(u | 0x80);
+        u >>= 7;
+    }
+    *p++ = (char)u;
+    *w->len += (size_t)(p - at);
+    return 0;
+}
+
+/* A string or bytes: its length, then its bytes. */
+static int w_run(wstate_t *w, const void *p, size_t n)
+{
+    if (n > w->max_bytes)
+        return CANNOT;
+    int rc = w_long(w, (int64_t)n);
+    return rc ? rc : w_put(w, p, n);
+}
+
+static int w_value(wstate_t *w, const vnode_t *n, const avro_value_t *cv, size_t depth);
+
+/* Array items or map entries: one block, as avro-c writes them. */
+static int w_blocks(wstate_t *w, const vnode_t *n, avro_value_t *v, size_t depth)
+{
+    size_t count;
+    int rc;
+    if (avro_value_get_size(v, &count) != 0 || count > w->max_items - w->items)
+        return CANNOT;
+    w->items += count;
+    if (count > 0 && (rc = w_long(w, (int64_t)count)) != 0)
+        return rc;
+    for (size_t i = 0; i < count; i++) {
+        avro_value_t item;
+        const char *key = NULL;
+        if (avro_value_get_by_index(v, i, &item, n->kind == VK_MAP ? &key : NULL) != 0 ||
+            (n->kind == VK_MAP && !key))
+            return CANNOT;
+        if (n->kind == VK_MAP) {
+            size_t klen = strlen(key);
+            if (!lev_utf8_valid((const uint8_t *)key, klen, NULL))
+                return CANNOT;
+            if ((rc = w_run(w, key, klen)) != 0)
+                return rc;
+        }
+        if ((rc = w_value(w, n->kids[0], &item, depth)) != 0)
+            return rc;
+    }
+    return w_long(w, 0);
+}
+
+/* `depth` is the nesting of the containers around the value, as in walk. */
+static int w_value(wstate_t *w, const vnode_t *n, const avro_value_t *cv, size_t depth)
+{
+    /* avro-c's getters take a non-const handle but only read through it */
+    avro_value_t v = *cv;
+    int rc;
+    switch (n->kind) {
+    case VK_NULL:
+        return avro_value_get_null(&v) == 0 ? 0 : CANNOT;
+    case VK_BOOL: {
+        int b;
+        if (avro_value_get_boolean(&v, &b) != 0 || (b != 0 && b != 1))
+            return CANNOT;
+        char c = (char)b;
+        return w_put(w, &c, 1);
+    }
+    case VK_INT: {
+        int32_t x;
+        return avro_value_get_int(&v, &x) == 0 ? w_long(w, x) : CANNOT;
+    }
+    case VK_LONG: {
+        int64_t x;
+        return avro_value_get_long(&v, &x) == 0 ? w_long(w, x) : CANNOT;
+    }
+    case VK_FLOAT: {
+        float x;
+        /* little-endian, like every target avro-c supports here */
+        return avro_value_get_float(&v, &x) == 0 ? w_put(w, &x, 4) : CANNOT;
+    }
+    case VK_DOUBLE: {
+        double x;
+        return avro_value_get_double(&v, &x) == 0 ? w_put(w, &x, 8) : CANNOT;
+    }
+    case VK_STRING: {
+        const char *s;
+        size_t size; /* the NUL included */
+        if (avro_value_get_string(&v, &s, &size) != 0 || size == 0 ||
+            !lev_utf8_valid((const uint8_t *)s, size - 1, NULL))
+            return CANNOT;
+        return w_run(w, s, size - 1);
+    }
+    case VK_BYTES: {
+        const void *p;
+        size_t size;
+        return avro_value_get_bytes(&v, &p, &size) == 0 ? w_run(w, p, size) : CANNOT;
+    }
+    case VK_FIXED: {
+        const void *p;
+        size_t size;
+        if (avro_value_get_fixed(&v, &p, &size) != 0 || size != n->n)
+            return CANNOT;
+        return w_put(w, p, size);
+    }
+    case VK_ENUM: {
+        int x;
+        if (avro_value_get_enum(&v, &x) != 0 || x < 0 || (size_t)x >= n->n)
+            return CANNOT;
+        return w_long(w, x);
+    }
+    case VK_RECORD:
+    case VK_ARRAY:
+    case VK_MAP:
+    case VK_UNION:
+        break;
+    }
+    if (depth + 1 > w->max_depth)
+        return CANNOT;
+    if (n->kind == VK_ARRAY || n->kind == VK_MAP)
+        return w_blocks(w, n, &v, depth + 1);
+    if (n->kind == VK_UNION) {
+        int d;
+        avro_value_t branch;
+        if (avro_value_get_discriminant(&v, &d) != 0 || d < 0 || (size_t)d >= n->n ||
+            avro_value_get_current_branch(&v, &branch) != 0)
+            return CANNOT;
+        if ((rc = w_long(w, d)) != 0)
+            return rc;
+        return w_value(w, n->kids[d], &branch, depth + 1);
+    }
+    size_t fields;
+    if (avro_value_get_size(&v, &fields) != 0 || fields != n->n)
+        return CANNOT;
+    for (size_t i = 0; i < n->n; i++) {
+        avro_value_t field;
+        if (avro_value_get_by_index(&v, i, &field, NULL) != 0)
+            return CANNOT;
+        if ((rc = w_value(w, n->kids[i], &field, depth + 1)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+int lev_vplan_write(const lev_vplan_t *plan, const avro_value_t *value,
+                    const lev_codec_limits_t *limits, char **buf, size_t *len, size_t *cap)
+{
+    if (!plan || !value || !value->iface || !limits || !buf || !len || !cap)
+        return CANNOT;
+    size_t mark = *len;
+    wstate_t w = {buf,
+                  len,
+                  cap,
+                  0,
+                  limits->max_items,
+                  limits->max_bytes_len,
+                  limits->max_depth < LEV_CODEC_MAX_DEPTH_CAP ? limits->max_depth
+                                                              : LEV_CODEC_MAX_DEPTH_CAP};
+    int rc = w_value(&w, plan->root, value, 0);
+    if (rc)
+        *len = mark;
+    return rc;
+}
