@@ -283,6 +283,11 @@ int lev_utf8_valid(const uint8_t *s, size_t len, size_t *bad)
 {
     size_t i = 0;
     while (i < len) {
+        for (uint64_t w; len - i >= 8; i += 8) { /* ASCII, 8 bytes at a time */
+            memcpy(&w, s + i, 8);
+            if (w & 0x8080808080808080ull)
+                break;
+        }
         while (i < len && s[i] < 0x80)
             i++;
         if (i == len)

@@ -473,6 +473,8 @@ static void invalid_utf8_strings_are_refused(void)
         {"\xf4\x90\x80\x80", 0}, /* above U+10FFFF */
         {"\xff", 0},
         {"\x80", 0}, /* lone continuation */
+        {"8 plain bytes, then \xe6\xbc\xa2 and more plain ones", 1},
+        {"8 plain bytes, then a cut \xe6\xbc", 0},
     };
     lev_schemas_t *set = lev_schemas_new();
     const lev_schema_t *s = add(set, REC("{\"name\":\"s\",\"type\":\"string\"}"));
@@ -491,6 +493,18 @@ static void invalid_utf8_strings_are_refused(void)
         CHECK_INT(rc, ==, cases[i].valid ? 0 : LEV_ERR_DECODE);
         if (!cases[i].valid)
             CHECK(strstr(err.text, "UTF-8") != NULL);
+    }
+    /* a bad byte at every offset of a run of ASCII, read 8 bytes at a
+     * time: refused, at its offset */
+    for (size_t k = 0; k < 24; k++) {
+        uint8_t text[24];
+        memset(text, 'a', sizeof text);
+        text[k] = 0xff;
+        size_t bad = 99;
+        CHECK_INT(lev_utf8_valid(text, sizeof text, &bad), ==, 0);
+        CHECK_INT(bad, ==, k);
+        text[k] = 'a';
+        CHECK_INT(lev_utf8_valid(text, sizeof text, NULL), ==, 1);
     }
     lev_codec_destroy(codec);
     lev_schemas_destroy(set);
