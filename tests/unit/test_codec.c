@@ -590,6 +590,71 @@ static void encode_refuses_values_decoders_would_refuse(void)
     lev_schemas_destroy(set);
 }
 
+/* The encoder checks the codec's limits in the walk that writes the bytes;
+ * past one, it refuses the value as the decoders would, naming the field. */
+static void encode_refuses_values_past_the_codecs_limits(void)
+{
+    lev_schemas_t *set = lev_schemas_new();
+    const char *text = REC("t.Limited", "{\"name\":\"a\",\"type\":{\"type\":\"array\",\"items\":"
+                                        "\"int\"}},{\"name\":\"s\",\"type\":\"string\"},"
+                                        "{\"name\":\"next\",\"type\":[\"null\",\"t.Limited\"]}");
+    const lev_schema_t *s = NULL;
+    lev_error_t err;
+    REQUIRE(lev_schemas_add(set, text, strlen(text), NULL, 0, &s, &err) == 0);
+    lev_codec_limits_t lim = {0};
+    lim.max_items = 3;
+    lim.max_bytes_len = 3;
+    lev_codec_t *small = lev_codec_new(set, &lim), *dflt = lev_codec_new(set, NULL);
+    avro_value_t v, a, item, next, node;
+    void *buf = NULL;
+    size_t len = 0;
+    REQUIRE(lev_codec_new_value(small, s, &v) == 0);
+    avro_value_get_by_name(&v, "a", &a, NULL);
+    for (int i = 0; i < 3; i++) {
+        avro_value_append(&a, &item, NULL);
+        avro_value_set_int(&item, i);
+    }
+    CHECK_INT(lev_value_set_string(&v, "s", "abc"), ==, 0);
+    CHECK_INT(lev_value_set_null(&v, "next"), ==, 0);
+    CHECK_INT(lev_codec_encode(small, s, &v, &buf, &len, &err), ==, 0); /* at each limit */
+    CHECK(buf && body_is_avro_cs(buf, len, &v));
+    free(buf);
+    buf = NULL;
+    avro_value_append(&a, &item, NULL); /* a fourth item */
+    avro_value_set_int(&item, 3);
+    CHECK_INT(lev_codec_encode(small, s, &v, &buf, &len, &err), ==, LEV_ERR_ENCODE);
+    CHECK(buf == NULL);
+    CHECK_STR(err.where, "a");
+    CHECK(strstr(err.text, "exceed the limit of 3") != NULL);
+    CHECK_INT(lev_codec_encode(dflt, s, &v, &buf, &len, &err), ==, 0);
+    free(buf);
+    buf = NULL;
+    avro_value_reset(&a);
+    CHECK_INT(lev_value_set_string(&v, "s", "abcd"), ==, 0); /* a string one byte too long */
+    CHECK_INT(lev_codec_encode(small, s, &v, &buf, &len, &err), ==, LEV_ERR_ENCODE);
+    CHECK_STR(err.where, "s");
+    CHECK(strstr(err.text, "exceeds the limit of 3") != NULL);
+    CHECK_INT(lev_value_set_string(&v, "s", ""), ==, 0);
+    /* 40 nodes, each a record in a union: 80 levels, past the default 64 */
+    avro_value_t at = v;
+    for (int i = 0; i < 40; i++) {
+        avro_value_get_by_name(&at, "next", &next, NULL);
+        avro_value_set_branch(&next, 1, &node);
+        avro_value_get_by_name(&node, "s", &item, NULL);
+        avro_value_set_string(&item, "");
+        at = node;
+    }
+    avro_value_get_by_name(&at, "next", &next, NULL);
+    avro_value_set_branch(&next, 0, &node);
+    avro_value_set_null(&node);
+    CHECK_INT(lev_codec_encode(dflt, s, &v, &buf, &len, &err), ==, LEV_ERR_ENCODE);
+    CHECK(strstr(err.text, "deeper than 64") != NULL);
+    avro_value_decref(&v);
+    lev_codec_destroy(small);
+    lev_codec_destroy(dflt);
+    lev_schemas_destroy(set);
+}
+
 static void encode_refuses_values_over_the_size_limit(void)
 {
     lev_schemas_t *set = lev_schemas_new();
@@ -1057,6 +1122,7 @@ CHECK_MAIN(CASE(load_dir_loads_every_avsc_in_name_order),
            CASE(round_trip_every_schema_of_schema_dirs),
            CASE(encoded_value_is_single_object_framed),
            CASE(encode_refuses_values_decoders_would_refuse),
+           CASE(encode_refuses_values_past_the_codecs_limits),
            CASE(encode_refuses_values_over_the_size_limit),
            CASE(evolution_added_field_takes_the_reader_default),
            CASE(evolution_removed_field_is_ignored), CASE(evolution_numbers_are_promoted),
