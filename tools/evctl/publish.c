@@ -1471,8 +1471,9 @@ struct sender_s {
     sent_t *inflight;
     size_t ninflight, bytes_inflight;
     size_t published, failed;
-    wbuf_t out;    /* the output line being built (no stdio call per character) */
+    wbuf_t out;    /* output lines not written yet (see OUT_FLUSH) */
     sent_t *spare; /* entries of SENT_SMALL bytes of data, free for reuse */
+    int each_line; /* stdout is a terminal: each line as it comes */
 };
 
 static const char *topic_name(const sender_t *s, uint32_t i)
@@ -1493,7 +1494,9 @@ static void sent_unlink(sender_t *s, sent_t *t)
 }
 
 /* Output lines are gathered in s->out and written OUT_FLUSH bytes at a
- * time: one stdio call per line was a tenth of the sending thread. */
+ * time: one stdio call per line was a tenth of the sending thread. A
+ * terminal gets each line as it comes, and a paced run (--rate) has what
+ * it holds written before each wait. */
 #define OUT_FLUSH (64u << 10)
 
 static void out_flush(sender_t *s)
@@ -1630,7 +1633,7 @@ static void on_delivery(void *opaque, int err, const char *errstr, int32_t parti
         at = put_json_str(at, t->type, t->type_len);
         at = PUT_LIT(at, "}\n");
         o->len = (size_t)(at - o->p);
-        if (o->len >= OUT_FLUSH)
+        if (o->len >= OUT_FLUSH || s->each_line)
             out_flush(s);
     }
     sent_free(s, t);
@@ -1757,6 +1760,10 @@ static int send_all(evctl_ctx_t *ctx, input_t *in, sender_t *s, double rate, int
             *unsent = r->line;
             break;
         }
+        if (rate > 0 && s->out.len) { /* a paced run: what was acknowledged, now */
+            out_flush(s);
+            fflush(stdout);
+        }
         evctl_rate_wait(&pace, evctl_producer_poll_cb, p);
         while (!evctl_stop && (s->ninflight >= WINDOW_RECORDS || s->bytes_inflight >= WINDOW_BYTES))
             lev_producer_poll(p, 10);
@@ -1856,7 +1863,10 @@ static int run(evctl_ctx_t *ctx, const evctl_args_t *args)
     }
     if ((rc = check_topics(ctx, &in, name, dry)) != 0)
         goto out;
-    sender_t s = {ctx, name, in.topic_names, NULL, 0, 0, 0, 0, {NULL, 0, 0}, NULL};
+    sender_t s = {.ctx = ctx,
+                  .name = name,
+                  .topic_names = in.topic_names,
+                  .each_line = isatty(STDOUT_FILENO)};
     long unsent = 0;
     rc = send_all(ctx, &in, &s, rate, dry, &unsent);
     free(s.out.p);
