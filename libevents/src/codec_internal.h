@@ -23,6 +23,7 @@
 #include "internal.h"
 
 #include <stdint.h>
+#include <string.h>
 
 /* ======================================================================
  * canon.c
@@ -86,6 +87,50 @@ typedef struct lev_scratch_s {
  * or LEV_ERR_DECODE when avro-c refuses a call (never for a validated body). */
 int lev_vplan_fill(const lev_vplan_t *plan, const void *body, size_t len, avro_value_t *value,
                    lev_scratch_t *scratch);
+
+/* A growable buffer the encoders append Avro binary to (json_encode.c's
+ * direct path, lev_vplan_write). */
+typedef struct lev_obuf_s {
+    char *p;
+    size_t len, cap;
+} lev_obuf_t;
+
+static inline int lev_ob_reserve(lev_obuf_t *o, size_t n)
+{
+    if (n > SIZE_MAX - o->len)
+        return LEV_ERR_NOMEM;
+    return lev_grow(&o->p, &o->cap, o->len + n, 1, 256) == 0 ? 0 : LEV_ERR_NOMEM;
+}
+
+static inline int lev_ob_put(lev_obuf_t *o, const void *src, size_t n)
+{
+    if (n == 0)
+        return 0; /* src may be NULL: a null default takes no bytes */
+    if (lev_ob_reserve(o, n) != 0)
+        return LEV_ERR_NOMEM;
+    memcpy(o->p + o->len, src, n);
+    o->len += n;
+    return 0;
+}
+
+/* The zig-zag varint of v (an Avro int or long) into b: its length. */
+static inline size_t lev_varint(int64_t v, uint8_t b[10])
+{
+    uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+    size_t n = 0;
+    while (z >= 0x80) {
+        b[n++] = (uint8_t)(z | 0x80);
+        z >>= 7;
+    }
+    b[n++] = (uint8_t)z;
+    return n;
+}
+
+static inline int lev_ob_long(lev_obuf_t *o, int64_t v)
+{
+    uint8_t b[10];
+    return lev_ob_put(o, b, lev_varint(v, b));
+}
 
 /* Appends the Avro binary body of `value` (a generic value of the plan's
  * schema) to *buf (*len bytes used of *cap, grown with lev_grow), in one

@@ -218,62 +218,20 @@ void lev_jplan_destroy(lev_jplan_t *pl)
  * Output
  * ====================================================================== */
 
-typedef struct obuf_s {
-    char *p;
-    size_t len, cap;
-} obuf_t;
-
-static int ob_reserve(obuf_t *o, size_t n)
-{
-    if (n > SIZE_MAX - o->len)
-        return LEV_ERR_NOMEM;
-    return lev_grow(&o->p, &o->cap, o->len + n, 1, 256) == 0 ? 0 : LEV_ERR_NOMEM;
-}
-
-static int ob_put(obuf_t *o, const void *src, size_t n)
-{
-    if (n == 0)
-        return 0; /* src may be NULL: a null default takes no bytes */
-    if (ob_reserve(o, n) != 0)
-        return LEV_ERR_NOMEM;
-    memcpy(o->p + o->len, src, n);
-    o->len += n;
-    return 0;
-}
-
-/* The zig-zag varint of v into b (10 bytes at most): its length. */
-static size_t varint(int64_t v, uint8_t *b)
-{
-    uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
-    size_t n = 0;
-    while (z >= 0x80) {
-        b[n++] = (uint8_t)(z | 0x80);
-        z >>= 7;
-    }
-    b[n++] = (uint8_t)z;
-    return n;
-}
-
-static int ob_long(obuf_t *o, int64_t v)
-{
-    uint8_t b[10];
-    return ob_put(o, b, varint(v, b));
-}
-
 /* An array or map block of `count` items written from `mark` on: the
  * count goes in front of them and the end marker after. */
-static int ob_block(obuf_t *o, size_t mark, size_t count)
+static int ob_block(lev_obuf_t *o, size_t mark, size_t count)
 {
     if (count) {
         uint8_t b[10];
-        size_t n = varint((int64_t)count, b);
-        if (ob_reserve(o, n) != 0)
+        size_t n = lev_varint((int64_t)count, b);
+        if (lev_ob_reserve(o, n) != 0)
             return LEV_ERR_NOMEM;
         memmove(o->p + mark + n, o->p + mark, o->len - mark);
         memcpy(o->p + mark, b, n);
         o->len += n;
     }
-    return ob_long(o, 0);
+    return lev_ob_long(o, 0);
 }
 
 /* ======================================================================
@@ -287,7 +245,7 @@ static int ob_block(obuf_t *o, size_t mark, size_t count)
  * path then gives the error. */
 typedef struct enc_s {
     lev_jreader_t *r;
-    obuf_t *o;
+    lev_obuf_t *o;
     size_t max_depth;
     int dflt;       /* a schema default: a bare union value takes the first branch it fits */
     size_t deepest; /* the deepest container met */
@@ -340,7 +298,7 @@ static int put_default(enc_t *e, const ffield_t *f, size_t depth)
     if (depth + f->ddepth > e->deepest)
         e->deepest = depth + f->ddepth;
     e->items += f->ditems;
-    return ob_put(e->o, f->dbytes, f->dlen);
+    return lev_ob_put(e->o, f->dbytes, f->dlen);
 }
 
 /* A record, its members in any order: re-read from each member's span. */
@@ -457,7 +415,7 @@ static int enc_union(enc_t *e, const fnode_t *n, size_t depth)
     if (c == 'n') {
         if (lev_jreader_literal(r, &which) != 0 || n->null_branch < 0)
             return SLOW;
-        return ob_long(e->o, n->null_branch);
+        return lev_ob_long(e->o, n->null_branch);
     }
     if (c == '{') { /* {"<branch>": value}, one member */
         int first = 1;
@@ -467,7 +425,7 @@ static int enc_union(enc_t *e, const fnode_t *n, size_t depth)
         long i = find_name(n->names, n->nlens, n->n, key, len);
         if (i < 0)
             return SLOW;
-        if ((rc = ob_long(e->o, i)) != 0 || (rc = enc(e, n->kids[i], depth)) != 0)
+        if ((rc = lev_ob_long(e->o, i)) != 0 || (rc = enc(e, n->kids[i], depth)) != 0)
             return rc;
         return lev_jreader_member(r, &first, &key, &len) == 0 ? 0 : SLOW;
     }
@@ -514,7 +472,7 @@ static int enc_union(enc_t *e, const fnode_t *n, size_t depth)
     if (found < 0 || (!e->dflt && fits != 1))
         return SLOW;
     r->p = start;
-    if ((rc = ob_long(e->o, found)) != 0)
+    if ((rc = lev_ob_long(e->o, found)) != 0)
         return rc;
     return enc(e, n->kids[found], depth);
 }
@@ -522,7 +480,7 @@ static int enc_union(enc_t *e, const fnode_t *n, size_t depth)
 static int enc_container(enc_t *e, const fnode_t *n, size_t depth)
 {
     lev_jreader_t *r = e->r;
-    obuf_t *o = e->o;
+    lev_obuf_t *o = e->o;
     size_t mark = o->len, count = 0, len;
     size_t koff[MAP_KEYS_MAX], klen[MAP_KEYS_MAX];
     const char *key;
@@ -544,11 +502,11 @@ static int enc_container(enc_t *e, const fnode_t *n, size_t depth)
             for (size_t i = 0; i < count; i++)
                 if (klen[i] == len && memcmp(o->p + koff[i], key, len) == 0)
                     return SLOW; /* a duplicate key */
-            if ((rc = ob_long(o, (int64_t)len)) != 0)
+            if ((rc = lev_ob_long(o, (int64_t)len)) != 0)
                 return rc;
             koff[count] = o->len;
             klen[count] = len;
-            if ((rc = ob_put(o, key, len)) != 0 || (rc = enc(e, n->items, depth)) != 0)
+            if ((rc = lev_ob_put(o, key, len)) != 0 || (rc = enc(e, n->items, depth)) != 0)
                 return rc;
             count++;
         }
@@ -573,7 +531,7 @@ static int enc(enc_t *e, const fnode_t *n, size_t depth)
         if (lev_jreader_literal(r, &which) != 0 || which == 'n')
             return SLOW;
         uint8_t b = which == 't';
-        return ob_put(e->o, &b, 1);
+        return lev_ob_put(e->o, &b, 1);
     }
     case FK_INT:
     case FK_LONG:
@@ -582,7 +540,7 @@ static int enc(enc_t *e, const fnode_t *n, size_t depth)
             return SLOW;
         if (n->kind == FK_INT && (v < INT32_MIN || v > INT32_MAX))
             return SLOW;
-        return ob_long(e->o, v);
+        return lev_ob_long(e->o, v);
     case FK_FLOAT:
     case FK_DOUBLE:
         if (lev_jreader_number(r, &s, &len, &integral) != 0 ||
@@ -590,22 +548,22 @@ static int enc(enc_t *e, const fnode_t *n, size_t depth)
             return SLOW;
         if (n->kind == FK_FLOAT) {
             float f = (float)d;
-            return ob_put(e->o, &f, sizeof f); /* little-endian hosts only, as avro-c */
+            return lev_ob_put(e->o, &f, sizeof f); /* little-endian hosts only, as avro-c */
         }
-        return ob_put(e->o, &d, sizeof d);
+        return lev_ob_put(e->o, &d, sizeof d);
     case FK_STRING: {
         int rc;
         if (lev_jreader_string(r, &s, &len) != 0 || enc_str_len(e, len) != 0)
             return SLOW;
-        if ((rc = ob_long(e->o, (int64_t)len)) != 0)
+        if ((rc = lev_ob_long(e->o, (int64_t)len)) != 0)
             return rc;
-        return ob_put(e->o, s, len);
+        return lev_ob_put(e->o, s, len);
     }
     case FK_ENUM: {
         if (lev_jreader_string(r, &s, &len) != 0)
             return SLOW;
         long i = find_name(n->names, n->nlens, n->n, s, len);
-        return i < 0 ? SLOW : ob_long(e->o, i);
+        return i < 0 ? SLOW : lev_ob_long(e->o, i);
     }
     case FK_BYTES:
     case FK_FIXED:
@@ -644,7 +602,7 @@ static int compile_defaults(lev_jplan_t *pl)
                 if (!text)
                     return LEV_ERR_NOMEM;
                 lev_jreader_t r;
-                obuf_t o = {NULL, 0, 0};
+                lev_obuf_t o = {NULL, 0, 0};
                 enc_t e = {.r = &r,
                            .o = &o,
                            .max_depth = LEV_CODEC_MAX_DEPTH_CAP,
@@ -692,7 +650,7 @@ lev_jplan_t *lev_jplan_new(const json_t *norm, const json_t *names)
 
 /* The direct path: 0 with the body appended to o, SLOW, or LEV_ERR_NOMEM. */
 static int encode_direct(lev_codec_t *codec, const lev_schema_t *schema, const char *text,
-                         size_t len, size_t hlen, size_t *used, obuf_t *o)
+                         size_t len, size_t hlen, size_t *used, lev_obuf_t *o)
 {
     const lev_jplan_t *pl = lev_schema_jplan(schema);
     if (!pl)
@@ -731,9 +689,9 @@ int lev_codec_encode_json_direct(lev_codec_t *codec, const lev_schema_t *schema,
     int rc = lev_codec_frame_header(codec, schema, hdr, &hlen, err);
     if (rc)
         return rc;
-    obuf_t o = {*buf, *blen, *bcap};
+    lev_obuf_t o = {*buf, *blen, *bcap};
     size_t mark = o.len;
-    if ((rc = ob_put(&o, hdr, hlen)) == 0)
+    if ((rc = lev_ob_put(&o, hdr, hlen)) == 0)
         rc = encode_direct(codec, schema, text ? text : "", len, hlen, used, &o);
     *buf = o.p;
     *bcap = o.cap;

@@ -844,53 +844,17 @@ int lev_vplan_fill(const lev_vplan_t *plan, const void *body, size_t len, avro_v
 #define CANNOT LEV_VPLAN_WRITE_CANNOT
 
 typedef struct wstate_s {
-    char **buf;
-    size_t *len, *cap;
+    lev_obuf_t o;
     size_t items, max_items, max_bytes, max_depth;
 } wstate_t;
-
-/* Room for n more bytes; the place they go, or NULL. */
-static char *w_room(wstate_t *w, size_t n)
-{
-    if (n > SIZE_MAX - *w->len || lev_grow(w->buf, w->cap, *w->len + n, 1, 256) != 0)
-        return NULL;
-    return *w->buf + *w->len;
-}
-
-static int w_put(wstate_t *w, const void *p, size_t n)
-{
-    char *at = w_room(w, n);
-    if (!at)
-        return LEV_ERR_NOMEM;
-    if (n)
-        memcpy(at, p, n);
-    *w->len += n;
-    return 0;
-}
-
-/* A long as Avro writes it: zig-zag, then 7 bits a byte. */
-static int w_long(wstate_t *w, int64_t v)
-{
-    char *at = w_room(w, 10), *p = at;
-    if (!at)
-        return LEV_ERR_NOMEM;
-    uint64_t u = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
-    while (u >= 0x80) {
-        *p++ = (char)(u | 0x80);
-        u >>= 7;
-    }
-    *p++ = (char)u;
-    *w->len += (size_t)(p - at);
-    return 0;
-}
 
 /* A string or bytes: its length, then its bytes. */
 static int w_run(wstate_t *w, const void *p, size_t n)
 {
     if (n > w->max_bytes)
         return CANNOT;
-    int rc = w_long(w, (int64_t)n);
-    return rc ? rc : w_put(w, p, n);
+    int rc = lev_ob_long(&w->o, (int64_t)n);
+    return rc ? rc : lev_ob_put(&w->o, p, n);
 }
 
 static int w_value(wstate_t *w, const vnode_t *n, const avro_value_t *cv, size_t depth);
@@ -903,7 +867,7 @@ static int w_blocks(wstate_t *w, const vnode_t *n, avro_value_t *v, size_t depth
     if (avro_value_get_size(v, &count) != 0 || count > w->max_items - w->items)
         return CANNOT;
     w->items += count;
-    if (count > 0 && (rc = w_long(w, (int64_t)count)) != 0)
+    if (count > 0 && (rc = lev_ob_long(&w->o, (int64_t)count)) != 0)
         return rc;
     for (size_t i = 0; i < count; i++) {
         avro_value_t item;
@@ -921,7 +885,7 @@ static int w_blocks(wstate_t *w, const vnode_t *n, avro_value_t *v, size_t depth
         if ((rc = w_value(w, n->kids[0], &item, depth)) != 0)
             return rc;
     }
-    return w_long(w, 0);
+    return lev_ob_long(&w->o, 0);
 }
 
 /* `depth` is the nesting of the containers around the value, as in walk. */
@@ -938,24 +902,24 @@ static int w_value(wstate_t *w, const vnode_t *n, const avro_value_t *cv, size_t
         if (avro_value_get_boolean(&v, &b) != 0 || (b != 0 && b != 1))
             return CANNOT;
         char c = (char)b;
-        return w_put(w, &c, 1);
+        return lev_ob_put(&w->o, &c, 1);
     }
     case VK_INT: {
         int32_t x;
-        return avro_value_get_int(&v, &x) == 0 ? w_long(w, x) : CANNOT;
+        return avro_value_get_int(&v, &x) == 0 ? lev_ob_long(&w->o, x) : CANNOT;
     }
     case VK_LONG: {
         int64_t x;
-        return avro_value_get_long(&v, &x) == 0 ? w_long(w, x) : CANNOT;
+        return avro_value_get_long(&v, &x) == 0 ? lev_ob_long(&w->o, x) : CANNOT;
     }
     case VK_FLOAT: {
         float x;
         /* little-endian, like every target avro-c supports here */
-        return avro_value_get_float(&v, &x) == 0 ? w_put(w, &x, 4) : CANNOT;
+        return avro_value_get_float(&v, &x) == 0 ? lev_ob_put(&w->o, &x, 4) : CANNOT;
     }
     case VK_DOUBLE: {
         double x;
-        return avro_value_get_double(&v, &x) == 0 ? w_put(w, &x, 8) : CANNOT;
+        return avro_value_get_double(&v, &x) == 0 ? lev_ob_put(&w->o, &x, 8) : CANNOT;
     }
     case VK_STRING: {
         const char *s;
@@ -975,13 +939,13 @@ static int w_value(wstate_t *w, const vnode_t *n, const avro_value_t *cv, size_t
         size_t size;
         if (avro_value_get_fixed(&v, &p, &size) != 0 || size != n->n)
             return CANNOT;
-        return w_put(w, p, size);
+        return lev_ob_put(&w->o, p, size);
     }
     case VK_ENUM: {
         int x;
         if (avro_value_get_enum(&v, &x) != 0 || x < 0 || (size_t)x >= n->n)
             return CANNOT;
-        return w_long(w, x);
+        return lev_ob_long(&w->o, x);
     }
     case VK_RECORD:
     case VK_ARRAY:
@@ -999,7 +963,7 @@ static int w_value(wstate_t *w, const vnode_t *n, const avro_value_t *cv, size_t
         if (avro_value_get_discriminant(&v, &d) != 0 || d < 0 || (size_t)d >= n->n ||
             avro_value_get_current_branch(&v, &branch) != 0)
             return CANNOT;
-        if ((rc = w_long(w, d)) != 0)
+        if ((rc = lev_ob_long(&w->o, d)) != 0)
             return rc;
         return w_value(w, n->kids[d], &branch, depth + 1);
     }
@@ -1021,17 +985,16 @@ int lev_vplan_write(const lev_vplan_t *plan, const avro_value_t *value,
 {
     if (!plan || !value || !value->iface || !limits || !buf || !len || !cap)
         return CANNOT;
-    size_t mark = *len;
-    wstate_t w = {buf,
-                  len,
-                  cap,
+    wstate_t w = {{*buf, *len, *cap},
                   0,
                   limits->max_items,
                   limits->max_bytes_len,
                   limits->max_depth < LEV_CODEC_MAX_DEPTH_CAP ? limits->max_depth
                                                               : LEV_CODEC_MAX_DEPTH_CAP};
     int rc = w_value(&w, plan->root, value, 0);
-    if (rc)
-        *len = mark;
+    *buf = w.o.p; /* it may have grown, whatever the outcome */
+    *cap = w.o.cap;
+    if (rc == 0)
+        *len = w.o.len;
     return rc;
 }
