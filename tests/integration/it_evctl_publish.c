@@ -1418,50 +1418,7 @@ static void a_type_the_topics_description_routes_nowhere_is_named(void)
     unlink(topics);
 }
 
-/* Output lines are written in large blocks for speed, but a paced run
- * (--rate) writes each acknowledged line before it waits: a reader of its
- * output sees the lines as they come, not all at the end. */
-static void a_paced_publish_writes_each_line_as_it_is_acknowledged(void)
-{
-    char topic[128], path[256];
-    lev_test_unique("it-evctl-paced", topic, sizeof topic);
-    REQUIRE(lev_test_create_topic(topic, 1) == 0);
-    it_tmp_path("paced", path, sizeof path);
-    REQUIRE(big_orders_file(path, 20, topic) > 0);
-    const char *args[] = {"publish", path, "--topic", topic, "--rate", "4/s", NULL};
-    evctl_proc_t p;
-    it_evctl_startv(&p, NULL, args);
-    /* 20 lines at 4 a second: about 4.75 s between the first send and the
-     * last, room for a slow first acknowledgement (the producer's id and
-     * metadata) on a loaded machine; look for lines in the output while
-     * evctl still runs */
-    long most_seen_running = 0;
-    for (int64_t deadline = lev_mono_ms() + 60000; lev_mono_ms() < deadline;) {
-        siginfo_t si;
-        memset(&si, 0, sizeof si);
-        if (waitid(P_PID, (id_t)p.pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0 || si.si_pid != 0)
-            break; /* exited (not reaped: it_evctl_finish does that) */
-        char *o = it_slurp(p.out_path);
-        long n = 0;
-        for (const char *c = o; c && *c; c++)
-            n += *c == '\n';
-        free(o);
-        if (n > most_seen_running)
-            most_seen_running = n;
-        lev_test_sleep_ms(20);
-    }
-    char *out = NULL;
-    CHECK_INT(it_evctl_finish(&p, 60000, &out, NULL), ==, 0);
-    json_t *lines = it_lines(out);
-    CHECK_INT(json_array_size(lines), ==, 20);
-    json_decref(lines);
-    free(out);
-    CHECK(most_seen_running >= 1 && most_seen_running < 20);
-    unlink(path);
-}
-
 CHECK_MAIN(CASE(publish_then_tail_round_trip_equals_the_input),
-           CASE(a_paced_publish_writes_each_line_as_it_is_acknowledged),
            CASE(a_type_the_topics_description_routes_nowhere_is_named),
            CASE(headers_of_every_kind_arrive_as_written),
            CASE(a_bad_line_publishes_nothing_and_names_the_line_and_field),
