@@ -351,6 +351,10 @@ typedef struct store_pending_s {
     lev_store_lists_t l;
     char ttl[24], lease[24];
     const char *done_args[2], *rel_args[1], *claim_args[2];
+    /* the RESP after the key of a plain claim ("P:<token>" NX PX <lease>
+     * GET) and completion (D PX <ttl> GET), formatted once per exchange */
+    char claim_tail[128], done_tail[64];
+    size_t claim_tail_len, done_tail_len;
 } store_pending_t;
 
 #define STORE_TOKEN_BYTES 16
@@ -754,6 +758,41 @@ static int fmt_str(lev_store_t *s, const char *a)
     return fmt_add(s, a, strlen(a));
 }
 
+/* Appends bytes already in RESP to s->fmt. */
+static int fmt_raw(lev_store_t *s, const char *a, size_t len)
+{
+    if (lev_grow(&s->fmt, &s->fmt_cap, s->fmt_len + len, 1, 4096) != 0)
+        return -1;
+    memcpy(s->fmt + s->fmt_len, a, len);
+    s->fmt_len += len;
+    return 0;
+}
+
+/* Appends the head of a SET of `count` ("*7") arguments, up to its key. */
+static int fmt_set_key(lev_store_t *s, const char *count, const char *key)
+{
+    static const char set[] = "\r\n$3\r\nSET\r\n";
+    return fmt_raw(s, count, 2) | fmt_raw(s, set, sizeof set - 1) | fmt_str(s, key);
+}
+
+/* RESP of the arguments args[0..n) into out (size bytes): their length,
+ * or 0 when they do not fit. */
+static size_t resp_args(char *out, size_t size, const char *const *args, int n)
+{
+    size_t len = 0;
+    for (int i = 0; i < n; i++) {
+        size_t al = strlen(args[i]);
+        int w = snprintf(out + len, size - len, "$%zu\r\n", al);
+        if (w < 0 || (size_t)w + al + 2 >= size - len)
+            return 0;
+        len += (size_t)w;
+        memcpy(out + len, args[i], al);
+        memcpy(out + len + al, "\r\n", 2);
+        len += al + 2;
+    }
+    return len;
+}
+
 /* Formats a call into s->fmt: EVALSHA (or, when eval is 1, EVAL with the
  * script's text). Where the server takes SET with NX and GET together
  * (Redis 7.0), a claim and a completion are one plain command instead:
@@ -769,12 +808,20 @@ static int store_format_call(lev_store_t *s, const store_call_t *c, int eval)
         if (px)
             rc |= fmt_str(s, "PX") | fmt_str(s, c->args[1]);
     } else if (s->plain && c->sc == SCRIPT_CLAIM && !c->extra) { /* args: P:<token>, lease */
-        rc |= fmt_add(s, NULL, 7) | fmt_str(s, "SET") | fmt_str(s, c->key) |
-              fmt_str(s, c->args[0]) | fmt_str(s, "NX") | fmt_str(s, "PX") |
-              fmt_str(s, c->args[1]) | fmt_str(s, "GET");
+        if (c->args == s->pending.claim_args && s->pending.claim_tail_len)
+            rc |= fmt_set_key(s, "*7", c->key) |
+                  fmt_raw(s, s->pending.claim_tail, s->pending.claim_tail_len);
+        else
+            rc |= fmt_add(s, NULL, 7) | fmt_str(s, "SET") | fmt_str(s, c->key) |
+                  fmt_str(s, c->args[0]) | fmt_str(s, "NX") | fmt_str(s, "PX") |
+                  fmt_str(s, c->args[1]) | fmt_str(s, "GET");
     } else if (s->plain && c->sc == SCRIPT_COMPLETE) { /* args: P:<token>, ttl */
-        rc |= fmt_add(s, NULL, 6) | fmt_str(s, "SET") | fmt_str(s, c->key) | fmt_str(s, "D") |
-              fmt_str(s, "PX") | fmt_str(s, c->args[1]) | fmt_str(s, "GET");
+        if (c->args == s->pending.done_args && s->pending.done_tail_len)
+            rc |= fmt_set_key(s, "*6", c->key) |
+                  fmt_raw(s, s->pending.done_tail, s->pending.done_tail_len);
+        else
+            rc |= fmt_add(s, NULL, 6) | fmt_str(s, "SET") | fmt_str(s, c->key) | fmt_str(s, "D") |
+                  fmt_str(s, "PX") | fmt_str(s, c->args[1]) | fmt_str(s, "GET");
     } else {
         rc |= fmt_add(s, NULL, (size_t)(4 + c->nargs + (c->extra != NULL))) |
               fmt_str(s, eval ? "EVAL" : "EVALSHA") |
@@ -1149,6 +1196,11 @@ int lev_store_exchange_begin(lev_store_t *store, const lev_store_lists_t *l, lev
     p->done_args[0] = p->rel_args[0] = p->claim_args[0] = store->lease_value;
     p->done_args[1] = p->ttl;
     p->claim_args[1] = p->lease;
+    p->claim_tail_len =
+        resp_args(p->claim_tail, sizeof p->claim_tail,
+                  (const char *const[]){store->lease_value, "NX", "PX", p->lease, "GET"}, 5);
+    p->done_tail_len = resp_args(p->done_tail, sizeof p->done_tail,
+                                 (const char *const[]){"D", "PX", p->ttl, "GET"}, 4);
     p->l = *l;
     /* settles first: a key completed or released here and claimed again
      * below is seen in its new state. Done is a fact about the event (it was

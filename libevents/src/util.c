@@ -175,24 +175,29 @@ int lev_hexval(int c)
     return -1;
 }
 
+/* One more than the value of each hex digit; 0 for any other byte. */
+static const unsigned char hex_plus1[256] = {
+    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,  ['7'] = 8,
+    ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+    ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
+};
+
+/* Parses the 36 characters of a UUID, dashes at 8, 13, 18 and 23: a table
+ * look-up per digit and one test at the end, no branch per character. */
 static int uuid_parse(const char *s, unsigned char u[16])
 {
-    if (!s || strnlen(s, 37) != 36)
+    /* where each byte's two digits start */
+    static const unsigned char at[16] = {0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34};
+    if (!s || strnlen(s, 37) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-')
         return -1;
-    for (int i = 0, j = 0; i < 36;) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s[i] != '-')
-                return -1;
-            i++;
-            continue;
-        }
-        int hi = lev_hexval((unsigned char)s[i]), lo = lev_hexval((unsigned char)s[i + 1]);
-        if (hi < 0 || lo < 0)
-            return -1;
-        u[j++] = (unsigned char)(hi << 4 | lo);
-        i += 2;
+    unsigned bad = 0;
+    for (int j = 0; j < 16; j++) {
+        unsigned hi = hex_plus1[(unsigned char)s[at[j]]];
+        unsigned lo = hex_plus1[(unsigned char)s[at[j] + 1]];
+        bad |= (hi == 0) | (lo == 0);
+        u[j] = (unsigned char)((hi - 1) << 4 | (lo - 1));
     }
-    return 0;
+    return bad ? -1 : 0;
 }
 
 void lev_uuid4(char out[LEV_UUID_STR_LEN])

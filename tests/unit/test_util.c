@@ -2,9 +2,11 @@
 #include "check.h"
 #include "internal.h"
 
+#include <ctype.h>
 #include <jansson.h>
 #include <libevents.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -60,6 +62,34 @@ static void uuid5_matches_the_rfc_4122_example(void)
     CHECK(lev_uuid5("6ba7b810-9dad-11d1-80b4-00c04fd430c8", "python.org", 10, out) == 0);
     CHECK_STR(out, "886313e1-3b8a-5372-9b90-0c9aee199e5d");
     CHECK(lev_uuid5("not-a-uuid", "x", 1, out) == LEV_ERR_ARG);
+}
+
+/* The namespace is read in either case, and any byte that is not a hex
+ * digit where one belongs, or not a dash where one belongs, is refused. */
+static void uuid5_reads_its_namespace_strictly(void)
+{
+    static const char ns[] = "6ba7b810-9dad-11d1-80b4-00c04fd430c8";
+    char out[LEV_UUID_STR_LEN], upper[sizeof ns], bad[sizeof ns];
+    for (size_t i = 0; i < sizeof ns; i++)
+        upper[i] = (char)toupper((unsigned char)ns[i]);
+    CHECK(lev_uuid5(upper, "python.org", 10, out) == 0);
+    CHECK_STR(out, "886313e1-3b8a-5372-9b90-0c9aee199e5d");
+    for (size_t at = 0; at < sizeof ns - 1; at++) {
+        int dash = at == 8 || at == 13 || at == 18 || at == 23;
+        for (int c = 1; c < 256; c++) {
+            int ok = dash ? c == '-' : isxdigit(c) != 0;
+            memcpy(bad, ns, sizeof ns);
+            bad[at] = (char)c;
+            if ((lev_uuid5(bad, "x", 1, out) == 0) != ok) {
+                fprintf(stderr, "    byte 0x%02x at %zu: %s\n", (unsigned)c, at,
+                        ok ? "refused" : "accepted");
+                CHECK(0);
+                return;
+            }
+        }
+    }
+    CHECK(lev_uuid5("6ba7b810-9dad-11d1-80b4-00c04fd430c", "x", 1, out) == LEV_ERR_ARG);
+    CHECK(lev_uuid5("6ba7b810-9dad-11d1-80b4-00c04fd430c8a", "x", 1, out) == LEV_ERR_ARG);
 }
 
 static void derived_ids_are_deterministic_and_distinct_per_type_and_index(void)
@@ -231,7 +261,7 @@ static void grow_doubles_keeps_contents_and_refuses_overflow(void)
 CHECK_MAIN(CASE(error_classes_list_every_dead_letter_class),
            CASE(derived_ids_of_events_depend_on_their_source_too), CASE(uuid4_is_random_version_4),
            CASE(forked_children_never_repeat_their_parents_ids),
-           CASE(uuid5_matches_the_rfc_4122_example),
+           CASE(uuid5_matches_the_rfc_4122_example), CASE(uuid5_reads_its_namespace_strictly),
            CASE(derived_ids_are_deterministic_and_distinct_per_type_and_index),
            CASE(time_formats_and_parses_rfc3339), CASE(error_names_are_stable_classes),
            CASE(json_log_writes_one_object_per_line),
