@@ -1418,7 +1418,63 @@ static void a_type_the_topics_description_routes_nowhere_is_named(void)
     unlink(topics);
 }
 
+/* Output lines are written in large blocks for speed, but a paced run
+ * (--rate) writes each line as its record is acknowledged: its reader sees
+ * them while evctl still sends, not all at the end. */
+static void a_paced_publish_writes_each_line_as_it_is_acknowledged(void)
+{
+    enum { LINES = 1000 };
+    char topic[128], path[256];
+    lev_test_unique("it-evctl-paced", topic, sizeof topic);
+    REQUIRE(lev_test_create_topic(topic, 1) == 0);
+    it_tmp_path("paced", path, sizeof path);
+    REQUIRE(big_orders_file(path, LINES, topic) > 0);
+    const char *args[] = {"publish", path, "--topic", topic, "--rate", "5/s", NULL};
+    evctl_proc_t p;
+    it_evctl_startv(&p, NULL, args);
+    /* 1,000 lines at 5 a second take 200 s to send, and block writes would
+     * hold the first line for over a minute (64 KiB of lines). However late
+     * the first acknowledgement on a loaded machine, within 45 s its line
+     * must show while evctl still runs; the run is then interrupted. */
+    long seen = 0;
+    int running = 1;
+    for (int64_t deadline = lev_mono_ms() + 45000; lev_mono_ms() < deadline && seen == 0;) {
+        siginfo_t si;
+        memset(&si, 0, sizeof si);
+        if (waitid(P_PID, (id_t)p.pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0 || si.si_pid != 0) {
+            running = 0; /* exited (not reaped: it_evctl_finish does that) */
+            break;
+        }
+        char *o = it_slurp(p.out_path);
+        for (const char *c = o; c && *c; c++)
+            seen += *c == '\n';
+        free(o);
+        if (seen == 0)
+            lev_test_sleep_ms(20);
+    }
+    CHECK(running);
+    CHECK(seen >= 1 && seen < LINES);
+    kill(p.pid, SIGINT);
+    char *out = NULL, *err = NULL;
+    CHECK_INT(it_evctl_finish(&p, 60000, &out, &err), ==, 130);
+    json_t *lines = it_lines(out);
+    size_t n = json_array_size(lines);
+    CHECK(n >= (size_t)seen && n < LINES);
+    for (size_t i = 0; i < n; i++) { /* one line per acknowledged record, in order */
+        json_t *l = json_array_get(lines, i);
+        CHECK_STR(it_str(l, "topic"), topic);
+        CHECK_INT(it_int(l, "offset"), ==, (json_int_t)i);
+        CHECK_INT(it_int(l, "line"), ==, (json_int_t)i + 1);
+    }
+    CHECK(err && strstr(err, "interrupted: lines from") != NULL);
+    json_decref(lines);
+    free(out);
+    free(err);
+    unlink(path);
+}
+
 CHECK_MAIN(CASE(publish_then_tail_round_trip_equals_the_input),
+           CASE(a_paced_publish_writes_each_line_as_it_is_acknowledged),
            CASE(a_type_the_topics_description_routes_nowhere_is_named),
            CASE(headers_of_every_kind_arrive_as_written),
            CASE(a_bad_line_publishes_nothing_and_names_the_line_and_field),

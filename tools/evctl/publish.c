@@ -1473,7 +1473,7 @@ struct sender_s {
     size_t published, failed;
     wbuf_t out;    /* output lines not written yet (see OUT_FLUSH) */
     sent_t *spare; /* entries of SENT_SMALL bytes of data, free for reuse */
-    int each_line; /* stdout is a terminal: each line as it comes */
+    int each_line; /* a terminal or a paced run: each line as it comes */
 };
 
 static const char *topic_name(const sender_t *s, uint32_t i)
@@ -1495,14 +1495,17 @@ static void sent_unlink(sender_t *s, sent_t *t)
 
 /* Output lines are gathered in s->out and written OUT_FLUSH bytes at a
  * time: one stdio call per line was a tenth of the sending thread. A
- * terminal gets each line as it comes, and a paced run (--rate) has what
- * it holds written before each wait. */
+ * terminal, and the reader of a paced run (--rate), get each line as its
+ * record is acknowledged. */
 #define OUT_FLUSH (64u << 10)
 
 static void out_flush(sender_t *s)
 {
-    if (s->out.len)
+    if (s->out.len) {
         fwrite(s->out.p, 1, s->out.len, stdout);
+        if (s->each_line)
+            fflush(stdout);
+    }
     s->out.len = 0;
 }
 
@@ -1760,10 +1763,6 @@ static int send_all(evctl_ctx_t *ctx, input_t *in, sender_t *s, double rate, int
             *unsent = r->line;
             break;
         }
-        if (rate > 0 && s->out.len) { /* a paced run: what was acknowledged, now */
-            out_flush(s);
-            fflush(stdout);
-        }
         evctl_rate_wait(&pace, evctl_producer_poll_cb, p);
         while (!evctl_stop && (s->ninflight >= WINDOW_RECORDS || s->bytes_inflight >= WINDOW_BYTES))
             lev_producer_poll(p, 10);
@@ -1866,7 +1865,7 @@ static int run(evctl_ctx_t *ctx, const evctl_args_t *args)
     sender_t s = {.ctx = ctx,
                   .name = name,
                   .topic_names = in.topic_names,
-                  .each_line = isatty(STDOUT_FILENO)};
+                  .each_line = isatty(STDOUT_FILENO) || rate > 0};
     long unsent = 0;
     rc = send_all(ctx, &in, &s, rate, dry, &unsent);
     free(s.out.p);
