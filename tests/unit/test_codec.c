@@ -948,6 +948,78 @@ static void decode_of_a_history_version_unresolvable_inside_an_array_is_a_resolv
 
 /* ---- field helpers --------------------------------------------------------- */
 
+/* The helpers find a field by its record schema and name, whatever other
+ * schemas came before: the same names at other places in other records,
+ * names that are prefixes of each other, more schemas than the helpers
+ * remember, and schemas freed while others are made. Each value is read
+ * back through avro-c's own lookup by name. */
+static int int_by_avro_name(const avro_value_t *v, const char *name)
+{
+    avro_value_t f;
+    int32_t x = -1;
+    if (avro_value_get_by_name(v, name, &f, NULL) != 0 || avro_value_get_int(&f, &x) != 0)
+        return -1;
+    return x;
+}
+
+static void value_helpers_find_fields_of_many_schemas_in_turn(void)
+{
+    static const char *const names[] = {"a", "ab", "b", "abc"};
+    enum { NAMES = 4, KEPT = 2, ROUNDS = 600 };
+    lev_schemas_t *sets[KEPT] = {0};
+    lev_codec_t *codecs[KEPT] = {0};
+    avro_value_t vals[KEPT];
+    int fails = 0;
+    for (int k = 0; k < ROUNDS && fails == 0; k++) {
+        int slot = k % KEPT;
+        if (sets[slot]) { /* the oldest schema goes while the other stays */
+            avro_value_decref(&vals[slot]);
+            lev_codec_destroy(codecs[slot]);
+            lev_schemas_destroy(sets[slot]);
+        }
+        /* a record of the four int fields, rotated by k */
+        char text[512];
+        int at =
+            snprintf(text, sizeof text, "{\"type\":\"record\",\"name\":\"t.M%d\",\"fields\":[", k);
+        for (int i = 0; i < NAMES; i++)
+            at += snprintf(text + at, sizeof text - (size_t)at,
+                           "%s{\"name\":\"%s\",\"type\":\"int\"}", i ? "," : "",
+                           names[(i + k) % NAMES]);
+        snprintf(text + at, sizeof text - (size_t)at, "]}");
+        const lev_schema_t *s = NULL;
+        lev_error_t err;
+        sets[slot] = lev_schemas_new();
+        REQUIRE(lev_schemas_add(sets[slot], text, strlen(text), NULL, 0, &s, &err) == 0);
+        codecs[slot] = lev_codec_new(sets[slot], NULL);
+        REQUIRE(lev_codec_new_value(codecs[slot], s, &vals[slot]) == 0);
+        for (int i = 0; i < NAMES; i++)
+            fails += lev_value_set_int(&vals[slot], names[i], k * 10 + i) != 0;
+        /* both live values, read back both ways */
+        for (int j = 0; j < KEPT && j <= k; j++) {
+            int kj = k - ((slot - j + KEPT) % KEPT);
+            for (int i = 0; i < NAMES; i++) {
+                int32_t x = -1;
+                fails += lev_value_get_int(&vals[j], names[i], &x) != 0 || x != kj * 10 + i;
+                fails += int_by_avro_name(&vals[j], names[i]) != kj * 10 + i;
+            }
+            int32_t x;
+            fails += lev_value_get_int(&vals[j], "abcd", &x) != LEV_ERR_NOT_FOUND;
+            fails += lev_value_get_int(&vals[j], "A", &x) != LEV_ERR_NOT_FOUND;
+            fails += lev_value_get_int(&vals[j], "a.b", &x) != LEV_ERR_ARG;
+        }
+        if (fails)
+            fprintf(stderr, "    round %d: %d wrong answers\n", k, fails);
+    }
+    CHECK_INT(fails, ==, 0);
+    for (int j = 0; j < KEPT; j++) {
+        if (!sets[j])
+            continue;
+        avro_value_decref(&vals[j]);
+        lev_codec_destroy(codecs[j]);
+        lev_schemas_destroy(sets[j]);
+    }
+}
+
 static void value_helpers_follow_paths_and_unions(void)
 {
     lev_schemas_t *set = lev_schemas_new();
@@ -1134,4 +1206,5 @@ CHECK_MAIN(CASE(load_dir_loads_every_avsc_in_name_order),
            CASE(decode_with_an_unrelated_reader_is_a_resolve_error),
            CASE(decode_of_a_history_version_unresolvable_inside_an_array_is_a_resolve_error),
            CASE(value_helpers_follow_paths_and_unions),
+           CASE(value_helpers_find_fields_of_many_schemas_in_turn),
            CASE(read_calls_take_a_handlers_event_value_as_it_is))
