@@ -26,7 +26,9 @@
  * events. Each run also prints the whole machine's CPU per event (the
  * broker's and Redis' included, from /proc/stat) and, for the runs with
  * Redis, the Redis server's own (its INFO cpu): on a machine that runs
- * them all, that is what bounds the rate. The last line is:
+ * them all, that is what bounds the rate. The worker's process CPU per
+ * event is also set against the bare copy's, round by round: that ratio
+ * moves less with the machine's speed than either figure. The last line is:
  *
  *   ceiling_eps=<n> worker_eps=<n> ratio=<worker/ceiling> cpu_us_per_event=<n>
  *   metrics_eps=<n> metrics_cost=<%>
@@ -438,6 +440,17 @@ int main(int argc, char **argv)
            "%.0f (%.2fx, %.1f us machine, of which the Redis server %.1f), without %.0f (%.2fx, "
            "%.1f us machine)\n",
            med[0][0], med[0][2], med[1][0], rb, med[1][2], med[1][3], med[2][0], rc, med[2][2]);
+    /* the worker's CPU against the bare copy's, paired by round: a figure
+     * that moves less with the machine's speed than either does */
+    double cpur[20];
+    int ncpur = 0;
+    for (int i = 0; i < rounds; i++)
+        if (r[0][i].cpu_us > 0 && r[1][i].cpu_us > 0)
+            cpur[ncpur++] = r[1][i].cpu_us / r[0][i].cpu_us;
+    if (ncpur)
+        printf("process CPU per event: ceiling %.1f us, worker with Redis %.1f us, %.2fx the "
+               "ceiling's (median of %d paired rounds)\n",
+               med[0][1], med[1][1], median(cpur, ncpur), ncpur);
     /* the cost of the metrics: paired by round, (b) and (d) ran together */
     double cost[20];
     int ncost = 0;
