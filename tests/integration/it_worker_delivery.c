@@ -66,7 +66,7 @@ static void produced_events_all_arrive_decoded_equal_and_offsets_are_committed(v
         d.sent[i] = json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT);
         avro_value_t v;
         REQUIRE(lev_codec_from_json(codec, s, j, &v, &err) == 0);
-        lev_event_meta_t meta = {.id = ids[i]};
+        lev_event_meta_t meta = {.id = ids[i], .source = "/shop-a"};
         CHECK(lev_producer_send_event(p, codec, topic, ids[i], s, &v, &meta, NULL, NULL, &err) ==
               0);
         avro_value_decref(&v);
@@ -97,6 +97,26 @@ static void produced_events_all_arrive_decoded_equal_and_offsets_are_committed(v
     int64_t committed[3];
     CHECK(lev_test_committed(conf.group_id, topic, 3, committed) == 0);
     CHECK_INT(committed[0] + committed[1] + committed[2], ==, N);
+
+    /* each event's idempotency key is done, under the name the README
+     * gives it: "<group>:<source length>:<source>:<id>", which keys written
+     * by earlier versions must keep matching */
+    lev_store_t *store = lev_store_new(conf.redis_url, 5000, &err);
+    REQUIRE(store);
+    static char keys[N][256];
+    const char *kp[N];
+    for (int i = 0; i < N; i++) {
+        int w = snprintf(keys[i], sizeof keys[i], "%s:7:/shop-a:%s", conf.group_id, ids[i]);
+        REQUIRE(w > 0 && (size_t)w < sizeof keys[i]);
+        kp[i] = keys[i];
+    }
+    lev_claim_t claims[N];
+    CHECK(lev_store_claim(store, kp, N, 1000, claims, &err) == 0);
+    int done = 0;
+    for (int i = 0; i < N; i++)
+        done += claims[i] == LEV_CLAIM_DONE;
+    CHECK_INT(done, ==, N);
+    lev_store_destroy(store);
 
     lev_worker_destroy(d.run.w);
     lev_config_clear(&conf);
