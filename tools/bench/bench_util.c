@@ -54,30 +54,91 @@ static double info_field(const char *info, const char *name)
     return 0;
 }
 
-double bench_redis_cpu_seconds(const char *url)
+/* A connection to the Redis server at `url`, authenticated; NULL when
+ * there is none. */
+static redisContext *redis_connect(const char *url)
 {
     lev_store_url_t u;
     if (!url || !*url || lev_store_url_parse(url, &u, NULL) != 0)
-        return -1;
+        return NULL;
     struct timeval tv = {2, 0};
     redisContext *c = u.is_unix ? redisConnectUnixWithTimeout(u.host, tv)
                                 : redisConnectWithTimeout(u.host, u.port, tv);
-    double s = -1;
     redisReply *r = NULL;
     if (c && !c->err && u.password)
         r = u.user ? redisCommand(c, "AUTH %s %s", u.user, u.password)
                    : redisCommand(c, "AUTH %s", u.password);
     if (r)
         freeReplyObject(r);
-    if (c && !c->err && (r = redisCommand(c, "INFO cpu")) != NULL) {
+    if (c && !c->err && u.db != 0 && (r = redisCommand(c, "SELECT %d", u.db)) != NULL)
+        freeReplyObject(r);
+    lev_store_url_free(&u);
+    if (c && c->err) {
+        redisFree(c);
+        c = NULL;
+    }
+    return c;
+}
+
+double bench_redis_cpu_seconds(const char *url)
+{
+    redisContext *c = redis_connect(url);
+    double s = -1;
+    redisReply *r;
+    if (c && (r = redisCommand(c, "INFO cpu")) != NULL) {
         if (r->type == REDIS_REPLY_STRING)
             s = info_field(r->str, "used_cpu_user") + info_field(r->str, "used_cpu_sys");
         freeReplyObject(r);
     }
     if (c)
         redisFree(c);
-    lev_store_url_free(&u);
     return s;
+}
+
+long bench_redis_unlink(const char *url, const char *pattern)
+{
+    redisContext *c = redis_connect(url);
+    if (!c)
+        return -1;
+    long removed = 0;
+    char cursor[32] = "0";
+    do {
+        redisReply *r = redisCommand(c, "SCAN %s MATCH %s COUNT 10000", cursor, pattern);
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+            r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
+            if (r)
+                freeReplyObject(r);
+            removed = -1;
+            break;
+        }
+        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+        const redisReply *keys = r->element[1];
+        if (keys->elements > 0) {
+            const char **argv = malloc((keys->elements + 1) * sizeof *argv);
+            size_t *lens = malloc((keys->elements + 1) * sizeof *lens);
+            redisReply *u = NULL;
+            if (argv && lens) {
+                argv[0] = "UNLINK";
+                lens[0] = 6;
+                for (size_t i = 0; i < keys->elements; i++) {
+                    argv[i + 1] = keys->element[i]->str;
+                    lens[i + 1] = keys->element[i]->len;
+                }
+                u = redisCommandArgv(c, (int)keys->elements + 1, argv, lens);
+            }
+            if (u && u->type == REDIS_REPLY_INTEGER)
+                removed += (long)u->integer;
+            else
+                removed = -1;
+            if (u)
+                freeReplyObject(u);
+            free(argv);
+            free(lens);
+        }
+        freeReplyObject(r);
+    } while (removed >= 0 && strcmp(cursor, "0") != 0);
+    redisFree(c);
+    return removed;
 }
 
 int64_t bench_now_us(void)

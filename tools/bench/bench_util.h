@@ -16,6 +16,9 @@ double bench_machine_cpu_seconds(void);
 /* CPU seconds the Redis server at `url` has used (its INFO's used_cpu_user
  * plus used_cpu_sys); -1 when it cannot be asked. */
 double bench_redis_cpu_seconds(const char *url);
+/* Deletes the keys matching `pattern` (a SCAN pattern) from the Redis
+ * server at `url`: how many, or -1 on an error. */
+long bench_redis_unlink(const char *url, const char *pattern);
 /* Monotonic microseconds. */
 int64_t bench_now_us(void);
 /* Records written to a fresh topic of `partitions` partitions: the sum of

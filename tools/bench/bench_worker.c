@@ -34,7 +34,8 @@
  *   metrics_eps=<n> metrics_cost=<%>
  *
  * (one line), metrics_cost being the median over the rounds of 1 - (d)/(b).
- * Topics are deleted at the end. Not a test: it prints figures. To profile
+ * Topics, and the idempotency keys of its groups, are deleted at the end.
+ * Not a test: it prints figures. To profile
  * one kind of run alone, set BENCH_ONLY to a, b, c or d, or several (the
  * last line then reports 0 for what did not run).
  */
@@ -463,6 +464,15 @@ int main(int argc, char **argv)
                "slower (median of %d paired rounds; CPU %.1f us against %.1f us per event)\n",
                med[3][0], med[1][0], mcost, ncost, med[3][1], med[1][1]);
     admin_topics(&conf, cleanup, ncleanup, 0);
+    /* the idempotency keys of the runs' groups ("<in>-<kind>-<round>:..."),
+     * kept for a week otherwise: a keyspace grown by earlier runs makes
+     * each Redis command of later ones dearer */
+    if (conf.redis_url && *conf.redis_url) {
+        char pattern[128];
+        snprintf(pattern, sizeof pattern, "%s-*", in);
+        if (bench_redis_unlink(conf.redis_url, pattern) < 0)
+            fprintf(stderr, "bench_worker: cannot delete the keys of this run (%s)\n", pattern);
+    }
     printf("ceiling_eps=%.0f worker_eps=%.0f ratio=%.2f cpu_us_per_event=%.1f metrics_eps=%.0f "
            "metrics_cost=%.1f%%\n",
            med[0][0], med[1][0], rb, med[1][1], med[3][0], mcost);
