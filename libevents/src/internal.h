@@ -34,6 +34,19 @@ void lev_hex(const unsigned char *in, size_t n, char *out);
 /* The value of one hex digit, or -1. */
 int lev_hexval(int c);
 
+/* Writes v in decimal at out (20 bytes at most, no NUL); its length. */
+static inline size_t lev_put_size(char *out, size_t v)
+{
+    char d[20];
+    size_t n = 0;
+    do
+        d[n++] = (char)('0' + v % 10);
+    while ((v /= 10) > 0);
+    for (size_t i = 0; i < n; i++)
+        out[i] = d[n - 1 - i];
+    return n;
+}
+
 /* strdup that returns NULL for NULL. */
 char *lev_strdup(const char *s);
 

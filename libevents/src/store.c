@@ -728,19 +728,13 @@ typedef struct store_call_s {
     const char *extra; /* NULL, or one more argument after args */
 } store_call_t;
 
-/* Appends one argument in RESP ("$<len>\r\n<bytes>\r\n") to s->fmt. */
-static int fmt_add(lev_store_t *s, const char *a, size_t len)
+/* Writes at p, in RESP, the bulk string a[0..len) ("$<len>\r\n<bytes>\r\n")
+ * or, when a is NULL, the header of an array of len items ("*<len>\r\n"):
+ * at most len + 25 bytes. Returns the end. */
+static char *resp_put(char *p, const char *a, size_t len)
 {
-    if (lev_grow(&s->fmt, &s->fmt_cap, s->fmt_len + len + 32, 1, 4096) != 0)
-        return -1;
-    char *p = s->fmt + s->fmt_len, digits[24];
-    size_t nd = 0, v = len;
-    do
-        digits[nd++] = (char)('0' + v % 10);
-    while ((v /= 10) > 0);
-    *p++ = a ? '$' : '*'; /* a bulk string, or the array header (len: its count) */
-    while (nd > 0)
-        *p++ = digits[--nd];
+    *p++ = a ? '$' : '*';
+    p += lev_put_size(p, len);
     *p++ = '\r';
     *p++ = '\n';
     if (a) {
@@ -749,7 +743,15 @@ static int fmt_add(lev_store_t *s, const char *a, size_t len)
         *p++ = '\r';
         *p++ = '\n';
     }
-    s->fmt_len = (size_t)(p - s->fmt);
+    return p;
+}
+
+/* Appends one argument (or an array header, a NULL) in RESP to s->fmt. */
+static int fmt_add(lev_store_t *s, const char *a, size_t len)
+{
+    if (lev_grow(&s->fmt, &s->fmt_cap, s->fmt_len + len + 32, 1, 4096) != 0)
+        return -1;
+    s->fmt_len = (size_t)(resp_put(s->fmt + s->fmt_len, a, len) - s->fmt);
     return 0;
 }
 
@@ -779,18 +781,14 @@ static int fmt_set_key(lev_store_t *s, const char *count, const char *key)
  * or 0 when they do not fit. */
 static size_t resp_args(char *out, size_t size, const char *const *args, int n)
 {
-    size_t len = 0;
+    char *p = out;
     for (int i = 0; i < n; i++) {
         size_t al = strlen(args[i]);
-        int w = snprintf(out + len, size - len, "$%zu\r\n", al);
-        if (w < 0 || (size_t)w + al + 2 >= size - len)
+        if (al + 32 > size - (size_t)(p - out))
             return 0;
-        len += (size_t)w;
-        memcpy(out + len, args[i], al);
-        memcpy(out + len + al, "\r\n", 2);
-        len += al + 2;
+        p = resp_put(p, args[i], al);
     }
-    return len;
+    return (size_t)(p - out);
 }
 
 /* Formats a call into s->fmt: EVALSHA (or, when eval is 1, EVAL with the

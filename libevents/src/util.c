@@ -263,12 +263,9 @@ int lev_uuid_derive_event(const char *source, const char *input_id, const char *
         return LEV_ERR_ARG;
     /* "<input_id>/<output_type>/<n>", then "\n<source>" when there is one
      * (a valid id or source holds no control character: unambiguous) */
-    char name[2048], digits[16];
-    size_t il = strlen(input_id), tl = strlen(output_type), dl = 0;
+    char name[2048], digits[20];
+    size_t il = strlen(input_id), tl = strlen(output_type), dl = lev_put_size(digits, n);
     size_t sl = source ? strlen(source) : 0;
-    do
-        digits[dl++] = (char)('0' + n % 10);
-    while ((n /= 10) > 0 && dl < sizeof digits);
     if (il + tl + dl + sl + 3 >= sizeof name)
         return LEV_ERR_ARG;
     char *p = name;
@@ -278,8 +275,8 @@ int lev_uuid_derive_event(const char *source, const char *input_id, const char *
     memcpy(p, output_type, tl);
     p += tl;
     *p++ = '/';
-    while (dl > 0)
-        *p++ = digits[--dl];
+    memcpy(p, digits, dl);
+    p += dl;
     if (sl) {
         *p++ = '\n';
         memcpy(p, source, sl);

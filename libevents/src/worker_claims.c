@@ -32,14 +32,7 @@ static int claim_key(const lev_worker_t *w, const wrec_t *r, char *buf, size_t s
         return -1;
     int tl;
     if (src->ptr && src->len) {
-        char digits[24];
-        size_t nd = 0, v = src->len;
-        do
-            digits[nd++] = (char)('0' + v % 10);
-        while ((v /= 10) > 0);
-        tl = 0;
-        while (nd > 0)
-            tail[tl++] = digits[--nd];
+        tl = (int)lev_put_size(tail, src->len);
         tail[tl++] = ':';
         memcpy(tail + tl, src->ptr, src->len);
         tl += (int)src->len;
