@@ -353,7 +353,7 @@ typedef struct store_pending_s {
     const char *done_args[2], *rel_args[1], *claim_args[2];
     /* the RESP after the key of a plain claim ("P:<token>" NX PX <lease>
      * GET) and completion (D PX <ttl> GET), formatted once per exchange */
-    char claim_tail[128], done_tail[64];
+    char claim_tail[128], done_tail[96];
     size_t claim_tail_len, done_tail_len;
 } store_pending_t;
 
@@ -784,7 +784,7 @@ static size_t resp_args(char *out, size_t size, const char *const *args, int n)
     char *p = out;
     for (int i = 0; i < n; i++) {
         size_t al = strlen(args[i]);
-        if (al + 32 > size - (size_t)(p - out))
+        if (al + 25 > size - (size_t)(p - out))
             return 0;
         p = resp_put(p, args[i], al);
     }
