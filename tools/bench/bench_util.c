@@ -154,24 +154,31 @@ int bench_admin_topics(const lev_config_t *conf, char **names, size_t n, int cre
     rd_kafka_conf_t *kc = lev_kafka_conf_new(conf, RD_KAFKA_PRODUCER, NULL, NULL, &err);
     char errstr[256];
     rd_kafka_t *rk = kc ? rd_kafka_new(RD_KAFKA_PRODUCER, kc, errstr, sizeof errstr) : NULL;
-    if (!rk || n > 64)
+    rd_kafka_NewTopic_t **nt = create ? calloc(n + 1, sizeof *nt) : NULL;
+    rd_kafka_DeleteTopic_t **dt = create ? NULL : calloc(n + 1, sizeof *dt);
+    if (!rk || (!nt && !dt)) {
+        free(nt);
+        free(dt);
+        if (rk)
+            rd_kafka_destroy(rk);
         return bench_fail("bench", "admin client", NULL);
+    }
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
     if (create) {
-        rd_kafka_NewTopic_t *nt[64];
         for (size_t i = 0; i < n; i++)
             nt[i] = rd_kafka_NewTopic_new(names[i], partitions, -1, errstr, sizeof errstr);
         rd_kafka_CreateTopics(rk, nt, n, NULL, q);
         for (size_t i = 0; i < n; i++)
             rd_kafka_NewTopic_destroy(nt[i]);
     } else {
-        rd_kafka_DeleteTopic_t *dt[64];
         for (size_t i = 0; i < n; i++)
             dt[i] = rd_kafka_DeleteTopic_new(names[i]);
         rd_kafka_DeleteTopics(rk, dt, n, NULL, q);
         for (size_t i = 0; i < n; i++)
             rd_kafka_DeleteTopic_destroy(dt[i]);
     }
+    free(nt);
+    free(dt);
     rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
     if (ev)
         rd_kafka_event_destroy(ev);

@@ -34,7 +34,8 @@
  *   metrics_eps=<n> metrics_cost=<%>
  *
  * (one line), metrics_cost being the median over the rounds of 1 - (d)/(b).
- * Topics, and the idempotency keys of its groups, are deleted at the end.
+ * Its topics (the groups' retry and dead-letter topics too) and the
+ * idempotency keys of its groups are deleted at the end.
  * Not a test: it prints figures. To profile
  * one kind of run alone, set BENCH_ONLY to a, b, c or d, or several (the
  * last line then reports 0 for what did not run).
@@ -377,7 +378,9 @@ int main(int argc, char **argv)
     lev_log_set(lev_log_json, NULL, getenv("BENCH_DEBUG") ? LEV_LOG_DEBUG : LEV_LOG_WARN);
     char in[96];
     snprintf(in, sizeof in, "bench-worker-%d-in", (int)getpid());
-    char *cleanup[64];
+    /* its topics: the input, then per run the output, dead-letter and
+     * retry topics (20 rounds of 4 runs at most) */
+    char *cleanup[1 + 20 * 4 * (2 + LEV_RETRY_LEVELS_MAX)];
     size_t ncleanup = 0;
     cleanup[ncleanup++] = in;
     char *create[] = {in};
@@ -403,11 +406,13 @@ int main(int argc, char **argv)
             snprintf(out, sizeof out, "%s-out", group);
             char *topics[] = {out};
             admin_topics(&conf, topics, 1, 1);
-            if (ncleanup + 2 < 64) {
-                char dlq[160];
-                lev_dlq_topic_name(group, dlq, sizeof dlq);
-                cleanup[ncleanup++] = strdup(out);
-                cleanup[ncleanup++] = strdup(dlq);
+            char name[160];
+            cleanup[ncleanup++] = strdup(out);
+            lev_dlq_topic_name(group, name, sizeof name);
+            cleanup[ncleanup++] = strdup(name);
+            for (int l = 1; l <= conf.retry.levels; l++) {
+                lev_retry_topic_name(group, l, name, sizeof name);
+                cleanup[ncleanup++] = strdup(name);
             }
             int rc = k == 0 ? ceiling(&conf, in, out, group, n, &r[k][i])
                             : worker(&conf, in, out, group, k != 2, k == 3, n, &r[k][i]);
