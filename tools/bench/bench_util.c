@@ -54,9 +54,7 @@ static double info_field(const char *info, const char *name)
     return 0;
 }
 
-/* A connection to the Redis server at `url`, authenticated; NULL when
- * there is none. */
-static redisContext *redis_connect(const char *url)
+redisContext *bench_redis_connect(const char *url)
 {
     lev_store_url_t u;
     if (!url || !*url || lev_store_url_parse(url, &u, NULL) != 0)
@@ -82,7 +80,7 @@ static redisContext *redis_connect(const char *url)
 
 double bench_redis_cpu_seconds(const char *url)
 {
-    redisContext *c = redis_connect(url);
+    redisContext *c = bench_redis_connect(url);
     double s = -1;
     redisReply *r;
     if (c && (r = redisCommand(c, "INFO cpu")) != NULL) {
@@ -97,7 +95,7 @@ double bench_redis_cpu_seconds(const char *url)
 
 long bench_redis_unlink(const char *url, const char *pattern)
 {
-    redisContext *c = redis_connect(url);
+    redisContext *c = bench_redis_connect(url);
     if (!c)
         return -1;
     long removed = 0;

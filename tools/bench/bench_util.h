@@ -13,6 +13,9 @@ double bench_cpu_seconds(void);
 /* CPU seconds of the whole machine (every process: broker and Redis too),
  * from /proc/stat; 0 where there is none. */
 double bench_machine_cpu_seconds(void);
+/* A connection to the Redis server at `url`, authenticated and on its
+ * database; NULL when there is none. */
+struct redisContext *bench_redis_connect(const char *url);
 /* CPU seconds the Redis server at `url` has used (its INFO's used_cpu_user
  * plus used_cpu_sys); -1 when it cannot be asked. */
 double bench_redis_cpu_seconds(const char *url);

@@ -17,7 +17,11 @@
  *   (c) the same worker without Redis;
  *   (d) (b) with its metrics on: the HTTP endpoint (LEV_HTTP_ADDR on port
  *       0) and its instruments, /metrics scraped every BENCH_SCRAPE_MS
- *       (default 1000) by a thread of this process, as Prometheus would.
+ *       (default 1000) by a thread of this process, as Prometheus would;
+ *   (e) the floor of the idempotency recipe: (a) taking records in
+ *       batches as the worker does, plus the recipe's two Redis commands
+ *       per record (claim, completion) in one round trip per batch, and
+ *       nothing else of the worker: what Redis alone leaves of (a).
  * (b) and (d) run next to each other, in turns swapped every round, so
  * their ratio compares runs made in the same minutes.
  * A run's rate is events / (first record taken .. last output acknowledged
@@ -28,7 +32,10 @@
  * Redis, the Redis server's own (its INFO cpu): on a machine that runs
  * them all, that is what bounds the rate. The worker's process CPU per
  * event is also set against the bare copy's, round by round: that ratio
- * moves less with the machine's speed than either figure. The last line is:
+ * moves less with the machine's speed than either figure. The line on (e)
+ * gives its rate against (a), the most it could reach were no core ever
+ * idle (the cores over its machine CPU per event), and (b) against (e).
+ * The last line is:
  *
  *   ceiling_eps=<n> worker_eps=<n> ratio=<worker/ceiling> cpu_us_per_event=<n>
  *   metrics_eps=<n> metrics_cost=<%>
@@ -36,13 +43,15 @@
  * (one line), metrics_cost being the median over the rounds of 1 - (d)/(b).
  * Its topics (the groups' retry and dead-letter topics too) and the
  * idempotency keys of its groups are deleted at the end.
- * Not a test: it prints figures. To profile
- * one kind of run alone, set BENCH_ONLY to a, b, c or d, or several (the
- * last line then reports 0 for what did not run).
+ * Not a test: it prints figures. To profile one kind of run alone, set
+ * BENCH_ONLY to a, b, c, d or e, or several (the last line then reports 0
+ * for what did not run).
  */
 #define _GNU_SOURCE /* pthread_setname_np */
 #include "bench_util.h"
 #include "worker_internal.h"
+
+#include <hiredis/hiredis.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -139,14 +148,110 @@ typedef struct {
     double redis_us;   /* the Redis server's CPU per event (0: not used, or not known) */
 } result_t;
 
-static int ceiling(const lev_config_t *base, const char *in, const char *out, const char *group,
-                   long n, result_t *res)
+/* ---- (e) the floor of the idempotency recipe: (a) plus its Redis commands ---- */
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+} resp_t;
+
+static void resp_room(resp_t *r, size_t n)
+{
+    if (r->len + n > r->cap) {
+        r->cap = (r->len + n) * 2;
+        if (!(r->buf = realloc(r->buf, r->cap)))
+            abort();
+    }
+}
+
+static void resp_arg(resp_t *r, const char *s, size_t n)
+{
+    resp_room(r, n + 32);
+    r->len += (size_t)sprintf(r->buf + r->len, "$%zu\r\n", n);
+    memcpy(r->buf + r->len, s, n);
+    memcpy(r->buf + r->len + n, "\r\n", 2);
+    r->len += n + 2;
+}
+
+/* The recipe's claim ("SET <key> P:<token> NX PX <lease> GET") or
+ * completion ("SET <key> D PX <ttl> GET") of `key`, as the worker sends them. */
+static void resp_set(resp_t *r, const char *key, size_t klen, int claim, const lev_config_t *conf)
+{
+    static const char token[] = "P:0123456789abcdef0123456789abcdef"; /* the worker's length */
+    char ms[24];
+    int mlen =
+        snprintf(ms, sizeof ms, "%lld", (long long)(claim ? conf->lease_ms : conf->done_ttl_ms));
+    resp_room(r, 8);
+    r->len += (size_t)sprintf(r->buf + r->len, "*%d\r\n", claim ? 7 : 6);
+    resp_arg(r, "SET", 3);
+    resp_arg(r, key, klen);
+    if (claim)
+        resp_arg(r, token, sizeof token - 1);
+    else
+        resp_arg(r, "D", 1);
+    if (claim)
+        resp_arg(r, "NX", 2);
+    resp_arg(r, "PX", 2);
+    resp_arg(r, ms, (size_t)mlen);
+    resp_arg(r, "GET", 3);
+}
+
+/* The idempotency key of a record, as the worker names it
+ * ("<group>:<source length>:<source>:<id>", from ce_source and ce_id). */
+static int record_key(rd_kafka_headers_t *h, const char *group, char *key, size_t size)
+{
+    const void *id = NULL, *src = NULL;
+    size_t idlen = 0, srclen = 0;
+    if (!h || rd_kafka_header_get_last(h, LEV_H_CE_ID, &id, &idlen) || !id)
+        return -1;
+    if (rd_kafka_header_get_last(h, LEV_H_CE_SOURCE, &src, &srclen) || !src)
+        srclen = 0;
+    int n = snprintf(key, size, "%s:%zu:%.*s:%.*s", group, srclen, (int)srclen,
+                     srclen ? (const char *)src : "", (int)idlen, (const char *)id);
+    return n > 0 && (size_t)n < size ? n : -1;
+}
+
+/* One round trip: every command in `r`, then `replies` replies, each nil or
+ * a string (the key's earlier value). */
+static int redis_round_trip(redisContext *c, resp_t *r, size_t replies)
+{
+    if (replies == 0)
+        return 0;
+    if (redisAppendFormattedCommand(c, r->buf, r->len) != REDIS_OK)
+        return -1;
+    r->len = 0;
+    for (size_t i = 0; i < replies; i++) {
+        redisReply *rep = NULL;
+        if (redisGetReply(c, (void **)&rep) != REDIS_OK || !rep)
+            return -1;
+        int ok = rep->type == REDIS_REPLY_NIL || rep->type == REDIS_REPLY_STRING;
+        freeReplyObject(rep);
+        if (!ok)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- (a) the ceiling, and (e) ---- */
+
+/* Copies every record of `in` to `out`. With `redis` (run (e)), records
+ * are taken in batches of up to LEV_BATCH_SIZE, as the worker takes them,
+ * and each batch costs one Redis round trip carrying the claims of its
+ * records and the completions of the batch before: the recipe's two
+ * commands per record, and nothing else of the worker's. It does not wait
+ * for the acknowledgements before completing, which the worker must: a
+ * floor of the recipe's cost, not a second worker. */
+static int copy_run(const lev_config_t *base, const char *in, const char *out, const char *group,
+                    int with_redis, long n, result_t *res)
 {
     lev_config_t conf = *base;
     conf.group_id = (char *)group;
     lev_error_t err;
     char errstr[512];
     copy_t c = {0};
+    redisContext *rc = NULL;
+    if (with_redis && !(rc = bench_redis_connect(conf.redis_url)))
+        return fail("floor: cannot reach Redis", NULL);
     rd_kafka_conf_t *pc = lev_w_producer_conf_new(&conf, &err);
     rd_kafka_conf_t *cc = lev_w_consumer_conf_new(&conf, &err);
     if (!pc || !cc)
@@ -169,15 +274,51 @@ static int ceiling(const lev_config_t *base, const char *in, const char *out, co
     rd_kafka_topic_partition_list_add(subs, in, RD_KAFKA_PARTITION_UA);
     rd_kafka_subscribe(crk, subs);
     rd_kafka_topic_partition_list_destroy(subs);
+    size_t bmax = with_redis ? (size_t)conf.batch_size : 1;
+    rd_kafka_message_t **batch = calloc(bmax, sizeof *batch);
+    char(*keys)[2][512] = calloc(bmax, sizeof *keys); /* this batch's, the one before's */
+    size_t *klen = calloc(bmax * 2, sizeof *klen);
+    size_t nprev = 0;
+    resp_t cmds = {0};
+    if (!batch || !keys || !klen)
+        return fail("floor: out of memory", NULL);
     long taken = 0;
     int64_t first = 0;
+    int cur = 0;
     double cpu0 = cpu_seconds(), mcpu0 = machine_cpu_seconds();
+    double rcpu0 = with_redis ? bench_redis_cpu_seconds(conf.redis_url) : -1;
     while (c.delivered + c.failed < n) {
+        size_t nb = 0;
         rd_kafka_message_t *m = rd_kafka_consumer_poll(crk, taken < n ? 100 : 0);
-        if (m && !m->err) {
-            if (taken++ == 0)
-                first = now_us();
-
+        while (m) {
+            if (m->err) {
+                rd_kafka_message_destroy(m);
+            } else {
+                if (taken++ == 0)
+                    first = now_us();
+                batch[nb++] = m;
+            }
+            m = nb < bmax ? rd_kafka_consumer_poll(crk, 0) : NULL;
+        }
+        if (rc && nb + nprev > 0) {
+            for (size_t i = 0; i < nprev; i++)
+                resp_set(&cmds, keys[i][!cur], klen[i * 2 + !cur], 0, &conf);
+            for (size_t i = 0; i < nb; i++) {
+                rd_kafka_headers_t *h = NULL;
+                rd_kafka_message_headers(batch[i], &h);
+                int kl = record_key(h, group, keys[i][cur], sizeof keys[i][cur]);
+                if (kl < 0)
+                    return fail("floor: a record without ce_id", NULL);
+                klen[i * 2 + cur] = (size_t)kl;
+                resp_set(&cmds, keys[i][cur], (size_t)kl, 1, &conf);
+            }
+            if (redis_round_trip(rc, &cmds, nprev + nb))
+                return fail("floor: Redis round trip failed", NULL);
+            nprev = nb;
+            cur = !cur;
+        }
+        for (size_t i = 0; i < nb; i++) {
+            m = batch[i];
             rd_kafka_headers_t *h = NULL, *hc = NULL;
             if (rd_kafka_message_headers(m, &h) == 0 && h)
                 hc = rd_kafka_headers_copy(h);
@@ -192,14 +333,26 @@ static int ceiling(const lev_config_t *base, const char *in, const char *out, co
                 rd_kafka_headers_destroy(hc);
                 c.failed++;
             }
-        }
-        if (m)
             rd_kafka_message_destroy(m);
+        }
         rd_kafka_poll(prk, taken < n ? 0 : 10);
     }
+    /* the last batch's completions */
+    for (size_t i = 0; rc && i < nprev; i++)
+        resp_set(&cmds, keys[i][!cur], klen[i * 2 + !cur], 0, &conf);
+    if (rc && redis_round_trip(rc, &cmds, nprev))
+        return fail("floor: Redis round trip failed", NULL);
     res->eps = (double)n / ((double)(c.last_us - first) / 1e6);
     res->cpu_us = (cpu_seconds() - cpu0) * 1e6 / (double)n;
     res->machine_us = (machine_cpu_seconds() - mcpu0) * 1e6 / (double)n;
+    double rcpu1 = rcpu0 >= 0 ? bench_redis_cpu_seconds(conf.redis_url) : -1;
+    res->redis_us = rcpu1 >= rcpu0 && rcpu0 >= 0 ? (rcpu1 - rcpu0) * 1e6 / (double)n : 0;
+    free(cmds.buf);
+    free(batch);
+    free(keys);
+    free(klen);
+    if (rc)
+        redisFree(rc);
     rd_kafka_consumer_close(crk);
     rd_kafka_destroy(crk);
     rd_kafka_flush(prk, 10000);
@@ -379,8 +532,8 @@ int main(int argc, char **argv)
     char in[96];
     snprintf(in, sizeof in, "bench-worker-%d-in", (int)getpid());
     /* its topics: the input, then per run the output, dead-letter and
-     * retry topics (20 rounds of 4 runs at most) */
-    char *cleanup[1 + 20 * 4 * (2 + LEV_RETRY_LEVELS_MAX)];
+     * retry topics (20 rounds of 5 runs at most) */
+    char *cleanup[1 + 20 * 5 * (2 + LEV_RETRY_LEVELS_MAX)];
     size_t ncleanup = 0;
     cleanup[ncleanup++] = in;
     char *create[] = {in};
@@ -388,16 +541,17 @@ int main(int argc, char **argv)
         return 1;
     printf("bench_worker: %ld OrderPlaced, %d partitions, %d rounds; acks=all, idempotent\n", n,
            PARTITIONS, rounds);
-    result_t r[4][20];
+    result_t r[5][20];
     memset(r, 0, sizeof r);
     const char *only = getenv("BENCH_ONLY");
-    const char *kind[4] = {"copy", "redis", "plain", "metrics"};
-    const char *label[4] = {"(a) ceiling, bare copy       ", "(b) worker, Redis idempotency",
-                            "(c) worker, no idempotency   ", "(d) (b) with metrics, scraped "};
+    const char *kind[5] = {"copy", "redis", "plain", "metrics", "floor"};
+    const char *label[5] = {"(a) ceiling, bare copy       ", "(b) worker, Redis idempotency",
+                            "(c) worker, no idempotency   ", "(d) (b) with metrics, scraped ",
+                            "(e) (a) + the Redis recipe    "};
     for (int i = 0; i < rounds; i++) {
         /* (b) and (d) side by side, which goes first swapped every round */
-        const int order[2][4] = {{0, 1, 3, 2}, {0, 3, 1, 2}};
-        for (int o = 0; o < 4; o++) {
+        const int order[2][5] = {{0, 4, 1, 3, 2}, {0, 4, 3, 1, 2}};
+        for (int o = 0; o < 5; o++) {
             int k = order[i % 2][o];
             if (only && !strchr(only, 'a' + k))
                 continue;
@@ -414,8 +568,10 @@ int main(int argc, char **argv)
                 lev_retry_topic_name(group, l, name, sizeof name);
                 cleanup[ncleanup++] = strdup(name);
             }
-            int rc = k == 0 ? ceiling(&conf, in, out, group, n, &r[k][i])
-                            : worker(&conf, in, out, group, k != 2, k == 3, n, &r[k][i]);
+            if (k == 4 && !(conf.redis_url && *conf.redis_url))
+                continue;
+            int rc = k == 0 || k == 4 ? copy_run(&conf, in, out, group, k == 4, n, &r[k][i])
+                                      : worker(&conf, in, out, group, k != 2, k == 3, n, &r[k][i]);
             if (rc)
                 return 1;
             char redis[40] = "";
@@ -428,8 +584,8 @@ int main(int argc, char **argv)
             fflush(stdout);
         }
     }
-    double med[4][4];
-    for (int k = 0; k < 4; k++) {
+    double med[5][4];
+    for (int k = 0; k < 5; k++) {
         double v[4][20];
         for (int i = 0; i < rounds; i++) {
             v[0][i] = r[k][i].eps;
@@ -457,6 +613,25 @@ int main(int argc, char **argv)
         printf("process CPU per event: ceiling %.1f us, worker with Redis %.1f us, %.2fx the "
                "ceiling's (median of %d paired rounds)\n",
                med[0][1], med[1][1], median(cpur, ncpur), ncpur);
+    /* the recipe's floor: what its Redis commands alone leave of the bare
+     * copy's rate, and how much of that the worker reaches (paired) */
+    double fr[20], wf[20], br[20];
+    int nf = 0;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    for (int i = 0; i < rounds; i++)
+        if (r[0][i].eps > 0 && r[4][i].eps > 0 && r[1][i].eps > 0 && r[4][i].machine_us > 0) {
+            fr[nf] = r[4][i].eps / r[0][i].eps;
+            wf[nf] = r[1][i].eps / r[4][i].eps;
+            /* were no core ever idle: the machine's cores over its CPU per event */
+            br[nf++] = (double)ncpu * 1e6 / r[4][i].machine_us / r[0][i].eps;
+        }
+    if (nf)
+        printf("the recipe's floor: the bare copy with the recipe's two Redis commands per event "
+               "and nothing else makes %.0f events/s, %.2fx the bare copy, at %.1f us machine CPU "
+               "per event (Redis %.1f); with no core ever idle, %ld cores would allow %.2fx at "
+               "most; the worker with Redis makes %.2fx the floor (medians of %d paired rounds)\n",
+               med[4][0], median(fr, nf), med[4][2], med[4][3], ncpu, median(br, nf),
+               median(wf, nf), nf);
     /* the cost of the metrics: paired by round, (b) and (d) ran together */
     double cost[20];
     int ncost = 0;
