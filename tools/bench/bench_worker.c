@@ -653,6 +653,8 @@ int main(int argc, char **argv)
                "slower (median of %d paired rounds; CPU %.1f us against %.1f us per event)\n",
                med[3][0], med[1][0], mcost, ncost, med[3][1], med[1][1]);
     admin_topics(&conf, cleanup, ncleanup, 0);
+    for (size_t i = 1; i < ncleanup; i++) /* [0] is the input's name, not allocated */
+        free(cleanup[i]);
     /* the idempotency keys of the runs' groups ("<in>-<kind>-<round>:..."),
      * kept for a week otherwise: a keyspace grown by earlier runs makes
      * each Redis command of later ones dearer */
