@@ -189,12 +189,12 @@ static void resp_set(resp_t *r, const char *key, size_t klen, int claim, const l
     r->len += (size_t)sprintf(r->buf + r->len, "*%d\r\n", claim ? 7 : 6);
     resp_arg(r, "SET", 3);
     resp_arg(r, key, klen);
-    if (claim)
+    if (claim) {
         resp_arg(r, token, sizeof token - 1);
-    else
-        resp_arg(r, "D", 1);
-    if (claim)
         resp_arg(r, "NX", 2);
+    } else {
+        resp_arg(r, "D", 1);
+    }
     resp_arg(r, "PX", 2);
     resp_arg(r, ms, (size_t)mlen);
     resp_arg(r, "GET", 3);
